@@ -1,0 +1,35 @@
+"""Serve a WSGI app on 127.0.0.1 in a background thread (simulators in tests, demo, benchmarks)."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from werkzeug.serving import make_server
+
+
+class LocalServer:
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+        self._server = make_server(host, port, app, threaded=True)
+        self.host = host
+        self.port = self._server.server_port
+        self.url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> LocalServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextmanager
+def serving(app, port: int = 0) -> Iterator[LocalServer]:
+    server = LocalServer(app, port=port).start()
+    try:
+        yield server
+    finally:
+        server.stop()
