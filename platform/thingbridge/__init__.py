@@ -1,0 +1,46 @@
+"""Thingbridge: an open IoT connector platform with a connctd-compatible REST API."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    from thingbridge import api, crypto, errors, queue, registry
+    from thingbridge import db as database
+    from thingbridge.auth import server as auth_server
+    from thingbridge.config import load_settings
+
+    app = Flask("thingbridge")
+    app.config.update(load_settings(overrides))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    crypto.configure(app.config["SECRET_KEYS"])
+    database.open_database(app.config["DATABASE_URL"])
+    registry.init_app(app)
+    queue.celery_init_app(app)
+    errors.register_error_handlers(app)
+    auth_server.init_app(app)
+    api.init_app(app)
+    errors.register_error_handlers(app)  # again: flask-smorest registers its own on init
+
+    @app.before_request
+    def _connect():
+        database.db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(exc):
+        if not database.db.is_closed():
+            database.db.close()
+
+    if app.config.get("AUTO_MIGRATE"):
+        with database.db.connection_context():
+            database.migrate_up()
+    with database.db.connection_context():
+        if database.db.table_exists("connector_description"):
+            registry.sync_descriptions(app)
+    return app

@@ -142,6 +142,8 @@ class Connector:
     default_base_url: ClassVar[str]
     poll_interval: ClassVar[int] = 300  # seconds between successful polls of one client
     rate_limit_per_minute: ClassVar[int | None] = None  # provider budget per instance (app key)
+    # "module:factory" of a WSGI simulator of the provider, for the embedded demo and tests.
+    simulator: ClassVar[str | None] = None
 
     def __init__(self, base_url: str | None = None, session: requests.Session | None = None,
                  timeout: float = 10.0):

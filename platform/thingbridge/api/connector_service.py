@@ -1,0 +1,81 @@
+"""Connector-service routes: the app's action callback URL and the provider OAuth callback."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from flask import g, redirect, request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from thingbridge import oauth_flow
+from thingbridge.api.common import href, protected
+from thingbridge.clients import schedule_first_poll, set_status
+from thingbridge.contract import ConnectorError
+from thingbridge.errors import ApiError
+from thingbridge.models import ConnectorClient
+from thingbridge.registry import build_connector
+
+blp = Blueprint("connector_service", __name__, url_prefix="/api/v1/connectors",
+                description="Action callback URL and provider OAuth callback")
+
+
+class CallbackUrlSchema(Schema):
+    href = fields.Url(required=True)
+
+
+@blp.route("/callbackurl", methods=["GET"])
+@protected(blp, "connctd.connector", errors=())
+@blp.response(200, CallbackUrlSchema)
+def callback_url():
+    """The URL to register as the app's action callback for connector-created things"""
+    return {"href": href(f"/api/v1/connectors/actions/{g.app.callback_token}")}
+
+
+def _back_to_origin(client: ConnectorClient, status: str, error: str | None = None):
+    origin = (client.instance.configuration or {}).get("origin_callback_uri")
+    params = {"client_id": client.id, "status": status}
+    if error:
+        params["error"] = error
+    if not origin:
+        if error:
+            raise ApiError(400, f"authorization failed: {error}", "AUTHORIZATION_FAILED")
+        return {"client_id": client.id, "status": status}
+    parts = urlsplit(origin)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return redirect(urlunsplit(parts._replace(query=query)), code=302)
+
+
+@blp.route("/oauth/callback", methods=["GET"])
+@blp.doc(responses={"302": {"description": "Back to the instance's origin_callback_uri with "
+                                           "client_id, status and (on failure) error"}})
+def oauth_callback():
+    """Provider redirect target after the end user's consent (browser, no token)"""
+    try:
+        oauth_state = oauth_flow.consume_state(request.args.get("state", ""))
+    except oauth_flow.StateError as exc:
+        if exc.oauth_state is None:
+            raise ApiError(400, "unknown or missing OAuth state", "INVALID_STATE") from exc
+        client = exc.oauth_state.client
+        set_status(client.id, "ERROR", f"authorization failed: {exc.reason}")
+        return _back_to_origin(client, "ERROR", "invalid_state")
+
+    client = oauth_state.client
+    if request.args.get("error"):
+        error = request.args["error"][:100]
+        set_status(client.id, "ERROR", f"consent not given: {error}")
+        return _back_to_origin(client, "ERROR", error)
+    code = request.args.get("code")
+    if not code:
+        set_status(client.id, "ERROR", "authorization failed: no code in callback")
+        return _back_to_origin(client, "ERROR", "invalid_request")
+    try:
+        oauth_flow.exchange_code(client, build_connector(client.type_id),
+                                 client.instance.configuration, oauth_state, code)
+    except ConnectorError as exc:
+        set_status(client.id, "ERROR", f"authorization failed: {exc.reason}")
+        return _back_to_origin(client, "ERROR", "token_exchange_failed")
+    client.status, client.status_reason = "STARTING", None
+    client.save()
+    schedule_first_poll(client)
+    return _back_to_origin(client, "STARTING")

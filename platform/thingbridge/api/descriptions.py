@@ -1,0 +1,35 @@
+"""GET /api/v1/connectors/descriptions: the installed connectors (no token needed)."""
+
+from flask_smorest import Blueprint
+
+from thingbridge.errors import not_found
+from thingbridge.models import ConnectorDescription
+from thingbridge.registry import connector_classes
+from thingbridge.schemas.common import ErrorSchema
+from thingbridge.schemas.descriptions import DescriptionSchema
+
+blp = Blueprint("descriptions", __name__, url_prefix="/api/v1/connectors/descriptions",
+                description="Connector descriptions generated from the installed plugins")
+
+
+def _installed():
+    return ConnectorDescription.select().where(
+        ConnectorDescription.type_id.in_(list(connector_classes()))).order_by(ConnectorDescription.id)
+
+
+@blp.route("", methods=["GET"])
+@blp.response(200, DescriptionSchema(many=True))
+def list_descriptions():
+    """List connector descriptions"""
+    return list(_installed())
+
+
+@blp.route("/<int:description_id>", methods=["GET"])
+@blp.response(200, DescriptionSchema)
+@blp.alt_response(404, schema=ErrorSchema)
+def get_description(description_id):
+    """Get one connector description"""
+    row = _installed().where(ConnectorDescription.id == description_id).first()
+    if row is None:
+        raise not_found("connector description")
+    return row

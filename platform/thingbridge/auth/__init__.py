@@ -1,0 +1,1 @@
+"""App authentication: the OAuth2 token endpoint and the guards that check bearer tokens."""

@@ -1,0 +1,58 @@
+"""Route guards: a valid bearer token with a scope, and the end user's subject header."""
+
+from __future__ import annotations
+
+import functools
+
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc6750.errors import InsufficientScopeError
+from flask import g, request
+
+from thingbridge.errors import ApiError
+from thingbridge.models import AccessToken, App, token_hash
+
+SUBJECT_HEADER = "X-External-Subject-Id"
+
+
+class _Validator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        return (AccessToken.select(AccessToken, App).join(App)
+                .where(AccessToken.token_hash == token_hash(token_string)).first())
+
+
+protector = ResourceProtector()
+protector.register_token_validator(_Validator())
+
+
+def require_scope(scope: str):
+    """Authenticate the app; 401 without a valid token, 403 insufficient_scope without scope."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                token = protector.acquire_token([scope])
+            except InsufficientScopeError as exc:
+                raise ApiError(403, f"token lacks scope {scope}", "insufficient_scope") from exc
+            except OAuth2Error as exc:
+                raise ApiError(401, "missing, invalid or expired bearer token",
+                               "UNAUTHORIZED") from exc
+            g.app = token.app
+            return view(*args, **kwargs)
+
+        wrapper._required_scope = scope  # read by the OpenAPI decoration
+        return wrapper
+
+    return decorator
+
+
+def subject_id() -> str:
+    """The end user the request acts for; 400 when the header is missing or unusable."""
+    value = (request.headers.get(SUBJECT_HEADER) or "").strip()
+    if not value:
+        raise ApiError(400, f"header {SUBJECT_HEADER} is required", "MISSING_SUBJECT")
+    if len(value) > 255:
+        raise ApiError(400, f"header {SUBJECT_HEADER} is longer than 255 characters")
+    return value

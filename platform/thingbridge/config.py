@@ -1,0 +1,59 @@
+"""Settings from ``THINGBRIDGE_*`` environment variables, with embedded-mode defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+PREFIX = "THINGBRIDGE_"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(PREFIX + name, default)
+
+
+def var_dir() -> Path:
+    """Where the embedded default keeps its SQLite file, broker folders and dev key."""
+    path = Path(_env("VAR_DIR", str(Path.cwd() / "var"))).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _dev_secret_keys() -> str:
+    # Embedded mode only: a key file created once with owner-only permissions, so restarts can
+    # still decrypt. Production sets THINGBRIDGE_SECRET_KEYS explicitly.
+    key_file = var_dir() / "secret.keys"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(Fernet.generate_key().decode())
+    return key_file.read_text().strip()
+
+
+def load_settings(overrides: dict | None = None) -> dict:
+    """The Flask config mapping: every setting the platform, workers and connectors read."""
+    settings = {
+        "DATABASE_URL": _env("DATABASE_URL") or f"sqlite:///{var_dir() / 'thingbridge.db'}",
+        "BROKER_URL": _env("BROKER_URL") or "filesystem://",
+        # Comma-separated Fernet keys, newest first: rotation adds a key in front and
+        # `thingbridge rotate-secrets` re-encrypts every row with it.
+        "SECRET_KEYS": _env("SECRET_KEYS") or _dev_secret_keys(),
+        "PUBLIC_BASE_URL": _env("PUBLIC_BASE_URL"),
+        "TOKEN_EXPIRES_IN": int(_env("TOKEN_EXPIRES_IN", "3600")),
+        "OAUTH_STATE_TTL": int(_env("OAUTH_STATE_TTL", "600")),
+        "DISPATCH_INTERVAL": float(_env("DISPATCH_INTERVAL", "5")),
+        "DISPATCH_BATCH": int(_env("DISPATCH_BATCH", "500")),
+        "HTTP_TIMEOUT": float(_env("HTTP_TIMEOUT", "10")),
+        "EAGER_TASKS": _env("EAGER_TASKS", "0") == "1",
+    }
+    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL and THINGBRIDGE_<TYPE>_POLL_INTERVAL.
+    for key, value in os.environ.items():
+        if key.startswith(PREFIX) and key.endswith(("_BASE_URL", "_POLL_INTERVAL")):
+            settings[key[len(PREFIX):]] = value
+    settings.update(overrides or {})
+    return settings
+
+
+def provider_setting(config, type_id: str, name: str, default=None):
+    return config.get(f"{type_id.upper()}_{name}", default)

@@ -1,0 +1,60 @@
+"""Secrets at rest: Fernet with key rotation (MultiFernet), and a peewee field that uses it."""
+
+from __future__ import annotations
+
+import json
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from peewee import TextField
+
+_keyring: MultiFernet | None = None
+
+
+class SecretKeyError(RuntimeError):
+    pass
+
+
+def configure(keys: str) -> None:
+    global _keyring
+    parsed = [k.strip() for k in keys.split(",") if k.strip()]
+    if not parsed:
+        raise SecretKeyError("THINGBRIDGE_SECRET_KEYS is empty")
+    try:
+        _keyring = MultiFernet([Fernet(k.encode()) for k in parsed])
+    except ValueError as exc:
+        raise SecretKeyError(f"THINGBRIDGE_SECRET_KEYS holds an invalid Fernet key: {exc}") from exc
+
+
+def keyring() -> MultiFernet:
+    if _keyring is None:
+        raise SecretKeyError("secret keys not configured (create_app configures them)")
+    return _keyring
+
+
+def encrypt(plaintext: str) -> str:
+    return keyring().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    try:
+        return keyring().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretKeyError("stored secret cannot be decrypted with the configured keys") from exc
+
+
+def rotate(token: str) -> str:
+    return keyring().rotate(token.encode()).decode()
+
+
+class EncryptedJSONField(TextField):
+    """JSON value stored as a Fernet token: a database dump shows ciphertext only."""
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return encrypt(json.dumps(value, separators=(",", ":")))
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return json.loads(decrypt(value))

@@ -1,0 +1,27 @@
+"""Action requests: one per triggered action, PENDING until a terminal state, moved once."""
+
+from __future__ import annotations
+
+from peewee import CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
+
+from thingbridge.db import utcnow
+from thingbridge.models.apps import App
+from thingbridge.models.base import BaseModel, JSONField, UUIDKey
+from thingbridge.models.things import Thing
+
+ACTION_STATUSES = ("PENDING", "COMPLETED", "FAILED", "CANCELED")
+
+
+class ActionRequest(BaseModel):
+    id = UUIDKey()
+    app = ForeignKeyField(App, on_delete="CASCADE")
+    external_subject_id = CharField(max_length=255)
+    thing = ForeignKeyField(Thing, backref="action_requests", on_delete="CASCADE")
+    component_id = CharField(max_length=200)
+    action_id = CharField(max_length=200)
+    parameters = JSONField(default=dict)
+    status = CharField(max_length=16, default="PENDING", index=True)
+    error = TextField(null=True)
+    deadline = DateTimeField()
+    attempts = IntegerField(default=0)
+    updated_at = DateTimeField(default=utcnow)

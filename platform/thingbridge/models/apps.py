@@ -1,0 +1,102 @@
+"""Apps (OAuth2 clients of the platform) and the bearer tokens issued to them."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
+from peewee import BooleanField, CharField, ForeignKeyField, IntegerField, TextField
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from thingbridge.crypto import EncryptedJSONField
+from thingbridge.db import utcnow
+from thingbridge.models.base import BaseModel, UUIDKey
+
+ALL_SCOPES = ("connctd.connector", "connctd.things.read", "connctd.things.action")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class App(BaseModel, ClientMixin):
+    id = UUIDKey()
+    name = CharField(max_length=200)
+    client_id = CharField(max_length=64, unique=True)
+    client_secret_hash = CharField(max_length=255)
+    scopes = TextField(default=" ".join(ALL_SCOPES))
+    callback_url = TextField(null=True)
+    # The unguessable path segment of this app's connector action endpoint.
+    callback_token = CharField(max_length=64, unique=True,
+                               default=lambda: secrets.token_urlsafe(32))
+    # HMAC key signing action deliveries to callback_url; encrypted, shown once.
+    signing_key = EncryptedJSONField(null=True)
+
+    @classmethod
+    def register(cls, name: str, scopes=ALL_SCOPES) -> tuple[App, str]:
+        """Create an app; the plain secret is returned once and stored hashed."""
+        secret = secrets.token_urlsafe(32)
+        app = cls.create(name=name, client_id=secrets.token_hex(16),
+                         client_secret_hash=generate_password_hash(secret),
+                         scopes=" ".join(scopes))
+        return app, secret
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+    # authlib ClientMixin: only the client_credentials grant is offered.
+    def get_client_id(self):
+        return self.client_id
+
+    def get_default_redirect_uri(self):
+        return None
+
+    def get_allowed_scope(self, scope):
+        if not scope:
+            return self.scopes
+        return " ".join(s for s in scope.split() if s in self.scope_list)
+
+    def check_redirect_uri(self, redirect_uri):
+        return False
+
+    def check_client_secret(self, client_secret):
+        return check_password_hash(self.client_secret_hash, client_secret)
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type):
+        return False
+
+    def check_grant_type(self, grant_type):
+        return grant_type == "client_credentials"
+
+
+class AccessToken(BaseModel, TokenMixin):
+    token_hash = CharField(max_length=64, unique=True)
+    app = ForeignKeyField(App, backref="tokens", on_delete="CASCADE")
+    scope = TextField(default="")
+    expires_in = IntegerField()
+    revoked = BooleanField(default=False)
+
+    def expires_at(self) -> datetime.datetime:
+        return self.created_at + datetime.timedelta(seconds=self.expires_in)
+
+    # authlib TokenMixin
+    def check_client(self, client):
+        return client.id == self.app_id
+
+    def get_scope(self):
+        return self.scope
+
+    def get_expires_in(self):
+        return self.expires_in
+
+    def is_expired(self):
+        return utcnow() >= self.expires_at()
+
+    def is_revoked(self):
+        return self.revoked

@@ -1,0 +1,75 @@
+"""Connector descriptions, instances (one per app and provider), clients (one per end user)."""
+
+from __future__ import annotations
+
+from peewee import CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
+
+from thingbridge.crypto import EncryptedJSONField
+from thingbridge.db import utcnow
+from thingbridge.models.apps import App
+from thingbridge.models.base import BaseModel, JSONField, UUIDKey
+
+CLIENT_STATUSES = ("STARTING", "STARTED", "ERROR")
+
+
+class ConnectorDescription(BaseModel):
+    # Stable integer ids: synced from plugins at startup, never renumbered.
+    id = IntegerField(primary_key=True)
+    type_id = CharField(max_length=100, unique=True)
+    name = CharField(max_length=200)
+    description = TextField(default="")
+    logo = TextField(default="")
+    sample_instance_configuration = JSONField(default=dict)
+    sample_client_configuration = JSONField(default=dict)
+
+
+class ConnectorInstance(BaseModel):
+    id = UUIDKey()
+    app = ForeignKeyField(App, backref="instances", on_delete="CASCADE")
+    type_id = CharField(max_length=100)
+    configuration = EncryptedJSONField()
+
+    class Meta:
+        indexes = ((("app", "type_id"), True),)
+
+
+class ConnectorClient(BaseModel):
+    id = UUIDKey()
+    app = ForeignKeyField(App, backref="clients", on_delete="CASCADE")
+    instance = ForeignKeyField(ConnectorInstance, backref="clients", on_delete="RESTRICT")
+    type_id = CharField(max_length=100)
+    external_subject_id = CharField(max_length=255)
+    configuration = EncryptedJSONField(null=True)
+    status = CharField(max_length=16, default="STARTING")
+    status_reason = TextField(null=True)
+    tokens = EncryptedJSONField(null=True)
+    token_expires_at = DateTimeField(null=True)
+    next_poll_at = DateTimeField(null=True, index=True)
+    last_success_at = DateTimeField(null=True)
+    failure_count = IntegerField(default=0)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("app", "type_id", "external_subject_id"), True),)
+
+
+class OAuthState(BaseModel):
+    """A pending provider consent: single-use and expiring; only its hash is stored."""
+
+    state_hash = CharField(max_length=64, primary_key=True)
+    client = ForeignKeyField(ConnectorClient, backref="oauth_states", on_delete="CASCADE")
+    redirect_uri = TextField()
+    code_verifier = EncryptedJSONField(null=True)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "oauth_state"
+
+
+class RateBudget(BaseModel):
+    """Provider calls used by an instance in the current one-minute window (host-owned budget)."""
+
+    instance = ForeignKeyField(ConnectorInstance, primary_key=True, on_delete="CASCADE")
+    window_start = DateTimeField()
+    used = IntegerField(default=0)

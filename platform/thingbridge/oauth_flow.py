@@ -1,0 +1,152 @@
+"""The host side of provider OAuth2: consent redirect, single-use state, code exchange, refresh.
+
+Plugins only declare their endpoints (contract.OAuth2Endpoints); persisting and rotating tokens is
+done here so every OAuth connector gets the same guarantees.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from flask import current_app
+
+from thingbridge.contract import Connector, ReauthRequired, TransientError
+from thingbridge.db import db, is_postgres, utcnow
+from thingbridge.models import ConnectorClient, OAuthState
+
+CALLBACK_PATH = "/api/v1/connectors/oauth/callback"
+# Refresh a little early so a token never expires between the check and the provider call.
+EXPIRY_MARGIN = datetime.timedelta(seconds=60)
+
+
+class StateError(Exception):
+    """Unknown, used or expired `state`: the callback cannot be trusted."""
+
+    def __init__(self, reason: str, oauth_state: OAuthState | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.oauth_state = oauth_state
+
+
+def _session(connector: Connector, instance_config: dict, **kwargs) -> OAuth2Session:
+    endpoints = connector.oauth2_endpoints()
+    return OAuth2Session(instance_config["client_id"], instance_config["client_secret"],
+                         scope=" ".join(endpoints.scopes),
+                         token_endpoint_auth_method="client_secret_post", **kwargs)
+
+
+def _state_hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def start_consent(client: ConnectorClient, connector: Connector, instance_config: dict,
+                  redirect_uri: str) -> str:
+    """Record a single-use expiring state and return the provider's authorize URL."""
+    endpoints = connector.oauth2_endpoints()
+    state = secrets.token_urlsafe(32)
+    verifier = generate_token(64) if endpoints.pkce else None
+    session = _session(connector, instance_config, redirect_uri=redirect_uri,
+                       code_challenge_method="S256" if verifier else None)
+    url, _ = session.create_authorization_url(endpoints.authorize_url, state=state,
+                                              code_verifier=verifier)
+    ttl = datetime.timedelta(seconds=current_app.config["OAUTH_STATE_TTL"])
+    OAuthState.create(state_hash=_state_hash(state), client=client, redirect_uri=redirect_uri,
+                      code_verifier=verifier, expires_at=utcnow() + ttl)
+    return url
+
+
+def consume_state(state: str) -> OAuthState:
+    """Mark the state used (atomically, so a replayed callback loses) and return it."""
+    row = OAuthState.get_or_none(OAuthState.state_hash == _state_hash(state or ""))
+    if row is None:
+        raise StateError("unknown state")
+    claimed = (OAuthState.update(used_at=utcnow())
+               .where((OAuthState.state_hash == row.state_hash) & OAuthState.used_at.is_null())
+               .execute())
+    if not claimed:
+        raise StateError("state already used", row)
+    if row.expires_at < utcnow():
+        raise StateError("state expired", row)
+    return row
+
+
+def _token_record(token: dict) -> tuple[dict, datetime.datetime | None]:
+    expires_in = token.get("expires_in")
+    expires_at = utcnow() + datetime.timedelta(seconds=int(expires_in)) if expires_in else None
+    kept = {k: token[k] for k in ("access_token", "refresh_token", "token_type") if k in token}
+    return kept, expires_at
+
+
+def _classify(exc: Exception):
+    if isinstance(exc, OAuthError):
+        if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
+            return ReauthRequired("reauthorization required")
+        return TransientError(f"token endpoint error: {exc.error}")
+    return TransientError(f"token endpoint unreachable: {exc}")
+
+
+def exchange_code(client: ConnectorClient, connector: Connector, instance_config: dict,
+                  oauth_state: OAuthState, code: str) -> None:
+    """Trade the authorization code for tokens and persist them encrypted."""
+    session = _session(connector, instance_config, redirect_uri=oauth_state.redirect_uri)
+    try:
+        token = session.fetch_token(connector.oauth2_endpoints().token_url, code=code,
+                                    grant_type="authorization_code",
+                                    code_verifier=oauth_state.code_verifier,
+                                    timeout=connector.timeout)
+    except (OAuthError, requests.RequestException, ValueError) as exc:
+        raise _classify(exc) from exc
+    client.tokens, client.token_expires_at = _token_record(token)
+
+
+def _lock(client_id: str) -> ConnectorClient:
+    query = ConnectorClient.select().where(ConnectorClient.id == client_id)
+    return (query.for_update() if is_postgres() else query).get()
+
+
+def access_token(client_id: str, connector: Connector, instance_config: dict,
+                 force_refresh: bool = False) -> str:
+    """A usable access token, refreshing it under a per-client lock.
+
+    Refresh tokens rotate: the provider invalidates the old one as it answers, so the new pair is
+    committed before anyone uses it, and a second worker waiting on the lock sees the new pair
+    instead of refreshing with a dead token.
+    """
+    client = ConnectorClient.get_by_id(client_id)
+    if not force_refresh and _fresh(client):
+        return client.tokens["access_token"]
+    stale = (client.tokens or {}).get("access_token")
+    with db.atomic() if is_postgres() else db.atomic("IMMEDIATE"):
+        client = _lock(client_id)
+        tokens = client.tokens or {}
+        if "refresh_token" not in tokens:
+            raise ReauthRequired("reauthorization required")
+        # Someone refreshed while we waited for the lock: use theirs.
+        if tokens.get("access_token") != stale and _fresh(client):
+            return tokens["access_token"]
+        session = _session(connector, instance_config)
+        try:
+            token = session.refresh_token(connector.oauth2_endpoints().token_url,
+                                          refresh_token=tokens["refresh_token"],
+                                          timeout=connector.timeout)
+        except (OAuthError, requests.RequestException, ValueError) as exc:
+            raise _classify(exc) from exc
+        record, expires_at = _token_record(token)
+        record.setdefault("refresh_token", tokens["refresh_token"])
+        ConnectorClient.update(tokens=record, token_expires_at=expires_at,
+                               updated_at=utcnow()).where(
+            ConnectorClient.id == client_id).execute()
+    return record["access_token"]
+
+
+def _fresh(client: ConnectorClient) -> bool:
+    tokens = client.tokens or {}
+    if "access_token" not in tokens:
+        return False
+    return client.token_expires_at is None or client.token_expires_at - EXPIRY_MARGIN > utcnow()

@@ -1,0 +1,65 @@
+"""The host side of the connector contract: which plugins are installed, and how to build them."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from thingbridge.config import provider_setting
+from thingbridge.contract import Connector, load_connectors
+from thingbridge.db import db
+from thingbridge.errors import ApiError
+from thingbridge.models import ConnectorDescription
+
+EXTENSION = "thingbridge.connectors"
+
+
+def init_app(app) -> None:
+    app.extensions[EXTENSION] = load_connectors()
+
+
+def connector_classes(app=None) -> dict[str, type[Connector]]:
+    return (app or current_app).extensions[EXTENSION]
+
+
+def build_connector(type_id: str, app=None) -> Connector:
+    """A plugin instance wired to this deployment's provider base URL and timeouts."""
+    app = app or current_app
+    cls = connector_classes(app)[type_id]
+    return cls(base_url=provider_setting(app.config, type_id, "BASE_URL"),
+               timeout=app.config["HTTP_TIMEOUT"])
+
+
+def poll_interval(type_id: str, app=None) -> int:
+    app = app or current_app
+    cls = connector_classes(app)[type_id]
+    return int(provider_setting(app.config, type_id, "POLL_INTERVAL", cls.poll_interval))
+
+
+def sync_descriptions(app) -> None:
+    """Mirror the installed plugins into ConnectorDescription; existing ids never change."""
+    with db.atomic():
+        existing = {d.type_id: d for d in ConnectorDescription.select()}
+        next_id = max((d.id for d in existing.values()), default=0) + 1
+        for type_id, cls in connector_classes(app).items():
+            fields = dict(name=cls.name, description=cls.description, logo=cls.logo,
+                          sample_instance_configuration=cls.sample_instance_configuration,
+                          sample_client_configuration=cls.sample_client_configuration)
+            row = existing.get(type_id)
+            if row is None:
+                ConnectorDescription.create(id=next_id, type_id=type_id, **fields)
+                next_id += 1
+            elif any(getattr(row, k) != v for k, v in fields.items()):
+                ConnectorDescription.update(**fields).where(
+                    ConnectorDescription.id == row.id).execute()
+
+
+def resolve_type(value) -> str:
+    """`connector_type_id` may be a description id (1, "1") or a type id ("netatmo")."""
+    query = ConnectorDescription.select()
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        row = query.where(ConnectorDescription.id == int(value)).first()
+    else:
+        row = query.where(ConnectorDescription.type_id == str(value)).first()
+    if row is None or row.type_id not in connector_classes():
+        raise ApiError(400, f"unknown connector_type_id {value!r}", "UNKNOWN_CONNECTOR_TYPE")
+    return row.type_id

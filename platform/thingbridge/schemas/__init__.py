@@ -1,0 +1,1 @@
+"""Marshmallow schemas of the public API, one module per resource."""

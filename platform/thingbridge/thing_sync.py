@@ -1,0 +1,131 @@
+"""Write connector thing specs into the thing model: upsert by mapping, change only what changed.
+
+Idempotent by construction: ThingMapping is unique per (client, connector_thing_id), so a retried
+or concurrent poll of the same client finds the thing another poll created instead of adding one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from peewee import IntegrityError
+
+from thingbridge.contract import ComponentSpec, ThingSpec
+from thingbridge.db import db, utcnow
+from thingbridge.models import Action, Component, ConnectorClient, Property, Thing, ThingMapping
+
+
+@dataclass
+class SyncResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    changed_properties: int = 0
+
+
+def _thing_fields(spec: ThingSpec) -> dict:
+    return dict(name=spec.name, manufacturer=spec.manufacturer, display_type=spec.display_type,
+                main_component_id=spec.main_component_id, status=spec.status,
+                attributes=spec.attributes)
+
+
+def sync_things(client: ConnectorClient, specs: list[ThingSpec]) -> SyncResult:
+    result = SyncResult()
+    with db.atomic():
+        mappings = {m.connector_thing_id: m for m in
+                    ThingMapping.select().where(ThingMapping.client == client)}
+        for spec in specs:
+            mapping = mappings.get(spec.connector_thing_id)
+            if mapping is None:
+                _create(client, spec, result)
+            elif _update(mapping.thing_id, spec, result):
+                result.updated.append(mapping.thing_id)
+        gone = [m.thing_id for cid, m in mappings.items()
+                if cid not in {s.connector_thing_id for s in specs}]
+        if gone:
+            Thing.delete().where(Thing.id.in_(gone)).execute()
+            result.deleted.extend(gone)
+    return result
+
+
+def _create(client: ConnectorClient, spec: ThingSpec, result: SyncResult) -> None:
+    try:
+        with db.atomic():  # savepoint: losing the race undoes only this thing
+            thing = Thing.create(app=client.app_id, external_subject_id=client.external_subject_id,
+                                 created_by=client.app_id, connector_client=client,
+                                 **_thing_fields(spec))
+            ThingMapping.create(client=client, connector_thing_id=spec.connector_thing_id,
+                                thing=thing)
+            for position, component in enumerate(spec.components):
+                _create_component(thing, component, position)
+    except IntegrityError:
+        # A concurrent poll created it first: treat it as existing and update it instead.
+        mapping = ThingMapping.get((ThingMapping.client == client)
+                                   & (ThingMapping.connector_thing_id == spec.connector_thing_id))
+        if _update(mapping.thing_id, spec, result):
+            result.updated.append(mapping.thing_id)
+        return
+    result.created.append(thing.id)
+
+
+def _create_component(thing, spec: ComponentSpec, position: int) -> None:
+    component = Component.create(thing=thing, component_id=spec.id, name=spec.name,
+                                 component_type=spec.component_type,
+                                 capabilities=spec.capabilities, position=position)
+    now = utcnow()
+    Property.insert_many([
+        dict(component=component, property_id=p.id, name=p.name, value=p.value, unit=p.unit,
+             type=p.type, property_type=p.property_type, last_update=now, position=i,
+             created_at=now)
+        for i, p in enumerate(spec.properties)]).execute() if spec.properties else None
+    Action.insert_many([
+        dict(component=component, action_id=a.id, position=i, created_at=now,
+             parameters=[{"name": p.name, "type": p.type, "required": p.required}
+                         for p in a.parameters])
+        for i, a in enumerate(spec.actions)]).execute() if spec.actions else None
+
+
+def _update(thing_id: str, spec: ThingSpec, result: SyncResult) -> bool:
+    """Bring one existing thing in line with its spec; True if anything changed."""
+    changed = False
+    thing = Thing.get_by_id(thing_id)
+    fields = _thing_fields(spec)
+    if any(getattr(thing, k) != v for k, v in fields.items()):
+        Thing.update(updated_at=utcnow(), **fields).where(Thing.id == thing_id).execute()
+        changed = True
+    components = {c.component_id: c for c in Component.select().where(Component.thing == thing_id)}
+    wanted = {c.id for c in spec.components}
+    stale = {c.id for cid, c in components.items() if cid not in wanted}
+    if stale:
+        Component.delete().where(Component.id.in_(list(stale))).execute()
+        changed = True
+    properties = {}
+    if components:
+        for prop in Property.select().where(Property.component.in_(list(components.values()))):
+            properties[(prop.component_id, prop.property_id)] = prop
+    now = utcnow()
+    for position, cspec in enumerate(spec.components):
+        component = components.get(cspec.id)
+        if component is None:
+            _create_component(thing_id, cspec, position)
+            changed = True
+            continue
+        for pspec in cspec.properties:
+            prop = properties.pop((component.id, pspec.id), None)
+            if prop is None:
+                Property.create(component=component, property_id=pspec.id, name=pspec.name,
+                                value=pspec.value, unit=pspec.unit, type=pspec.type,
+                                property_type=pspec.property_type, last_update=now)
+                changed = True
+            elif prop.value != pspec.value:
+                # Only a changed value moves lastUpdate: an unchanged reading is not news.
+                Property.update(value=pspec.value, last_update=now).where(
+                    Property.id == prop.id).execute()
+                result.changed_properties += 1
+                changed = True
+    # Whatever was not popped above is no longer reported (its component may remain).
+    gone = [p.id for (cid, _), p in properties.items() if cid not in stale]
+    if gone:
+        Property.delete().where(Property.id.in_(gone)).execute()
+        changed = True
+    return changed

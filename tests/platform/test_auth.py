@@ -1,0 +1,91 @@
+"""POST /oauth2/token (client_credentials) and bearer-token checks on protected routes."""
+
+import datetime
+
+from conftest import basic
+
+from thingbridge.models import AccessToken
+
+
+def _token(http, app_api, **data):
+    body = {"grant_type": "client_credentials", **data}
+    return http.post("/oauth2/token", data=body,
+                     headers={"Authorization": basic(app_api.client_id, app_api.secret)})
+
+
+def test_basic_auth_issues_bearer_token_with_all_app_scopes(http, api):
+    resp = _token(http, api)
+    assert resp.status_code == 200
+    body = resp.json
+    assert body["token_type"].lower() == "bearer"
+    assert 3500 <= body["expires_in"] <= 3600
+    assert set(body["scope"].split()) == {"connctd.connector", "connctd.things.read",
+                                          "connctd.things.action"}
+
+
+def test_form_credentials_are_accepted(http, api):
+    resp = http.post("/oauth2/token", data={"grant_type": "client_credentials",
+                                            "client_id": api.client_id,
+                                            "client_secret": api.secret})
+    assert resp.status_code == 200 and resp.json["access_token"]
+
+
+def test_requested_subset_of_scopes(http, api):
+    resp = _token(http, api, scope="connctd.things.read")
+    assert resp.json["scope"] == "connctd.things.read"
+
+
+def test_scope_not_allowed_for_app_is_left_out(http, make_app):
+    limited = make_app("limited", scopes=["connctd.things.read"])
+    resp = _token(http, limited, scope="connctd.things.read connctd.connector")
+    assert resp.status_code == 200
+    assert resp.json["scope"] == "connctd.things.read"
+
+
+def test_unknown_scope_is_400_with_standard_body(http, api):
+    resp = _token(http, api, scope="admin")
+    assert resp.status_code == 400
+    assert resp.json["error"] == "invalid_scope" and resp.json["status"] == 400
+    assert resp.json["description"]
+
+
+def test_wrong_secret_is_401(http, api):
+    resp = http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                     headers={"Authorization": basic(api.client_id, "wrong")})
+    assert resp.status_code == 401
+    assert resp.json["error"] == "invalid_client" and resp.json["status"] == 401
+
+
+def test_unsupported_grant_type_is_400(http, api):
+    resp = _token(http, api, grant_type="password")
+    assert resp.status_code == 400 and resp.json["error"] == "unsupported_grant_type"
+
+
+def test_missing_token_is_401(api):
+    resp = api.__class__(api.http, None).get("/api/v1/connectors/instances")
+    assert resp.status_code == 401
+    assert resp.json == {"status": 401, "error": "UNAUTHORIZED",
+                         "description": "missing, invalid or expired bearer token"}
+
+
+def test_garbage_token_is_401(api):
+    resp = api.__class__(api.http, "not-a-token").get("/api/v1/connectors/instances")
+    assert resp.status_code == 401
+
+
+def test_expired_token_is_401(api):
+    AccessToken.update(created_at=AccessToken.created_at - datetime.timedelta(hours=2)).execute()
+    assert api.get("/api/v1/connectors/instances").status_code == 401
+
+
+def test_missing_scope_is_403_insufficient_scope(make_app):
+    reader = make_app("reader", token_scopes=["connctd.things.read"])
+    resp = reader.get("/api/v1/connectors/instances")
+    assert resp.status_code == 403
+    assert resp.json["error"] == "insufficient_scope"
+
+
+def test_tokens_are_stored_hashed(http, api):
+    token = _token(http, api).json["access_token"]
+    assert not AccessToken.select().where(AccessToken.token_hash == token).exists()
+    assert AccessToken.select().count() == 2

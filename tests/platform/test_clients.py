@@ -1,0 +1,103 @@
+"""/api/v1/connectors/clients: per-subject clients, 201 for API-key and 303 for OAuth types."""
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import OWM_KEY
+
+from thingbridge.models import ConnectorClient, OAuthState
+
+CLIENTS = "/api/v1/connectors/clients"
+OWM_CLIENT = {"connector_type_id": "openweathermap", "configuration": {"city": "Berlin"}}
+NETATMO_INSTANCE = {"connector_type_id": "netatmo", "configuration": {
+    "client_id": "thingbridge-demo", "client_secret": "demo-secret",
+    "origin_callback_uri": "http://localhost:3000/connected"}}
+
+
+@pytest.fixture
+def owm(api):
+    assert api.post("/api/v1/connectors/instances", json={
+        "connector_type_id": "openweathermap",
+        "configuration": {"app_key": OWM_KEY}}).status_code == 201
+    return api
+
+
+def test_create_api_key_client_is_201_and_due_for_polling(owm):
+    resp = owm.post(CLIENTS, json=OWM_CLIENT)
+    assert resp.status_code == 201
+    client = ConnectorClient.get_by_id(resp.json["client_id"])
+    assert client.status == "STARTING" and client.next_poll_at is not None
+    assert client.external_subject_id == "alice"
+
+
+def test_subject_header_is_required(owm):
+    resp = owm.as_subject(None).post(CLIENTS, json=OWM_CLIENT)
+    assert resp.status_code == 400 and resp.json["error"] == "MISSING_SUBJECT"
+    assert owm.as_subject("  ").get(CLIENTS).status_code == 400
+
+
+def test_duplicate_subject_and_type_is_409(owm):
+    assert owm.post(CLIENTS, json=OWM_CLIENT).status_code == 201
+    assert owm.post(CLIENTS, json=OWM_CLIENT).status_code == 409
+    assert owm.as_subject("bob").post(CLIENTS, json=OWM_CLIENT).status_code == 201
+
+
+def test_no_instance_is_400(api):
+    resp = api.post(CLIENTS, json=OWM_CLIENT)
+    assert resp.status_code == 400 and resp.json["error"] == "NO_INSTANCE"
+
+
+def test_invalid_client_configuration_is_400(owm):
+    resp = owm.post(CLIENTS, json={"connector_type_id": "openweathermap",
+                                   "configuration": {"lat": 95, "lon": 10}})
+    assert resp.status_code == 400 and resp.json["error"] == "INVALID_CONFIGURATION"
+
+
+def test_get_and_list_are_per_subject(owm):
+    client_id = owm.post(CLIENTS, json=OWM_CLIENT).json["client_id"]
+    resp = owm.get(f"{CLIENTS}/{client_id}")
+    assert resp.status_code == 200
+    assert resp.json["id"] == client_id and resp.json["status"] == "STARTING"
+    assert resp.json["mappings"] == []
+    assert resp.json["instance"]["href"].startswith("http://localhost/api/v1/connectors/instances/")
+    assert resp.json["connector"]["href"].startswith(
+        "http://localhost/api/v1/connectors/descriptions/")
+    assert owm.get(CLIENTS).json == [{"href": f"http://localhost{CLIENTS}/{client_id}"}]
+    bob = owm.as_subject("bob")
+    assert bob.get(CLIENTS).json == []
+    assert bob.get(f"{CLIENTS}/{client_id}").status_code == 404
+    assert bob.delete(f"{CLIENTS}/{client_id}").status_code == 404
+
+
+def test_other_app_same_subject_gets_404(owm, make_app):
+    client_id = owm.post(CLIENTS, json=OWM_CLIENT).json["client_id"]
+    other = make_app("app-b", subject="alice")
+    assert other.get(f"{CLIENTS}/{client_id}").status_code == 404
+    assert other.delete(f"{CLIENTS}/{client_id}").status_code == 404
+    assert other.get(CLIENTS).json == []
+
+
+def test_delete_is_204_then_404(owm):
+    client_id = owm.post(CLIENTS, json=OWM_CLIENT).json["client_id"]
+    assert owm.delete(f"{CLIENTS}/{client_id}").status_code == 204
+    assert owm.get(f"{CLIENTS}/{client_id}").status_code == 404
+    assert not ConnectorClient.select().exists()
+
+
+def test_oauth_client_is_303_to_provider_with_single_use_state(api, flask_app):
+    assert api.post("/api/v1/connectors/instances", json=NETATMO_INSTANCE).status_code == 201
+    resp = api.post(CLIENTS, json={"connector_type_id": "netatmo"})
+    assert resp.status_code == 303
+    location = urlsplit(resp.headers["Location"])
+    query = parse_qs(location.query)
+    assert location.path == "/oauth2/authorize"
+    assert f"{location.scheme}://{location.netloc}" == flask_app.config["NETATMO_BASE_URL"]
+    assert query["client_id"] == ["thingbridge-demo"]
+    assert query["redirect_uri"] == ["http://localhost/api/v1/connectors/oauth/callback"]
+    assert query["scope"] == ["read_station read_thermostat write_thermostat"]
+    assert len(query["state"][0]) >= 32
+    assert resp.json["client_id"] and resp.json["href"] == resp.headers["Location"]
+    state = OAuthState.get()
+    assert state.state_hash != query["state"][0]  # only the hash is stored
+    ttl = (state.expires_at - state.created_at).total_seconds()
+    assert 590 <= ttl <= 610

@@ -1,0 +1,1 @@
+"""Celery workers: poll providers into things, route actions, deliver events."""

@@ -1,0 +1,18 @@
+"""The worker's Celery app: the Flask app's Celery instance plus tasks and the beat schedule.
+
+Run with ``thingbridge worker`` / ``thingbridge beat`` (or ``celery -A
+thingbridge_workers.celery_app:celery worker``)."""
+
+from thingbridge import create_app
+
+flask_app = create_app()
+celery = flask_app.extensions["celery"]
+celery.conf.update(
+    include=["thingbridge_workers.tasks.polling"],
+    beat_schedule={
+        "dispatch-due-polls": {
+            "task": "thingbridge.dispatch_polls",
+            "schedule": flask_app.config["DISPATCH_INTERVAL"],
+        },
+    },
+)

@@ -1,0 +1,1 @@
+"""Celery tasks, each registered under an explicit ``thingbridge.*`` name."""
