@@ -45,7 +45,9 @@ def load_settings(overrides: dict | None = None) -> dict:
         "DISPATCH_INTERVAL": float(_env("DISPATCH_INTERVAL", "5")),
         "DISPATCH_BATCH": int(_env("DISPATCH_BATCH", "500")),
         "HTTP_TIMEOUT": float(_env("HTTP_TIMEOUT", "10")),
-        "EAGER_TASKS": _env("EAGER_TASKS", "0") == "1",
+        # Redis/SQS only: how long an unacknowledged task waits before another worker gets it
+        # (a worker killed mid-poll). Longer than the slowest task, shorter than patience.
+        "BROKER_VISIBILITY_TIMEOUT": int(_env("BROKER_VISIBILITY_TIMEOUT", "300")),
     }
     # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL and THINGBRIDGE_<TYPE>_POLL_INTERVAL.
     for key, value in os.environ.items():

@@ -22,7 +22,7 @@ def utcnow() -> datetime.datetime:
 def open_database(url: str):
     if url.startswith(("postgres://", "postgresql://")):
         url = "psycopg3://" + url.split("://", 1)[1]
-        database = connect_url(url, autoconnect=True, autorollback=True)
+        database = connect_url(url, autoconnect=True)
     elif url.startswith("sqlite:"):
         database = connect_url(url, pragmas={
             # WAL lets the API read while a worker writes; the timeout rides out writer overlap.

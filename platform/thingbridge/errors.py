@@ -45,8 +45,11 @@ def _validation_description(messages) -> str:
         if isinstance(node, dict):
             for key, value in node.items():
                 # webargs nests by location ("json", "query"): those are not field names.
-                name = prefix if key in ("json", "query", "headers", "form", "path") else (
-                    f"{prefix}.{key}" if prefix else str(key))
+                # "_schema" is marshmallow's name for errors about the object as a whole.
+                if key in ("json", "query", "headers", "form", "path", "_schema"):
+                    name = prefix
+                else:
+                    name = f"{prefix}.{key}" if prefix else str(key)
                 walk(name, value)
         elif isinstance(node, list) and node and all(isinstance(m, str) for m in node):
             parts.append(f"{prefix or 'body'}: {' '.join(node)}")

@@ -8,9 +8,9 @@ from flask import Flask, current_app
 from thingbridge.config import var_dir
 
 
-def _broker_options(url: str) -> dict:
+def _broker_options(url: str, visibility_timeout: int) -> dict:
     if not url.startswith("filesystem://"):
-        return {}
+        return {"visibility_timeout": visibility_timeout}
     folder = var_dir() / "broker"
     (folder / "queue").mkdir(parents=True, exist_ok=True)
     (folder / "processed").mkdir(parents=True, exist_ok=True)
@@ -31,13 +31,13 @@ def celery_init_app(app: Flask) -> Celery:
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(
         broker_url=app.config["BROKER_URL"],
-        broker_transport_options=_broker_options(app.config["BROKER_URL"]),
+        broker_transport_options=_broker_options(app.config["BROKER_URL"],
+                                                 app.config["BROKER_VISIBILITY_TIMEOUT"]),
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=4,
-        task_always_eager=app.config["EAGER_TASKS"],
         timezone="UTC",
     )
     celery.set_default()

@@ -57,7 +57,7 @@ def _create(client: ConnectorClient, spec: ThingSpec, result: SyncResult) -> Non
             ThingMapping.create(client=client, connector_thing_id=spec.connector_thing_id,
                                 thing=thing)
             for position, component in enumerate(spec.components):
-                _create_component(thing, component, position)
+                create_component(thing, component, position)
     except IntegrityError:
         # A concurrent poll created it first: treat it as existing and update it instead.
         mapping = ThingMapping.get((ThingMapping.client == client)
@@ -68,7 +68,7 @@ def _create(client: ConnectorClient, spec: ThingSpec, result: SyncResult) -> Non
     result.created.append(thing.id)
 
 
-def _create_component(thing, spec: ComponentSpec, position: int) -> None:
+def create_component(thing, spec: ComponentSpec, position: int) -> None:
     component = Component.create(thing=thing, component_id=spec.id, name=spec.name,
                                  component_type=spec.component_type,
                                  capabilities=spec.capabilities, position=position)
@@ -107,7 +107,7 @@ def _update(thing_id: str, spec: ThingSpec, result: SyncResult) -> bool:
     for position, cspec in enumerate(spec.components):
         component = components.get(cspec.id)
         if component is None:
-            _create_component(thing_id, cspec, position)
+            create_component(thing_id, cspec, position)
             changed = True
             continue
         for pspec in cspec.properties:

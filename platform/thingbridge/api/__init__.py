@@ -5,9 +5,17 @@ from __future__ import annotations
 from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from thingbridge.api import clients, connector_service, descriptions, health, instances
+from thingbridge.api import (
+    clients,
+    connector_service,
+    descriptions,
+    health,
+    instances,
+    things,
+)
 
-BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, connector_service.blp, health.blp]
+BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, connector_service.blp, things.blp,
+              health.blp]
 
 
 def init_app(app) -> None:

@@ -7,7 +7,7 @@ import functools
 from flask import current_app, request
 
 from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
-from thingbridge.schemas.common import ErrorSchema
+from thingbridge.schemas.common import ErrorBodySchema
 
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
                  "schema": {"type": "string", "maxLength": 255},
@@ -28,7 +28,7 @@ def protected(blp, scope: str, subject: bool = False, errors=(400, 404)):
         params = [SUBJECT_PARAM] if subject else []
         view = blp.doc(security=[{"bearerAuth": [scope]}], parameters=params)(view)
         for code in sorted({401, 403, *errors}):
-            view = blp.alt_response(code, schema=ErrorSchema,
+            view = blp.alt_response(code, schema=ErrorBodySchema,
                                     description=_ERROR_TEXT.get(code, "Error"))(view)
         return functools.wraps(view)(view)
 

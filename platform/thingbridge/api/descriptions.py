@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from thingbridge.errors import not_found
 from thingbridge.models import ConnectorDescription
 from thingbridge.registry import connector_classes
-from thingbridge.schemas.common import ErrorSchema
+from thingbridge.schemas.common import ErrorBodySchema
 from thingbridge.schemas.descriptions import DescriptionSchema
 
 blp = Blueprint("descriptions", __name__, url_prefix="/api/v1/connectors/descriptions",
@@ -26,7 +26,7 @@ def list_descriptions():
 
 @blp.route("/<int:description_id>", methods=["GET"])
 @blp.response(200, DescriptionSchema)
-@blp.alt_response(404, schema=ErrorSchema)
+@blp.alt_response(404, schema=ErrorBodySchema)
 def get_description(description_id):
     """Get one connector description"""
     row = _installed().where(ConnectorDescription.id == description_id).first()

@@ -28,7 +28,6 @@ def _save_token(token, request):
 
 
 server = AuthorizationServer(query_client=_query_client, save_token=_save_token)
-server.scopes_supported = list(ALL_SCOPES)
 
 bp = Blueprint("oauth2", __name__)
 
@@ -47,6 +46,7 @@ def issue_token():
 
 
 def init_app(app) -> None:
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(ALL_SCOPES))
     app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN",
                           {"client_credentials": app.config["TOKEN_EXPIRES_IN"]})
     server.init_app(app)

@@ -7,7 +7,7 @@ class HrefSchema(Schema):
     href = fields.Url(required=True, metadata={"description": "Absolute URL of the resource"})
 
 
-class ErrorSchema(Schema):
+class ErrorBodySchema(Schema):
     status = fields.Integer(required=True, metadata={"example": 400})
     error = fields.String(required=True, metadata={"example": "BAD_REQUEST"})
     description = fields.String(required=True)

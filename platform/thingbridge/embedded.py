@@ -1,0 +1,103 @@
+"""``thingbridge run``: the whole platform on one machine with no servers to install.
+
+SQLite file + Celery filesystem broker + the API, a worker and beat as child processes + every
+installed connector's provider simulator, all on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from thingbridge import create_app
+from thingbridge.config import var_dir
+from thingbridge.db import db, migrate_up
+from thingbridge.localserver import LocalServer
+from thingbridge.models import App
+from thingbridge.registry import connector_classes, sync_descriptions
+
+CELERY_APP = "thingbridge_workers.celery_app:celery"
+SIMULATOR_PORTS = {"openweathermap": 8091, "netatmo": 8092}
+
+
+def _start_simulators(app) -> dict[str, LocalServer]:
+    servers = {}
+    for type_id, cls in connector_classes(app).items():
+        if not cls.simulator:
+            continue
+        module, factory = cls.simulator.split(":")
+        wsgi = getattr(importlib.import_module(module), factory)()
+        servers[type_id] = LocalServer(wsgi, port=SIMULATOR_PORTS.get(type_id, 0)).start()
+        os.environ[f"THINGBRIDGE_{type_id.upper()}_BASE_URL"] = servers[type_id].url
+    return servers
+
+
+def _demo_credentials() -> dict:
+    """The demo app's credentials, created once and kept (owner-only) under var/."""
+    path = var_dir() / "demo-app.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    app, secret = App.register("demo")
+    creds = {"client_id": app.client_id, "client_secret": secret}
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(creds))
+    return creds
+
+
+def _children(port: int) -> list[subprocess.Popen]:
+    py = sys.executable
+    beat_file = str(var_dir() / "celerybeat-schedule")
+    commands = [
+        [py, "-m", "gunicorn", "-w", "1", "--threads", "8", "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning", "thingbridge.wsgi:app"],
+        [py, "-m", "celery", "-A", CELERY_APP, "worker", "--loglevel=WARNING",
+         "--concurrency=2"],
+        [py, "-m", "celery", "-A", CELERY_APP, "beat", "--loglevel=WARNING", "-s", beat_file],
+    ]
+    return [subprocess.Popen(cmd) for cmd in commands]
+
+
+def run_embedded(port: int) -> int:
+    servers = _start_simulators(create_app())
+    app = create_app()  # again, now that the simulator URLs are in the environment
+    with db.connection_context():
+        migrate_up()
+        sync_descriptions(app)
+        creds = _demo_credentials()
+    children = _children(port)
+    base = f"http://127.0.0.1:{port}"
+    print(f"""
+Thingbridge is running (embedded: SQLite + filesystem broker under {var_dir()}).
+  API              {base}   docs {base}/docs   health {base}/health""")
+    for type_id, server in servers.items():
+        print(f"  {type_id:<16} simulator {server.url}")
+    print(f"""
+Demo app: client_id={creds['client_id']} client_secret={creds['client_secret']}
+Next: get a token and connect a weather location (README, "Tutorial"):
+  curl -s -u {creds['client_id']}:{creds['client_secret']} -d grant_type=client_credentials \\
+       {base}/oauth2/token
+Press Ctrl-C to stop.""", flush=True)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"] and all(c.poll() is None for c in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    for server in servers.values():
+        server.stop()
+    failed = [c.args[2] for c in children if c.returncode not in (0, -15, None)]
+    return 1 if failed and not stop["now"] else 0

@@ -1,0 +1,73 @@
+"""Real Celery worker processes on Redis + PostgreSQL, polling the session's simulators."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import BROKER_URL, DATABASE_URL, SECRET_KEY
+
+
+def wait_until(predicate, timeout=30.0, interval=0.2, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+class WorkerProcess:
+    def __init__(self, env: dict, name: str, concurrency: int = 2):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "thingbridge_workers.celery_app:celery",
+             "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-n", f"{name}@%h",
+             "--without-heartbeat", "--without-gossip", "--without-mingle"],
+            env=env, start_new_session=True)
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool): nothing gets to ack or clean up."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def worker_env(flask_app, simulators):
+    env = dict(os.environ)
+    env.update({
+        "THINGBRIDGE_DATABASE_URL": DATABASE_URL, "THINGBRIDGE_BROKER_URL": BROKER_URL,
+        "THINGBRIDGE_SECRET_KEYS": SECRET_KEY,
+        "THINGBRIDGE_OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
+        "THINGBRIDGE_NETATMO_BASE_URL": simulators["netatmo"],
+        "THINGBRIDGE_HTTP_TIMEOUT": "3", "THINGBRIDGE_BROKER_VISIBILITY_TIMEOUT": "6",
+        "THINGBRIDGE_VAR_DIR": flask_app.config.get("VAR_DIR", "/tmp/thingbridge-test-var"),
+    })
+    return env
+
+
+@pytest.fixture
+def start_worker(worker_env, clean_db):
+    started: list[WorkerProcess] = []
+
+    def start(name="w1", concurrency=2) -> WorkerProcess:
+        worker = WorkerProcess(worker_env, f"{name}-{len(started)}", concurrency)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
