@@ -3,18 +3,12 @@ served over real HTTP, and a Flask app wired to all three."""
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 from urllib.parse import urlsplit
 
 import pytest
-from cryptography.fernet import Fernet
-
-DATABASE_URL = os.environ.get("THINGBRIDGE_TEST_DATABASE_URL",
-                              "postgresql://postgres@127.0.0.1:5432/test")
-BROKER_URL = os.environ.get("THINGBRIDGE_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
-SECRET_KEY = Fernet.generate_key().decode()
+from helpers import BROKER_URL, DATABASE_URL, SECRET_KEY, basic
 
 
 def _reachable(url: str) -> bool:
@@ -36,10 +30,9 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(scope="session")
 def simulators():
+    from thingbridge.localserver import LocalServer
     from thingbridge_netatmo.simulator import create_simulator as netatmo_sim
     from thingbridge_openweathermap.simulator import create_simulator as owm_sim
-
-    from thingbridge.localserver import LocalServer
 
     servers = {"openweathermap": LocalServer(owm_sim()).start(),
                "netatmo": LocalServer(netatmo_sim()).start()}
@@ -130,10 +123,6 @@ class Api:
         return self.request("DELETE", path, **kw)
 
 
-def basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-
-
 @pytest.fixture
 def http(flask_app, clean_db):
     return flask_app.test_client()
@@ -163,5 +152,3 @@ def make_app(http):
 def api(make_app) -> Api:
     return make_app("app-a")
 
-
-OWM_KEY = "0123456789abcdef0123456789abcdef"

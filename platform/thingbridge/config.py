@@ -45,6 +45,8 @@ def load_settings(overrides: dict | None = None) -> dict:
         "DISPATCH_INTERVAL": float(_env("DISPATCH_INTERVAL", "5")),
         "DISPATCH_BATCH": int(_env("DISPATCH_BATCH", "500")),
         "HTTP_TIMEOUT": float(_env("HTTP_TIMEOUT", "10")),
+        # An action not COMPLETED/FAILED this many seconds after it was triggered fails (timeout).
+        "ACTION_TIMEOUT": int(_env("ACTION_TIMEOUT", "60")),
         # Redis/SQS only: how long an unacknowledged task waits before another worker gets it
         # (a worker killed mid-poll). Longer than the slowest task, shorter than patience.
         "BROKER_VISIBILITY_TIMEOUT": int(_env("BROKER_VISIBILITY_TIMEOUT", "300")),

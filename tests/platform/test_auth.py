@@ -2,7 +2,7 @@
 
 import datetime
 
-from conftest import basic
+from helpers import basic
 
 from thingbridge.models import AccessToken
 

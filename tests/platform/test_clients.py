@@ -3,7 +3,7 @@
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import OWM_KEY
+from helpers import OWM_KEY
 
 from thingbridge.models import ConnectorClient, OAuthState
 

@@ -1,6 +1,6 @@
 """GET /health, the OpenAPI document and the docs page."""
 
-from conftest import DATABASE_URL, SECRET_KEY
+from helpers import DATABASE_URL, SECRET_KEY
 
 from thingbridge import create_app
 

@@ -1,7 +1,7 @@
 """/api/v1/connectors/instances: create, validate, conflict, list, read, delete, isolation."""
 
 import pytest
-from conftest import OWM_KEY
+from helpers import OWM_KEY
 
 OWM = {"connector_type_id": "openweathermap", "configuration": {"app_key": OWM_KEY}}
 BASE = "/api/v1/connectors/instances"

@@ -2,7 +2,7 @@
 
 import psycopg
 import pytest
-from conftest import DATABASE_URL
+from helpers import DATABASE_URL
 from peewee import SqliteDatabase
 from playhouse.migrations import Runner
 

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 from cryptography.fernet import Fernet
-from conftest import DATABASE_URL, OWM_KEY
+from helpers import DATABASE_URL, OWM_KEY
 
 from thingbridge import crypto
 from thingbridge.models import ConnectorInstance

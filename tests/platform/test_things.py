@@ -4,21 +4,9 @@ connector things."""
 import copy
 
 import pytest
+from helpers import LAMP
 
 THINGS = "/api/v1/things"
-LAMP = {
-    "name": "Desk lamp", "manufacturer": "ACME", "displaytype": "core.LIGHT",
-    "maincomponentid": "switch", "attributes": [{"name": "room", "value": "office"}],
-    "components": [{
-        "id": "switch", "name": "Switch", "componenttype": "core.SWITCH",
-        "capabilities": ["core.SWITCHABLE"],
-        "properties": [{"id": "on", "name": "On", "value": "false", "type": "BOOLEAN"},
-                       {"id": "level", "value": "40", "unit": "%", "type": "NUMBER",
-                        "propertytype": "core.LEVEL"}],
-        "actions": [{"id": "setOn", "parameters": [{"name": "on", "type": "BOOLEAN",
-                                                    "required": True}]}],
-    }],
-}
 
 
 def create(api, body=None):

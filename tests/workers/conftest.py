@@ -6,20 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import BROKER_URL, DATABASE_URL, SECRET_KEY
-
-
-def wait_until(predicate, timeout=30.0, interval=0.2, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+from helpers import BROKER_URL, DATABASE_URL, SECRET_KEY
 
 
 class WorkerProcess:

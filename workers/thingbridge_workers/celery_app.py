@@ -8,11 +8,12 @@ from thingbridge import create_app
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
 celery.conf.update(
-    include=["thingbridge_workers.tasks.polling"],
+    include=["thingbridge_workers.tasks.polling", "thingbridge_workers.tasks.actions"],
     beat_schedule={
         "dispatch-due-polls": {
             "task": "thingbridge.dispatch_polls",
             "schedule": flask_app.config["DISPATCH_INTERVAL"],
         },
+        "expire-overdue-actions": {"task": "thingbridge.expire_actions", "schedule": 10.0},
     },
 )

@@ -6,6 +6,7 @@ from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from thingbridge.api import (
+    actions,
     clients,
     connector_service,
     descriptions,
@@ -15,7 +16,7 @@ from thingbridge.api import (
 )
 
 BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, connector_service.blp, things.blp,
-              health.blp]
+              actions.blp, health.blp]
 
 
 def init_app(app) -> None:

@@ -1,4 +1,5 @@
-"""Connector-service routes: the app's action callback URL and the provider OAuth callback."""
+"""Connector-service routes: the app's action callback URL, the endpoint behind it, and the
+provider OAuth callback."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from flask import g, redirect, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from thingbridge import oauth_flow
+from thingbridge import oauth_flow, signing
+from thingbridge.actions import perform_connector_action
 from thingbridge.api.common import href, protected
 from thingbridge.clients import schedule_first_poll, set_status
-from thingbridge.contract import ConnectorError
-from thingbridge.errors import ApiError
-from thingbridge.models import ConnectorClient
+from thingbridge.contract import ConnectorError, TransientError
+from thingbridge.errors import ApiError, not_found
+from thingbridge.models import App, ConnectorClient, Thing
 from thingbridge.registry import build_connector
 
 blp = Blueprint("connector_service", __name__, url_prefix="/api/v1/connectors",
@@ -79,3 +81,40 @@ def oauth_callback():
     client.save()
     schedule_first_poll(client)
     return _back_to_origin(client, "STARTING")
+
+
+@blp.route("/actions/<token>", methods=["POST"])
+@blp.doc(responses={"204": {"description": "Performed at the provider"},
+                    "400": {"description": "Refused by the provider (reason in description)"},
+                    "401": {"description": "Bad or missing X-Thingbridge-Signature"},
+                    "404": {"description": "Unknown token or thing"},
+                    "502": {"description": "Provider unreachable; retry"}})
+def perform_action(token):
+    """Connector service: perform a signed action delivery on a connector-created thing"""
+    app = App.get_or_none(App.callback_token == token)
+    if app is None:
+        raise not_found("connector action endpoint")
+    body = request.get_data()
+    if app.signing_key is None:
+        raise ApiError(401, "no signing key registered for this app", "BAD_SIGNATURE")
+    problem = signing.verify(app.signing_key, "POST", request.url, request.headers.get("Date"),
+                             body, request.headers.get(signing.SIGNATURE_HEADER))
+    if problem:
+        raise ApiError(401, problem, "BAD_SIGNATURE")
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not all(
+            isinstance(payload.get(k), str) for k in ("thingId", "componentId", "actionId")):
+        raise ApiError(400, "body must be an action request {id, thingId, componentId, "
+                            "actionId, parameters}")
+    thing = Thing.get_or_none((Thing.id == payload["thingId"]) & (Thing.app == app)
+                              & Thing.connector_client.is_null(False))
+    if thing is None:
+        raise not_found("connector thing")
+    parameters = payload.get("parameters") or {}
+    try:
+        perform_connector_action(thing, payload["componentId"], payload["actionId"], parameters)
+    except TransientError as exc:
+        raise ApiError(502, exc.reason, "PROVIDER_UNAVAILABLE") from exc
+    except ConnectorError as exc:
+        raise ApiError(400, exc.reason, "ACTION_REFUSED") from exc
+    return "", 204

@@ -1,0 +1,63 @@
+"""Action requests: creation, the one-way move out of PENDING, and connector execution."""
+
+from __future__ import annotations
+
+import datetime
+
+from flask import current_app
+
+from thingbridge import oauth_flow
+from thingbridge.clients import schedule_first_poll
+from thingbridge.contract import ClientContext
+from thingbridge.db import utcnow
+from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
+from thingbridge.queue import enqueue
+from thingbridge.registry import build_connector
+
+DELIVER_TASK = "thingbridge.deliver_action"
+TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
+
+
+def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
+                   parameters: dict) -> ActionRequest:
+    timeout = datetime.timedelta(seconds=current_app.config["ACTION_TIMEOUT"])
+    request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
+                                   component_id=component_id, action_id=action_id,
+                                   parameters=parameters, deadline=utcnow() + timeout)
+    enqueue(DELIVER_TASK, request.id)
+    return request
+
+
+def finish(request_id: str, status: str, error: str | None = None) -> bool:
+    """Move a PENDING request to a terminal state; False if it had already left PENDING."""
+    assert status in TERMINAL
+    return bool(ActionRequest.update(status=status, error=error, updated_at=utcnow()).where(
+        (ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")).execute())
+
+
+def expire_overdue() -> int:
+    """PENDING past its deadline becomes FAILED (timeout): nothing waits forever."""
+    return ActionRequest.update(status="FAILED", error="timeout", updated_at=utcnow()).where(
+        (ActionRequest.status == "PENDING") & (ActionRequest.deadline < utcnow())).execute()
+
+
+def request_body(request: ActionRequest) -> dict:
+    return {"id": request.id, "thingId": request.thing_id, "componentId": request.component_id,
+            "actionId": request.action_id, "status": request.status,
+            "parameters": request.parameters}
+
+
+def perform_connector_action(thing: Thing, component_id: str, action_id: str,
+                             parameters: dict) -> None:
+    """Run an action on a connector thing through its plugin; raises contract errors."""
+    client = ConnectorClient.get_by_id(thing.connector_client_id)
+    mapping = ThingMapping.get(ThingMapping.thing == thing)
+    connector = build_connector(client.type_id)
+    instance_config = client.instance.configuration
+    token = None
+    if connector.auth_kind == "oauth2":
+        token = oauth_flow.access_token(client.id, connector, instance_config)
+    ctx = ClientContext(instance_config, client.configuration or {}, token)
+    connector.perform_action(ctx, mapping.connector_thing_id, component_id, action_id, parameters)
+    # Read the device back now rather than at the next scheduled poll.
+    schedule_first_poll(client)

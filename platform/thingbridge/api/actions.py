@@ -1,0 +1,117 @@
+"""Triggering actions on things, reading and finishing action requests, callback registration."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+
+from thingbridge import signing
+from thingbridge.actions import create_request, finish, request_body
+from thingbridge.api.common import protected
+from thingbridge.api.things import own_component, own_thing
+from thingbridge.auth.guard import subject_id
+from thingbridge.errors import ApiError, not_found
+from thingbridge.models import Action, ActionRequest, App, Thing
+from thingbridge.schemas.actions import (
+    ActionRequestOut,
+    ActionRequestUpdate,
+    CallbackRegistered,
+    CallbackRegistration,
+    ParametersIn,
+)
+from thingbridge.schemas.things import check_value
+from thingbridge.urls import outbound_url_problem
+
+blp = Blueprint("actions", __name__, url_prefix="/api/v1",
+                description="Actions on things, routed to the creating app's callback URL")
+ACTION = "connctd.things.action"
+
+
+def _out(request: ActionRequest) -> dict:
+    return {**request_body(request), "deadline": request.deadline, "error": request.error}
+
+
+def _check_parameters(action: Action, parameters: dict) -> None:
+    declared = {p["name"]: p for p in action.parameters}
+    problems = [f"unknown parameter {name!r}" for name in parameters if name not in declared]
+    for name, spec in declared.items():
+        if name not in parameters:
+            if spec.get("required"):
+                problems.append(f"missing required parameter {name!r}")
+        elif problem := check_value(spec.get("type", "STRING"), parameters[name]):
+            problems.append(f"parameter {name!r}: {problem}")
+    if problems:
+        raise ApiError(400, "invalid action parameters: " + "; ".join(problems),
+                       "INVALID_PARAMETERS")
+
+
+@blp.route("/things/<thing_id>/components/<component_id>/actions/<action_id>",
+           methods=["POST"])
+@protected(blp, ACTION, subject=True, errors=(400, 404, 424))
+@blp.arguments(ParametersIn)
+@blp.response(201, ActionRequestOut)
+def trigger_action(parameters, thing_id, component_id, action_id):
+    """Trigger an action; the request is PENDING until the thing's owner answers"""
+    thing = own_thing(thing_id)
+    action = Action.get_or_none((Action.component == own_component(thing, component_id))
+                                & (Action.action_id == action_id))
+    if action is None:
+        raise not_found("action")
+    _check_parameters(action, parameters)
+    owner = App.get_by_id(thing.created_by_id)
+    if thing.connector_client_id is None and not owner.callback_url:
+        raise ApiError(424, "the app that created this thing has no action callback URL; "
+                            "register one with POST /api/v1/actions/callback/register",
+                       "NO_CALLBACK_URL")
+    return _out(create_request(g.app, subject_id(), thing, component_id, action_id, parameters))
+
+
+def _request_for_reader(request_id: str) -> ActionRequest:
+    request = ActionRequest.get_or_none((ActionRequest.id == request_id)
+                                        & (ActionRequest.app == g.app)
+                                        & (ActionRequest.external_subject_id == subject_id()))
+    if request is None:
+        raise not_found("action request")
+    return request
+
+
+@blp.route("/actions/requests/<request_id>", methods=["GET"])
+@protected(blp, ACTION, subject=True, errors=(400, 404))
+@blp.response(200, ActionRequestOut)
+def get_request(request_id):
+    """Read an action request (same app and subject only)"""
+    return _out(_request_for_reader(request_id))
+
+
+@blp.route("/actions/requests/<request_id>", methods=["PUT"])
+@protected(blp, "connctd.connector", errors=(400, 404, 409))
+@blp.arguments(ActionRequestUpdate)
+@blp.response(200, ActionRequestOut)
+def finish_request(body, request_id):
+    """The thing's creating app finishes a request it answered 202 for"""
+    request = (ActionRequest.select(ActionRequest).join(Thing)
+               .where((ActionRequest.id == request_id) & (Thing.created_by == g.app)).first())
+    if request is None:
+        raise not_found("action request")
+    if not finish(request.id, body["status"], body["error"]):
+        current = ActionRequest.get_by_id(request.id).status
+        raise ApiError(409, f"action request is already {current}")
+    return _out(ActionRequest.get_by_id(request.id))
+
+
+@blp.route("/actions/callback/register", methods=["POST"])
+@protected(blp, "connctd.connector", errors=(400,))
+@blp.arguments(CallbackRegistration)
+@blp.response(200, CallbackRegistered)
+def register_callback(body):
+    """Register the app's action callback URL (https; http only for localhost)"""
+    url = body["CallbackUrl"]
+    if problem := outbound_url_problem(url):
+        raise ApiError(400, f"CallbackUrl {problem}", "INVALID_CALLBACK_URL")
+    app = App.get_by_id(g.app.id)
+    answer = {"callbackUrl": url}
+    if app.signing_key is None or body["rotateSigningKey"]:
+        app.signing_key = answer["signingKey"] = signing.new_key()
+    app.callback_url = url
+    app.save()
+    return answer

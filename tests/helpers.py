@@ -1,0 +1,70 @@
+"""Test helpers shared across test folders: polling waits, an HTTP receiver, sample bodies."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+
+from cryptography.fernet import Fernet
+from werkzeug.wrappers import Request, Response
+
+DATABASE_URL = os.environ.get("THINGBRIDGE_TEST_DATABASE_URL",
+                              "postgresql://postgres@127.0.0.1:5432/test")
+BROKER_URL = os.environ.get("THINGBRIDGE_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+SECRET_KEY = Fernet.generate_key().decode()
+OWM_KEY = "0123456789abcdef0123456789abcdef"  # valid shape for the OpenWeatherMap simulator
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+class Receiver:
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.script: list[tuple[int, dict | None]] = []  # consumed first, then `default`
+        self.default: tuple[int, dict | None] = (204, None)
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        with self.lock:
+            status, body = self.script.pop(0) if self.script else self.default
+            self.requests.append({"url": request.url, "headers": dict(request.headers),
+                                  "body": request.get_data(), "answered": status})
+        payload = json.dumps(body) if body is not None else ""
+        return Response(payload, status=status,
+                        content_type="application/json")(environ, start_response)
+
+    def answered(self, status: int) -> list[dict]:
+        return [r for r in self.requests if r["answered"] == status]
+
+
+def wait_until(predicate, timeout=30.0, interval=0.2, message="condition"):
+    """Poll ``predicate`` until truthy (returned) or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+# An app-created thing with one action (used by the things and actions tests).
+LAMP = {
+    "name": "Desk lamp", "manufacturer": "ACME", "displaytype": "core.LIGHT",
+    "maincomponentid": "switch", "attributes": [{"name": "room", "value": "office"}],
+    "components": [{
+        "id": "switch", "name": "Switch", "componenttype": "core.SWITCH",
+        "capabilities": ["core.SWITCHABLE"],
+        "properties": [{"id": "on", "name": "On", "value": "false", "type": "BOOLEAN"},
+                       {"id": "level", "value": "40", "unit": "%", "type": "NUMBER",
+                        "propertytype": "core.LEVEL"}],
+        "actions": [{"id": "setOn", "parameters": [{"name": "on", "type": "BOOLEAN",
+                                                    "required": True}]}],
+    }],
+}

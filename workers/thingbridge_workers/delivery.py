@@ -1,0 +1,92 @@
+"""Delivering one action request: to the connector (connector things) or, signed, over HTTP to
+the creating app's callback URL. Every outcome moves the request out of PENDING at most once."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import requests
+from flask import current_app
+
+from thingbridge import signing
+from thingbridge.actions import DELIVER_TASK, finish, perform_connector_action, request_body
+from thingbridge.contract import ConnectorError, TransientError
+from thingbridge.db import utcnow
+from thingbridge.models import ActionRequest, App
+from thingbridge.queue import enqueue
+
+log = logging.getLogger(__name__)
+MAX_RETRY_DELAY = 30.0
+
+
+def deliver(request_id: str) -> str:
+    request = ActionRequest.get_or_none(ActionRequest.id == request_id)
+    if request is None or request.status != "PENDING":
+        return "settled"
+    if utcnow() >= request.deadline:
+        finish(request.id, "FAILED", "timeout")
+        return "timeout"
+    thing = request.thing
+    if thing.connector_client_id is not None:
+        return _perform_on_connector(request, thing)
+    return _post_to_callback(request, App.get_by_id(thing.created_by_id))
+
+
+def _perform_on_connector(request: ActionRequest, thing) -> str:
+    try:
+        perform_connector_action(thing, request.component_id, request.action_id,
+                                 request.parameters)
+    except TransientError as exc:
+        return _retry(request, exc.reason)
+    except ConnectorError as exc:
+        finish(request.id, "FAILED", exc.reason)
+        return "failed"
+    finish(request.id, "COMPLETED")
+    return "completed"
+
+
+def _post_to_callback(request: ActionRequest, owner: App) -> str:
+    if not owner.callback_url or not owner.signing_key:
+        finish(request.id, "FAILED", "the thing's app has no action callback URL")
+        return "failed"
+    body = json.dumps(request_body(request), separators=(",", ":")).encode()
+    date = signing.http_date()
+    headers = {"Content-Type": "application/json", "Date": date,
+               signing.SIGNATURE_HEADER: signing.signature(owner.signing_key, "POST",
+                                                           owner.callback_url, date, body)}
+    try:
+        resp = requests.post(owner.callback_url, data=body, headers=headers,
+                             timeout=current_app.config["HTTP_TIMEOUT"], allow_redirects=False)
+    except requests.RequestException as exc:
+        return _retry(request, f"callback unreachable: {exc.__class__.__name__}")
+    if resp.status_code in (200, 204):
+        finish(request.id, "COMPLETED")
+        return "completed"
+    if resp.status_code == 202:
+        return "accepted"  # the app finishes it later with PUT /actions/requests/{id}
+    if resp.status_code == 429 or resp.status_code >= 500:
+        return _retry(request, f"callback answered {resp.status_code}")
+    finish(request.id, "FAILED", _reason(resp))
+    return "failed"
+
+
+def _reason(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+        text = body.get("error") or body.get("description") or json.dumps(body)
+    except ValueError:
+        text = resp.text
+    return f"callback answered {resp.status_code}: {str(text)[:500]}"
+
+
+def _retry(request: ActionRequest, reason: str) -> str:
+    attempts = request.attempts + 1
+    remaining = (request.deadline - utcnow()).total_seconds()
+    delay = min(MAX_RETRY_DELAY, 0.5 * 2 ** attempts, max(remaining, 0.0))
+    ActionRequest.update(attempts=attempts, error=reason, updated_at=utcnow()).where(
+        ActionRequest.id == request.id).execute()
+    log.info("action %s attempt %d: %s; retry in %.1fs", request.id, attempts, reason, delay)
+    # At the deadline the next attempt finds it overdue and fails it with "timeout".
+    enqueue(DELIVER_TASK, request.id, countdown=delay)
+    return "retry"

@@ -1,0 +1,16 @@
+"""Action tasks: deliver one request, and fail the ones that ran past their deadline."""
+
+from celery import shared_task
+
+from thingbridge.actions import expire_overdue
+from thingbridge_workers import delivery
+
+
+@shared_task(name="thingbridge.deliver_action", acks_late=True, ignore_result=True)
+def deliver_action(request_id: str) -> str:
+    return delivery.deliver(request_id)
+
+
+@shared_task(name="thingbridge.expire_actions", ignore_result=True)
+def expire_actions() -> int:
+    return expire_overdue()
