@@ -8,6 +8,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 PREFIX = "THINGBRIDGE_"
+PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -51,9 +52,9 @@ def load_settings(overrides: dict | None = None) -> dict:
         # (a worker killed mid-poll). Longer than the slowest task, shorter than patience.
         "BROKER_VISIBILITY_TIMEOUT": int(_env("BROKER_VISIBILITY_TIMEOUT", "300")),
     }
-    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL and THINGBRIDGE_<TYPE>_POLL_INTERVAL.
+    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL and _RATE_LIMIT.
     for key, value in os.environ.items():
-        if key.startswith(PREFIX) and key.endswith(("_BASE_URL", "_POLL_INTERVAL")):
+        if key.startswith(PREFIX) and key.endswith(PROVIDER_SETTINGS):
             settings[key[len(PREFIX):]] = value
     settings.update(overrides or {})
     return settings

@@ -35,6 +35,15 @@ def poll_interval(type_id: str, app=None) -> int:
     return int(provider_setting(app.config, type_id, "POLL_INTERVAL", cls.poll_interval))
 
 
+def rate_limit(type_id: str, app=None) -> int | None:
+    """Provider calls per minute per instance; ``THINGBRIDGE_<TYPE>_RATE_LIMIT=0`` lifts it."""
+    app = app or current_app
+    cls = connector_classes(app)[type_id]
+    value = int(provider_setting(app.config, type_id, "RATE_LIMIT",
+                                 cls.rate_limit_per_minute or 0))
+    return value or None
+
+
 def sync_descriptions(app) -> None:
     """Mirror the installed plugins into ConnectorDescription; existing ids never change."""
     with db.atomic():

@@ -24,7 +24,7 @@ from thingbridge.contract import (
 from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.models import ConnectorClient
 from thingbridge.queue import enqueue
-from thingbridge.registry import build_connector, connector_classes, poll_interval
+from thingbridge.registry import build_connector, connector_classes, poll_interval, rate_limit
 from thingbridge.thing_sync import sync_things
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def poll(client_id: str) -> str:
     if connector.auth_kind == "oauth2" and not client.tokens:
         return "awaiting_consent"
     instance = client.instance
-    retry_at = rate_budget.take(instance.id, connector.rate_limit_per_minute)
+    retry_at = rate_budget.take(instance.id, rate_limit(client.type_id))
     if retry_at is not None:
         ConnectorClient.update(next_poll_at=retry_at + jittered(5)).where(
             ConnectorClient.id == client.id).execute()
