@@ -1,0 +1,1 @@
+"""Netatmo connector: weather stations (getstationsdata) and thermostat rooms (homestatus)."""

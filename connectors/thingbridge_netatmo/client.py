@@ -1,0 +1,69 @@
+"""Provider I/O: Netatmo API calls with bearer tokens, errors classified for the host.
+
+Netatmo error bodies are ``{"error": {"code": N, "message": "..."}}``: codes 2/3 mean the access
+token is bad (the host refreshes once), 26 is the user usage limit (throttling, not reauth).
+"""
+
+from __future__ import annotations
+
+import requests
+
+from thingbridge.contract import ActionError, ConfigError, TransientError
+
+TOKEN_CODES = {2, 3}
+USAGE_LIMIT = 26
+DEFAULT_THROTTLE = 300.0
+
+
+def call(session: requests.Session, method: str, url: str, token: str, timeout: float,
+         action: bool = False, **kwargs) -> dict:
+    try:
+        resp = session.request(method, url, headers={"Authorization": f"Bearer {token}"},
+                               timeout=timeout, **kwargs)
+    except requests.RequestException as exc:
+        raise TransientError(f"Netatmo unreachable: {exc.__class__.__name__}") from exc
+    if resp.status_code >= 500:
+        raise TransientError(f"Netatmo answered {resp.status_code}")
+    try:
+        body = resp.json()
+    except ValueError as exc:
+        raise TransientError("Netatmo answered with invalid JSON") from exc
+    if resp.status_code < 400 and "error" not in body:
+        return body
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    code, message = error.get("code"), error.get("message", "")
+    if code in TOKEN_CODES:
+        exc = TransientError(f"access token rejected: {message}", retry_after=0)
+        exc.token_invalid = True  # the host refreshes once and retries
+        raise exc
+    if code == USAGE_LIMIT or resp.status_code == 429:
+        raise TransientError(f"Netatmo usage limit reached: {message}",
+                             retry_after=_retry_after(resp))
+    if action:
+        raise ActionError(f"Netatmo refused the action: {message or resp.status_code}")
+    raise ConfigError(f"Netatmo refused the request: {message or resp.status_code}")
+
+
+def check_credentials(session: requests.Session, token_url: str, client_id: str,
+                      client_secret: str, timeout: float) -> None:
+    """invalid_client means bad credentials; invalid_grant (for our bogus token) means good."""
+    try:
+        resp = session.post(token_url, data={
+            "grant_type": "refresh_token", "refresh_token": "thingbridge-credential-check",
+            "client_id": client_id, "client_secret": client_secret}, timeout=timeout)
+        error = resp.json().get("error")
+    except requests.RequestException as exc:
+        raise TransientError(f"Netatmo unreachable: {exc.__class__.__name__}") from exc
+    except ValueError as exc:
+        raise TransientError("Netatmo token endpoint answered with invalid JSON") from exc
+    if error == "invalid_client":
+        raise ConfigError("Netatmo rejected client_id/client_secret")
+    if resp.status_code >= 500:
+        raise TransientError(f"Netatmo token endpoint answered {resp.status_code}")
+
+
+def _retry_after(resp: requests.Response) -> float:
+    try:
+        return float(resp.headers.get("Retry-After", DEFAULT_THROTTLE))
+    except ValueError:
+        return DEFAULT_THROTTLE

@@ -1,0 +1,135 @@
+"""Pure mapping: Netatmo payloads -> things (stations, modules, thermostat rooms)."""
+
+from __future__ import annotations
+
+import re
+
+from thingbridge.contract import (
+    ActionParameterSpec,
+    ActionSpec,
+    ComponentSpec,
+    PropertySpec,
+    ThingSpec,
+)
+
+# dashboard_data key -> (component id, property id, name, unit, semantic type)
+MEASUREMENTS = [
+    ("Temperature", "temperature", "temperature", "Temperature", "°C", "TEMPERATURE"),
+    ("min_temp", "temperature", "min_temp", "Minimum today", "°C", "TEMPERATURE"),
+    ("max_temp", "temperature", "max_temp", "Maximum today", "°C", "TEMPERATURE"),
+    ("Humidity", "humidity", "humidity", "Humidity", "%", "HUMIDITY"),
+    ("CO2", "co2", "co2", "CO2", "ppm", "CO2"),
+    ("Pressure", "pressure", "pressure", "Pressure", "mbar", "PRESSURE"),
+    ("AbsolutePressure", "pressure", "absolute_pressure", "Absolute pressure", "mbar",
+     "PRESSURE"),
+    ("Noise", "noise", "noise", "Noise", "dB", "NOISE"),
+    ("WindStrength", "wind", "strength", "Wind strength", "km/h", "WIND_SPEED"),
+    ("WindAngle", "wind", "angle", "Wind angle", "°", "WIND_DIRECTION"),
+    ("GustStrength", "wind", "gust_strength", "Gust strength", "km/h", "WIND_SPEED"),
+    ("GustAngle", "wind", "gust_angle", "Gust angle", "°", "WIND_DIRECTION"),
+    ("Rain", "rain", "rain", "Rain", "mm", "RAIN"),
+    ("sum_rain_1", "rain", "sum_rain_1", "Rain last hour", "mm", "RAIN"),
+    ("sum_rain_24", "rain", "sum_rain_24", "Rain today", "mm", "RAIN"),
+]
+COMPONENT_NAMES = {"temperature": "Temperature", "humidity": "Humidity", "co2": "CO2",
+                   "pressure": "Pressure", "noise": "Noise", "wind": "Wind", "rain": "Rain",
+                   "battery": "Battery"}
+DISPLAY_TYPES = {"NAMain": "WEATHER_STATION", "NAModule1": "OUTDOOR_MODULE",
+                 "NAModule2": "WIND_GAUGE", "NAModule3": "RAIN_GAUGE",
+                 "NAModule4": "INDOOR_MODULE"}
+SET_ROOM_THERMPOINT = ActionSpec(id="setRoomThermPoint", parameters=[
+    ActionParameterSpec("mode", "STRING", required=True),
+    ActionParameterSpec("temp", "NUMBER"),
+    ActionParameterSpec("endtime", "NUMBER")])
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def _safe_id(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9\-_]", "-", text)[:200] or "unknown"
+
+
+def _device_thing(device: dict, station_name: str) -> ThingSpec:
+    data = device.get("dashboard_data")
+    components: dict[str, ComponentSpec] = {}
+    for key, cid, pid, name, unit, ptype in MEASUREMENTS:
+        if data and data.get(key) is not None:
+            component = components.setdefault(cid, ComponentSpec(
+                id=cid, name=COMPONENT_NAMES[cid], component_type=f"{cid.upper()}_SENSOR"))
+            component.properties.append(PropertySpec(id=pid, name=name, value=_value(data[key]),
+                                                     unit=unit, property_type=ptype))
+    battery = [PropertySpec(id=pid, name=name, value=_value(device[key]), unit=unit,
+                            property_type="BATTERY")
+               for key, pid, name, unit in (("battery_percent", "percent", "Battery", "%"),
+                                            ("battery_vp", "voltage", "Battery voltage", "mV"))
+               if device.get(key) is not None]
+    if battery:
+        components["battery"] = ComponentSpec(id="battery", name="Battery",
+                                              component_type="BATTERY", properties=battery)
+    reachable = device.get("reachable", True) and data is not None
+    connectivity = ComponentSpec(id="status", name="Status", component_type="CONNECTIVITY",
+                                 properties=[PropertySpec(id="reachable", name="Reachable",
+                                                          type="BOOLEAN",
+                                                          value=_value(bool(reachable)))])
+    ordered = list(components.values()) + [connectivity]
+    name = device.get("module_name") or device.get("type", "module")
+    return ThingSpec(connector_thing_id=device["_id"], name=f"{station_name} {name}".strip(),
+                     manufacturer="Netatmo",
+                     display_type=DISPLAY_TYPES.get(device.get("type"), "SENSOR"),
+                     main_component_id=ordered[0].id, components=ordered,
+                     status="AVAILABLE" if reachable else "UNAVAILABLE",
+                     attributes={"type": str(device.get("type", "")),
+                                 "firmware": _value(device.get("firmware", ""))})
+
+
+def station_things(stations: dict) -> list[ThingSpec]:
+    things = []
+    for device in (stations.get("body") or {}).get("devices", []):
+        station_name = device.get("station_name", "")
+        things.append(_device_thing(device, station_name))
+        things.extend(_device_thing(module, station_name) for module in device.get("modules", []))
+    return things
+
+
+def room_things(homes: dict, homestatus: dict) -> list[ThingSpec]:
+    things = []
+    for home in (homes.get("body") or {}).get("homes", []):
+        status = ((homestatus.get(home["id"]) or {}).get("body") or {}).get("home") or {}
+        rooms = {room["id"]: room for room in status.get("rooms", [])}
+        for room in home.get("rooms", []):
+            state = rooms.get(room["id"])
+            if state is None:
+                continue  # no thermostat data for this room (no valve/thermostat in it)
+            props = [PropertySpec(id=pid, name=name, value=_value(state[key]), unit=unit,
+                                  type=kind, property_type=ptype)
+                     for key, pid, name, unit, kind, ptype in (
+                         ("therm_measured_temperature", "measured_temperature",
+                          "Measured temperature", "°C", "NUMBER", "TEMPERATURE"),
+                         ("therm_setpoint_temperature", "setpoint_temperature", "Setpoint",
+                          "°C", "NUMBER", "TEMPERATURE"),
+                         ("therm_setpoint_mode", "setpoint_mode", "Setpoint mode", "",
+                          "STRING", "MODE"))
+                     if state.get(key) is not None]
+            reachable = state.get("reachable", True)
+            things.append(ThingSpec(
+                connector_thing_id=f"room:{home['id']}:{room['id']}",
+                name=f"{home.get('name', '')} {room.get('name', room['id'])}".strip(),
+                manufacturer="Netatmo", display_type="THERMOSTAT",
+                main_component_id="thermostat",
+                components=[ComponentSpec(id="thermostat", name="Thermostat",
+                                          component_type="THERMOSTAT",
+                                          capabilities=["SETPOINT"], properties=props,
+                                          actions=[SET_ROOM_THERMPOINT])],
+                status="AVAILABLE" if reachable else "UNAVAILABLE",
+                attributes={"home_id": home["id"], "room_id": room["id"],
+                            "room_type": str(room.get("type", ""))}))
+    return things
+
+
+def map_payload(payload: dict) -> list[ThingSpec]:
+    return (station_things(payload.get("stations") or {})
+            + room_things(payload.get("homes") or {}, payload.get("homestatus") or {}))

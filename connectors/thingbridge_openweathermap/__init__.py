@@ -1,0 +1,1 @@
+"""OpenWeatherMap connector: one thing per client location, polled from current weather."""
