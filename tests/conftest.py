@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import BROKER_URL, DATABASE_URL, SECRET_KEY, basic
 
+pytest_plugins = ["worker_fixtures"]
+
 
 def _reachable(url: str) -> bool:
     parts = urlsplit(url)
@@ -74,15 +76,17 @@ def truncate_all() -> None:
 
 @pytest.fixture
 def clean_db(flask_app):
+    """Empty tables and queue; the test body runs inside an app context, like a request."""
     from thingbridge.db import db
 
-    with flask_app.app_context(), db.connection_context():
-        truncate_all()
-        flask_app.extensions["celery"].control.purge()
-    db.connect(reuse_if_open=True)
-    yield
-    if not db.is_closed():
-        db.close()
+    with flask_app.app_context():
+        with db.connection_context():
+            truncate_all()
+            flask_app.extensions["celery"].control.purge()
+        db.connect(reuse_if_open=True)
+        yield
+        if not db.is_closed():
+            db.close()
 
 
 class Api:

@@ -20,26 +20,28 @@ def take(instance_id: str, limit: int | None) -> datetime.datetime | None:
     """Spend one call. None if allowed, else when the next window opens."""
     if not limit:
         return None
-    now = utcnow()
-    window = now.replace(second=0, microsecond=0)
-    with db.atomic():
-        # Same window: spend if any is left.
-        spent = (RateBudget.update(used=RateBudget.used + 1)
-                 .where((RateBudget.instance == instance_id) & (RateBudget.window_start == window)
-                        & (RateBudget.used < limit)).execute())
-        if spent:
-            return None
-        # A new window (or the first ever): start it with this call.
-        started = (RateBudget.update(window_start=window, used=1)
-                   .where((RateBudget.instance == instance_id)
-                          & (RateBudget.window_start < window)).execute())
-        if started:
-            return None
-        if not RateBudget.select().where(RateBudget.instance == instance_id).exists():
-            try:
-                with db.atomic():
-                    RateBudget.create(instance=instance_id, window_start=window, used=1)
+    window = utcnow().replace(second=0, microsecond=0)
+    # Two rounds: if another worker creates the row between our look and our insert, the
+    # second round spends from the row it created.
+    for _ in range(2):
+        with db.atomic():
+            spent = (RateBudget.update(used=RateBudget.used + 1)
+                     .where((RateBudget.instance == instance_id)
+                            & (RateBudget.window_start == window)
+                            & (RateBudget.used < limit)).execute())
+            if spent:
                 return None
-            except IntegrityError:
-                pass  # another worker created it this instant; its count is authoritative
+            started = (RateBudget.update(window_start=window, used=1)
+                       .where((RateBudget.instance == instance_id)
+                              & (RateBudget.window_start < window)).execute())
+            if started:
+                return None
+            if RateBudget.select().where(RateBudget.instance == instance_id).exists():
+                return window + WINDOW  # this window's budget is spent
+        try:
+            with db.atomic():
+                RateBudget.create(instance=instance_id, window_start=window, used=1)
+            return None
+        except IntegrityError:
+            continue
     return window + WINDOW

@@ -1,0 +1,158 @@
+"""Netatmo through the host: OAuth consent (plain HTTP), polling with rotating refresh tokens,
+reauthorization errors, and the setRoomThermPoint action routed to the provider."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from helpers import wait_until
+from test_polling import client_row, repoll, wait_status
+
+from thingbridge.models import ActionRequest, Thing
+
+ORIGIN = "http://localhost:3000/connected"
+
+
+@pytest.fixture
+def netatmo_sim(simulators):
+    base = simulators["netatmo"]
+    requests.post(f"{base}/_sim/reset", timeout=5)
+    yield base
+    requests.post(f"{base}/_sim/reset", timeout=5)
+
+
+def consent(api, decision="accept") -> dict:
+    """Create the client, accept/deny on the simulator's page, follow back to our callback;
+    returns the query the browser would land with on origin_callback_uri."""
+    if not api.get("/api/v1/connectors/instances").json:
+        assert api.post("/api/v1/connectors/instances", json={
+            "connector_type_id": "netatmo", "configuration": {
+                "client_id": "thingbridge-demo", "client_secret": "demo-secret",
+                "origin_callback_uri": ORIGIN}}).status_code == 201
+    created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
+    assert created.status_code == 303
+    page = requests.get(created.headers["Location"], timeout=5)
+    assert page.status_code == 200 and 'id="accept"' in page.text
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
+    back = requests.post(urlsplit(created.headers["Location"])._replace(query="").geturl(),
+                         data={**fields, "decision": decision}, allow_redirects=False, timeout=5)
+    assert back.status_code == 302
+    callback = urlsplit(back.headers["Location"])
+    landed = api.http.get(f"{callback.path}?{callback.query}")
+    assert landed.status_code == 302
+    target = urlsplit(landed.headers["Location"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == ORIGIN
+    return {k: v[0] for k, v in parse_qs(target.query).items()}
+
+
+def test_consent_then_stations_and_rooms_appear(api, netatmo_sim, start_worker):
+    start_worker()
+    landed = consent(api)
+    assert landed["status"] == "STARTING" and "error" not in landed
+    client = wait_status(landed["client_id"], "STARTED")
+    assert client.tokens["refresh_token"] and client.token_expires_at
+    mappings = api.get(f"/api/v1/connectors/clients/{client.id}").json["mappings"]
+    ids = {m["connector_thing_id"] for m in mappings}
+    assert len([i for i in ids if i.startswith("room:")]) == 2
+    assert len(ids) == 7  # station + 4 modules + 2 rooms
+    things = api.get("/api/v1/things?expand=components").json
+    room = next(t for t in things if t["displayType"] == "THERMOSTAT")
+    assert room["components"][0]["actions"][0]["id"] == "setRoomThermPoint"
+
+
+def test_state_is_single_use(api, netatmo_sim, flask_app):
+    api.post("/api/v1/connectors/instances", json={
+        "connector_type_id": "netatmo", "configuration": {
+            "client_id": "thingbridge-demo", "client_secret": "demo-secret",
+            "origin_callback_uri": ORIGIN}})
+    created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
+    state = parse_qs(urlsplit(created.headers["Location"]).query)["state"][0]
+    first = api.http.get(f"/api/v1/connectors/oauth/callback?state={state}&code=bogus")
+    assert first.status_code == 302 and "token_exchange_failed" in first.headers["Location"]
+    replay = api.http.get(f"/api/v1/connectors/oauth/callback?state={state}&code=bogus")
+    assert replay.status_code == 302 and "invalid_state" in replay.headers["Location"]
+    unknown = api.http.get("/api/v1/connectors/oauth/callback?state=nope&code=x")
+    assert unknown.status_code == 400 and unknown.json["error"] == "INVALID_STATE"
+
+
+def test_expired_state_is_rejected(api, netatmo_sim):
+    from thingbridge.db import utcnow
+    from thingbridge.models import OAuthState
+
+    api.post("/api/v1/connectors/instances", json={
+        "connector_type_id": "netatmo", "configuration": {
+            "client_id": "thingbridge-demo", "client_secret": "demo-secret",
+            "origin_callback_uri": ORIGIN}})
+    created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
+    state = parse_qs(urlsplit(created.headers["Location"]).query)["state"][0]
+    OAuthState.update(expires_at=utcnow()).execute()
+    resp = api.http.get(f"/api/v1/connectors/oauth/callback?state={state}&code=x")
+    assert "invalid_state" in resp.headers["Location"]
+    assert client_row(created.json["client_id"]).status == "ERROR"
+
+
+def test_denied_consent_sets_error(api, netatmo_sim):
+    landed = consent(api, decision="deny")
+    assert landed["status"] == "ERROR" and landed["error"] == "access_denied"
+    client = client_row(landed["client_id"])
+    assert client.status == "ERROR" and "access_denied" in client.status_reason
+
+
+def test_expired_access_token_is_refreshed_and_rotated(api, netatmo_sim, start_worker):
+    start_worker()
+    client_id = consent(api)["client_id"]
+    before = wait_status(client_id, "STARTED").tokens
+    requests.post(f"{netatmo_sim}/_sim/expire_tokens", timeout=5)
+    stamp = client_row(client_id).last_success_at
+    repoll(client_id)
+    wait_until(lambda: client_row(client_id).last_success_at > stamp, message="repoll")
+    after = client_row(client_id).tokens
+    assert after["refresh_token"] != before["refresh_token"]
+    assert after["access_token"] != before["access_token"]
+    stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+    assert stats["refreshes"] == 1
+
+
+def test_revoked_grant_is_reauthorization_required(api, netatmo_sim, start_worker):
+    start_worker()
+    client_id = consent(api)["client_id"]
+    wait_status(client_id, "STARTED")
+    requests.post(f"{netatmo_sim}/_sim/revoke", timeout=5)
+    repoll(client_id)
+    client = wait_status(client_id, "ERROR")
+    assert client.status_reason == "reauthorization required"
+
+
+def test_usage_limit_is_throttling_not_reauth(api, netatmo_sim, start_worker):
+    start_worker()
+    client_id = consent(api)["client_id"]
+    wait_status(client_id, "STARTED")
+    requests.post(f"{netatmo_sim}/_sim/control", json={"mode": "usage_limit_429"}, timeout=5)
+    repoll(client_id)
+    client = wait_until(lambda: client_row(client_id).failure_count == 1 and client_row(client_id),
+                        message="throttled")
+    assert client.status == "STARTED" and "usage limit" in client.status_reason
+
+
+def test_set_room_therm_point_reaches_the_provider(api, netatmo_sim, start_worker):
+    start_worker()
+    client_id = consent(api)["client_id"]
+    wait_status(client_id, "STARTED")
+    room = Thing.get(Thing.display_type == "THERMOSTAT")
+    path = f"/api/v1/things/{room.id}/components/thermostat/actions/setRoomThermPoint"
+    resp = api.post(path, json={"mode": "manual", "temp": "22.5"})
+    assert resp.status_code == 201, resp.json
+    request = wait_until(lambda: ActionRequest.get_by_id(resp.json["id"]).status != "PENDING"
+                         and ActionRequest.get_by_id(resp.json["id"]), message="action done")
+    assert request.status == "COMPLETED", request.error
+    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    assert calls[-1]["mode"] == "manual" and calls[-1]["temp"] == 22.5
+    setpoint = f"/api/v1/things/{room.id}/components/thermostat/properties/setpoint_temperature"
+    wait_until(lambda: api.get(setpoint).json["value"] == "22.5", message="property refreshed")
+    refused = api.post(path, json={"mode": "manual"})
+    failed = wait_until(lambda: ActionRequest.get_by_id(refused.json["id"]).status != "PENDING"
+                        and ActionRequest.get_by_id(refused.json["id"]), message="refusal")
+    assert failed.status == "FAILED" and "temp is required" in failed.error
