@@ -111,14 +111,14 @@ def _lock(client_id: str) -> ConnectorClient:
 
 
 def access_token(client_id: str, connector: Connector, instance_config: dict,
-                 force_refresh: bool = False) -> str:
+                 force_refresh: bool = False, client: ConnectorClient | None = None) -> str:
     """A usable access token, refreshing it under a per-client lock.
 
     Refresh tokens rotate: the provider invalidates the old one as it answers, so the new pair is
     committed before anyone uses it, and a second worker waiting on the lock sees the new pair
     instead of refreshing with a dead token.
     """
-    client = ConnectorClient.get_by_id(client_id)
+    client = client or ConnectorClient.get_by_id(client_id)  # callers may pass a fresh row
     if not force_refresh and _fresh(client):
         return client.tokens["access_token"]
     stale = (client.tokens or {}).get("access_token")

@@ -22,7 +22,7 @@ from thingbridge.contract import (
     TransientError,
 )
 from thingbridge.db import db, is_postgres, utcnow
-from thingbridge.models import ConnectorClient
+from thingbridge.models import ConnectorClient, ConnectorInstance
 from thingbridge.queue import enqueue
 from thingbridge.registry import build_connector, connector_classes, poll_interval, rate_limit
 from thingbridge.thing_sync import sync_things
@@ -45,7 +45,8 @@ def backoff_seconds(failures: int, retry_after: float | None) -> float:
 
 def poll(client_id: str) -> str:
     """Poll one client; returns an outcome word (for logs and tests)."""
-    client = ConnectorClient.get_or_none(ConnectorClient.id == client_id)
+    client = (ConnectorClient.select(ConnectorClient, ConnectorInstance)
+              .join(ConnectorInstance).where(ConnectorClient.id == client_id).first())
     if client is None:
         return "gone"  # deleted while queued
     if client.status == "ERROR":
@@ -87,7 +88,7 @@ def poll(client_id: str) -> str:
 def _fetch(connector, client: ConnectorClient, instance_config: dict) -> dict:
     token = None
     if connector.auth_kind == "oauth2":
-        token = oauth_flow.access_token(client.id, connector, instance_config)
+        token = oauth_flow.access_token(client.id, connector, instance_config, client=client)
     ctx = ClientContext(instance_config, client.configuration or {}, token)
     try:
         return connector.fetch(ctx)
