@@ -1,0 +1,122 @@
+"""Action round-trip benchmark: trigger setRoomThermPoint through the API -> Redis -> worker ->
+Netatmo simulator -> COMPLETED, for 1,000 actions one after another; the baseline is the same
+simulator call made directly with requests.
+
+    .venv/bin/python bench/actions.py --actions 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import requests
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import (  # noqa: E402
+    platform_env,
+    scratch_database,
+    start_simulator,
+    start_workers,
+    stop,
+)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return (statistics.median(ordered) * 1000,
+            ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000)
+
+
+def baseline(netatmo: str, grant: dict, home: str, count: int) -> list[float]:
+    session, out = requests.Session(), []
+    headers = {"Authorization": f"Bearer {grant['access_token']}"}
+    for i in range(count):
+        start = time.perf_counter()
+        session.post(f"{netatmo}/api/setroomthermpoint", headers=headers, timeout=10, data={
+            "home_id": home, "room_id": "2746182631", "mode": "manual",
+            "temp": 18 + i % 5}).raise_for_status()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--actions", type=int, default=1000)
+    args = parser.parse_args()
+    net_proc, netatmo = start_simulator("thingbridge_netatmo.simulator")
+    workers = []
+    try:
+        with scratch_database() as url:
+            env = platform_env(url, THINGBRIDGE_NETATMO_BASE_URL=netatmo,
+                               THINGBRIDGE_NETATMO_RATE_LIMIT="0")
+            os.environ.update(env)
+            from thingbridge import create_app, db
+            from thingbridge.models import (
+                ActionRequest,
+                App,
+                ConnectorClient,
+                ConnectorInstance,
+                Thing,
+            )
+            from thingbridge_workers.polling import poll
+
+            app = create_app()
+            with app.app_context(), db.db.connection_context():
+                db.migrate_up()
+                app.extensions["celery"].control.purge()
+                owner, secret = App.register("bench")
+                instance = ConnectorInstance.create(app=owner, type_id="netatmo", configuration={
+                    "client_id": "thingbridge-demo", "client_secret": "demo-secret",
+                    "origin_callback_uri": "http://localhost/x"})
+                grant = requests.post(f"{netatmo}/_sim/grant",
+                                      json={"client_id": "thingbridge-demo"}, timeout=10).json()
+                client = ConnectorClient.create(
+                    app=owner, instance=instance, type_id="netatmo", external_subject_id="alice",
+                    configuration={}, tokens={k: grant[k] for k in ("access_token",
+                                                                    "refresh_token")})
+                assert poll(client.id) == "ok"
+                room = Thing.get(Thing.display_type == "THERMOSTAT")
+                home = room.attributes["home_id"]
+                direct = baseline(netatmo, grant, home, args.actions)
+
+                http = app.test_client()
+                token = http.post("/oauth2/token", data={
+                    "grant_type": "client_credentials", "client_id": owner.client_id,
+                    "client_secret": secret}).json["access_token"]
+                headers = {"Authorization": f"Bearer {token}", "X-External-Subject-Id": "alice"}
+                path = (f"/api/v1/things/{room.id}/components/thermostat/actions/"
+                        "setRoomThermPoint")
+                workers = start_workers(env, 1, "threads", 8)
+                time.sleep(3)
+                rounds = []
+                for i in range(args.actions):
+                    start = time.perf_counter()
+                    resp = http.post(path, headers=headers,
+                                     json={"mode": "manual", "temp": str(18 + i % 5)})
+                    assert resp.status_code == 201, resp.json
+                    request_id = resp.json["id"]
+                    while True:
+                        status = ActionRequest.select(ActionRequest.status).where(
+                            ActionRequest.id == request_id).scalar()
+                        if status != "PENDING":
+                            break
+                        time.sleep(0.002)
+                    assert status == "COMPLETED", status
+                    rounds.append(time.perf_counter() - start)
+    finally:
+        stop(workers + [net_proc])
+    d50, d99 = percentiles(direct)
+    r50, r99 = percentiles(rounds)
+    print(f"{'':>28} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'direct simulator call':>28} {d50:>8.2f} {d99:>8.2f}")
+    print(f"{'platform round trip':>28} {r50:>8.2f} {r99:>8.2f}")
+    print(f"{'ratio (platform/direct)':>28} {r50 / d50:>8.1f} {r99 / d99:>8.1f}")
+    print(f"actions={args.actions} all COMPLETED")
+
+
+if __name__ == "__main__":
+    main()
