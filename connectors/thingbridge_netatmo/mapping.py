@@ -87,12 +87,13 @@ def _device_thing(device: dict, station_name: str) -> ThingSpec:
 
 
 def station_things(stations: dict) -> list[ThingSpec]:
-    things = []
+    things: dict[str, ThingSpec] = {}
     for device in (stations.get("body") or {}).get("devices", []):
         station_name = device.get("station_name", "")
-        things.append(_device_thing(device, station_name))
-        things.extend(_device_thing(module, station_name) for module in device.get("modules", []))
-    return things
+        for item in [device, *device.get("modules", [])]:
+            # A module moved between stations can be listed under both; one thing per device.
+            things.setdefault(item["_id"], _device_thing(item, station_name))
+    return list(things.values())
 
 
 def room_things(homes: dict, homestatus: dict) -> list[ThingSpec]:

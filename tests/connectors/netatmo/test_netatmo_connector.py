@@ -1,0 +1,168 @@
+"""Netatmo plugin and simulator over real HTTP: consent, rotating tokens, error codes, mapping
+of real recorded responses, and the thermostat action."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+from marshmallow import ValidationError
+
+from thingbridge.contract import ActionError, ClientContext, ConfigError, TransientError
+from thingbridge.localserver import serving
+from thingbridge_netatmo.connector import NetatmoConnector
+from thingbridge_netatmo.mapping import station_things
+from thingbridge_netatmo.schemas import InstanceConfig
+from thingbridge_netatmo.simulator import create_simulator
+
+SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "provider-samples" / "netatmo"
+ID = re.compile(r"^[a-zA-Z0-9\-_]{1,200}$")
+DEMO = {"client_id": "thingbridge-demo", "client_secret": "demo-secret",
+        "origin_callback_uri": "http://localhost:3000/done"}
+
+
+@pytest.fixture
+def sim():
+    with serving(create_simulator()) as server:
+        yield server.url
+
+
+def grant(sim):
+    return requests.post(f"{sim}/_sim/grant", json={"client_id": "thingbridge-demo"},
+                         timeout=5).json()
+
+
+def token_post(sim, **data):
+    return requests.post(f"{sim}/oauth2/token", timeout=5, data={
+        "client_id": "thingbridge-demo", "client_secret": "demo-secret", **data})
+
+
+def consent(sim, decision):
+    page = requests.get(f"{sim}/oauth2/authorize", timeout=5, params={
+        "client_id": "thingbridge-demo", "redirect_uri": "http://localhost/cb", "state": "s1",
+        "scope": "read_station", "response_type": "code"})
+    assert 'id="accept"' in page.text and 'id="deny"' in page.text
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
+    resp = requests.post(f"{sim}/oauth2/authorize", data={**fields, "decision": decision},
+                         allow_redirects=False, timeout=5)
+    assert resp.status_code == 302
+    return resp.headers["Location"]
+
+
+def test_consent_code_is_single_use_and_refresh_tokens_rotate(sim):
+    location = consent(sim, "accept")
+    code = re.search(r"code=(\w+)", location).group(1)
+    assert "state=s1" in location
+    first = token_post(sim, grant_type="authorization_code", code=code,
+                       redirect_uri="http://localhost/cb")
+    assert first.status_code == 200 and first.json()["refresh_token"]
+    replay = token_post(sim, grant_type="authorization_code", code=code,
+                        redirect_uri="http://localhost/cb")
+    assert replay.json() == {"error": "invalid_grant"}
+    old = first.json()["refresh_token"]
+    rotated = token_post(sim, grant_type="refresh_token", refresh_token=old)
+    assert rotated.status_code == 200 and rotated.json()["refresh_token"] != old
+    assert token_post(sim, grant_type="refresh_token", refresh_token=old).json() == {
+        "error": "invalid_grant"}
+
+
+def test_deny_redirects_with_access_denied(sim):
+    assert "error=access_denied" in consent(sim, "deny")
+
+
+def test_check_tells_good_from_bad_credentials(sim):
+    plugin = NetatmoConnector(base_url=sim)
+    plugin.check(DEMO)
+    with pytest.raises(ConfigError, match="client_id/client_secret"):
+        plugin.check({**DEMO, "client_secret": "wrong"})
+
+
+def test_fetch_and_map_stations_and_rooms(sim):
+    plugin = NetatmoConnector(base_url=sim)
+    payload = plugin.fetch(ClientContext(DEMO, {}, grant(sim)["access_token"]))
+    things = plugin.map_things(payload, {})
+    assert len(things) == 7
+    rooms = [t for t in things if t.connector_thing_id.startswith("room:")]
+    assert len(rooms) == 2 and rooms[0].components[0].actions[0].id == "setRoomThermPoint"
+    for thing in things:
+        for component in thing.components:
+            assert ID.match(component.id)
+            for prop in component.properties:
+                assert ID.match(prop.id) and isinstance(prop.value, str)
+
+
+def test_expired_token_asks_the_host_to_refresh(sim):
+    token = grant(sim)["access_token"]
+    requests.post(f"{sim}/_sim/expire_tokens", timeout=5)
+    with pytest.raises(TransientError) as info:
+        NetatmoConnector(base_url=sim).fetch(ClientContext(DEMO, {}, token))
+    assert info.value.token_invalid is True
+
+
+@pytest.mark.parametrize("mode", ["usage_limit_403", "usage_limit_429"])
+def test_usage_limit_is_throttling(sim, mode):
+    token = grant(sim)["access_token"]
+    requests.post(f"{sim}/_sim/control", json={"mode": mode}, timeout=5)
+    with pytest.raises(TransientError, match="usage limit") as info:
+        NetatmoConnector(base_url=sim).fetch(ClientContext(DEMO, {}, token))
+    assert not getattr(info.value, "token_invalid", False)
+    assert info.value.retry_after > 0
+
+
+def test_real_stations_sample_maps_every_device():
+    payload = json.loads((SAMPLES / "getstationsdata.json").read_text())
+    things = station_things(payload)
+    devices = payload["body"]["devices"]
+    first_seen = {}
+    for device in devices:
+        for item in [device, *device.get("modules", [])]:
+            first_seen.setdefault(item["_id"], item)
+    assert len(things) == len(first_seen)  # a module listed under two stations maps once
+    by_id = {t.connector_thing_id: t for t in things}
+    assert any(t.status == "UNAVAILABLE" for t in things)
+    for device in devices:
+        for module in device.get("modules", []):
+            thing, module = by_id[module["_id"]], first_seen[module["_id"]]
+            reachable = module.get("reachable", True) and "dashboard_data" in module
+            assert thing.status == ("AVAILABLE" if reachable else "UNAVAILABLE")
+    station = by_id[devices[0]["_id"]]
+    temps = {p.id: p.value for c in station.components for p in c.properties
+             if c.id == "temperature"}
+    assert temps["temperature"] == format(devices[0]["dashboard_data"]["Temperature"], "g")
+
+
+def test_set_room_therm_point_changes_the_next_homestatus(sim):
+    plugin = NetatmoConnector(base_url=sim)
+    context = ClientContext(DEMO, {}, grant(sim)["access_token"])
+    room = next(t for t in plugin.map_things(plugin.fetch(context), {})
+                if t.connector_thing_id.startswith("room:"))
+    plugin.perform_action(context, room.connector_thing_id, "thermostat", "setRoomThermPoint",
+                          {"mode": "manual", "temp": "21"})
+    after = next(t for t in plugin.map_things(plugin.fetch(context), {})
+                 if t.connector_thing_id == room.connector_thing_id)
+    values = {p.id: p.value for p in after.components[0].properties}
+    assert values["setpoint_temperature"] == "21" and values["setpoint_mode"] == "manual"
+
+
+@pytest.mark.parametrize("params, needle", [
+    ({"mode": "hot"}, "mode must be"), ({"mode": "manual"}, "temp is required"),
+    ({"mode": "manual", "temp": "warm"}, "temp must be a number"),
+    ({"mode": "manual", "temp": "45"}, "between 7 and 30")])
+def test_bad_action_parameters(sim, params, needle):
+    plugin = NetatmoConnector(base_url=sim)
+    with pytest.raises(ActionError, match=needle):
+        plugin.perform_action(ClientContext(DEMO, {}, "t"), "room:h:r", "thermostat",
+                              "setRoomThermPoint", params)
+
+
+@pytest.mark.parametrize("uri, ok", [("http://example.com/x", False),
+                                     ("http://localhost:3000/x", True),
+                                     ("https://example.com/x", True), ("ftp://x/y", False)])
+def test_origin_callback_uri_policy(uri, ok):
+    config = {**DEMO, "origin_callback_uri": uri}
+    if ok:
+        assert InstanceConfig().load(config)["origin_callback_uri"] == uri
+    else:
+        with pytest.raises(ValidationError):
+            InstanceConfig().load(config)
