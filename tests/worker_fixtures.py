@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 from helpers import BROKER_URL, DATABASE_URL, SECRET_KEY
 
 
@@ -60,3 +61,21 @@ def start_worker(worker_env, clean_db):
     yield start
     for worker in started:
         worker.stop()
+
+
+def _fresh_simulator(simulators, name):
+    """A simulator with default modes and counters before and after the test."""
+    base = simulators[name]
+    requests.post(f"{base}/_sim/reset", timeout=5)
+    yield base
+    requests.post(f"{base}/_sim/reset", timeout=5)
+
+
+@pytest.fixture
+def owm_sim(simulators):
+    yield from _fresh_simulator(simulators, "openweathermap")
+
+
+@pytest.fixture
+def netatmo_sim(simulators):
+    yield from _fresh_simulator(simulators, "netatmo")

@@ -11,7 +11,6 @@ Standalone: ``python -m thingbridge_netatmo.simulator --port 8092``.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import secrets
@@ -20,9 +19,9 @@ import time
 from collections import Counter
 from urllib.parse import urlencode
 
-from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
 
+from thingbridge.localserver import simulator_main
 from thingbridge_netatmo import simulator_data as data
 
 DEMO_CLIENTS = {"thingbridge-demo": "demo-secret"}
@@ -205,13 +204,5 @@ def create_simulator(**options) -> NetatmoSimulator:
     return NetatmoSimulator(**options)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8092)
-    args = parser.parse_args()
-    run_simple(args.host, args.port, create_simulator(), threaded=True)
-
-
 if __name__ == "__main__":
-    main()
+    simulator_main(create_simulator, 8092, __doc__.splitlines()[0])

@@ -9,7 +9,6 @@ Standalone: ``python -m thingbridge_openweathermap.simulator --port 8091``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import re
@@ -17,9 +16,9 @@ import threading
 import time
 from collections import Counter
 
-from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
 
+from thingbridge.localserver import simulator_main
 from thingbridge_openweathermap.simulator_data import (
     CITIES,
     CONDITIONS,
@@ -153,13 +152,5 @@ def create_simulator(**options) -> OpenWeatherMapSimulator:
     return OpenWeatherMapSimulator(**options)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8091)
-    args = parser.parse_args()
-    run_simple(args.host, args.port, create_simulator(), threaded=True)
-
-
 if __name__ == "__main__":
-    main()
+    simulator_main(create_simulator, 8091, __doc__.splitlines()[0])

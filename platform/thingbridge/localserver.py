@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from werkzeug.serving import make_server
+from werkzeug.serving import make_server, run_simple
 
 
 class LocalServer:
@@ -33,3 +33,14 @@ def serving(app, port: int = 0) -> Iterator[LocalServer]:
         yield server
     finally:
         server.stop()
+
+
+def simulator_main(factory, default_port: int, description: str) -> None:
+    """``python -m <connector>.simulator [--host H] [--port P]``: serve one provider simulator."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
+    args = parser.parse_args()
+    run_simple(args.host, args.port, factory(), threaded=True)

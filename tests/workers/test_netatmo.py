@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
 from helpers import wait_until
 from test_polling import client_row, repoll, wait_status
@@ -16,22 +15,18 @@ from thingbridge.models import ActionRequest, Thing
 ORIGIN = "http://localhost:3000/connected"
 
 
-@pytest.fixture
-def netatmo_sim(simulators):
-    base = simulators["netatmo"]
-    requests.post(f"{base}/_sim/reset", timeout=5)
-    yield base
-    requests.post(f"{base}/_sim/reset", timeout=5)
-
-
-def consent(api, decision="accept") -> dict:
-    """Create the client, accept/deny on the simulator's page, follow back to our callback;
-    returns the query the browser would land with on origin_callback_uri."""
+def netatmo_instance(api) -> None:
     if not api.get("/api/v1/connectors/instances").json:
         assert api.post("/api/v1/connectors/instances", json={
             "connector_type_id": "netatmo", "configuration": {
                 "client_id": "thingbridge-demo", "client_secret": "demo-secret",
                 "origin_callback_uri": ORIGIN}}).status_code == 201
+
+
+def consent(api, decision="accept") -> dict:
+    """Create the client, accept/deny on the simulator's page, follow back to our callback;
+    returns the query the browser would land with on origin_callback_uri."""
+    netatmo_instance(api)
     created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
     assert created.status_code == 303
     page = requests.get(created.headers["Location"], timeout=5)
@@ -64,10 +59,7 @@ def test_consent_then_stations_and_rooms_appear(api, netatmo_sim, start_worker):
 
 
 def test_state_is_single_use(api, netatmo_sim, flask_app):
-    api.post("/api/v1/connectors/instances", json={
-        "connector_type_id": "netatmo", "configuration": {
-            "client_id": "thingbridge-demo", "client_secret": "demo-secret",
-            "origin_callback_uri": ORIGIN}})
+    netatmo_instance(api)
     created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
     state = parse_qs(urlsplit(created.headers["Location"]).query)["state"][0]
     first = api.http.get(f"/api/v1/connectors/oauth/callback?state={state}&code=bogus")
@@ -82,10 +74,7 @@ def test_expired_state_is_rejected(api, netatmo_sim):
     from thingbridge.db import utcnow
     from thingbridge.models import OAuthState
 
-    api.post("/api/v1/connectors/instances", json={
-        "connector_type_id": "netatmo", "configuration": {
-            "client_id": "thingbridge-demo", "client_secret": "demo-secret",
-            "origin_callback_uri": ORIGIN}})
+    netatmo_instance(api)
     created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
     state = parse_qs(urlsplit(created.headers["Location"]).query)["state"][0]
     OAuthState.update(expires_at=utcnow()).execute()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import requests
 from helpers import OWM_KEY, wait_until
 
@@ -12,22 +11,6 @@ from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, Property, Thing, ThingMapping
 
 CLIENTS = "/api/v1/connectors/clients"
-
-
-@pytest.fixture
-def owm_sim(simulators):
-    base = simulators["openweathermap"]
-    requests.post(f"{base}/_sim/reset", timeout=5)
-    yield base
-    requests.post(f"{base}/_sim/reset", timeout=5)
-
-
-@pytest.fixture
-def netatmo_sim(simulators):
-    base = simulators["netatmo"]
-    requests.post(f"{base}/_sim/reset", timeout=5)
-    yield base
-    requests.post(f"{base}/_sim/reset", timeout=5)
 
 
 def owm_instance(api) -> None:
