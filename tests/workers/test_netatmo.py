@@ -4,6 +4,7 @@ reauthorization errors, and the setRoomThermPoint action routed to the provider.
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -145,3 +146,48 @@ def test_set_room_therm_point_reaches_the_provider(api, netatmo_sim, start_worke
     failed = wait_until(lambda: ActionRequest.get_by_id(refused.json["id"]).status != "PENDING"
                         and ActionRequest.get_by_id(refused.json["id"]), message="refusal")
     assert failed.status == "FAILED" and "temp is required" in failed.error
+
+
+def test_connector_action_endpoint_verifies_signatures(api, netatmo_sim, start_worker):
+    """POST /api/v1/connectors/actions/<token>: signed deliveries are performed, others not."""
+    import json
+
+    from thingbridge import signing
+
+    start_worker()
+    client_id = consent(api)["client_id"]
+    wait_status(client_id, "STARTED")
+    key = api.post("/api/v1/actions/callback/register",
+                   json={"CallbackUrl": "https://app.example.com/cb"}).json["signingKey"]
+    href = api.get("/api/v1/connectors/callbackurl").json["href"]
+    path = urlsplit(href).path
+    room = Thing.get(Thing.display_type == "THERMOSTAT")
+    body = json.dumps({"id": "r1", "thingId": room.id, "componentId": "thermostat",
+                       "actionId": "setRoomThermPoint", "status": "PENDING",
+                       "parameters": {"mode": "max"}}).encode()
+    date = signing.http_date()
+
+    def post(signature, target=path, payload=body, when=date):
+        return api.http.post(target, data=payload, headers={
+            "Content-Type": "application/json", "Date": when,
+            signing.SIGNATURE_HEADER: signature})
+
+    good = signing.signature(key, "POST", f"http://localhost{path}", date, body)
+    assert post("sha256=" + "0" * 64).status_code == 401
+    assert post(signing.signature("wrong-key", "POST", f"http://localhost{path}", date,
+                                  body)).status_code == 401
+    stale = signing.http_date(time.time() - 3600)
+    assert post(signing.signature(key, "POST", f"http://localhost{path}", stale, body),
+                when=stale).status_code == 401
+    assert post(good, target="/api/v1/connectors/actions/not-a-token").status_code == 404
+    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    assert calls == []  # nothing unsigned got through
+    resp = post(good)
+    assert resp.status_code == 204, resp.json
+    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    assert calls[-1]["mode"] == "max"
+    refused = json.dumps({"id": "r2", "thingId": room.id, "componentId": "thermostat",
+                          "actionId": "setRoomThermPoint", "parameters": {"mode": "hot"}}).encode()
+    resp = post(signing.signature(key, "POST", f"http://localhost{path}", date, refused),
+                payload=refused)
+    assert resp.status_code == 400 and "mode must be" in resp.json["description"]
