@@ -65,7 +65,9 @@ def main() -> None:
             from thingbridge_workers.polling import poll
 
             app = create_app()
-            with app.app_context(), db.db.connection_context():
+            # No connection_context: the in-process API closes the connection after each
+            # request (as under gunicorn) and autoconnect reopens it.
+            with app.app_context():
                 db.migrate_up()
                 app.extensions["celery"].control.purge()
                 owner, secret = App.register("bench")
