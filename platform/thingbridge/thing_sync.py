@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from peewee import JOIN, IntegrityError
+from peewee import JOIN, Case, IntegrityError
 
 from thingbridge.contract import ComponentSpec, ThingSpec
 from thingbridge.db import db, utcnow
@@ -41,6 +41,7 @@ def sync_things(client: ConnectorClient, specs: list[ThingSpec]) -> SyncResult:
                 _create(client, spec, result)
             elif _update(current, mapping.thing_id, spec, result):
                 result.updated.append(mapping.thing_id)
+        current.write_values()
         gone = [m.thing_id for cid, m in mappings.items()
                 if cid not in {s.connector_thing_id for s in specs}]
         if gone:
@@ -63,8 +64,10 @@ def _create(client: ConnectorClient, spec: ThingSpec, result: SyncResult) -> Non
         # A concurrent poll created it first: treat it as existing and update it instead.
         mapping = ThingMapping.get((ThingMapping.client == client)
                                    & (ThingMapping.connector_thing_id == spec.connector_thing_id))
-        if _update(_Current([mapping.thing_id]), mapping.thing_id, spec, result):
+        current = _Current([mapping.thing_id])
+        if _update(current, mapping.thing_id, spec, result):
             result.updated.append(mapping.thing_id)
+        current.write_values()
         return
     result.created.append(thing.id)
 
@@ -97,6 +100,7 @@ class _Current:
             if thing_ids else {}
         self.components: dict[str, dict[str, _Row]] = {tid: {} for tid in self.things}
         self.properties: dict[tuple[int, str], _Row] = {}
+        self.new_values: list[tuple[int, str]] = []
         if not self.things:
             return
         rows = (Component.select(Component.id, Component.thing, Component.component_id,
@@ -107,6 +111,15 @@ class _Current:
             self.components[thing_id].setdefault(component_id, _Row(id=cid))
             if pid is not None:
                 self.properties[(cid, property_id)] = _Row(id=pid, value=value)
+
+
+    def write_values(self) -> None:
+        """Every changed reading of the poll in one UPDATE (a station poll changes dozens)."""
+        if self.new_values:
+            ids = [pid for pid, _ in self.new_values]
+            Property.update(value=Case(Property.id, self.new_values), last_update=utcnow()).where(
+                Property.id.in_(ids)).execute()
+            self.new_values = []
 
 
 class _Row:
@@ -148,8 +161,7 @@ def _update(current: _Current, thing_id: str, spec: ThingSpec, result: SyncResul
                 changed = True
             elif prop.value != pspec.value:
                 # Only a changed value moves lastUpdate: an unchanged reading is not news.
-                Property.update(value=pspec.value, last_update=now).where(
-                    Property.id == prop.id).execute()
+                current.new_values.append((prop.id, pspec.value))
                 result.changed_properties += 1
                 changed = True
     # Whatever was not popped above is no longer reported (its component may remain).
