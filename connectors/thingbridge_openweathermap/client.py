@@ -2,54 +2,81 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
+import time
+
 import requests
 
 from thingbridge.contract import ConfigError, TransientError
 
+WEATHER_PATH = "/data/2.5/weather"
+# OpenWeatherMap's 429 carries no Retry-After; its budgets are per minute.
 DEFAULT_RETRY_AFTER = 60.0
 
 
 def location_params(client_config: dict) -> dict:
-    if "city" in client_config:
-        return {"q": client_config["city"]}
+    """Query parameters of a validated client location (see schemas.ClientConfig)."""
+    if client_config.get("city"):
+        return {"q": client_config["city"].strip()}
     return {"lat": client_config["lat"], "lon": client_config["lon"]}
 
 
 def current_weather(session: requests.Session, base_url: str, app_key: str,
                     location: dict, timeout: float) -> dict:
     try:
-        resp = session.get(f"{base_url}/data/2.5/weather",
+        resp = session.get(f"{base_url}{WEATHER_PATH}",
                            params={**location, "appid": app_key, "units": "metric"},
                            timeout=timeout)
     except requests.RequestException as exc:
         raise TransientError(f"OpenWeatherMap unreachable: {exc.__class__.__name__}") from exc
-    message = _message(resp)
-    if resp.status_code == 401:
-        raise ConfigError(f"invalid OpenWeatherMap app key: {message}")
-    if resp.status_code == 404:
-        raise ConfigError(f"location not found: {message}")
-    if resp.status_code == 429:
-        raise TransientError(f"OpenWeatherMap rate limit: {message}",
-                             retry_after=_retry_after(resp))
-    if resp.status_code >= 500:
-        raise TransientError(f"OpenWeatherMap answered {resp.status_code}")
-    if resp.status_code >= 400:
-        raise ConfigError(f"OpenWeatherMap rejected the request: {message}")
+    if resp.status_code != 200:
+        raise _classify(resp)
     try:
-        return resp.json()
+        payload = resp.json()
     except ValueError as exc:
         raise TransientError("OpenWeatherMap answered with invalid JSON") from exc
+    if not isinstance(payload, dict):
+        raise TransientError("OpenWeatherMap answered with an unexpected body")
+    return payload
+
+
+def _classify(resp: requests.Response) -> Exception:
+    status, message = resp.status_code, _message(resp)
+    if status == 401:
+        return ConfigError(f"invalid OpenWeatherMap app key: {message}")
+    if status == 404:
+        return ConfigError(f"location not found: {message}")
+    if status == 429:
+        return TransientError(f"OpenWeatherMap rate limit: {message}",
+                              retry_after=retry_after(resp.headers.get("Retry-After")))
+    if status >= 500 or status < 400:
+        # 5xx, and the odd 3xx/1xx from a proxy in between: nothing the config can fix.
+        return TransientError(f"OpenWeatherMap answered {status}")
+    # 400 (e.g. "wrong latitude") and other 4xx: the request built from the config is wrong.
+    return ConfigError(f"OpenWeatherMap rejected the request ({status}): {message}")
 
 
 def _message(resp: requests.Response) -> str:
     try:
-        return str(resp.json().get("message", ""))
-    except (ValueError, AttributeError):
-        return resp.text[:200]
-
-
-def _retry_after(resp: requests.Response) -> float:
-    try:
-        return float(resp.headers.get("Retry-After", DEFAULT_RETRY_AFTER))
+        body = resp.json()
     except ValueError:
+        return resp.text[:200]
+    return str(body.get("message", "")) if isinstance(body, dict) else str(body)[:200]
+
+
+def retry_after(header: str | None, now: float | None = None) -> float:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date), else the default."""
+    if not header:
         return DEFAULT_RETRY_AFTER
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER
+    if moment.tzinfo is None:  # "-0000": an HTTP date is GMT even when it fails to say so
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))

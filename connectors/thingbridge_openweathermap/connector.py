@@ -14,17 +14,19 @@ CHECK_LOCATION = {"lat": 51.4779, "lon": 0.0}
 class OpenWeatherMapConnector(Connector):
     type_id = "openweathermap"
     name = "OpenWeatherMap"
-    description = ("Current weather for a location (coordinates or city): temperature, "
-                   "humidity, pressure, wind, clouds and conditions, metric units.")
+    description = ("Current weather for one location per client (lat/lon or a city name): "
+                   "temperature, humidity, pressure, wind, clouds, conditions and precipitation, "
+                   "in metric units, refreshed every 10 minutes.")
     logo = "https://openweathermap.org/themes/openweathermap/assets/img/logo_white_cropped.png"
     instance_schema = InstanceConfig
     client_schema = ClientConfig
-    sample_instance_configuration = {"app_key": "your-32-character-openweathermap-key"}
-    sample_client_configuration = {"lat": 52.52, "lon": 13.405}
+    # The key's shape is the real one (32 hex characters); the simulator accepts it.
+    sample_instance_configuration = {"app_key": "3f9a1c2e7b8d4f60a5e2c9b1d7f3e8a4"}
+    sample_client_configuration = {"lat": 52.52, "lon": 13.405}  # or {"city": "Berlin,DE"}
     auth_kind = "api_key"
     default_base_url = "https://api.openweathermap.org"
     poll_interval = 600  # current weather updates about every 10 minutes
-    rate_limit_per_minute = 60  # the free plan's per-key budget
+    rate_limit_per_minute = 60  # the free plan's per-key budget; the host enforces it
     simulator = "thingbridge_openweathermap.simulator:create_simulator"
 
     def check(self, instance_config: dict) -> None:
