@@ -6,10 +6,10 @@ import datetime
 
 from flask import current_app
 
-from thingbridge import oauth_flow
+from thingbridge import events, oauth_flow
 from thingbridge.clients import schedule_first_poll
 from thingbridge.contract import ClientContext
-from thingbridge.db import utcnow
+from thingbridge.db import db, utcnow
 from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
 from thingbridge.queue import enqueue
 from thingbridge.registry import build_connector
@@ -21,24 +21,35 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
                    parameters: dict) -> ActionRequest:
     timeout = datetime.timedelta(seconds=current_app.config["ACTION_TIMEOUT"])
-    request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
-                                   component_id=component_id, action_id=action_id,
-                                   parameters=parameters, deadline=utcnow() + timeout)
+    with db.atomic():
+        request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
+                                       component_id=component_id, action_id=action_id,
+                                       parameters=parameters, deadline=utcnow() + timeout)
+        events.emit(request.app_id, "action.requested", subject, request_body(request))
     enqueue(DELIVER_TASK, request.id)
     return request
 
 
 def finish(request_id: str, status: str, error: str | None = None) -> bool:
-    """Move a PENDING request to a terminal state; False if it had already left PENDING."""
+    """Move a PENDING request to a terminal state; False if it had already left PENDING.
+    The move emits action.completed, or action.failed (FAILED and CANCELED)."""
     assert status in TERMINAL
-    return bool(ActionRequest.update(status=status, error=error, updated_at=utcnow()).where(
-        (ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")).execute())
+    with db.atomic():
+        moved = ActionRequest.update(status=status, error=error, updated_at=utcnow()).where(
+            (ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")).execute()
+        if moved:
+            request = ActionRequest.get_by_id(request_id)
+            kind = "action.completed" if status == "COMPLETED" else "action.failed"
+            events.emit(request.app_id, kind, request.external_subject_id,
+                        {**request_body(request), "error": error})
+    return bool(moved)
 
 
 def expire_overdue() -> int:
     """PENDING past its deadline becomes FAILED (timeout): nothing waits forever."""
-    return ActionRequest.update(status="FAILED", error="timeout", updated_at=utcnow()).where(
-        (ActionRequest.status == "PENDING") & (ActionRequest.deadline < utcnow())).execute()
+    overdue = ActionRequest.select(ActionRequest.id).where(
+        (ActionRequest.status == "PENDING") & (ActionRequest.deadline < utcnow()))
+    return sum(finish(row.id, "FAILED", "timeout") for row in overdue)
 
 
 def request_body(request: ActionRequest) -> dict:

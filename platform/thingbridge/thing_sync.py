@@ -10,17 +10,26 @@ from dataclasses import dataclass, field
 
 from peewee import JOIN, Case, IntegrityError
 
+from thingbridge import events
 from thingbridge.contract import ComponentSpec, ThingSpec
 from thingbridge.db import db, utcnow
 from thingbridge.models import Action, Component, ConnectorClient, Property, Thing, ThingMapping
+from thingbridge.things import thing_data
 
 
 @dataclass
 class SyncResult:
+    """What one sync changed, and the events that say so (emitted in the same transaction)."""
+
+    subject: str
     created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)  # name, status, components... not values
     deleted: list[str] = field(default_factory=list)
     changed_properties: int = 0
+    events: list[events.Pending] = field(default_factory=list)
+
+    def add(self, type_: str, data: dict) -> None:
+        self.events.append(events.Pending(type_, self.subject, data))
 
 
 def _thing_fields(spec: ThingSpec) -> dict:
@@ -30,7 +39,7 @@ def _thing_fields(spec: ThingSpec) -> dict:
 
 
 def sync_things(client: ConnectorClient, specs: list[ThingSpec]) -> SyncResult:
-    result = SyncResult()
+    result = SyncResult(client.external_subject_id)
     with db.atomic():
         mappings = {m.connector_thing_id: m for m in
                     ThingMapping.select().where(ThingMapping.client == client)}
@@ -39,14 +48,17 @@ def sync_things(client: ConnectorClient, specs: list[ThingSpec]) -> SyncResult:
             mapping = mappings.get(spec.connector_thing_id)
             if mapping is None:
                 _create(client, spec, result)
-            elif _update(current, mapping.thing_id, spec, result):
-                result.updated.append(mapping.thing_id)
-        current.write_values()
+            else:
+                _update(current, mapping.thing_id, spec, result)
+        current.write_values(result)
         gone = [m.thing_id for cid, m in mappings.items()
                 if cid not in {s.connector_thing_id for s in specs}]
         if gone:
             Thing.delete().where(Thing.id.in_(gone)).execute()
             result.deleted.extend(gone)
+            for thing_id in gone:
+                result.add("thing.deleted", {"thingId": thing_id})
+        events.emit_many(client.app_id, result.events)
     return result
 
 
@@ -65,11 +77,12 @@ def _create(client: ConnectorClient, spec: ThingSpec, result: SyncResult) -> Non
         mapping = ThingMapping.get((ThingMapping.client == client)
                                    & (ThingMapping.connector_thing_id == spec.connector_thing_id))
         current = _Current([mapping.thing_id])
-        if _update(current, mapping.thing_id, spec, result):
-            result.updated.append(mapping.thing_id)
-        current.write_values()
+        _update(current, mapping.thing_id, spec, result)
+        current.write_values(result)
         return
     result.created.append(thing.id)
+    result.add("thing.created", thing_data(thing.id, connectorClientId=client.id,
+                                           **_thing_fields(spec)))
 
 
 def create_component(thing, spec: ComponentSpec, position: int) -> None:
@@ -100,6 +113,7 @@ class _Current:
             if thing_ids else {}
         self.components: dict[str, dict[str, _Row]] = {tid: {} for tid in self.things}
         self.properties: dict[tuple[int, str], _Row] = {}
+        self.component_ids: dict[int, str] = {}
         self.new_values: list[tuple[int, str]] = []
         if not self.things:
             return
@@ -109,16 +123,28 @@ class _Current:
                 .where(Component.thing.in_(list(self.things))).tuples())
         for cid, thing_id, component_id, pid, property_id, value in rows:
             self.components[thing_id].setdefault(component_id, _Row(id=cid))
+            self.component_ids[cid] = component_id
             if pid is not None:
                 self.properties[(cid, property_id)] = _Row(id=pid, value=value)
 
+    def change_value(self, thing_id: str, component_pk: int, property_id: str, prop: _Row,
+                     value: str, result: SyncResult) -> None:
+        self.new_values.append((prop.id, value))
+        result.changed_properties += 1
+        result.add("thing.property_changed", {
+            "thingId": thing_id, "componentId": self.component_ids[component_pk],
+            "propertyId": property_id, "oldValue": prop.value, "newValue": value})
 
-    def write_values(self) -> None:
+    def write_values(self, result: SyncResult) -> None:
         """Every changed reading of the poll in one UPDATE (a station poll changes dozens)."""
         if self.new_values:
             ids = [pid for pid, _ in self.new_values]
-            Property.update(value=Case(Property.id, self.new_values), last_update=utcnow()).where(
+            now = utcnow()
+            Property.update(value=Case(Property.id, self.new_values), last_update=now).where(
                 Property.id.in_(ids)).execute()
+            for event in result.events:
+                if event.type == "thing.property_changed":
+                    event.data.setdefault("lastUpdate", now.strftime(events.ISO))
             self.new_values = []
 
 
@@ -129,8 +155,9 @@ class _Row:
         self.id, self.value = id, value
 
 
-def _update(current: _Current, thing_id: str, spec: ThingSpec, result: SyncResult) -> bool:
-    """Bring one existing thing in line with its spec; True if anything changed."""
+def _update(current: _Current, thing_id: str, spec: ThingSpec, result: SyncResult) -> None:
+    """Bring one existing thing in line with its spec. Changed values are queued on
+    ``current``; anything else that changed makes the thing ``updated``."""
     changed = False
     thing = current.things[thing_id]
     fields = _thing_fields(spec)
@@ -161,12 +188,12 @@ def _update(current: _Current, thing_id: str, spec: ThingSpec, result: SyncResul
                 changed = True
             elif prop.value != pspec.value:
                 # Only a changed value moves lastUpdate: an unchanged reading is not news.
-                current.new_values.append((prop.id, pspec.value))
-                result.changed_properties += 1
-                changed = True
+                current.change_value(thing_id, component.id, pspec.id, prop, pspec.value, result)
     # Whatever was not popped above is no longer reported (its component may remain).
     gone = [p.id for (cid, _), p in properties.items() if cid not in stale]
     if gone:
         Property.delete().where(Property.id.in_(gone)).execute()
         changed = True
-    return changed
+    if changed:
+        result.updated.append(thing_id)
+        result.add("thing.updated", thing_data(thing_id, **fields))

@@ -10,6 +10,15 @@ from thingbridge.models import Action, Component, Property, Thing
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+def thing_data(thing_id: str, name: str, manufacturer: str, display_type: str,
+               main_component_id: str, status: str, attributes: dict | None = None,
+               **extra) -> dict:
+    """A thing as events describe it: the API's top-level thing fields, no components."""
+    return {"thingId": thing_id, "name": name, "manufacturer": manufacturer,
+            "displayType": display_type, "mainComponentId": main_component_id,
+            "status": status, **extra}
+
+
 def thing_path(thing_id: str) -> str:
     return f"/api/v1/things/{thing_id}"
 

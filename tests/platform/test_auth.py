@@ -20,7 +20,7 @@ def test_basic_auth_issues_bearer_token_with_all_app_scopes(http, api):
     assert body["token_type"].lower() == "bearer"
     assert 3500 <= body["expires_in"] <= 3600
     assert set(body["scope"].split()) == {"connctd.connector", "connctd.things.read",
-                                          "connctd.things.action"}
+                                          "connctd.things.action", "thingbridge.events"}
 
 
 def test_form_credentials_are_accepted(http, api):

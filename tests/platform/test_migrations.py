@@ -11,6 +11,7 @@ from thingbridge.models import ALL_MODELS
 
 SCRATCH = "thingbridge_migration_check"
 TABLES = {m._meta.table_name for m in ALL_MODELS}
+ALL_MIGRATIONS = ["0001_initial", "0002_events"]
 
 
 @pytest.fixture
@@ -26,12 +27,12 @@ def scratch_postgres():
 
 def _up_and_down(database):
     runner = Runner(database, directory=str(MIGRATIONS_DIR))
-    assert runner.up() == ["0001_initial"]
+    assert runner.up() == ALL_MIGRATIONS
     assert set(database.get_tables()) == TABLES | {"schema_migration"}
     assert runner.up() == []  # idempotent
-    assert runner.down() == ["0001_initial"]
+    assert runner.down(target=ALL_MIGRATIONS[0]) == ALL_MIGRATIONS[::-1]
     assert set(database.get_tables()) == {"schema_migration"}
-    assert runner.up() == ["0001_initial"]  # and back up again
+    assert runner.up() == ALL_MIGRATIONS  # and back up again
 
 
 def test_postgres_up_down(scratch_postgres):

@@ -52,7 +52,7 @@ def poll(client_id: str) -> str:
     if client.status == "ERROR":
         return "skipped"  # needs the app or the end user to act first
     if client.type_id not in connector_classes():
-        set_status(client.id, "ERROR", f"connector {client.type_id} is not installed")
+        set_status(client, "ERROR", f"connector {client.type_id} is not installed")
         return "error"
     connector = build_connector(client.type_id)
     if connector.auth_kind == "oauth2" and not client.tokens:
@@ -75,12 +75,12 @@ def poll(client_id: str) -> str:
         log.info("poll %s transient failure %d: %s", client.id, failures, exc.reason)
         return "retry"
     except (ReauthRequired, ConfigError, ConnectorError) as exc:
-        set_status(client.id, "ERROR", exc.reason, next_poll_at=None)
+        set_status(client, "ERROR", exc.reason, next_poll_at=None)
         log.info("poll %s error: %s", client.id, exc.reason)
         return "error"
     sync_things(client, specs)
     now = utcnow()
-    set_status(client.id, "STARTED", None, last_success_at=now, failure_count=0,
+    set_status(client, "STARTED", None, last_success_at=now, failure_count=0,
                next_poll_at=now + jittered(poll_interval(client.type_id), 0.1))
     return "ok"
 

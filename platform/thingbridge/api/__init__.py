@@ -10,13 +10,14 @@ from thingbridge.api import (
     clients,
     connector_service,
     descriptions,
+    events,
     health,
     instances,
     things,
 )
 
 BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, connector_service.blp, things.blp,
-              actions.blp, health.blp]
+              actions.blp, events.blp, health.blp]
 
 
 # authlib serves the token endpoint; it is described here so the document covers every route.
@@ -47,7 +48,8 @@ def init_app(app) -> None:
             "components": {"securitySchemes": {"bearerAuth": {
                 "type": "http", "scheme": "bearer",
                 "description": "POST /oauth2/token, grant_type=client_credentials, scopes "
-                               "connctd.connector connctd.things.read connctd.things.action"}}},
+                               "connctd.connector connctd.things.read connctd.things.action "
+                               "thingbridge.events"}}},
         },
     )
     api = Api(app)

@@ -4,7 +4,7 @@ from flask import g
 from flask_smorest import Blueprint
 from peewee import IntegrityError
 
-from thingbridge import oauth_flow
+from thingbridge import clients, oauth_flow
 from thingbridge.api.common import href, protected
 from thingbridge.api.instances import description_href, instance_href, validate_config
 from thingbridge.auth.guard import subject_id
@@ -60,6 +60,7 @@ def create_client(body):
                 location = oauth_flow.start_consent(
                     client, connector, instance.configuration,
                     href(oauth_flow.CALLBACK_PATH))
+            clients.created(client)
     except IntegrityError as exc:
         raise ApiError(409, f"subject {subject!r} already has a {type_id} client") from exc
     if connector.auth_kind == "oauth2":

@@ -59,26 +59,25 @@ def oauth_callback():
         if exc.oauth_state is None:
             raise ApiError(400, "unknown or missing OAuth state", "INVALID_STATE") from exc
         client = exc.oauth_state.client
-        set_status(client.id, "ERROR", f"authorization failed: {exc.reason}")
+        set_status(client, "ERROR", f"authorization failed: {exc.reason}")
         return _back_to_origin(client, "ERROR", "invalid_state")
 
     client = oauth_state.client
     if request.args.get("error"):
         error = request.args["error"][:100]
-        set_status(client.id, "ERROR", f"consent not given: {error}")
+        set_status(client, "ERROR", f"consent not given: {error}")
         return _back_to_origin(client, "ERROR", error)
     code = request.args.get("code")
     if not code:
-        set_status(client.id, "ERROR", "authorization failed: no code in callback")
+        set_status(client, "ERROR", "authorization failed: no code in callback")
         return _back_to_origin(client, "ERROR", "invalid_request")
     try:
         oauth_flow.exchange_code(client, build_connector(client.type_id),
                                  client.instance.configuration, oauth_state, code)
     except ConnectorError as exc:
-        set_status(client.id, "ERROR", f"authorization failed: {exc.reason}")
+        set_status(client, "ERROR", f"authorization failed: {exc.reason}")
         return _back_to_origin(client, "ERROR", "token_exchange_failed")
-    client.status, client.status_reason = "STARTING", None
-    client.save()
+    set_status(client, "STARTING", None)
     schedule_first_poll(client)
     return _back_to_origin(client, "STARTING")
 

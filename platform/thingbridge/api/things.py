@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g
 from flask_smorest import Blueprint
 
+from thingbridge import events
 from thingbridge.api.common import href, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.db import db, utcnow
@@ -23,9 +24,11 @@ from thingbridge.schemas.things import (
 )
 from thingbridge.thing_sync import create_component
 from thingbridge.things import (
+    ISO,
     component_out,
     component_spec,
     property_out,
+    thing_data,
     thing_path,
     things_out,
 )
@@ -67,6 +70,11 @@ def own_property(component: Component, property_id: str) -> Property:
     return prop
 
 
+def _data(thing: Thing) -> dict:
+    return thing_data(thing.id, thing.name, thing.manufacturer, thing.display_type,
+                      thing.main_component_id, thing.status)
+
+
 @blp.route("", methods=["POST"])
 @protected(blp, WRITE, subject=True, errors=(400,))
 @blp.arguments(ThingIn)
@@ -82,6 +90,7 @@ def create_thing(body):
                              attributes=body["attributes"])
         for position, component in enumerate(body["components"]):
             create_component(thing, component_spec(component), position)
+        events.emit(g.app.id, "thing.created", subject, _data(thing))
     return {"Id": thing.id}
 
 
@@ -116,7 +125,12 @@ def get_thing(args, thing_id):
 def patch_thing(body, thing_id):
     """Set the status of one of the app's things"""
     thing = writable_thing(thing_id)
-    Thing.update(status=body["status"], updated_at=utcnow()).where(Thing.id == thing.id).execute()
+    with db.atomic():
+        Thing.update(status=body["status"], updated_at=utcnow()).where(
+            Thing.id == thing.id).execute()
+        if thing.status != body["status"]:
+            thing.status = body["status"]
+            events.emit(thing.app_id, "thing.updated", thing.external_subject_id, _data(thing))
 
 
 @blp.route("/<thing_id>", methods=["DELETE"])
@@ -124,7 +138,11 @@ def patch_thing(body, thing_id):
 @blp.response(204)
 def delete_thing(thing_id):
     """Delete one of the app's things"""
-    writable_thing(thing_id).delete_instance()
+    thing = writable_thing(thing_id)
+    with db.atomic():
+        thing.delete_instance()
+        events.emit(thing.app_id, "thing.deleted", thing.external_subject_id,
+                    {"thingId": thing.id})
 
 
 @blp.route("/<thing_id>/components/<component_id>", methods=["GET"])
@@ -155,8 +173,16 @@ def get_property(thing_id, component_id, property_id):
 @blp.response(204)
 def put_property(body, thing_id, component_id, property_id):
     """Set a property value of one of the app's things (checked against its type)"""
-    prop = own_property(own_component(writable_thing(thing_id), component_id), property_id)
+    thing = writable_thing(thing_id)
+    prop = own_property(own_component(thing, component_id), property_id)
     if problem := check_value(prop.type, body["value"]):
         raise ApiError(400, f"invalid value: {problem}")
-    Property.update(value=body["value"], last_update=utcnow()).where(
-        Property.id == prop.id).execute()
+    now = utcnow()
+    with db.atomic():
+        Property.update(value=body["value"], last_update=now).where(
+            Property.id == prop.id).execute()
+        if prop.value != body["value"]:
+            events.emit(thing.app_id, "thing.property_changed", thing.external_subject_id, {
+                "thingId": thing.id, "componentId": component_id, "propertyId": property_id,
+                "oldValue": prop.value, "newValue": body["value"],
+                "lastUpdate": now.strftime(ISO)})

@@ -10,6 +10,7 @@ from thingbridge.models.connectors import (
     OAuthState,
     RateBudget,
 )
+from thingbridge.models.events import Event, EventCounter, PublisherCursor
 from thingbridge.models.things import (
     PROPERTY_TYPES,
     THING_STATUSES,
@@ -19,15 +20,23 @@ from thingbridge.models.things import (
     Thing,
     ThingMapping,
 )
+from thingbridge.models.webhooks import (
+    DELIVERY_STATUSES,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 ALL_MODELS = [
     App, AccessToken, ConnectorDescription, ConnectorInstance, ConnectorClient, OAuthState,
     RateBudget, Thing, Component, Property, Action, ThingMapping, ActionRequest,
+    EventCounter, Event, PublisherCursor, WebhookEndpoint, WebhookDelivery, WebhookAttempt,
 ]
 
 __all__ = [
-    "ACTION_STATUSES", "ALL_MODELS", "ALL_SCOPES", "CLIENT_STATUSES", "PROPERTY_TYPES",
-    "THING_STATUSES", "AccessToken", "Action", "ActionRequest", "App", "Component",
-    "ConnectorClient", "ConnectorDescription", "ConnectorInstance", "OAuthState", "Property",
-    "RateBudget",    "Thing", "ThingMapping", "token_hash",
+    "ACTION_STATUSES", "ALL_MODELS", "ALL_SCOPES", "AccessToken", "Action", "ActionRequest", "App",
+    "CLIENT_STATUSES", "Component", "ConnectorClient", "ConnectorDescription", "ConnectorInstance",
+    "DELIVERY_STATUSES", "Event", "EventCounter", "OAuthState", "PROPERTY_TYPES", "Property",
+    "PublisherCursor", "RateBudget", "THING_STATUSES", "Thing", "ThingMapping", "WebhookAttempt",
+    "WebhookDelivery", "WebhookEndpoint", "token_hash",
 ]

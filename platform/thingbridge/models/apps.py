@@ -14,7 +14,9 @@ from thingbridge.crypto import EncryptedJSONField
 from thingbridge.db import utcnow
 from thingbridge.models.base import BaseModel, UUIDKey
 
-ALL_SCOPES = ("connctd.connector", "connctd.things.read", "connctd.things.action")
+# thingbridge.events (event feed and webhooks) is ours; the legacy contract has no events.
+ALL_SCOPES = ("connctd.connector", "connctd.things.read", "connctd.things.action",
+              "thingbridge.events")
 
 
 def token_hash(token: str) -> str:

@@ -1,0 +1,27 @@
+"""/api/v1/events: the app's event feed, read from the outbox in order."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+
+from thingbridge import events
+from thingbridge.api.common import protected
+from thingbridge.schemas.events import EventPage, EventsQuery
+
+blp = Blueprint("events", __name__, url_prefix="/api/v1/events",
+                description="Every change to the app's clients, things and actions, in order")
+SCOPE = "thingbridge.events"
+
+
+@blp.route("", methods=["GET"])
+@protected(blp, SCOPE, errors=(400,))
+@blp.arguments(EventsQuery, location="query")
+@blp.response(200, EventPage)
+def list_events(args):
+    """Events after a cursor, oldest first (all subjects of the app)"""
+    rows = events.read_after(g.app.id, args["after"], args["limit"] + 1)
+    page = rows[:args["limit"]]
+    return {"events": [events.envelope(e) for e in page],
+            "cursor": page[-1].seq if page else args["after"],
+            "has_more": len(rows) > args["limit"]}

@@ -1,0 +1,91 @@
+"""The event outbox: what changed, written in the transaction that changed it.
+
+Every state change calls :func:`emit` (or :func:`emit_many`) inside its own ``db.atomic()``
+block, so an event exists exactly when its change committed. Delivery modules (webhooks, broker
+publishers, the pull feed) only ever read the outbox; none of them can lose an event that the
+change's caller saw succeed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from thingbridge.db import db, utcnow
+from thingbridge.models import Event, EventCounter
+from thingbridge.things import ISO
+
+EVENT_TYPES = (
+    "connector.client.created", "connector.client.status_changed", "connector.client.deleted",
+    "thing.created", "thing.updated", "thing.deleted", "thing.property_changed",
+    "action.requested", "action.completed", "action.failed",
+)
+
+
+class Pending(NamedTuple):
+    type: str
+    subject: str | None
+    data: dict
+
+
+def emit(app_id: str, type_: str, subject: str | None, data: dict) -> None:
+    emit_many(app_id, [Pending(type_, subject, data)])
+
+
+def emit_many(app_id: str, events: list[Pending]) -> None:
+    """Append events for one app. Call it last in the transaction: from here to commit the
+    app's counter row is locked, which is what keeps per-app ids in commit order."""
+    if not events:
+        return
+    for event in events:
+        assert event.type in EVENT_TYPES, event.type
+    with db.atomic():
+        last = _reserve(app_id, len(events))
+        now = utcnow()
+        first = last - len(events) + 1
+        Event.insert_many([
+            dict(app=app_id, seq=first + i, type=e.type, external_subject_id=e.subject,
+                 data=e.data, created_at=now) for i, e in enumerate(events)]).execute()
+
+
+def _reserve(app_id: str, count: int) -> int:
+    """Take ``count`` sequence numbers for the app; returns the last one taken."""
+    query = (EventCounter.insert(app=app_id, last_seq=count)
+             .on_conflict(conflict_target=[EventCounter.app],
+                          update={EventCounter.last_seq: EventCounter.last_seq + count})
+             .returning(EventCounter.last_seq).tuples())
+    return list(query.execute())[0][0]
+
+
+def last_seq(app_id: str) -> int:
+    row = EventCounter.get_or_none(EventCounter.app == app_id)
+    return row.last_seq if row else 0
+
+
+def envelope(event: Event, app_id: str | None = None) -> dict:
+    return {"id": event.seq, "type": event.type,
+            "occurred_at": event.created_at.strftime(ISO),
+            "app": app_id or event.app_id, "external_subject_id": event.external_subject_id,
+            "data": event.data}
+
+
+def read_after(app_id: str, after: int, limit: int) -> list[Event]:
+    return list(Event.select().where((Event.app == app_id) & (Event.seq > after))
+                .order_by(Event.seq).limit(limit))
+
+
+def type_matches(patterns: list[str], event_type: str) -> bool:
+    """``*`` is every type; ``thing.*`` every type under ``thing.``; else an exact type."""
+    for pattern in patterns or ["*"]:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def pattern_problem(pattern: str) -> str | None:
+    if pattern == "*" or pattern in EVENT_TYPES:
+        return None
+    if pattern.endswith(".*") and any(t.startswith(pattern[:-1]) for t in EVENT_TYPES):
+        return None
+    return f"unknown event type {pattern!r}"

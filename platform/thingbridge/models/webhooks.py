@@ -1,0 +1,66 @@
+"""Webhook endpoints of an app, one delivery per (endpoint, event), one row per attempt."""
+
+from __future__ import annotations
+
+from peewee import (
+    BigAutoField,
+    BigIntegerField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from thingbridge.crypto import EncryptedJSONField
+from thingbridge.db import utcnow
+from thingbridge.models.apps import App
+from thingbridge.models.base import BaseModel, JSONField, UUIDKey
+from thingbridge.models.events import Event
+
+DELIVERY_STATUSES = ("PENDING", "DELIVERED", "DEAD")
+
+
+class WebhookEndpoint(BaseModel):
+    id = UUIDKey()
+    app = ForeignKeyField(App, backref="webhooks", on_delete="CASCADE")
+    url = TextField()
+    description = CharField(max_length=500, default="")
+    event_types = JSONField(default=list)  # patterns: "thing.created", "thing.*", "*"
+    # [{"secret": "whsec_...", "expires_at": iso8601 | null}], newest first; encrypted.
+    secrets = EncryptedJSONField()
+    # Last event seq of the app that fan-out has turned into deliveries for this endpoint.
+    cursor = BigIntegerField(default=0)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class WebhookDelivery(BaseModel):
+    """PENDING until delivered (2xx) or dead-lettered. Deliveries of one endpoint and subject
+    (the lane) go out strictly in event order: only the lane's oldest PENDING one is sent."""
+
+    id = BigAutoField()
+    endpoint = ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE")
+    event = ForeignKeyField(Event, on_delete="CASCADE")
+    seq = BigIntegerField()
+    lane = CharField(max_length=255, default="")
+    status = CharField(max_length=16, default="PENDING")
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow)
+    lease_token = CharField(max_length=36, null=True)
+    leased_until = DateTimeField(null=True)
+    last_status_code = IntegerField(null=True)
+    last_error = TextField(null=True)
+    finished_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("endpoint", "lane", "status", "seq"), False),
+            (("status", "next_attempt_at"), False),
+        )
+
+
+class WebhookAttempt(BaseModel):
+    delivery = ForeignKeyField(WebhookDelivery, backref="attempt_rows", on_delete="CASCADE")
+    status_code = IntegerField(null=True)
+    error = TextField(null=True)
+    duration_ms = IntegerField()

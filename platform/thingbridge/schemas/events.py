@@ -1,0 +1,30 @@
+"""The event envelope and the pull feed's query and page."""
+
+from marshmallow import Schema, fields, validate
+
+from thingbridge.events import EVENT_TYPES
+
+
+class EventOut(Schema):
+    id = fields.Integer(required=True, metadata={
+        "description": "Increases per app; the cursor for ?after= and the dedupe key"})
+    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    occurred_at = fields.String(required=True, metadata={"example": "2026-11-23T09:30:00.000000Z"})
+    app = fields.String(required=True, metadata={"description": "The app's id"})
+    external_subject_id = fields.String(allow_none=True)
+    data = fields.Dict(required=True, metadata={
+        "description": "The changed resource as its API shows it (thing.property_changed: "
+                       "thingId, componentId, propertyId, oldValue, newValue, lastUpdate)"})
+
+
+class EventsQuery(Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={
+        "description": "Return events with id greater than this (the last id you processed)"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class EventPage(Schema):
+    events = fields.List(fields.Nested(EventOut), required=True)
+    cursor = fields.Integer(required=True, metadata={
+        "description": "Pass as ?after= for the next page (unchanged when there is nothing new)"})
+    has_more = fields.Boolean(required=True)
