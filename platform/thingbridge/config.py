@@ -51,6 +51,17 @@ def load_settings(overrides: dict | None = None) -> dict:
         # Redis/SQS only: how long an unacknowledged task waits before another worker gets it
         # (a worker killed mid-poll). Longer than the slowest task, shorter than patience.
         "BROKER_VISIBILITY_TIMEOUT": int(_env("BROKER_VISIBILITY_TIMEOUT", "300")),
+        # Events: how often beat moves the outbox to webhooks and brokers, and how long they
+        # stay readable (GET /api/v1/events, replay) after every delivery module is done.
+        "EVENT_PUMP_INTERVAL": float(_env("EVENT_PUMP_INTERVAL", "1")),
+        "EVENT_RETENTION_DAYS": float(_env("EVENT_RETENTION_DAYS", "7")),
+        # Comma-separated broker URLs that receive every event: amqp://, redis://, mqtt://.
+        "EVENT_BROKERS": _env("EVENT_BROKERS", ""),
+        # Webhooks: first retry delay (doubling), give-up age, per-attempt timeout, lease.
+        "WEBHOOK_RETRY_BASE": float(_env("WEBHOOK_RETRY_BASE", "10")),
+        "WEBHOOK_MAX_AGE": float(_env("WEBHOOK_MAX_AGE", str(3 * 24 * 3600))),
+        "WEBHOOK_TIMEOUT": float(_env("WEBHOOK_TIMEOUT", "10")),
+        "WEBHOOK_LEASE": float(_env("WEBHOOK_LEASE", "60")),
     }
     # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL and _RATE_LIMIT.
     for key, value in os.environ.items():

@@ -8,12 +8,21 @@ from thingbridge import create_app
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
 celery.conf.update(
-    include=["thingbridge_workers.tasks.polling", "thingbridge_workers.tasks.actions"],
+    include=["thingbridge_workers.tasks.polling", "thingbridge_workers.tasks.actions",
+             "thingbridge_workers.tasks.webhooks", "thingbridge_workers.tasks.publishing"],
     beat_schedule={
         "dispatch-due-polls": {
             "task": "thingbridge.dispatch_polls",
             "schedule": flask_app.config["DISPATCH_INTERVAL"],
         },
         "expire-overdue-actions": {"task": "thingbridge.expire_actions", "schedule": 10.0},
+        "pump-webhooks": {
+            "task": "thingbridge.pump_webhooks",
+            "schedule": flask_app.config["EVENT_PUMP_INTERVAL"],
+        },
+        "dispatch-publishing": {
+            "task": "thingbridge.dispatch_publishing",
+            "schedule": flask_app.config["EVENT_PUMP_INTERVAL"],
+        },
     },
 )
