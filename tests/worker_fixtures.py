@@ -13,12 +13,15 @@ from helpers import BROKER_URL, DATABASE_URL, SECRET_KEY
 
 
 class WorkerProcess:
-    def __init__(self, env: dict, name: str, concurrency: int = 2):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "thingbridge_workers.celery_app:celery",
-             "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-n", f"{name}@%h",
-             "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            env=env, start_new_session=True)
+    def __init__(self, env: dict, name: str, concurrency: int = 2, beat: bool = False):
+        command = [sys.executable, "-m", "celery", "-A", "thingbridge_workers.celery_app:celery",
+                   "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+                   "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip",
+                   "--without-mingle"]
+        if beat:  # embedded beat: the schedule runs as in production (dispatch, event pumps)
+            schedule = os.path.join(env["THINGBRIDGE_VAR_DIR"], f"beat-{name}")
+            command += ["-B", "-s", schedule]
+        self.proc = subprocess.Popen(command, env=env, start_new_session=True)
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool): nothing gets to ack or clean up."""
@@ -44,6 +47,8 @@ def worker_env(flask_app, simulators):
         "THINGBRIDGE_OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
         "THINGBRIDGE_NETATMO_BASE_URL": simulators["netatmo"],
         "THINGBRIDGE_HTTP_TIMEOUT": "3", "THINGBRIDGE_BROKER_VISIBILITY_TIMEOUT": "6",
+        "THINGBRIDGE_EVENT_PUMP_INTERVAL": "0.3", "THINGBRIDGE_WEBHOOK_RETRY_BASE": "0.2",
+        "THINGBRIDGE_WEBHOOK_LEASE": "3", "THINGBRIDGE_WEBHOOK_TIMEOUT": "10",
         "THINGBRIDGE_VAR_DIR": flask_app.config.get("VAR_DIR", "/tmp/thingbridge-test-var"),
     })
     return env
@@ -53,8 +58,9 @@ def worker_env(flask_app, simulators):
 def start_worker(worker_env, clean_db):
     started: list[WorkerProcess] = []
 
-    def start(name="w1", concurrency=2) -> WorkerProcess:
-        worker = WorkerProcess(worker_env, f"{name}-{len(started)}", concurrency)
+    def start(name="w1", concurrency=2, beat=False, env=None) -> WorkerProcess:
+        worker = WorkerProcess({**worker_env, **(env or {})}, f"{name}-{len(started)}",
+                               concurrency, beat)
         started.append(worker)
         return worker
 
