@@ -9,6 +9,7 @@ from __future__ import annotations
 import requests
 
 from thingbridge.contract import ActionError, ConfigError, TransientError
+from thingbridge.retry_after import parse_retry_after
 
 TOKEN_CODES = {2, 3}
 USAGE_LIMIT = 26
@@ -63,7 +64,4 @@ def check_credentials(session: requests.Session, token_url: str, client_id: str,
 
 
 def _retry_after(resp: requests.Response) -> float:
-    try:
-        return float(resp.headers.get("Retry-After", DEFAULT_THROTTLE))
-    except ValueError:
-        return DEFAULT_THROTTLE
+    return parse_retry_after(resp.headers.get("Retry-After"), DEFAULT_THROTTLE)

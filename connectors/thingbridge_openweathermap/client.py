@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
-import email.utils
-import time
-
 import requests
 
 from thingbridge.contract import ConfigError, TransientError
+from thingbridge.retry_after import parse_retry_after
 
 WEATHER_PATH = "/data/2.5/weather"
 # OpenWeatherMap's 429 carries no Retry-After; its budgets are per minute.
@@ -67,16 +64,4 @@ def _message(resp: requests.Response) -> str:
 
 def retry_after(header: str | None, now: float | None = None) -> float:
     """Seconds to wait from a Retry-After header (seconds or HTTP date), else the default."""
-    if not header:
-        return DEFAULT_RETRY_AFTER
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER
-    if moment.tzinfo is None:  # "-0000": an HTTP date is GMT even when it fails to say so
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+    return parse_retry_after(header, DEFAULT_RETRY_AFTER, now)

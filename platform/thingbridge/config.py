@@ -9,6 +9,7 @@ from cryptography.fernet import Fernet
 
 PREFIX = "THINGBRIDGE_"
 PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT")
+TRUE = ("1", "true", "yes", "on")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -62,12 +63,18 @@ def load_settings(overrides: dict | None = None) -> dict:
         "WEBHOOK_MAX_AGE": float(_env("WEBHOOK_MAX_AGE", str(3 * 24 * 3600))),
         "WEBHOOK_TIMEOUT": float(_env("WEBHOOK_TIMEOUT", "10")),
         "WEBHOOK_LEASE": float(_env("WEBHOOK_LEASE", "60")),
+        "WEBHOOK_SECRET_OVERLAP": float(_env("WEBHOOK_SECRET_OVERLAP", str(24 * 3600))),
     }
     # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL and _RATE_LIMIT.
     for key, value in os.environ.items():
         if key.startswith(PREFIX) and key.endswith(PROVIDER_SETTINGS):
             settings[key[len(PREFIX):]] = value
     settings.update(overrides or {})
+    # Development convenience, a risk in production: callbacks and webhooks to http://localhost.
+    if "ALLOW_HTTP_LOOPBACK" not in settings:
+        loopback = _env("ALLOW_HTTP_LOOPBACK")
+        settings["ALLOW_HTTP_LOOPBACK"] = (settings["DATABASE_URL"].startswith("sqlite")
+                                           if loopback is None else loopback.lower() in TRUE)
     return settings
 
 

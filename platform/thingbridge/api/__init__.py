@@ -14,10 +14,11 @@ from thingbridge.api import (
     health,
     instances,
     things,
+    webhooks,
 )
 
 BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, connector_service.blp, things.blp,
-              actions.blp, events.blp, health.blp]
+              actions.blp, events.blp, webhooks.blp, health.blp]
 
 
 # authlib serves the token endpoint; it is described here so the document covers every route.

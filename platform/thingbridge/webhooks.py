@@ -1,0 +1,169 @@
+"""Webhook delivery state: fan-out from the outbox, lanes, leases and attempt outcomes.
+
+A lane is one endpoint's deliveries for one subject. Only a lane's oldest PENDING delivery may
+be sent, and only by the holder of its lease, so each receiver sees one subject's events in
+order. A holder that dies loses the lease when it expires and the pump hands the lane to
+someone else, who sends the same event again: receivers dedupe by ``webhook-id``.
+All network I/O happens outside these functions; none holds a transaction across it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import uuid
+from dataclasses import dataclass
+
+from flask import current_app
+from peewee import fn
+
+from thingbridge import events
+from thingbridge.db import db, is_postgres, utcnow
+from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+MAX_BACKOFF = 3600.0
+D = WebhookDelivery
+
+
+def _seconds(value: float) -> datetime.timedelta:
+    return datetime.timedelta(seconds=value)
+
+
+# --- fan-out: outbox -> deliveries ---------------------------------------------------------
+
+def fan_out(batch: int = 500) -> int:
+    """Create deliveries for every endpoint behind its app's last event; returns how many."""
+    behind = (WebhookEndpoint.select(WebhookEndpoint.id)
+              .join(EventCounter, on=(EventCounter.app == WebhookEndpoint.app))
+              .where(EventCounter.last_seq > WebhookEndpoint.cursor))
+    total = 0
+    for row in behind:
+        while (created := _fan_out_endpoint(row.id, batch)) is not None:
+            total += created
+    return total
+
+
+def _fan_out_endpoint(endpoint_id: str, batch: int) -> int | None:
+    """One batch for one endpoint; None when it is caught up (or another pump holds it)."""
+    with db.atomic():
+        query = WebhookEndpoint.select().where(WebhookEndpoint.id == endpoint_id)
+        if is_postgres():
+            query = query.for_update("FOR UPDATE SKIP LOCKED")
+        endpoint = query.first()
+        if endpoint is None:
+            return None
+        rows = list(Event.select(Event.id, Event.seq, Event.type, Event.external_subject_id)
+                    .where((Event.app == endpoint.app_id) & (Event.seq > endpoint.cursor))
+                    .order_by(Event.seq).limit(batch).tuples())
+        if not rows:
+            return None
+        # After a replay the same event may still be PENDING here: never queue it twice.
+        pending = {r[0] for r in D.select(D.event).where(
+            (D.endpoint == endpoint.id) & (D.status == "PENDING")
+            & D.event.in_([r[0] for r in rows])).tuples()}
+        now = utcnow()
+        new = [dict(endpoint=endpoint.id, event=event_id, seq=seq, lane=subject or "",
+                    created_at=now, next_attempt_at=now)
+               for event_id, seq, type_, subject in rows
+               if event_id not in pending and events.type_matches(endpoint.event_types, type_)]
+        for start in range(0, len(new), 200):
+            D.insert_many(new[start:start + 200]).execute()
+        WebhookEndpoint.update(cursor=rows[-1][1]).where(
+            WebhookEndpoint.id == endpoint.id).execute()
+        return len(new)
+
+
+# --- lanes and leases ----------------------------------------------------------------------
+
+def claim_lanes(limit: int = 200) -> list[tuple[int, str]]:
+    """Lease the due head of up to ``limit`` idle lanes: [(delivery id, lease token)]."""
+    now = utcnow()
+    head, busy = D.alias(), D.alias()
+    head_seq = head.select(fn.MIN(head.seq)).where(
+        (head.endpoint == D.endpoint) & (head.lane == D.lane) & (head.status == "PENDING"))
+    lane_busy = busy.select(busy.id).where(
+        (busy.endpoint == D.endpoint) & (busy.lane == D.lane) & (busy.status == "PENDING")
+        & (busy.leased_until > now))
+    candidates = [r[0] for r in D.select(D.id).where(
+        (D.status == "PENDING") & (D.next_attempt_at <= now) & (D.seq == head_seq)
+        & ~fn.EXISTS(lane_busy)).order_by(D.next_attempt_at).limit(limit).tuples()]
+    claimed = []
+    lease = _seconds(current_app.config["WEBHOOK_LEASE"])
+    for delivery_id in candidates:
+        token = str(uuid.uuid4())
+        if D.update(lease_token=token, leased_until=now + lease).where(
+                (D.id == delivery_id) & (D.status == "PENDING")
+                & (D.leased_until.is_null() | (D.leased_until <= now))).execute():
+            claimed.append((delivery_id, token))
+    return claimed
+
+
+@dataclass
+class Leased:
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+    event: Event
+
+
+def leased(delivery_id: int, token: str) -> Leased | None:
+    """The delivery with its endpoint and event, if ``token`` still holds it."""
+    row = (D.select(D, WebhookEndpoint, Event).join(WebhookEndpoint).switch(D).join(Event)
+           .where((D.id == delivery_id) & (D.lease_token == token) & (D.status == "PENDING"))
+           .first())
+    return Leased(row, row.endpoint, row.event) if row else None
+
+
+@dataclass
+class Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    ok: bool = False
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | None:
+    """Store an attempt and move the lane on. Returns the lane's next delivery, leased with
+    the same token, when the caller should go on sending; else None."""
+    now = utcnow()
+    config = current_app.config
+    attempts = delivery.attempts + 1
+    with db.atomic():
+        WebhookAttempt.create(delivery=delivery.id, status_code=outcome.status_code,
+                              error=outcome.error, duration_ms=outcome.duration_ms)
+        mine = (D.id == delivery.id) & (D.lease_token == token) & (D.status == "PENDING")
+        fields = dict(attempts=attempts, last_status_code=outcome.status_code,
+                      last_error=outcome.error)
+        too_old = now - delivery.created_at > _seconds(config["WEBHOOK_MAX_AGE"])
+        if outcome.ok or not outcome.retryable or too_old:
+            status = "DELIVERED" if outcome.ok else "DEAD"
+            if not D.update(status=status, finished_at=now, lease_token=None,
+                            leased_until=None, **fields).where(mine).execute():
+                return None  # lease lost meanwhile: the new holder owns the lane
+            return _lease_next(delivery, token, now)
+        delay = min(MAX_BACKOFF, config["WEBHOOK_RETRY_BASE"] * 2 ** (attempts - 1))
+        delay = max(delay * random.uniform(0.8, 1.2), outcome.retry_after or 0.0)
+        D.update(next_attempt_at=now + _seconds(delay), lease_token=None, leased_until=None,
+                 **fields).where(mine).execute()
+        return None
+
+
+def _lease_next(delivery: WebhookDelivery, token: str, now: datetime.datetime) -> int | None:
+    nxt = (D.select(D.id, D.next_attempt_at).where(
+        (D.endpoint == delivery.endpoint_id) & (D.lane == delivery.lane)
+        & (D.status == "PENDING")).order_by(D.seq).first())
+    if nxt is None or nxt.next_attempt_at > now:
+        return None
+    lease = _seconds(current_app.config["WEBHOOK_LEASE"])
+    if D.update(lease_token=token, leased_until=now + lease).where(
+            (D.id == nxt.id) & (D.leased_until.is_null() | (D.leased_until <= now))
+    ).execute():
+        return nxt.id
+    return None
+
+
+def release(delivery_id: int, token: str) -> None:
+    """Give a lane back early (the holder ran out of its time slice) so the pump re-claims it."""
+    D.update(lease_token=None, leased_until=None).where(
+        (D.id == delivery_id) & (D.lease_token == token)).execute()

@@ -1,0 +1,77 @@
+"""Sending webhooks: one lane at a time, in order, for a bounded slice of time.
+
+The pump (beat) fans new events out into deliveries and leases idle lanes; each lease becomes
+one ``thingbridge.deliver_webhooks`` task that walks its lane until it is empty, a delivery
+must wait for a retry, or its time slice ends (then it re-enqueues itself, keeping the lease).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import requests
+from flask import current_app
+
+from thingbridge import events, webhook_signing, webhooks
+from thingbridge.db import utcnow
+from thingbridge.queue import enqueue
+from thingbridge.retry_after import parse_retry_after
+
+log = logging.getLogger(__name__)
+DELIVER_TASK = "thingbridge.deliver_webhooks"
+TIME_SLICE = 20.0  # seconds a task walks its lane before yielding the worker to others
+RETRYABLE_4XX = (408, 425, 429)
+_session = requests.Session()  # per worker process: keep-alive to busy receivers
+
+
+def pump() -> int:
+    """Fan out new events, then start a task for every idle lane with a due delivery."""
+    webhooks.fan_out()
+    claimed = webhooks.claim_lanes()
+    for delivery_id, token in claimed:
+        enqueue(DELIVER_TASK, delivery_id, token)
+    return len(claimed)
+
+
+def deliver_lane(delivery_id: int, token: str) -> int:
+    """Send the lane's deliveries in order; returns how many were attempted."""
+    until, sent = time.monotonic() + TIME_SLICE, 0
+    while delivery_id is not None:
+        if time.monotonic() > until:
+            enqueue(DELIVER_TASK, delivery_id, token)  # the lease comes along
+            break
+        current = webhooks.leased(delivery_id, token)
+        if current is None:
+            break  # lease expired and someone else has the lane now
+        outcome = attempt(current)
+        sent += 1
+        delivery_id = webhooks.record(current.delivery, token, outcome)
+    return sent
+
+
+def attempt(current: webhooks.Leased) -> webhooks.Outcome:
+    event, endpoint = current.event, current.endpoint
+    body = json.dumps(events.envelope(event), separators=(",", ":")).encode()
+    headers = webhook_signing.headers(endpoint.secrets, str(event.seq), body, utcnow())
+    started = time.monotonic()
+
+    def took() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        resp = _session.post(endpoint.url, data=body, headers=headers, allow_redirects=False,
+                             timeout=current_app.config["WEBHOOK_TIMEOUT"])
+    except requests.RequestException as exc:
+        return webhooks.Outcome(None, f"unreachable: {exc.__class__.__name__}: {exc}"[:500],
+                                took(), retryable=True)
+    code = resp.status_code
+    if 200 <= code < 300:
+        return webhooks.Outcome(code, None, took(), ok=True)
+    reason = f"answered {code}: {resp.text[:300]}" if code < 300 or code >= 400 else \
+        f"answered {code} (redirects are not followed)"
+    retryable = code >= 500 or code in RETRYABLE_4XX
+    retry_after = parse_retry_after(resp.headers.get("Retry-After"), None) if retryable else None
+    return webhooks.Outcome(code, reason, took(), retryable=retryable,
+                            retry_after=min(retry_after, 86400.0) if retry_after else None)
