@@ -49,7 +49,7 @@ def worker_env(flask_app, simulators):
         "THINGBRIDGE_HTTP_TIMEOUT": "3", "THINGBRIDGE_BROKER_VISIBILITY_TIMEOUT": "6",
         "THINGBRIDGE_EVENT_PUMP_INTERVAL": "0.3", "THINGBRIDGE_WEBHOOK_RETRY_BASE": "0.2",
         "THINGBRIDGE_WEBHOOK_LEASE": "3", "THINGBRIDGE_WEBHOOK_TIMEOUT": "10",
-        "THINGBRIDGE_VAR_DIR": flask_app.config.get("VAR_DIR", "/tmp/thingbridge-test-var"),
+        "THINGBRIDGE_VAR_DIR": os.environ["THINGBRIDGE_VAR_DIR"],  # set by flask_app
     })
     return env
 
