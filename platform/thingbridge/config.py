@@ -58,6 +58,8 @@ def load_settings(overrides: dict | None = None) -> dict:
         "EVENT_RETENTION_DAYS": float(_env("EVENT_RETENTION_DAYS", "7")),
         # Comma-separated broker URLs that receive every event: amqp://, redis://, mqtt://.
         "EVENT_BROKERS": _env("EVENT_BROKERS", ""),
+        # Seconds a publish task holds one (broker, app) before another may take it over.
+        "PUBLISHER_LEASE": float(_env("PUBLISHER_LEASE", "60")),
         # Webhooks: first retry delay (doubling), give-up age, per-attempt timeout, lease.
         "WEBHOOK_RETRY_BASE": float(_env("WEBHOOK_RETRY_BASE", "10")),
         "WEBHOOK_MAX_AGE": float(_env("WEBHOOK_MAX_AGE", str(3 * 24 * 3600))),

@@ -1,0 +1,73 @@
+"""Message-broker publishers, built from the ``EVENT_BROKERS`` setting.
+
+``EVENT_BROKERS`` is a comma-separated list of URLs (``amqp://``, ``redis://``, ``mqtt://`` and
+their TLS variants). Each becomes one publisher whose ``name`` is the URL without its password:
+the name keys the publisher's cursors, so changing a password keeps its progress while
+pointing it at another broker, exchange, stream or prefix starts it from the oldest retained
+event. Publishers are kept per process so their connections serve many batches.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from thingbridge.publishers.base import Publisher, redact
+
+SCHEMES = {
+    "amqp": "amqp", "amqps": "amqp",
+    "redis": "redis", "rediss": "redis",
+    "mqtt": "mqtt", "mqtts": "mqtt",
+}
+NAME_MAX = 200  # PublisherCursor.publisher
+
+_open: dict[str, Publisher] = {}
+
+
+def parse(setting: str | None) -> list[str]:
+    """The setting's URLs, checked: an unknown scheme or a duplicate is a configuration error."""
+    urls = [url.strip() for url in (setting or "").split(",") if url.strip()]
+    names = set()
+    for url in urls:
+        scheme = urlsplit(url).scheme
+        if scheme not in SCHEMES:
+            raise ValueError(f"EVENT_BROKERS: unsupported scheme {scheme!r} in {redact(url)} "
+                             f"(use one of {', '.join(sorted(SCHEMES))})")
+        name = redact(url)
+        if len(name) > NAME_MAX:
+            raise ValueError(f"EVENT_BROKERS: URL longer than {NAME_MAX} characters: {name}")
+        if name in names:
+            raise ValueError(f"EVENT_BROKERS: {name} is configured twice")
+        names.add(name)
+    return urls
+
+
+def configured_names(setting: str | None) -> list[str]:
+    return [redact(url) for url in parse(setting)]
+
+
+def build(url: str) -> Publisher:
+    # Imported on use: a process without that kind of broker never loads its client library.
+    kind = SCHEMES[urlsplit(url).scheme]
+    if kind == "amqp":
+        from thingbridge.publishers.amqp import AmqpPublisher
+        return AmqpPublisher(url)
+    if kind == "redis":
+        from thingbridge.publishers.redis_streams import RedisStreamPublisher
+        return RedisStreamPublisher(url)
+    from thingbridge.publishers.mqtt import MqttPublisher
+    return MqttPublisher(url)
+
+
+def configured(setting: str | None) -> dict[str, Publisher]:
+    """This process's publishers for the setting, by name, created once and then reused."""
+    found = {}
+    for url in parse(setting):
+        if url not in _open:
+            _open[url] = build(url)
+        found[_open[url].name] = _open[url]
+    return found
+
+
+def close_all() -> None:
+    while _open:
+        _open.popitem()[1].close()

@@ -1,0 +1,100 @@
+"""What every broker publisher shares: URL handling, a reused connection, one retry."""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
+
+# Seconds to connect, and to wait for the broker to confirm a whole batch.
+TIMEOUT = 10.0
+
+
+def redact(url: str) -> str:
+    """The URL without its password: a publisher's stable name, safe to store and log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def body(envelope: dict) -> bytes:
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+class Publisher:
+    """One configured broker. ``publish`` returns only once the broker has confirmed every
+    message of the batch and raises otherwise; the connection is kept for the next batch."""
+
+    # Options this publisher reads from the URL's query; the rest stay in the connection URL.
+    options: tuple[str, ...] = ()
+
+    def __init__(self, url: str):
+        self.url = url
+        self.name = redact(url)
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        self.params = {k: v for k, v in query if k in self.options}
+        rest = urlencode([(k, v) for k, v in query if k not in self.options])
+        self.connection_url = urlunsplit(parts._replace(query=rest))
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.path = parts.path
+        self.secure = parts.scheme.endswith("s")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    def publish(self, envelopes: list[dict]) -> None:
+        if not envelopes:
+            return
+        reused = self.connected()
+        try:
+            if not reused:
+                self.close()  # whatever is left of a broken connection (paho's loop thread)
+                self.connect()
+            self.send(envelopes)
+            return
+        except Exception as exc:
+            self.close()
+            if not reused:
+                raise
+            # A connection kept across batches may have died while idle (broker restart,
+            # idle timeout): that is no reason to back off, so try once on a fresh one.
+            log.info("%s: kept connection failed (%s), reconnecting", self.name, exc)
+        try:
+            self.connect()
+            self.send(envelopes)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Drop the connection (never raises); the next ``publish`` opens a new one."""
+        try:
+            self.disconnect()
+        except Exception as exc:  # a dead connection may fail to close; it is gone anyway
+            log.debug("%s: close failed: %s", self.name, exc)
+
+    # --- per broker ----------------------------------------------------------------------
+
+    def connected(self) -> bool:
+        raise NotImplementedError
+
+    def connect(self) -> None:
+        raise NotImplementedError
+
+    def send(self, envelopes: list[dict]) -> None:
+        raise NotImplementedError
+
+    def disconnect(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,149 @@
+"""Publishing the outbox to message brokers: one cursor and lease per (publisher, app).
+
+Beat's dispatcher finds apps whose last event is past a publisher's cursor, leases the pair and
+enqueues one ``thingbridge.publish_events`` task for it. The holder publishes the events after
+the cursor in id order, a batch at a time, and moves the cursor only after the broker has
+confirmed the whole batch, and only while it still holds the lease. Hence, per app and broker:
+every event, in order, at least once; a holder that died mid-batch has its batch published
+again by the next one, and consumers dedupe by (app, id).
+
+Every function here is one short autocommit statement (or two): no transaction is ever open
+while a broker is being talked to, which on SQLite would block every other writer.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import random
+import time
+import uuid
+
+from flask import current_app
+from peewee import JOIN, fn
+
+from thingbridge import events, publishers
+from thingbridge.db import utcnow
+from thingbridge.models import Event, EventCounter, PublisherCursor
+from thingbridge.queue import enqueue
+
+log = logging.getLogger(__name__)
+C = PublisherCursor
+PUBLISH_TASK = "thingbridge.publish_events"
+BATCH = 100
+TIME_SLICE = 20.0  # seconds a task publishes before handing the rest to a new task
+RETRY_BASE, MAX_BACKOFF = 0.5, 60.0
+
+
+def _lease() -> datetime.timedelta:
+    return datetime.timedelta(seconds=current_app.config.get("PUBLISHER_LEASE", 60))
+
+
+def _held(name: str, app_id: str, token: str):
+    return (C.publisher == name) & (C.app == app_id) & (C.lease_token == token)
+
+
+# --- finding and leasing work --------------------------------------------------------------
+
+def due_apps(name: str, now: datetime.datetime, limit: int = 500) -> list[str]:
+    """Apps with events past ``name``'s cursor (or no cursor yet) that are free and due."""
+    query = (EventCounter.select(EventCounter.app)
+             .join(C, JOIN.LEFT_OUTER, on=((C.app == EventCounter.app) & (C.publisher == name)))
+             .where((EventCounter.last_seq > fn.COALESCE(C.last_seq, 0))
+                    & (C.id.is_null() | ((C.next_attempt_at <= now)
+                                         & (C.leased_until.is_null() | (C.leased_until <= now)))))
+             .limit(limit).tuples())
+    return [row[0] for row in query]
+
+
+def claim(name: str, app_id: str, now: datetime.datetime) -> str | None:
+    """Lease (publisher, app); the token, or None if someone holds it or it is not due."""
+    C.insert(publisher=name, app=app_id, next_attempt_at=now).on_conflict_ignore().execute()
+    token = str(uuid.uuid4())
+    taken = C.update(lease_token=token, leased_until=now + _lease()).where(
+        (C.publisher == name) & (C.app == app_id) & (C.next_attempt_at <= now)
+        & (C.leased_until.is_null() | (C.leased_until <= now))).execute()
+    return token if taken else None
+
+
+def claim_due(limit: int | None = None) -> list[tuple[str, str, str]]:
+    """Lease every due (publisher, app): [(publisher name, app id, token)]."""
+    names = publishers.configured_names(current_app.config.get("EVENT_BROKERS"))
+    now, claimed = utcnow(), []
+    for name in names:
+        for app_id in due_apps(name, now, limit or current_app.config["DISPATCH_BATCH"]):
+            token = claim(name, app_id, now)
+            if token:
+                claimed.append((name, app_id, token))
+    return claimed
+
+
+def dispatch() -> int:
+    claimed = claim_due()
+    for name, app_id, token in claimed:
+        enqueue(PUBLISH_TASK, name, app_id, token)
+    return len(claimed)
+
+
+# --- the holder's side ---------------------------------------------------------------------
+
+def next_batch(name: str, app_id: str, token: str, limit: int = BATCH) -> list[Event] | None:
+    """The events after the cursor, oldest first; None once the lease is someone else's."""
+    cursor = C.select(C.last_seq).where(_held(name, app_id, token)).first()
+    if cursor is None:
+        return None
+    return events.read_after(app_id, cursor.last_seq, limit)
+
+
+def advance(name: str, app_id: str, token: str, seq: int) -> bool:
+    """Move the cursor to ``seq`` (confirmed by the broker) and renew the lease."""
+    return bool(C.update(last_seq=seq, failures=0, last_error=None,
+                         leased_until=utcnow() + _lease())
+                .where(_held(name, app_id, token) & (C.last_seq < seq)).execute())
+
+
+def fail(name: str, app_id: str, token: str, error: str) -> None:
+    """Keep the cursor, note the error, back off, and give the lease back."""
+    cursor = C.select(C.failures).where(_held(name, app_id, token)).first()
+    if cursor is None:
+        return
+    failures = cursor.failures + 1
+    delay = min(MAX_BACKOFF, RETRY_BASE * 2 ** (failures - 1)) * random.uniform(0.8, 1.0)
+    C.update(failures=failures, last_error=error[:2000],
+             next_attempt_at=utcnow() + datetime.timedelta(seconds=delay),
+             lease_token=None, leased_until=None).where(_held(name, app_id, token)).execute()
+
+
+def release(name: str, app_id: str, token: str) -> None:
+    C.update(lease_token=None, leased_until=None).where(_held(name, app_id, token)).execute()
+
+
+def drain(name: str, app_id: str, token: str) -> int:
+    """Publish the app's backlog to one broker while holding the lease; returns how many
+    events the broker confirmed."""
+    publisher = publishers.configured(current_app.config.get("EVENT_BROKERS")).get(name)
+    if publisher is None:  # beat and this worker disagree about EVENT_BROKERS
+        log.warning("publisher %s is not configured in this worker", name)
+        release(name, app_id, token)
+        return 0
+    until, published = time.monotonic() + TIME_SLICE, 0
+    while True:
+        batch = next_batch(name, app_id, token)
+        if batch is None:
+            return published  # the lease expired and another holder took over
+        if not batch:
+            release(name, app_id, token)
+            return published
+        try:
+            publisher.publish([events.envelope(event, app_id) for event in batch])
+        except Exception as exc:
+            log.warning("publishing to %s failed for app %s: %s", name, app_id, exc)
+            fail(name, app_id, token, f"{type(exc).__name__}: {exc}")
+            return published
+        if not advance(name, app_id, token, batch[-1].seq):
+            return published
+        published += len(batch)
+        if time.monotonic() > until:
+            # Yield the worker process; the lease travels with the task.
+            enqueue(PUBLISH_TASK, name, app_id, token)
+            return published
