@@ -8,7 +8,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import BROKER_URL, DATABASE_URL, SECRET_KEY, basic
+from helpers import AMQP_URL, BROKER_URL, DATABASE_URL, MQTT_URL, SECRET_KEY, basic
 
 pytest_plugins = ["worker_fixtures"]
 
@@ -24,10 +24,12 @@ def _reachable(url: str) -> bool:
 
 def pytest_sessionstart(session):
     # The suite needs the real services: missing ones fail the run, they never skip tests.
-    missing = [url for url in (DATABASE_URL, BROKER_URL) if not _reachable(url)]
+    services = (DATABASE_URL, BROKER_URL, AMQP_URL, MQTT_URL)
+    missing = [f"{urlsplit(url).scheme}://{urlsplit(url).hostname}:{urlsplit(url).port}"
+               for url in services if not _reachable(url)]
     if missing:
         raise pytest.UsageError(f"required services unreachable: {', '.join(missing)} "
-                                "(start PostgreSQL and Redis, see .ci/run)")
+                                "(start PostgreSQL, Redis, RabbitMQ and Mosquitto, see .ci/run)")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,9 @@ from werkzeug.wrappers import Request, Response
 DATABASE_URL = os.environ.get("THINGBRIDGE_TEST_DATABASE_URL",
                               "postgresql://postgres@127.0.0.1:5432/test")
 BROKER_URL = os.environ.get("THINGBRIDGE_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+# Message brokers that receive published events (tests use their own exchanges and topics).
+AMQP_URL = os.environ.get("THINGBRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+MQTT_URL = os.environ.get("THINGBRIDGE_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 SECRET_KEY = Fernet.generate_key().decode()
 OWM_KEY = "0123456789abcdef0123456789abcdef"  # valid shape for the OpenWeatherMap simulator
 

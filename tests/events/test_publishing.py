@@ -1,0 +1,240 @@
+"""Publishing cursors and leases against the real brokers, driven in-process: every event,
+in order per app, once in the normal case; outages delay and record; lost holders repeat."""
+
+import contextlib
+import datetime
+
+from broker_helpers import (
+    AmqpQueue,
+    MqttSubscriber,
+    dedupe,
+    ids,
+    mosquitto_server,
+    rabbitmq_stopped,
+    redis_server,
+    stream_envelopes,
+    unique,
+)
+from helpers import AMQP_URL, wait_until
+
+from thingbridge import events, publishers, publishing
+from thingbridge.db import utcnow
+from thingbridge.models import PublisherCursor
+
+TYPES = ["thing.created", "thing.updated", "thing.property_changed", "action.requested"]
+
+
+def emit(app_id: str, count: int, subject="alice") -> None:
+    events.emit_many(app_id, [events.Pending(TYPES[i % len(TYPES)], subject, {"n": i})
+                              for i in range(count)])
+
+
+def publish_all() -> int:
+    """What beat and the workers do, in this process: claim due pairs, drain each."""
+    total = 0
+    while claimed := publishing.claim_due():
+        for name, app_id, token in claimed:
+            total += publishing.drain(name, app_id, token)
+    return total
+
+
+def cursor(app_id: str, name: str | None = None) -> PublisherCursor:
+    query = PublisherCursor.select().where(PublisherCursor.app == app_id)
+    if name:
+        query = query.where(PublisherCursor.publisher == name)
+    return query.get()
+
+
+def test_every_event_reaches_every_broker_once_in_order_per_app(brokers, make_app):
+    a, b = make_app("a").model.id, make_app("b").model.id
+    for _ in range(3):  # 150 events for a: more than one batch
+        emit(a, 50)
+        emit(b, 1, subject="bob")
+    assert publish_all() == 3 * 153
+    wait_until(lambda: len(brokers.subscriber.received) >= 153, message="MQTT messages")
+    for broker, got in brokers.received().items():
+        assert len(got) == 153, broker  # once each
+        assert ids(got, a) == list(range(1, 151)), broker
+        assert ids(got, b) == [1, 2, 3], broker
+    by_id = {e["id"]: e for e in brokers.received()["redis"] if e["app"] == a}
+    assert by_id[3]["type"] == "thing.property_changed" and by_id[3]["data"] == {"n": 2}
+    topics = {(e["app"], e["id"]): t for t, e in brokers.subscriber.received}
+    assert topics[(a, 3)] == f"{brokers.prefix}/thing/property_changed"
+    rows = list(PublisherCursor.select())
+    assert len(rows) == 6
+    assert {(r.app_id, r.last_seq, r.failures, r.lease_token) for r in rows} == {
+        (a, 150, 0, None), (b, 3, 0, None)}
+
+    assert publishing.claim_due() == []  # caught up: nothing to lease
+    emit(a, 2)
+    assert publish_all() == 3 * 2
+    assert ids(brokers.received()["amqp"], a)[-3:] == [150, 151, 152]
+
+
+def test_without_brokers_dispatch_does_nothing(flask_app, make_app, monkeypatch):
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", "")
+    emit(make_app().model.id, 3)
+    assert publishing.dispatch() == 0
+    assert PublisherCursor.select().count() == 0
+
+
+def test_one_holder_per_publisher_and_app(brokers, api):
+    emit(api.model.id, 1)
+    name = publishers.configured_names(brokers.amqp_url)[0]
+    now = utcnow()
+    token = publishing.claim(name, api.model.id, now)
+    assert token and publishing.claim(name, api.model.id, now) is None
+    assert name not in {c[0] for c in publishing.claim_due()}  # the other brokers are free
+    assert not publishing.advance(name, api.model.id, "not-the-token", 1)
+    assert publishing.next_batch(name, api.model.id, "not-the-token") is None
+    publishing.release(name, api.model.id, token)
+    assert publishing.claim(name, api.model.id, utcnow())
+
+
+def test_backoff_doubles_up_to_a_minute(brokers, api):
+    emit(api.model.id, 1)
+    name = publishers.configured_names(brokers.amqp_url)[0]
+    delays = []
+    for _ in range(12):
+        PublisherCursor.update(next_attempt_at=utcnow()).execute()
+        token = publishing.claim(name, api.model.id, utcnow())
+        before = utcnow()
+        publishing.fail(name, api.model.id, token, "ConnectionRefusedError: down")
+        row = cursor(api.model.id, name)
+        delays.append((row.next_attempt_at - before).total_seconds())
+    assert row.failures == 12 and row.last_error == "ConnectionRefusedError: down"
+    assert row.lease_token is None and row.last_seq == 0
+    assert all(later > earlier for earlier, later in zip(delays[:6], delays[1:7], strict=True))
+    assert max(delays) <= 60.0 and delays[-1] > 30.0
+
+
+# --- outages: a down broker delays, records, then gets the backlog ---------------------------
+
+def outage_delays_then_backlog(app_id, outage, received_ids):
+    """Three events published; five more while the broker is down; then all eight, in order,
+    each once."""
+    emit(app_id, 3)
+    assert publish_all() == 3
+    wait_until(lambda: received_ids() == [1, 2, 3], message="first events")
+    with outage():
+        emit(app_id, 5)  # the changes themselves never wait for a broker
+        before = utcnow()
+        wait_until(lambda: publish_all() == 0 and cursor(app_id).failures >= 2,
+                   message="failed attempts recorded")
+        row = cursor(app_id)
+        assert row.last_seq == 3 and row.last_error and row.lease_token is None
+        assert row.next_attempt_at > before
+    wait_until(lambda: publish_all() >= 0 and len(received_ids()) >= 8, message="backlog")
+    assert received_ids() == list(range(1, 9))
+    row = cursor(app_id)
+    assert (row.last_seq, row.failures, row.last_error) == (8, 0, None)
+
+
+def test_rabbitmq_down_then_up(flask_app, api, monkeypatch):
+    queue = AmqpQueue(unique("tb-test-ex"))
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", f"{AMQP_URL}?exchange={queue.exchange}")
+    try:
+        outage_delays_then_backlog(api.model.id, rabbitmq_stopped,
+                                   lambda: ids(queue.envelopes(), api.model.id))
+    finally:
+        publishers.close_all()
+        queue.delete()
+
+
+def test_redis_down_then_up(flask_app, api, monkeypatch, tmp_path):
+    server = redis_server(tmp_path).start()  # private: the shared Redis carries Celery's queue
+    url = f"redis://127.0.0.1:{server.port}/0"
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", f"{url}?stream=events")
+
+    @contextlib.contextmanager
+    def killed():
+        server.kill()
+        yield
+        server.start()
+
+    try:
+        outage_delays_then_backlog(api.model.id, killed,
+                                   lambda: ids(stream_envelopes(url, "events"), api.model.id))
+    finally:
+        publishers.close_all()
+        server.kill()
+
+
+def test_mosquitto_down_then_up(flask_app, api, monkeypatch, tmp_path):
+    server = mosquitto_server(tmp_path).start()
+    url = f"mqtt://127.0.0.1:{server.port}"
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", f"{url}?prefix=tb")
+    subscriber = MqttSubscriber(url, "tb/#")
+
+    @contextlib.contextmanager
+    def killed():
+        server.kill()
+        wait_until(lambda: not subscriber.subscribed.is_set(), message="subscriber cut off")
+        yield
+        server.start()
+        # Without a persistent session the broker keeps nothing for an absent subscriber:
+        # be subscribed again before the backlog goes out.
+        subscriber.wait_subscribed()
+
+    try:
+        outage_delays_then_backlog(api.model.id, killed,
+                                   lambda: ids(subscriber.envelopes(), api.model.id))
+    finally:
+        subscriber.close()
+        publishers.close_all()
+        server.kill()
+
+
+# --- holders that die: the batch is published again, consumers dedupe ------------------------
+
+def test_a_holder_that_dies_mid_batch_is_replaced(brokers, api):
+    app_id = api.model.id
+    emit(app_id, 5)
+    dead = publishing.claim_due()
+    assert len(dead) == 3
+    for name, _app, token in dead:  # each publishes its batch, then dies before advancing
+        batch = publishing.next_batch(name, app_id, token)
+        publishers.configured(brokers.setting)[name].publish(
+            [events.envelope(e) for e in batch])
+    assert publishing.claim_due() == []  # leases still held
+    # Their leases run out (moved, rather than waited for: the default is a minute).
+    PublisherCursor.update(leased_until=utcnow() - datetime.timedelta(seconds=1)).execute()
+    successors = publishing.claim_due()
+    assert len(successors) == 3 and not {t for *_, t in dead} & {t for *_, t in successors}
+    for claim in successors:
+        assert publishing.drain(*claim) == 5
+    for name, _app, token in dead:  # the late holder can no longer move anything
+        assert not publishing.advance(name, app_id, token, 5)
+        assert publishing.next_batch(name, app_id, token) is None
+    emit(app_id, 2)
+    publish_all()
+    wait_until(lambda: len(brokers.subscriber.received) >= 12, message="MQTT messages")
+    for broker, got in brokers.received().items():
+        assert ids(got, app_id) == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6, 7], broker
+        assert dedupe(got) == [(app_id, n) for n in range(1, 8)], broker
+    message_ids = [m.properties["message_id"] for m in brokers.queue.messages()]
+    assert message_ids[0] == message_ids[5] == f"{app_id}:1"  # AMQP consumers dedupe on it
+
+
+def test_a_batch_that_breaks_half_way_is_published_again_whole(brokers, api, monkeypatch):
+    app_id = api.model.id
+    emit(app_id, 4)
+    publisher = publishers.configured(brokers.setting)[
+        publishers.configured_names(brokers.amqp_url)[0]]
+    real_send = publisher.send
+
+    def half_then_broken(envelopes):
+        real_send(envelopes[:2])
+        raise ConnectionResetError("connection reset mid-batch")
+
+    monkeypatch.setattr(publisher, "send", half_then_broken)
+    publish_all()  # the other brokers get everything; AMQP got half and failed
+    row = cursor(app_id, publisher.name)
+    assert row.last_seq == 0 and "mid-batch" in row.last_error
+    monkeypatch.setattr(publisher, "send", real_send)  # the network is back
+    wait_until(lambda: publish_all() >= 0 and cursor(app_id, publisher.name).last_seq == 4,
+               message="retry after backoff")
+    got = brokers.received()["amqp"]
+    assert ids(got, app_id) == [1, 2, 1, 2, 3, 4]
+    assert dedupe(got) == [(app_id, n) for n in range(1, 5)]
+    assert ids(brokers.received()["redis"], app_id) == [1, 2, 3, 4]
