@@ -1,0 +1,61 @@
+"""Outbox pruning: old events go only once webhooks, deliveries and publishers are past them."""
+
+import datetime
+
+from helpers import LAMP
+
+from thingbridge import retention, webhooks
+from thingbridge.db import utcnow
+from thingbridge.models import Event, PublisherCursor, WebhookDelivery
+
+THINGS = "/api/v1/things"
+
+
+def seqs(app_id):
+    return [e.seq for e in Event.select().where(Event.app == app_id).order_by(Event.seq)]
+
+
+def age(days: float, *seq_range) -> None:
+    then = utcnow() - datetime.timedelta(days=days)
+    Event.update(created_at=then).where(Event.seq.between(*seq_range)).execute()
+
+
+def test_only_events_past_retention_go(api):
+    for _ in range(4):
+        api.post(THINGS, json=LAMP)
+    age(8, 1, 2)
+    assert retention.prune() == 2
+    assert seqs(api.model.id) == [3, 4]
+    assert api.get("/api/v1/events").json["events"][0]["id"] == 3  # ids never reused
+
+
+def test_webhook_cursor_and_kept_deliveries_hold_events(api):
+    api.post("/api/v1/webhooks", json={"url": "https://example.com/h"})
+    for _ in range(3):
+        api.post(THINGS, json=LAMP)
+    age(8, 1, 3)
+    assert retention.prune() == 0  # not fanned out yet
+    webhooks.fan_out()
+    assert retention.prune() == 0  # deliveries pending
+    WebhookDelivery.update(status="DELIVERED", finished_at=utcnow()).where(
+        WebhookDelivery.seq <= 2).execute()
+    assert retention.prune() == 0  # finished within retention: the log still shows them
+    WebhookDelivery.update(finished_at=utcnow() - datetime.timedelta(days=8)).where(
+        WebhookDelivery.seq <= 2).execute()
+    assert retention.prune() == 2
+    assert seqs(api.model.id) == [3]
+
+
+def test_a_lagging_broker_publisher_holds_events(api, flask_app):
+    for _ in range(3):
+        api.post(THINGS, json=LAMP)
+    age(8, 1, 3)
+    flask_app.config["EVENT_BROKERS"] = "redis://127.0.0.1:6379/13?stream=retention-test"
+    try:
+        assert retention.prune() == 0  # that publisher has published nothing yet
+        name = retention.publisher_names()[0]
+        PublisherCursor.create(publisher=name, app=api.model.id, last_seq=2)
+        assert retention.prune() == 2
+    finally:
+        flask_app.config["EVENT_BROKERS"] = ""
+    assert seqs(api.model.id) == [3]

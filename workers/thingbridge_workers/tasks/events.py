@@ -1,0 +1,11 @@
+"""Outbox housekeeping."""
+
+from celery import shared_task
+
+from thingbridge import retention
+
+
+@shared_task(name="thingbridge.prune_events", ignore_result=True)
+def prune_events() -> int:
+    """Delete events past retention that every delivery module is done with."""
+    return retention.prune()
