@@ -8,6 +8,7 @@ change's caller saw succeed.
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 from thingbridge.db import db, utcnow
@@ -66,6 +67,11 @@ def envelope(event: Event, app_id: str | None = None) -> dict:
             "occurred_at": event.created_at.strftime(ISO),
             "app": app_id or event.app_id, "external_subject_id": event.external_subject_id,
             "data": event.data}
+
+
+def body(envelope_: dict) -> bytes:
+    """The bytes every delivery module sends: compact JSON of the envelope."""
+    return json.dumps(envelope_, separators=(",", ":")).encode()
 
 
 def read_after(app_id: str, after: int, limit: int) -> list[Event]:

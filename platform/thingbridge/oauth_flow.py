@@ -103,6 +103,8 @@ def exchange_code(client: ConnectorClient, connector: Connector, instance_config
     except (OAuthError, requests.RequestException, ValueError) as exc:
         raise _classify(exc) from exc
     client.tokens, client.token_expires_at = _token_record(token)
+    ConnectorClient.update(tokens=client.tokens, token_expires_at=client.token_expires_at,
+                           updated_at=utcnow()).where(ConnectorClient.id == client.id).execute()
 
 
 def _lock(client_id: str) -> ConnectorClient:

@@ -7,7 +7,6 @@ must wait for a retry, or its time slice ends (then it re-enqueues itself, keepi
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -53,7 +52,7 @@ def deliver_lane(delivery_id: int, token: str) -> int:
 
 def attempt(current: webhooks.Leased) -> webhooks.Outcome:
     event, endpoint = current.event, current.endpoint
-    body = json.dumps(events.envelope(event), separators=(",", ":")).encode()
+    body = events.body(events.envelope(event))
     headers = webhook_signing.headers(endpoint.secrets, str(event.seq), body, utcnow())
     started = time.monotonic()
 

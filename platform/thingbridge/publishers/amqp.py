@@ -12,7 +12,8 @@ from urllib.parse import unquote
 
 import amqp
 
-from thingbridge.publishers.base import TIMEOUT, Publisher, body
+from thingbridge.events import body
+from thingbridge.publishers.base import TIMEOUT, Publisher
 
 DEFAULT_EXCHANGE = "thingbridge.events"
 

@@ -14,7 +14,8 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
-from thingbridge.publishers.base import TIMEOUT, Publisher, body
+from thingbridge.events import body
+from thingbridge.publishers.base import TIMEOUT, Publisher
 
 
 class MqttPublisher(Publisher):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import redis
 
-from thingbridge.publishers.base import TIMEOUT, Publisher, body
+from thingbridge.events import body
+from thingbridge.publishers.base import TIMEOUT, Publisher
 
 DEFAULT_STREAM = "thingbridge:events"
 
