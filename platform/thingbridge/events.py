@@ -21,6 +21,8 @@ EVENT_TYPES = (
     "action.requested", "action.completed", "action.failed",
 )
 
+MAX_ID = 2**63 - 1  # BIGINT: a larger cursor or id is a 400/404, never a database error
+
 
 class Pending(NamedTuple):
     type: str

@@ -226,3 +226,13 @@ def test_replay_past_retention_is_409(api, flask_app):
 def test_webhooks_need_the_events_scope(make_app):
     limited = make_app("limited", token_scopes=["connctd.connector"])
     assert limited.get(HOOKS).status_code == 403
+
+
+def test_out_of_range_ids_are_4xx_not_500(api):
+    hook = register(api)
+    huge = 2**64
+    assert api.get(f"/api/v1/events?after={huge}").status_code == 400
+    assert api.get(f"{HOOKS}/{hook['id']}/deliveries?after={huge}").status_code == 400
+    assert api.get(f"{HOOKS}/{hook['id']}/deliveries/{huge}").status_code == 404
+    assert api.post(f"{HOOKS}/{hook['id']}/deliveries/{huge}/redeliver").status_code == 404
+    assert api.post(f"{HOOKS}/{hook['id']}/replay", json={"after": huge}).status_code == 400

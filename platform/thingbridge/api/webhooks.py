@@ -12,6 +12,7 @@ from thingbridge import events, webhook_signing
 from thingbridge.api.common import protected
 from thingbridge.db import db, utcnow
 from thingbridge.errors import ApiError, not_found
+from thingbridge.events import MAX_ID
 from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from thingbridge.schemas.webhooks import (
     DeliveriesQuery,
@@ -142,6 +143,15 @@ def _deliveries(endpoint: WebhookEndpoint):
     return D.select(D, Event).join(Event).where(D.endpoint == endpoint)
 
 
+def _delivery(endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
+    row = None
+    if delivery_id <= MAX_ID:  # a larger id cannot exist (BIGINT)
+        row = _deliveries(endpoint).where(D.id == delivery_id).first()
+    if row is None:
+        raise not_found("delivery")
+    return row
+
+
 @blp.route("/<webhook_id>/deliveries", methods=["GET"])
 @protected(blp, SCOPE, errors=(400, 404))
 @blp.arguments(DeliveriesQuery, location="query")
@@ -163,10 +173,7 @@ def list_deliveries(args, webhook_id):
 @blp.response(200, DeliveryOut)
 def get_delivery(webhook_id, delivery_id):
     """One delivery with every attempt"""
-    row = _deliveries(_own(webhook_id)).where(D.id == delivery_id).first()
-    if row is None:
-        raise not_found("delivery")
-    return _deliveries_out([row])[0]
+    return _deliveries_out([_delivery(_own(webhook_id), delivery_id)])[0]
 
 
 @blp.route("/<webhook_id>/deliveries/<int:delivery_id>/redeliver", methods=["POST"])
@@ -175,9 +182,7 @@ def get_delivery(webhook_id, delivery_id):
 def redeliver(webhook_id, delivery_id):
     """Send a delivered or dead-lettered event again, as a new delivery"""
     endpoint = _own(webhook_id)
-    row = _deliveries(endpoint).where(D.id == delivery_id).first()
-    if row is None:
-        raise not_found("delivery")
+    row = _delivery(endpoint, delivery_id)
     if row.status == "PENDING" or D.get_or_none(
             (D.endpoint == endpoint) & (D.event == row.event_id) & (D.status == "PENDING")):
         raise ApiError(409, "this event is already queued for this endpoint")

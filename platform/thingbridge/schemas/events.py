@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
-from thingbridge.events import EVENT_TYPES
+from thingbridge.events import EVENT_TYPES, MAX_ID
 
 
 class EventOut(Schema):
@@ -18,7 +18,7 @@ class EventOut(Schema):
 
 
 class EventsQuery(Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID), metadata={
         "description": "Return events with id greater than this (the last id you processed)"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 

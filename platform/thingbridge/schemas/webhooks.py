@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from thingbridge.events import pattern_problem
+from thingbridge.events import MAX_ID, pattern_problem
 from thingbridge.models import DELIVERY_STATUSES
 
 TYPES_DOC = ("Event types to receive: exact (`thing.created`), a family (`thing.*`) or `*`; "
@@ -77,7 +77,7 @@ class DeliveryOut(Schema):
 
 class DeliveriesQuery(Schema):
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0),
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID),
                            metadata={"description": "Delivery id cursor"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
@@ -89,7 +89,7 @@ class DeliveryPage(Schema):
 
 
 class ReplayIn(Schema):
-    after = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+    after = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_ID), metadata={
         "description": "Deliver again every (matching) event with an id greater than this"})
 
 
