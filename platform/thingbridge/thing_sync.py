@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from peewee import JOIN, Case, IntegrityError
+from peewee import Case, IntegrityError
 
 from thingbridge import events
 from thingbridge.contract import ComponentSpec, ThingSpec
@@ -103,7 +103,7 @@ def create_component(thing, spec: ComponentSpec, position: int) -> None:
 
 
 class _Current:
-    """The stored state of a client's things, read in two queries however many things.
+    """The stored state of a client's things, read in three queries however many things.
 
     Rows come back as plain tuples: building a model instance per property was most of a
     steady-state poll's CPU time."""
@@ -117,15 +117,20 @@ class _Current:
         self.new_values: list[tuple[int, str]] = []
         if not self.things:
             return
-        rows = (Component.select(Component.id, Component.thing, Component.component_id,
-                                 Property.id, Property.property_id, Property.value)
-                .join(Property, JOIN.LEFT_OUTER, on=(Property.component == Component.id))
-                .where(Component.thing.in_(list(self.things))).tuples())
-        for cid, thing_id, component_id, pid, property_id, value in rows:
-            self.components[thing_id].setdefault(component_id, _Row(id=cid))
+        # Two index lookups rather than one join: with an IN list the planner may hash-join
+        # the whole property table (it did at 2,000 clients, 7 ms a poll, growing with N).
+        for cid, thing_id, component_id in (
+                Component.select(Component.id, Component.thing, Component.component_id)
+                .where(Component.thing.in_(list(self.things))).tuples()):
+            self.components[thing_id][component_id] = _Row(id=cid)
             self.component_ids[cid] = component_id
-            if pid is not None:
-                self.properties[(cid, property_id)] = _Row(id=pid, value=value)
+        if not self.component_ids:
+            return
+        for pid, cid, property_id, value in (
+                Property.select(Property.id, Property.component, Property.property_id,
+                                Property.value)
+                .where(Property.component.in_(list(self.component_ids))).tuples()):
+            self.properties[(cid, property_id)] = _Row(id=pid, value=value)
 
     def change_value(self, thing_id: str, component_pk: int, property_id: str, prop: _Row,
                      value: str, result: SyncResult) -> None:
