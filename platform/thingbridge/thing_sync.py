@@ -41,18 +41,21 @@ def _thing_fields(spec: ThingSpec) -> dict:
 def sync_things(client: ConnectorClient, specs: list[ThingSpec]) -> SyncResult:
     result = SyncResult(client.external_subject_id)
     with db.atomic():
-        mappings = {m.connector_thing_id: m for m in
-                    ThingMapping.select().where(ThingMapping.client == client)}
-        current = _Current([m.thing_id for m in mappings.values()])
+        # The client's things with their provider ids, in one query.
+        things = list(Thing.select(Thing, ThingMapping.connector_thing_id)
+                      .join(ThingMapping, on=(ThingMapping.thing == Thing.id))
+                      .where(ThingMapping.client == client).objects())
+        mapped = {t.connector_thing_id: t.id for t in things}
+        current = _Current(things)
         for spec in specs:
-            mapping = mappings.get(spec.connector_thing_id)
-            if mapping is None:
+            thing_id = mapped.get(spec.connector_thing_id)
+            if thing_id is None:
                 _create(client, spec, result)
             else:
-                _update(current, mapping.thing_id, spec, result)
+                _update(current, thing_id, spec, result)
         current.write_values(result)
-        gone = [m.thing_id for cid, m in mappings.items()
-                if cid not in {s.connector_thing_id for s in specs}]
+        wanted = {s.connector_thing_id for s in specs}
+        gone = [tid for cid, tid in mapped.items() if cid not in wanted]
         if gone:
             Thing.delete().where(Thing.id.in_(gone)).execute()
             result.deleted.extend(gone)
@@ -76,7 +79,7 @@ def _create(client: ConnectorClient, spec: ThingSpec, result: SyncResult) -> Non
         # A concurrent poll created it first: treat it as existing and update it instead.
         mapping = ThingMapping.get((ThingMapping.client == client)
                                    & (ThingMapping.connector_thing_id == spec.connector_thing_id))
-        current = _Current([mapping.thing_id])
+        current = _Current(list(Thing.select().where(Thing.id == mapping.thing_id)))
         _update(current, mapping.thing_id, spec, result)
         current.write_values(result)
         return
@@ -103,14 +106,14 @@ def create_component(thing, spec: ComponentSpec, position: int) -> None:
 
 
 class _Current:
-    """The stored state of a client's things, read in three queries however many things.
+    """The stored state of a client's things: two more queries (components, properties)
+    however many things.
 
     Rows come back as plain tuples: building a model instance per property was most of a
     steady-state poll's CPU time."""
 
-    def __init__(self, thing_ids: list[str]):
-        self.things = {t.id: t for t in Thing.select().where(Thing.id.in_(thing_ids))} \
-            if thing_ids else {}
+    def __init__(self, things: list[Thing]):
+        self.things = {t.id: t for t in things}
         self.components: dict[str, dict[str, _Row]] = {tid: {} for tid in self.things}
         self.properties: dict[tuple[int, str], _Row] = {}
         self.component_ids: dict[int, str] = {}
