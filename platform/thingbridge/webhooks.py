@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from flask import current_app
-from peewee import fn
+from peewee import IntegrityError, fn
 
 from thingbridge import events
 from thingbridge.db import db, is_postgres, utcnow
@@ -130,8 +130,12 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | Non
     config = current_app.config
     attempts = delivery.attempts + 1
     with db.atomic():
-        WebhookAttempt.create(delivery=delivery.id, status_code=outcome.status_code,
-                              error=outcome.error, duration_ms=outcome.duration_ms)
+        try:
+            with db.atomic():
+                WebhookAttempt.create(delivery=delivery.id, status_code=outcome.status_code,
+                                      error=outcome.error, duration_ms=outcome.duration_ms)
+        except IntegrityError:
+            return None  # the endpoint (and its deliveries) was deleted while we sent
         mine = (D.id == delivery.id) & (D.lease_token == token) & (D.status == "PENDING")
         fields = dict(attempts=attempts, last_status_code=outcome.status_code,
                       last_error=outcome.error)

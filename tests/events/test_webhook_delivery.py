@@ -101,7 +101,7 @@ def test_every_event_signed_once_and_in_order_per_subject(api, receiver, start_w
     for got in receiver.received:
         headers = got["headers"]
         assert got["event"] == by_id[got["event"]["id"]]  # the same envelope as the feed
-        assert headers["Webhook-Id"] == str(got["event"]["id"])
+        assert headers["Webhook-Id"] == f"{api.model.id}:{got['event']['id']}"
         assert webhook_signing.verify(hook["secret"], headers["Webhook-Id"],
                                       headers["Webhook-Timestamp"],
                                       headers["Webhook-Signature"], got["body"])

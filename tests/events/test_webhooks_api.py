@@ -236,3 +236,15 @@ def test_out_of_range_ids_are_4xx_not_500(api):
     assert api.get(f"{HOOKS}/{hook['id']}/deliveries/{huge}").status_code == 404
     assert api.post(f"{HOOKS}/{hook['id']}/deliveries/{huge}/redeliver").status_code == 404
     assert api.post(f"{HOOKS}/{hook['id']}/replay", json={"after": huge}).status_code == 400
+
+
+def test_patch_and_rotate_never_write_back_stale_columns(api, flask_app):
+    hook = register(api)
+    for _ in range(3):
+        api.post(THINGS, json=LAMP)
+    webhooks.fan_out()  # the cursor moves to 3 behind the API's back
+    rotated = api.post(f"{HOOKS}/{hook['id']}/rotate-secret").json["secret"]
+    resp = api.patch(f"{HOOKS}/{hook['id']}", json={"description": "renamed"})
+    assert resp.json["cursor"] == 3 and resp.json["description"] == "renamed"
+    stored = WebhookEndpoint.get_by_id(hook["id"])
+    assert stored.cursor == 3 and stored.secrets[0]["secret"] == rotated

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 DELIVER_TASK = "thingbridge.deliver_webhooks"
 TIME_SLICE = 20.0  # seconds a task walks its lane before yielding the worker to others
 RETRYABLE_4XX = (408, 425, 429)
+ERROR_EXCERPT = 300  # bytes of a failed answer kept in the delivery log
 _session = requests.Session()  # per worker process: keep-alive to busy receivers
 
 
@@ -53,22 +54,27 @@ def deliver_lane(delivery_id: int, token: str) -> int:
 def attempt(current: webhooks.Leased) -> webhooks.Outcome:
     event, endpoint = current.event, current.endpoint
     body = events.body(events.envelope(event))
-    headers = webhook_signing.headers(endpoint.secrets, str(event.seq), body, utcnow())
+    # "<app>:<id>": unique even for a receiver shared by several apps; the same on every
+    # attempt, redelivery and replay, so receivers dedupe on it.
+    headers = webhook_signing.headers(endpoint.secrets, f"{event.app_id}:{event.seq}", body,
+                                      utcnow())
     started = time.monotonic()
 
     def took() -> int:
         return int((time.monotonic() - started) * 1000)
 
     try:
-        resp = _session.post(endpoint.url, data=body, headers=headers, allow_redirects=False,
-                             timeout=current_app.config["WEBHOOK_TIMEOUT"])
+        # Streamed: only the first bytes of an answer are ever read (kept as the error text).
+        with _session.post(endpoint.url, data=body, headers=headers, allow_redirects=False,
+                           timeout=current_app.config["WEBHOOK_TIMEOUT"], stream=True) as resp:
+            code = resp.status_code
+            excerpt = resp.raw.read(ERROR_EXCERPT, decode_content=True) if code >= 400 else b""
     except requests.RequestException as exc:
-        return webhooks.Outcome(None, f"unreachable: {exc.__class__.__name__}: {exc}"[:500],
+        return webhooks.Outcome(None, f"unreachable: {exc.__class__.__name__}"[:500],
                                 took(), retryable=True)
-    code = resp.status_code
     if 200 <= code < 300:
         return webhooks.Outcome(code, None, took(), ok=True)
-    reason = f"answered {code}: {resp.text[:300]}" if code < 300 or code >= 400 else \
+    reason = f"answered {code}: {excerpt.decode('utf-8', 'replace')}" if code >= 400 else \
         f"answered {code} (redirects are not followed)"
     retryable = code >= 500 or code in RETRYABLE_4XX
     retry_after = parse_retry_after(resp.headers.get("Retry-After"), None) if retryable else None

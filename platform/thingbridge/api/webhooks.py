@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from thingbridge import events, webhook_signing
 from thingbridge.api.common import protected
-from thingbridge.db import db, utcnow
+from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.errors import ApiError, not_found
 from thingbridge.events import MAX_ID
 from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -38,9 +38,12 @@ def _check_url(url: str) -> None:
         raise ApiError(400, f"url {problem}", "INVALID_WEBHOOK_URL")
 
 
-def _own(webhook_id: str) -> WebhookEndpoint:
-    endpoint = WebhookEndpoint.get_or_none((WebhookEndpoint.id == webhook_id)
+def _own(webhook_id: str, lock: bool = False) -> WebhookEndpoint:
+    """The app's endpoint; ``lock`` (inside a transaction) holds its row against concurrent
+    rotations, replays and fan-out until commit."""
+    query = WebhookEndpoint.select().where((WebhookEndpoint.id == webhook_id)
                                            & (WebhookEndpoint.app == g.app))
+    endpoint = (query.for_update() if lock and is_postgres() else query).first()
     if endpoint is None:
         raise not_found("webhook")
     return endpoint
@@ -93,11 +96,10 @@ def patch_webhook(body, webhook_id):
     endpoint = _own(webhook_id)
     if "url" in body:
         _check_url(body["url"])
-    for key, value in body.items():
-        setattr(endpoint, key, value)
-    endpoint.updated_at = utcnow()
-    endpoint.save()
-    return _out(endpoint)
+    # Only the fields sent: a whole-row save would write back a stale cursor or secret list.
+    WebhookEndpoint.update(updated_at=utcnow(), **body).where(
+        WebhookEndpoint.id == endpoint.id).execute()
+    return _out(WebhookEndpoint.get_by_id(endpoint.id))
 
 
 @blp.route("/<webhook_id>", methods=["DELETE"])
@@ -114,12 +116,12 @@ def delete_webhook(webhook_id):
 def rotate_secret(webhook_id):
     """New signing secret; the previous one also signs for 24 hours"""
     with db.atomic():
-        endpoint = _own(webhook_id)
+        endpoint = _own(webhook_id, lock=True)
         now = utcnow()
         overlap = datetime.timedelta(seconds=current_app.config["WEBHOOK_SECRET_OVERLAP"])
-        secret, endpoint.secrets = webhook_signing.rotate(endpoint.secrets, now, overlap)
-        endpoint.updated_at = now
-        endpoint.save()
+        secret, secrets = webhook_signing.rotate(endpoint.secrets, now, overlap)
+        WebhookEndpoint.update(secrets=secrets, updated_at=now).where(
+            WebhookEndpoint.id == endpoint.id).execute()
     return {"secret": secret, "previous_valid_until": now + overlap}
 
 
@@ -197,7 +199,7 @@ def redeliver(webhook_id, delivery_id):
 def replay(body, webhook_id):
     """Deliver every matching event after a cursor again (events already queued are kept)"""
     with db.atomic():
-        endpoint = _own(webhook_id)
+        endpoint = _own(webhook_id, lock=True)  # fan-out skips it (SKIP LOCKED) meanwhile
         last = events.last_seq(g.app.id)
         if body["after"] > last:
             raise ApiError(400, f"after is beyond the app's last event id {last}")
