@@ -166,8 +166,3 @@ def _lease_next(delivery: WebhookDelivery, token: str, now: datetime.datetime) -
         return nxt.id
     return None
 
-
-def release(delivery_id: int, token: str) -> None:
-    """Give a lane back early (the holder ran out of its time slice) so the pump re-claims it."""
-    D.update(lease_token=None, leased_until=None).where(
-        (D.id == delivery_id) & (D.lease_token == token)).execute()
