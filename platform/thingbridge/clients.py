@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from thingbridge import events
-from thingbridge.db import db, is_postgres, utcnow
+from thingbridge.db import db, locking, utcnow
 from thingbridge.models import ConnectorClient, Thing
 from thingbridge.queue import enqueue
 
@@ -39,11 +39,8 @@ def set_status(client: ConnectorClient, status: str, reason: str | None = None,
             same).execute():
         return False
     with db.atomic():
-        query = ConnectorClient.select(ConnectorClient.status).where(
-            ConnectorClient.id == client.id)
-        if is_postgres():
-            query = query.for_update()
-        row = query.first()
+        row = locking(ConnectorClient.select(ConnectorClient.status).where(
+            ConnectorClient.id == client.id)).first()
         if row is None:
             return False  # deleted meanwhile
         ConnectorClient.update(status=status, status_reason=reason, updated_at=now,

@@ -38,6 +38,14 @@ def is_postgres() -> bool:
     return isinstance(db.obj, PostgresqlDatabase)
 
 
+def locking(query, skip_locked: bool = False):
+    """``query`` with FOR UPDATE (SKIP LOCKED) on PostgreSQL. SQLite has no row locks and
+    serializes writers anyway, so there the query is unchanged."""
+    if not is_postgres():
+        return query
+    return query.for_update("FOR UPDATE SKIP LOCKED" if skip_locked else True)
+
+
 def migrator() -> Runner:
     return Runner(db.obj, directory=str(MIGRATIONS_DIR))
 

@@ -66,16 +66,16 @@ def last_seq(app_id: str) -> int:
     return row.last_seq if row else 0
 
 
-def envelope(event: Event, app_id: str | None = None) -> dict:
+def envelope(event: Event) -> dict:
     return {"id": event.seq, "type": event.type,
             "occurred_at": event.created_at.strftime(ISO),
-            "app": app_id or event.app_id, "external_subject_id": event.external_subject_id,
+            "app": event.app_id, "external_subject_id": event.external_subject_id,
             "data": event.data}
 
 
-def body(envelope_: dict) -> bytes:
-    """The bytes every delivery module sends: compact JSON of the envelope."""
-    return json.dumps(envelope_, separators=(",", ":")).encode()
+def body(item: dict) -> bytes:
+    """The bytes every delivery module sends: compact JSON of an envelope."""
+    return json.dumps(item, separators=(",", ":")).encode()
 
 
 def read_after(app_id: str, after: int, limit: int) -> list[Event]:

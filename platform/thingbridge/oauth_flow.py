@@ -17,7 +17,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app
 
 from thingbridge.contract import Connector, ReauthRequired, TransientError
-from thingbridge.db import db, is_postgres, utcnow
+from thingbridge.db import db, is_postgres, locking, utcnow
 from thingbridge.models import ConnectorClient, OAuthState
 
 CALLBACK_PATH = "/api/v1/connectors/oauth/callback"
@@ -109,7 +109,7 @@ def exchange_code(client: ConnectorClient, connector: Connector, instance_config
 
 def _lock(client_id: str) -> ConnectorClient:
     query = ConnectorClient.select().where(ConnectorClient.id == client_id)
-    return (query.for_update() if is_postgres() else query).get()
+    return locking(query).get()
 
 
 def access_token(client_id: str, connector: Connector, instance_config: dict,

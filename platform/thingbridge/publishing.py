@@ -135,7 +135,7 @@ def drain(name: str, app_id: str, token: str) -> int:
             release(name, app_id, token)
             return published
         try:
-            publisher.publish([events.envelope(event, app_id) for event in batch])
+            publisher.publish([events.envelope(event) for event in batch])
         except Exception as exc:
             log.warning("publishing to %s failed for app %s: %s", name, app_id, exc)
             fail(name, app_id, token, f"{type(exc).__name__}: {exc}")

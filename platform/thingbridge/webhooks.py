@@ -18,7 +18,7 @@ from flask import current_app
 from peewee import IntegrityError, fn
 
 from thingbridge import events
-from thingbridge.db import db, is_postgres, utcnow
+from thingbridge.db import db, locking, utcnow
 from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 MAX_BACKOFF = 3600.0
@@ -46,10 +46,8 @@ def fan_out(batch: int = 500) -> int:
 def _fan_out_endpoint(endpoint_id: str, batch: int) -> int | None:
     """One batch for one endpoint; None when it is caught up (or another pump holds it)."""
     with db.atomic():
-        query = WebhookEndpoint.select().where(WebhookEndpoint.id == endpoint_id)
-        if is_postgres():
-            query = query.for_update("FOR UPDATE SKIP LOCKED")
-        endpoint = query.first()
+        endpoint = locking(WebhookEndpoint.select().where(WebhookEndpoint.id == endpoint_id),
+                           skip_locked=True).first()
         if endpoint is None:
             return None
         rows = list(Event.select(Event.id, Event.seq, Event.type, Event.external_subject_id)

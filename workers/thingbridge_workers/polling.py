@@ -21,7 +21,7 @@ from thingbridge.contract import (
     ReauthRequired,
     TransientError,
 )
-from thingbridge.db import db, is_postgres, utcnow
+from thingbridge.db import db, locking, utcnow
 from thingbridge.models import ConnectorClient, ConnectorInstance
 from thingbridge.queue import enqueue
 from thingbridge.registry import build_connector, connector_classes, poll_interval, rate_limit
@@ -109,8 +109,7 @@ def claim_due(limit: int) -> list[str]:
                  .where((ConnectorClient.next_poll_at <= now)
                         & (ConnectorClient.status != "ERROR"))
                  .order_by(ConnectorClient.next_poll_at).limit(limit))
-        if is_postgres():
-            query = query.for_update("FOR UPDATE SKIP LOCKED")
+        query = locking(query, skip_locked=True)
         ids = [row.id for row in query]
         if ids:
             ConnectorClient.update(next_poll_at=now + CLAIM_LEASE).where(

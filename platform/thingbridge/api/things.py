@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from thingbridge import events
 from thingbridge.api.common import href, protected
 from thingbridge.auth.guard import subject_id
-from thingbridge.db import db, is_postgres, utcnow
+from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError, not_found
 from thingbridge.models import Component, Property, Thing
 from thingbridge.schemas.things import (
@@ -70,11 +70,6 @@ def own_property(component: Component, property_id: str) -> Property:
     return prop
 
 
-def _locked(query):
-    """The row, locked until commit on PostgreSQL (SQLite serializes writers anyway)."""
-    return (query.for_update() if is_postgres() else query).get()
-
-
 def _data(thing: Thing) -> dict:
     return thing_data(thing.id, thing.name, thing.manufacturer, thing.display_type,
                       thing.main_component_id, thing.status)
@@ -133,7 +128,7 @@ def patch_thing(body, thing_id):
     with db.atomic():
         # The old value is read under the row lock, so concurrent writers each see the value
         # the other left and no change goes without its event.
-        thing = _locked(Thing.select().where(Thing.id == thing.id))
+        thing = locking(Thing.select().where(Thing.id == thing.id)).get()
         Thing.update(status=body["status"], updated_at=utcnow()).where(
             Thing.id == thing.id).execute()
         if thing.status != body["status"]:
@@ -188,7 +183,7 @@ def put_property(body, thing_id, component_id, property_id):
         raise ApiError(400, f"invalid value: {problem}")
     now = utcnow()
     with db.atomic():
-        prop = _locked(Property.select().where(Property.id == prop.id))
+        prop = locking(Property.select().where(Property.id == prop.id)).get()
         Property.update(value=body["value"], last_update=now).where(
             Property.id == prop.id).execute()
         if prop.value != body["value"]:

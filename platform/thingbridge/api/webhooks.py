@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from thingbridge import events, webhook_signing
 from thingbridge.api.common import protected
-from thingbridge.db import db, is_postgres, utcnow
+from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError, not_found
 from thingbridge.events import MAX_ID
 from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -43,7 +43,7 @@ def _own(webhook_id: str, lock: bool = False) -> WebhookEndpoint:
     rotations, replays and fan-out until commit."""
     query = WebhookEndpoint.select().where((WebhookEndpoint.id == webhook_id)
                                            & (WebhookEndpoint.app == g.app))
-    endpoint = (query.for_update() if lock and is_postgres() else query).first()
+    endpoint = (locking(query) if lock else query).first()
     if endpoint is None:
         raise not_found("webhook")
     return endpoint
