@@ -61,12 +61,26 @@ def platform_env(database_url: str, **extra: str) -> dict:
 
 
 def start_workers(env: dict, count: int, pool: str, concurrency: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "thingbridge_workers.celery_app:celery", "worker",
-         "--loglevel=WARNING", f"--pool={pool}", f"--concurrency={concurrency}",
-         "-n", f"bench{i}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for i in range(count)]
+    """Worker processes logging to <VAR_DIR>/bench<i>.log (read it when one dies)."""
+    os.makedirs(env["THINGBRIDGE_VAR_DIR"], exist_ok=True)
+    procs = []
+    for i in range(count):
+        log = open(os.path.join(env["THINGBRIDGE_VAR_DIR"], f"bench{i}.log"), "wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "thingbridge_workers.celery_app:celery",
+             "worker", "--loglevel=WARNING", f"--pool={pool}", f"--concurrency={concurrency}",
+             "-n", f"bench{i}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+            env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT))
+        log.close()  # the child holds its own descriptor
+    return procs
+
+
+def check_alive(procs: list[subprocess.Popen], what: str = "worker") -> None:
+    """A benchmark whose worker died measures half a platform: stop instead of printing it."""
+    dead = [(i, p.returncode) for i, p in enumerate(procs) if p.poll() is not None]
+    if dead:
+        raise SystemExit(f"{what}(s) died during the run (index, exit code): {dead}; "
+                         f"see the bench<i>.log files in the var dir")
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -83,23 +97,50 @@ def stop(procs: list[subprocess.Popen]) -> None:
             proc.kill()
 
 
-def tree_rss_mb(pids: list[int]) -> float:
-    """Resident memory of the given processes and all their descendants, in MiB."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+def _processes() -> dict[int, tuple[int, str, float, int]]:
+    """pid -> (parent pid, command name, CPU seconds, RSS bytes) of every process."""
+    procs, tick, page = {}, os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError):
+                head, tail = f.read().rsplit(")", 1)
+            fields = tail.split()
+            procs[int(entry)] = (int(fields[1]), head.split("(", 1)[1],
+                                 (int(fields[11]) + int(fields[12])) / tick,
+                                 int(fields[21]) * page)
+        except (OSError, IndexError, ValueError):
             continue
-    total, stack = 0, list(pids)
+    return procs
+
+
+def _tree(procs: dict, roots: list[int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    found, stack = [], list(roots)
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        if pid in procs:
+            found.append(pid)
         stack.extend(children.get(pid, []))
-    return total / 2**20
+    return found
+
+
+def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each group of process trees, by this process alone ("bench")
+    and by the machine's PostgreSQL and Redis servers (by command name); diff two readings to
+    see where a round's CPU went."""
+    procs = _processes()
+    used = {name: sum(procs[p][2] for p in _tree(procs, roots)) for name, roots in groups.items()}
+    used["bench"] = procs[os.getpid()][2]
+    for name, comm in (("postgres", "postgres"), ("redis", "redis-server")):
+        used[name] = sum(cpu for _ppid, c, cpu, _rss in procs.values() if c == comm)
+    return used
+
+
+def tree_rss_mb(pids: list[int]) -> float:
+    """Resident memory of the given processes and all their descendants, in MiB."""
+    procs = _processes()
+    return sum(procs[p][3] for p in _tree(procs, pids)) / 2**20

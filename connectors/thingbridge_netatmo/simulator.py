@@ -2,7 +2,9 @@
 tokens, getstationsdata / homesdata / homestatus / setroomthermpoint, and error modes.
 
 Test control over HTTP (workers calling it run in other processes): ``POST /_sim/control``
-{"mode": ok|error_500|timeout|usage_limit_403|usage_limit_429, "timeout_seconds"},
+{"mode": ok|error_500|timeout|usage_limit_403|usage_limit_429, "timeout_seconds",
+"reading_bucket": int|null (pins the 10-minute bucket readings come from; null follows the
+clock)},
 ``POST /_sim/revoke``, ``POST /_sim/expire_tokens``, ``POST /_sim/clients`` {client_id,
 client_secret}, ``POST /_sim/grant`` {client_id} (a consented user without a browser),
 ``GET /_sim/stats``, ``POST /_sim/reset``.
@@ -50,6 +52,7 @@ class NetatmoSimulator:
         with self.lock:
             self.clients = dict(self.initial_clients)
             self.mode, self.timeout_seconds = "ok", 5.0
+            self.reading_bucket: int | None = None
             self.users = 0
             self.codes: dict[str, tuple] = {}       # code -> (user, client_id, redirect_uri)
             self.access: dict[str, tuple] = {}      # token -> (user, expires_at)
@@ -149,6 +152,8 @@ class NetatmoSimulator:
         if now >= expires_at:
             return _api_error(3)
         bucket, ts = int(now // BUCKET_SECONDS), int(now)
+        if self.reading_bucket is not None:
+            bucket = self.reading_bucket
         if endpoint == "getstationsdata":
             return _json(data.stations(user, bucket, ts))
         if endpoint == "homesdata":
@@ -182,8 +187,12 @@ class NetatmoSimulator:
                 return _json({**self.stats, "users": self.users,
                               "setroomthermpoint_calls": self.actions})
             if action == "control":
+                bucket = body.get("reading_bucket", self.reading_bucket)
+                if bucket is not None and (isinstance(bucket, bool) or not isinstance(bucket, int)):
+                    return _json({"error": "reading_bucket must be an integer or null"}, 400)
                 self.mode = body.get("mode", self.mode)
                 self.timeout_seconds = float(body.get("timeout_seconds", self.timeout_seconds))
+                self.reading_bucket = bucket
             elif action == "revoke":
                 self.refresh.clear()
                 self.access.clear()

@@ -5,7 +5,9 @@ A key is valid iff it is 32 lowercase hex characters and not revoked.
 Test control over HTTP (the workers calling it run in other processes):
 ``POST /_sim/control`` {"mode": ok|error_500|timeout|rate_limited|invalid_json,
 "timeout_seconds": float, "revoked_keys": [...] (replaces the set),
-"rate_limit_per_minute": int|null}; ``GET /_sim/stats``; ``POST /_sim/reset``.
+"rate_limit_per_minute": int|null, "reading_bucket": int|null (pins the 10-minute bucket
+readings come from, so a benchmark decides when every value changes; null follows the clock)};
+``GET /_sim/stats``; ``POST /_sim/reset``.
 Standalone: ``python -m thingbridge_openweathermap.simulator --port 8091``.
 """
 
@@ -49,6 +51,7 @@ class OpenWeatherMapSimulator:
             self.mode, self.timeout_seconds = "ok", 5.0
             self.revoked: frozenset[str] = frozenset()
             self.rate_limit = self.default_rate_limit
+            self.reading_bucket: int | None = None
             self.calls, self.by_key, self.by_location = 0, Counter(), Counter()
             self.by_status: Counter = Counter()
             self.window: dict[str, tuple[int, int]] = {}  # key -> (minute, calls in it)
@@ -89,6 +92,8 @@ class OpenWeatherMapSimulator:
                 self.revoked = frozenset(body["revoked_keys"])
             if "rate_limit_per_minute" in body:
                 self.rate_limit = body["rate_limit_per_minute"]
+            if "reading_bucket" in body:
+                self.reading_bucket = body["reading_bucket"]
             return json_response({"ok": True, "mode": self.mode,
                                   "rate_limit_per_minute": self.rate_limit})
 
@@ -126,7 +131,7 @@ class OpenWeatherMapSimulator:
                 self.by_location[f"{place[3]:.4f},{place[4]:.4f}"] += 1
         if mode == "invalid_json":
             return Response('{"coord": {"lon": ', content_type="application/json")
-        return json_response(reading(place, self.clock()))
+        return json_response(reading(place, self.clock(), self.reading_bucket))
 
     def _over_budget(self, key: str) -> int | None:
         """Seconds until the key's minute ends if this call exceeds its budget, else None."""
@@ -157,6 +162,9 @@ def _control_problem(body) -> str | None:
     limit = body.get("rate_limit_per_minute")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         return "rate_limit_per_minute must be an integer >= 1 or null"
+    bucket = body.get("reading_bucket")
+    if bucket is not None and (isinstance(bucket, bool) or not isinstance(bucket, int)):
+        return "reading_bucket must be an integer or null"
     return None
 
 
@@ -190,10 +198,11 @@ def _locate(args):
     return "", "", 0, lat, lon
 
 
-def reading(place: tuple, now: float) -> dict:
+def reading(place: tuple, now: float, bucket: int | None = None) -> dict:
     """The current-weather body for a place; a function of (place, 10-minute bucket) only."""
     name, country, city_id, lat, lon = place
-    bucket = int(now // BUCKET_SECONDS)
+    if bucket is None:
+        bucket = int(now // BUCKET_SECONDS)
     seed = int(hashlib.sha256(f"{lat:.4f},{lon:.4f}".encode()).hexdigest()[:8], 16)
     phase = (seed % 1000) / 1000 * 2 * math.pi
     # Slow waves (hours long) so consecutive buckets differ a little, not wildly.

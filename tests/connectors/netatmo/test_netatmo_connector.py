@@ -92,6 +92,27 @@ def test_fetch_and_map_stations_and_rooms(sim):
                 assert ID.match(prop.id) and isinstance(prop.value, str)
 
 
+def test_pinned_reading_bucket_changes_every_value_and_holds(sim):
+    plugin = NetatmoConnector(base_url=sim)
+    ctx = ClientContext(DEMO, {}, grant(sim)["access_token"])
+
+    def values():
+        return {(t.connector_thing_id, c.id, p.id): p.value
+                for t in plugin.map_things(plugin.fetch(ctx), {}) for c in t.components
+                for p in c.properties}
+
+    def pin(bucket):
+        return requests.post(f"{sim}/_sim/control", json={"reading_bucket": bucket}, timeout=5)
+
+    assert pin(1000).ok
+    first = values()
+    assert values() == first
+    assert pin(1001).ok
+    changed = {k for k, v in values().items() if first[k] != v}
+    assert {k[2] for k in changed} >= {"temperature", "measured_temperature", "humidity"}
+    assert pin("soon").status_code == 400 and pin(None).ok
+
+
 def test_expired_token_asks_the_host_to_refresh(sim):
     token = grant(sim)["access_token"]
     requests.post(f"{sim}/_sim/expire_tokens", timeout=5)

@@ -31,6 +31,18 @@ def test_readings_agree_within_a_bucket_and_change_across(sim, clock):
     assert abs(later["main"]["temp"] - first["main"]["temp"]) < 3  # slow drift, not noise
 
 
+def test_pinned_bucket_overrides_the_clock_until_released(sim, clock, control):
+    now = weather(sim, lat=48.1, lon=11.6).json()
+    bucket = now["dt"] // BUCKET_SECONDS
+    control(reading_bucket=bucket + 1)
+    pinned = weather(sim, lat=48.1, lon=11.6).json()
+    assert pinned["dt"] == now["dt"] + BUCKET_SECONDS and pinned["main"] != now["main"]
+    clock.now += 5 * BUCKET_SECONDS
+    assert weather(sim, lat=48.1, lon=11.6).json() == pinned  # the clock no longer moves it
+    control(reading_bucket=None)
+    assert weather(sim, lat=48.1, lon=11.6).json()["dt"] == now["dt"] + 5 * BUCKET_SECONDS
+
+
 def test_readings_differ_between_locations_and_match_city_coordinates(sim):
     berlin, london = weather(sim, q="Berlin").json(), weather(sim, q="london,gb").json()
     assert berlin["main"] != london["main"]
@@ -120,6 +132,7 @@ def test_stats_count_and_reset_clears(sim, stats, control):
 @pytest.mark.parametrize("body, needle", [
     ({"mode": "sleepy"}, "mode must be one of"), ({"timeout_seconds": "2"}, "timeout_seconds"),
     ({"revoked_keys": OWM_KEY}, "revoked_keys"), ({"rate_limit_per_minute": 0}, "rate_limit"),
+    ({"reading_bucket": "7"}, "reading_bucket"),
     ([1, 2], "JSON object")])
 def test_control_rejects_bad_input(sim, body, needle):
     resp = requests.post(f"{sim}/_sim/control", json=body, timeout=5)
