@@ -12,7 +12,8 @@ import contextlib
 import json
 from typing import NamedTuple
 
-from thingbridge.db import db, utcnow
+from thingbridge import poll_sql
+from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.models import Event, EventCounter
 from thingbridge.things import ISO
 
@@ -44,8 +45,11 @@ def emit_many(app_id: str, events: list[Pending]) -> None:
         assert event.type in EVENT_TYPES, event.type
     # Inside the caller's transaction (the normal case) a savepoint would only add round trips.
     with contextlib.nullcontext() if db.in_transaction() else db.atomic():
-        last = _reserve(app_id, len(events))
         now = utcnow()
+        if is_postgres():
+            poll_sql.append_events(app_id, events, now)
+            return
+        last = _reserve(app_id, len(events))
         first = last - len(events) + 1
         Event.insert_many([
             dict(app=app_id, seq=first + i, type=e.type, external_subject_id=e.subject,

@@ -12,7 +12,7 @@ import random
 
 from flask import current_app
 
-from thingbridge import oauth_flow, rate_budget
+from thingbridge import oauth_flow, poll_sql, rate_budget
 from thingbridge.clients import POLL_TASK, set_status
 from thingbridge.contract import (
     ClientContext,
@@ -22,7 +22,7 @@ from thingbridge.contract import (
     TransientError,
 )
 from thingbridge.db import db, locking, utcnow
-from thingbridge.models import ConnectorClient, ConnectorInstance
+from thingbridge.models import ConnectorClient
 from thingbridge.queue import enqueue
 from thingbridge.registry import build_connector, connector_classes, poll_interval, rate_limit
 from thingbridge.thing_sync import sync_things
@@ -45,8 +45,7 @@ def backoff_seconds(failures: int, retry_after: float | None) -> float:
 
 def poll(client_id: str) -> str:
     """Poll one client; returns an outcome word (for logs and tests)."""
-    client = (ConnectorClient.select(ConnectorClient, ConnectorInstance)
-              .join(ConnectorInstance).where(ConnectorClient.id == client_id).first())
+    client = poll_sql.load_client(client_id)
     if client is None:
         return "gone"  # deleted while queued
     if client.status == "ERROR":
@@ -80,8 +79,11 @@ def poll(client_id: str) -> str:
         return "error"
     sync_things(client, specs)
     now = utcnow()
-    set_status(client, "STARTED", None, last_success_at=now, failure_count=0,
-               next_poll_at=now + jittered(poll_interval(client.type_id), 0.1))
+    next_poll_at = now + jittered(poll_interval(client.type_id), 0.1)
+    # A poll of a STARTED client (nearly every poll) is one UPDATE; otherwise a transition.
+    if not poll_sql.mark_polled(client.id, "STARTED", now, next_poll_at):
+        set_status(client, "STARTED", None, last_success_at=now, failure_count=0,
+                   next_poll_at=next_poll_at)
     return "ok"
 
 

@@ -1,0 +1,131 @@
+"""The statements every poll runs, written out as constant SQL.
+
+Building them with peewee's query builder cost more worker CPU than running them (loading a
+client took ~0.45 ms, reading a station's things ~1.4 ms; the raw statements ~0.05 and ~0.1 ms),
+and constant text lets psycopg prepare each statement once per connection. Only these hot
+statements live here; everything else stays in peewee. Statements are written for PostgreSQL
+(``%s``); SQLite, the embedded default, gets the same text with ``?`` placeholders, and a plain
+per-row path where PostgreSQL takes arrays.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from functools import cache
+from typing import NamedTuple
+
+from thingbridge.db import db, is_postgres
+from thingbridge.models import ConnectorClient, ConnectorInstance
+
+
+@cache
+def _dialect(sql: str, postgres: bool) -> str:
+    return sql if postgres else sql.replace("%s", "?")
+
+
+def _run(sql: str, params: tuple | list = ()):
+    return db.execute_sql(_dialect(sql, is_postgres()), params)
+
+
+_CLIENT_FIELDS = ConnectorClient._meta.sorted_fields
+_LOAD_CLIENT = (
+    "SELECT " + ", ".join(f"c.{f.column_name}" for f in _CLIENT_FIELDS)
+    + ", i.configuration FROM connector_client c"
+    " JOIN connector_instance i ON i.id = c.instance_id WHERE c.id = %s")
+
+
+def load_client(client_id: str) -> ConnectorClient | None:
+    """The client with its instance (configuration decrypted), or None if it is gone."""
+    row = _run(_LOAD_CLIENT, (client_id,)).fetchone()
+    if row is None:
+        return None
+    client = ConnectorClient(**{f.name: f.python_value(v)
+                                for f, v in zip(_CLIENT_FIELDS, row[:-1], strict=True)})
+    client.instance = ConnectorInstance(
+        id=client.instance_id, app=client.app_id, type_id=client.type_id,
+        configuration=ConnectorInstance.configuration.python_value(row[-1]))
+    client._dirty.clear()
+    return client
+
+
+class StoredProperty(NamedTuple):
+    """One row of a client's stored things, flattened down to the property."""
+
+    connector_thing_id: str
+    thing_id: str
+    name: str
+    manufacturer: str
+    display_type: str
+    main_component_id: str
+    status: str
+    attributes: str  # JSON text
+    component_pk: int | None
+    component_id: str | None
+    property_pk: int | None
+    property_id: str | None
+    value: str | None
+
+
+# One join keyed by the client: the planner walks the mapping index and nested-loops into the
+# per-thing and per-component indexes (an IN list of ids made it hash-join whole tables).
+_READ_THINGS = (
+    "SELECT m.connector_thing_id, t.id, t.name, t.manufacturer, t.display_type,"
+    " t.main_component_id, t.status, t.attributes, c.id, c.component_id, p.id, p.property_id,"
+    " p.value FROM thing_mapping m JOIN thing t ON t.id = m.thing_id"
+    " LEFT JOIN component c ON c.thing_id = t.id"
+    " LEFT JOIN property p ON p.component_id = c.id WHERE m.client_id = %s")
+
+
+def read_things(client_id: str) -> list[StoredProperty]:
+    return [StoredProperty(*row) for row in _run(_READ_THINGS, (client_id,)).fetchall()]
+
+
+_SWAP_VALUES_PG = (
+    "UPDATE property AS p SET value = v.new, last_update = %s"
+    " FROM unnest(%s::integer[], %s::text[], %s::text[]) AS v(id, old, new)"
+    " WHERE p.id = v.id AND p.value = v.old RETURNING p.id")
+_SWAP_VALUE = "UPDATE property SET value = %s, last_update = %s WHERE id = %s AND value = %s"
+
+
+def swap_values(changes: list[tuple[int, str, str]], now: datetime.datetime) -> set[int]:
+    """Set each (property pk, old, new) whose stored value is still ``old``; returns the pks
+    set. A pk left out was changed by someone else since it was read."""
+    if not changes:
+        return set()
+    if is_postgres():
+        ids, olds, news = (list(column) for column in zip(*changes, strict=True))
+        return {row[0] for row in _run(_SWAP_VALUES_PG, (now, ids, olds, news)).fetchall()}
+    return {pk for pk, old, new in changes
+            if _run(_SWAP_VALUE, (new, now, pk, old)).rowcount == 1}
+
+
+# The counter row is taken first and stays locked until commit: that orders the app's commits,
+# so readers following ``seq`` never skip an event committed late (see thingbridge.events).
+_APPEND_EVENTS_PG = (
+    "WITH counter AS (INSERT INTO event_counter (app_id, last_seq, created_at)"
+    " VALUES (%s, %s, %s) ON CONFLICT (app_id)"
+    " DO UPDATE SET last_seq = event_counter.last_seq + EXCLUDED.last_seq RETURNING last_seq)"
+    " INSERT INTO event (app_id, seq, type, external_subject_id, data, created_at)"
+    " SELECT %s, counter.last_seq - %s + e.n, e.type, e.subject, e.data, %s"
+    " FROM counter, unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+    " AS e(type, subject, data, n)")
+
+
+def append_events(app_id: str, events: list, now: datetime.datetime) -> None:
+    """PostgreSQL: reserve ids and insert ``events`` (type, subject, data) in one statement."""
+    count = len(events)
+    _run(_APPEND_EVENTS_PG, (
+        app_id, count, now, app_id, count, now, [e[0] for e in events], [e[1] for e in events],
+        [json.dumps(e[2], separators=(",", ":")) for e in events]))
+
+
+_POLLED = ("UPDATE connector_client SET status_reason = NULL, updated_at = %s,"
+           " last_success_at = %s, failure_count = 0, next_poll_at = %s"
+           " WHERE id = %s AND status = %s")
+
+
+def mark_polled(client_id: str, status: str, now: datetime.datetime,
+                next_poll_at: datetime.datetime) -> bool:
+    """Record a successful poll of a client already in ``status``; False if it is not."""
+    return _run(_POLLED, (now, now, next_poll_at, client_id, status)).rowcount == 1

@@ -1,0 +1,119 @@
+"""The poll's write path (thing_sync + poll_sql) on both databases it runs on: PostgreSQL (arrays,
+one statement) and SQLite, the embedded default (per-row statements)."""
+
+import pytest
+
+from thingbridge import events, poll_sql
+from thingbridge.contract import ComponentSpec, PropertySpec, ThingSpec
+from thingbridge.db import db, open_database, utcnow
+from thingbridge.models import (
+    App,
+    Component,
+    ConnectorClient,
+    ConnectorInstance,
+    Property,
+    Thing,
+)
+from thingbridge.thing_sync import SyncResult, _Current, sync_things
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def database(request, tmp_path):
+    """Run the test body on the suite's PostgreSQL, or on a fresh migrated SQLite file."""
+    if request.param == "postgres":
+        request.getfixturevalue("clean_db")
+        yield "postgres"
+        return
+    request.getfixturevalue("flask_app")  # configures the secret keys
+    saved = db.obj
+    sqlite = open_database(f"sqlite:///{tmp_path / 'sync.db'}")
+    try:
+        with db.connection_context():
+            from thingbridge.db import migrate_up
+
+            migrate_up()
+            yield "sqlite"
+    finally:
+        sqlite.close()
+        db.initialize(saved)
+
+
+def _client(name="station-app") -> ConnectorClient:
+    app, _ = App.register(name)
+    instance = ConnectorInstance.create(app=app, type_id="openweathermap",
+                                        configuration={"app_key": "k" * 32})
+    return ConnectorClient.create(app=app, instance=instance, type_id="openweathermap",
+                                  external_subject_id="alice", configuration={"city": "Berlin"},
+                                  tokens={"access_token": "secret"})
+
+
+def _spec(temp="20.5", humidity="50", name="Station", wind=False) -> ThingSpec:
+    components = [ComponentSpec("climate", properties=[
+        PropertySpec("temperature", temp, unit="°C"), PropertySpec("humidity", humidity)])]
+    if wind:
+        components.append(ComponentSpec("wind", properties=[PropertySpec("speed", "3")]))
+    return ThingSpec("station-1", name, "climate", components)
+
+
+def _feed(client):
+    return [(e.type, e.data) for e in events.read_after(client.app_id, 0, 100)]
+
+
+def _values(client) -> dict:
+    return dict(Property.select(Property.property_id, Property.value).join(Component)
+                .join(Thing).where(Thing.connector_client == client).tuples())
+
+
+def test_load_client_decrypts_and_mark_polled_only_matches_its_status(database):
+    client = _client()
+    loaded = poll_sql.load_client(client.id)
+    assert loaded.instance.configuration == {"app_key": "k" * 32}
+    assert loaded.tokens == {"access_token": "secret"}
+    assert loaded.configuration == {"city": "Berlin"} and loaded.status == "STARTING"
+    assert loaded.app_id == client.app_id and loaded.created_at == client.created_at
+    assert poll_sql.load_client("no-such-client") is None
+    now = utcnow()
+    assert not poll_sql.mark_polled(client.id, "STARTED", now, now)  # still STARTING
+    ConnectorClient.update(status="STARTED", failure_count=3).where(
+        ConnectorClient.id == client.id).execute()
+    assert poll_sql.mark_polled(client.id, "STARTED", now, now)
+    row = ConnectorClient.get_by_id(client.id)
+    assert (row.failure_count, row.last_success_at, row.next_poll_at) == (0, now, now)
+
+
+def test_only_what_changed_is_written_and_told(database):
+    client = _client()
+    assert sync_things(client, [_spec()]).created
+    assert sync_things(client, [_spec()]).events == []  # steady: nothing written, no event
+    result = sync_things(client, [_spec(temp="21.0")])
+    assert result.changed_properties == 1 and not result.updated
+    assert _values(client) == {"temperature": "21.0", "humidity": "50"}
+    sync_things(client, [_spec(temp="21.0", name="Garden", wind=True)])  # structural
+    sync_things(client, [_spec(temp="21.5", name="Garden")])  # wind goes, value changes
+    sync_things(client, [])
+    feed = _feed(client)
+    assert [t for t, _ in feed] == ["thing.created", "thing.property_changed", "thing.updated",
+                                    "thing.updated", "thing.property_changed", "thing.deleted"]
+    changed = feed[1][1]
+    assert (changed["oldValue"], changed["newValue"], changed["componentId"]) == (
+        "20.5", "21.0", "climate") and changed["lastUpdate"].endswith("Z")
+    assert feed[2][1]["name"] == "Garden"
+    assert [e.seq for e in events.read_after(client.app_id, 0, 100)] == [1, 2, 3, 4, 5, 6]
+    assert Thing.select().where(Thing.connector_client == client).count() == 0
+
+
+def test_a_value_changed_since_the_read_is_reread_not_overwritten_blindly(database):
+    client = _client()
+    sync_things(client, [_spec()])
+    current = _Current(poll_sql.read_things(client.id))
+    plans = current.plan([_spec(temp="22.0", humidity="55")])
+    # Someone (the API, another poll) writes both values after our read:
+    # temperature to something else, humidity to exactly our new reading.
+    Property.update(value="30.0").where(Property.property_id == "temperature").execute()
+    Property.update(value="55").where(Property.property_id == "humidity").execute()
+    result = SyncResult("alice")
+    with db.atomic():
+        current.write_values([c for p in plans for c in p.values], result)
+    assert [(e.data["propertyId"], e.data["oldValue"], e.data["newValue"])
+            for e in result.events] == [("temperature", "30.0", "22.0")]
+    assert _values(client) == {"temperature": "22.0", "humidity": "55"}
