@@ -81,10 +81,12 @@ def read_things(client_id: str) -> list[StoredProperty]:
     return [StoredProperty(*row) for row in _run(_READ_THINGS, (client_id,)).fetchall()]
 
 
+# Arrays travel as one JSON text parameter: psycopg adapts a Python list element by element,
+# which cost more than the statement itself at a station's ~45 changed values.
 _SWAP_VALUES_PG = (
-    "UPDATE property AS p SET value = v.new, last_update = %s"
-    " FROM unnest(%s::integer[], %s::text[], %s::text[]) AS v(id, old, new)"
-    " WHERE p.id = v.id AND p.value = v.old RETURNING p.id")
+    "UPDATE property AS p SET value = v.item->>2, last_update = %s"
+    " FROM json_array_elements(%s::json) AS v(item)"
+    " WHERE p.id = (v.item->>0)::integer AND p.value = v.item->>1 RETURNING p.id")
 _SWAP_VALUE = "UPDATE property SET value = %s, last_update = %s WHERE id = %s AND value = %s"
 
 
@@ -94,8 +96,8 @@ def swap_values(changes: list[tuple[int, str, str]], now: datetime.datetime) -> 
     if not changes:
         return set()
     if is_postgres():
-        ids, olds, news = (list(column) for column in zip(*changes, strict=True))
-        return {row[0] for row in _run(_SWAP_VALUES_PG, (now, ids, olds, news)).fetchall()}
+        rows = _run(_SWAP_VALUES_PG, (now, json.dumps(changes))).fetchall()
+        return {row[0] for row in rows}
     return {pk for pk, old, new in changes
             if _run(_SWAP_VALUE, (new, now, pk, old)).rowcount == 1}
 
@@ -107,17 +109,16 @@ _APPEND_EVENTS_PG = (
     " VALUES (%s, %s, %s) ON CONFLICT (app_id)"
     " DO UPDATE SET last_seq = event_counter.last_seq + EXCLUDED.last_seq RETURNING last_seq)"
     " INSERT INTO event (app_id, seq, type, external_subject_id, data, created_at)"
-    " SELECT %s, counter.last_seq - %s + e.n, e.type, e.subject, e.data, %s"
-    " FROM counter, unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
-    " AS e(type, subject, data, n)")
+    " SELECT %s, counter.last_seq - %s + e.n, e.item->>0, e.item->>1, (e.item->2)::text, %s"
+    " FROM counter, json_array_elements(%s::json) WITH ORDINALITY AS e(item, n)")
 
 
 def append_events(app_id: str, events: list, now: datetime.datetime) -> None:
-    """PostgreSQL: reserve ids and insert ``events`` (type, subject, data) in one statement."""
+    """PostgreSQL: reserve ids and insert ``events`` (type, subject, data) in one statement.
+    ``json`` (not ``jsonb``) keeps each data object's text exactly as dumped here."""
     count = len(events)
-    _run(_APPEND_EVENTS_PG, (
-        app_id, count, now, app_id, count, now, [e[0] for e in events], [e[1] for e in events],
-        [json.dumps(e[2], separators=(",", ":")) for e in events]))
+    items = json.dumps([[e[0], e[1], e[2]] for e in events], separators=(",", ":"))
+    _run(_APPEND_EVENTS_PG, (app_id, count, now, app_id, count, now, items))
 
 
 _POLLED = ("UPDATE connector_client SET status_reason = NULL, updated_at = %s,"
