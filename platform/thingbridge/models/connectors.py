@@ -35,7 +35,8 @@ class ConnectorInstance(BaseModel):
 
 class ConnectorClient(BaseModel):
     id = UUIDKey()
-    app = ForeignKeyField(App, backref="clients", on_delete="CASCADE")
+    # The (app, type, subject) index serves lookups by app; polls update this row constantly.
+    app = ForeignKeyField(App, backref="clients", on_delete="CASCADE", index=False)
     instance = ForeignKeyField(ConnectorInstance, backref="clients", on_delete="RESTRICT")
     type_id = CharField(max_length=100)
     external_subject_id = CharField(max_length=255)

@@ -31,7 +31,7 @@ class Event(BaseModel):
     """One outbox row; ``created_at`` is the envelope's ``occurred_at``."""
 
     id = BigAutoField()
-    app = ForeignKeyField(App, on_delete="CASCADE")
+    app = ForeignKeyField(App, on_delete="CASCADE", index=False)  # (app, seq) serves it
     seq = BigIntegerField()
     type = CharField(max_length=64)
     external_subject_id = CharField(max_length=255, null=True)
