@@ -37,7 +37,7 @@ def emit(app_id: str, type_: str, subject: str | None, data: dict) -> None:
 
 
 def emit_many(app_id: str, events: list[Pending]) -> None:
-    """Append events for one app. Call it last in the transaction: from here to commit the
+    """Append events for one app. Call it late in the transaction: from here to commit the
     app's counter row is locked, which is what keeps per-app ids in commit order."""
     if not events:
         return

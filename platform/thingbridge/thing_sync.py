@@ -7,6 +7,7 @@ or concurrent poll of the same client finds the thing another poll created inste
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -40,8 +41,11 @@ def _thing_fields(spec: ThingSpec) -> dict:
                 attributes=spec.attributes)
 
 
-def sync_things(client: ConnectorClient, specs: list[ThingSpec]) -> SyncResult:
-    """Bring the client's things in line with ``specs``.
+def sync_things(client: ConnectorClient, specs: list[ThingSpec],
+                finish: Callable[[], object] = lambda: None) -> SyncResult:
+    """Bring the client's things in line with ``specs``, then call ``finish`` (the poll
+    records its success there): in the same transaction as any write, so a poll that changed
+    something commits once.
 
     The stored state is read once, outside any transaction: a steady poll (nothing changed)
     ends there. If only values changed they are swapped in with a compare-and-set, so a value
@@ -53,10 +57,13 @@ def sync_things(client: ConnectorClient, specs: list[ThingSpec]) -> SyncResult:
     plans = current.plan(specs)
     if plans is not None:
         changes = [change for plan in plans for change in plan.values]
-        if changes:
-            with db.atomic():
-                current.write_values(changes, result)
-                events.emit_many(client.app_id, result.events)
+        if not changes:
+            finish()
+            return result
+        with db.atomic():
+            current.write_values(changes, result)
+            events.emit_many(client.app_id, result.events)
+            finish()
         return result
     with db.atomic():
         current = _Current(poll_sql.read_things(client.id))
@@ -78,6 +85,7 @@ def sync_things(client: ConnectorClient, specs: list[ThingSpec]) -> SyncResult:
             for thing_id in gone:
                 result.add("thing.deleted", {"thingId": thing_id})
         events.emit_many(client.app_id, result.events)
+        finish()
     return result
 
 

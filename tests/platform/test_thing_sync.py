@@ -117,3 +117,21 @@ def test_a_value_changed_since_the_read_is_reread_not_overwritten_blindly(databa
     assert [(e.data["propertyId"], e.data["oldValue"], e.data["newValue"])
             for e in result.events] == [("temperature", "30.0", "22.0")]
     assert _values(client) == {"temperature": "22.0", "humidity": "55"}
+
+
+def test_finish_commits_with_the_changes_or_not_at_all(database):
+    client = _client()
+    sync_things(client, [_spec()])
+    calls = []
+
+    def fail():
+        calls.append("finish")
+        raise RuntimeError("recording the poll failed")
+
+    with pytest.raises(RuntimeError):
+        sync_things(client, [_spec(temp="25.0")], finish=fail)
+    assert calls == ["finish"]
+    assert _values(client)["temperature"] == "20.5"  # rolled back with it
+    assert [t for t, _ in _feed(client)] == ["thing.created"]
+    sync_things(client, [_spec()], finish=lambda: calls.append("steady"))
+    assert calls == ["finish", "steady"]  # called even when nothing was written

@@ -77,14 +77,17 @@ def poll(client_id: str) -> str:
         set_status(client, "ERROR", exc.reason, next_poll_at=None)
         log.info("poll %s error: %s", client.id, exc.reason)
         return "error"
-    sync_things(client, specs)
+    sync_things(client, specs, finish=lambda: _succeeded(client))
+    return "ok"
+
+
+def _succeeded(client: ConnectorClient) -> None:
     now = utcnow()
     next_poll_at = now + jittered(poll_interval(client.type_id), 0.1)
     # A poll of a STARTED client (nearly every poll) is one UPDATE; otherwise a transition.
     if not poll_sql.mark_polled(client.id, "STARTED", now, next_poll_at):
         set_status(client, "STARTED", None, last_success_at=now, failure_count=0,
                    next_poll_at=next_poll_at)
-    return "ok"
 
 
 def _fetch(connector, client: ConnectorClient, instance_config: dict) -> dict:
