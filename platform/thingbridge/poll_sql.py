@@ -81,12 +81,16 @@ def read_things(client_id: str) -> list[StoredProperty]:
     return [StoredProperty(*row) for row in _run(_READ_THINGS, (client_id,)).fetchall()]
 
 
-# Arrays travel as one JSON text parameter: psycopg adapts a Python list element by element,
-# which cost more than the statement itself at a station's ~45 changed values.
+# Rows travel as one JSON text parameter: psycopg adapts a Python list element by element,
+# which cost more than the statement itself at a station's ~45 changed values. The id list
+# beside it is what the planner sizes the scan by: joined only to the JSON rows (which it
+# guesses at 100), it seq-scanned the whole property table whenever statistics were stale,
+# as on a fresh database (3.5 ms instead of 0.3 ms at 1,000 clients).
 _SWAP_VALUES_PG = (
     "UPDATE property AS p SET value = v.item->>2, last_update = %s"
     " FROM json_array_elements(%s::json) AS v(item)"
-    " WHERE p.id = (v.item->>0)::integer AND p.value = v.item->>1 RETURNING p.id")
+    " WHERE p.id = ANY(%s::integer[]) AND p.id = (v.item->>0)::integer"
+    " AND p.value = v.item->>1 RETURNING p.id")
 _SWAP_VALUE = "UPDATE property SET value = %s, last_update = %s WHERE id = %s AND value = %s"
 
 
@@ -96,7 +100,8 @@ def swap_values(changes: list[tuple[int, str, str]], now: datetime.datetime) -> 
     if not changes:
         return set()
     if is_postgres():
-        rows = _run(_SWAP_VALUES_PG, (now, json.dumps(changes))).fetchall()
+        ids = "{" + ",".join(str(pk) for pk, _, _ in changes) + "}"
+        rows = _run(_SWAP_VALUES_PG, (now, json.dumps(changes), ids)).fetchall()
         return {row[0] for row in rows}
     return {pk for pk, old, new in changes
             if _run(_SWAP_VALUE, (new, now, pk, old)).rowcount == 1}
