@@ -4,7 +4,9 @@ in property pages for in-place updates.
 Every poll writes property values, events and its client row; each redundant index was one more
 write per row for no read (the composite index answers every lookup by its first column).
 PostgreSQL only: property pages are filled to 80 %, so a changed reading can usually be
-updated in its own page without touching any index (a HOT update)."""
+updated in its own page without touching any index (a HOT update). That applies to pages
+written from now on; an existing table gets it once rewritten (VACUUM FULL). DROP INDEX locks
+each table while it runs: on a large live database, apply this in a quiet moment."""
 from peewee import PostgresqlDatabase
 
 REDUNDANT = {  # index -> (table, column) it was created on

@@ -29,23 +29,28 @@ def _run(sql: str, params: tuple | list = ()):
 
 
 _CLIENT_FIELDS = ConnectorClient._meta.sorted_fields
+_INSTANCE_FIELDS = ConnectorInstance._meta.sorted_fields
 _LOAD_CLIENT = (
-    "SELECT " + ", ".join(f"c.{f.column_name}" for f in _CLIENT_FIELDS)
-    + ", i.configuration FROM connector_client c"
-    " JOIN connector_instance i ON i.id = c.instance_id WHERE c.id = %s")
+    "SELECT " + ", ".join([f"c.{f.column_name}" for f in _CLIENT_FIELDS]
+                          + [f"i.{f.column_name}" for f in _INSTANCE_FIELDS])
+    + " FROM connector_client c JOIN connector_instance i ON i.id = c.instance_id"
+    " WHERE c.id = %s")
+
+
+def _model(model, fields, values):
+    instance = model(**{f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)})
+    instance._dirty.clear()
+    return instance
 
 
 def load_client(client_id: str) -> ConnectorClient | None:
-    """The client with its instance (configuration decrypted), or None if it is gone."""
+    """The client with its instance (configurations decrypted), or None if it is gone."""
     row = _run(_LOAD_CLIENT, (client_id,)).fetchone()
     if row is None:
         return None
-    client = ConnectorClient(**{f.name: f.python_value(v)
-                                for f, v in zip(_CLIENT_FIELDS, row[:-1], strict=True)})
-    client.instance = ConnectorInstance(
-        id=client.instance_id, app=client.app_id, type_id=client.type_id,
-        configuration=ConnectorInstance.configuration.python_value(row[-1]))
-    client._dirty.clear()
+    split = len(_CLIENT_FIELDS)
+    client = _model(ConnectorClient, _CLIENT_FIELDS, row[:split])
+    client.instance = _model(ConnectorInstance, _INSTANCE_FIELDS, row[split:])
     return client
 
 
@@ -114,15 +119,17 @@ _APPEND_EVENTS_PG = (
     " VALUES (%s, %s, %s) ON CONFLICT (app_id)"
     " DO UPDATE SET last_seq = event_counter.last_seq + EXCLUDED.last_seq RETURNING last_seq)"
     " INSERT INTO event (app_id, seq, type, external_subject_id, data, created_at)"
-    " SELECT %s, counter.last_seq - %s + e.n, e.item->>0, e.item->>1, (e.item->2)::text, %s"
+    " SELECT %s, counter.last_seq - %s + e.n, e.item->>0, e.item->>1, e.item->>2, %s"
     " FROM counter, json_array_elements(%s::json) WITH ORDINALITY AS e(item, n)")
 
 
 def append_events(app_id: str, events: list, now: datetime.datetime) -> None:
     """PostgreSQL: reserve ids and insert ``events`` (type, subject, data) in one statement.
-    ``json`` (not ``jsonb``) keeps each data object's text exactly as dumped here."""
+    Each data object travels as its own JSON text (what ``JSONField`` would store): as a
+    nested object, PostgreSQL would parse it and refuse ``\\u0000`` or a lone surrogate."""
     count = len(events)
-    items = json.dumps([[e[0], e[1], e[2]] for e in events], separators=(",", ":"))
+    items = json.dumps([[e[0], e[1], json.dumps(e[2], separators=(",", ":"))]
+                        for e in events], separators=(",", ":"))
     _run(_APPEND_EVENTS_PG, (app_id, count, now, app_id, count, now, items))
 
 

@@ -45,7 +45,9 @@ def sync_things(client: ConnectorClient, specs: list[ThingSpec],
                 finish: Callable[[], object] = lambda: None) -> SyncResult:
     """Bring the client's things in line with ``specs``, then call ``finish`` (the poll
     records its success there): in the same transaction as any write, so a poll that changed
-    something commits once.
+    something commits once. ``finish`` runs before the events are appended: it may lock the
+    client row, and everything else that locks both (``clients.set_status``) takes the client
+    row before the app's event counter, so the order never inverts into a deadlock.
 
     The stored state is read once, outside any transaction: a steady poll (nothing changed)
     ends there. If only values changed they are swapped in with a compare-and-set, so a value
@@ -62,8 +64,8 @@ def sync_things(client: ConnectorClient, specs: list[ThingSpec],
             return result
         with db.atomic():
             current.write_values(changes, result)
-            events.emit_many(client.app_id, result.events)
             finish()
+            events.emit_many(client.app_id, result.events)
         return result
     with db.atomic():
         current = _Current(poll_sql.read_things(client.id))
@@ -84,8 +86,8 @@ def sync_things(client: ConnectorClient, specs: list[ThingSpec],
             result.deleted.extend(gone)
             for thing_id in gone:
                 result.add("thing.deleted", {"thingId": thing_id})
-        events.emit_many(client.app_id, result.events)
         finish()
+        events.emit_many(client.app_id, result.events)
     return result
 
 

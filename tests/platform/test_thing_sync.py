@@ -71,6 +71,8 @@ def test_load_client_decrypts_and_mark_polled_only_matches_its_status(database):
     assert loaded.tokens == {"access_token": "secret"}
     assert loaded.configuration == {"city": "Berlin"} and loaded.status == "STARTING"
     assert loaded.app_id == client.app_id and loaded.created_at == client.created_at
+    assert loaded.instance.created_at == client.instance.created_at
+    assert loaded.instance.type_id == "openweathermap"
     assert poll_sql.load_client("no-such-client") is None
     now = utcnow()
     assert not poll_sql.mark_polled(client.id, "STARTED", now, now)  # still STARTING
@@ -135,3 +137,13 @@ def test_finish_commits_with_the_changes_or_not_at_all(database):
     assert [t for t, _ in _feed(client)] == ["thing.created"]
     sync_things(client, [_spec()], finish=lambda: calls.append("steady"))
     assert calls == ["finish", "steady"]  # called even when nothing was written
+
+
+def test_event_data_is_stored_as_the_text_it_was_given(database):
+    """NUL, a lone surrogate and astral characters are valid in JSON text; the outbox must
+    take them (an action parameter can carry any of them) and give them back unchanged."""
+    client = _client()
+    data = {"value": "a\u0000b", "odd": "\ud800", "unit": "°C 🌡", "nested": {"n": [1, None]}}
+    with db.atomic():
+        events.emit(client.app_id, "thing.updated", "alice", data)
+    assert _feed(client) == [("thing.updated", data)]
