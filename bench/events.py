@@ -57,8 +57,8 @@ def received(url: str) -> int:
 
 
 def fill_outbox(app_id: str, count: int, subjects: int) -> None:
-    from thingbridge import events
     from thingbridge.db import db
+    from thingbridge.outbox import events
 
     batch = []
     for i in range(count):
@@ -72,16 +72,16 @@ def fill_outbox(app_id: str, count: int, subjects: int) -> None:
 
 
 def envelopes(app_id: str, count: int) -> list[dict]:
-    from thingbridge.events import envelope
     from thingbridge.models import Event
+    from thingbridge.outbox.events import envelope
 
     return [envelope(e) for e in Event.select().where(Event.app == app_id)
             .order_by(Event.seq).limit(count)]
 
 
 def raw_http_rate(url: str, items: list[dict]) -> float:
-    from thingbridge import webhook_signing
     from thingbridge.db import utcnow
+    from thingbridge.outbox import webhook_signing
 
     secrets = [{"secret": webhook_signing.new_secret(), "expires_at": None}]
     session = requests.Session()
@@ -94,8 +94,8 @@ def raw_http_rate(url: str, items: list[dict]) -> float:
 
 
 def raw_publish_rate(url: str, items: list[dict]) -> float:
-    from thingbridge.publishers import build
-    from thingbridge.publishing import BATCH
+    from thingbridge.outbox.publishers import build
+    from thingbridge.outbox.publishing import BATCH
 
     publisher = build(url.replace(RUN, RUN + "-raw"))
     start = time.perf_counter()
@@ -194,8 +194,9 @@ def main() -> None:
                                THINGBRIDGE_ALLOW_HTTP_LOOPBACK="1")
             os.makedirs(env["THINGBRIDGE_VAR_DIR"], exist_ok=True)
             os.environ.update(env)
-            from thingbridge import create_app, db, webhook_signing
+            from thingbridge import create_app, db
             from thingbridge.models import App, WebhookDelivery, WebhookEndpoint
+            from thingbridge.outbox import webhook_signing
 
             app = create_app()
             with app.app_context():

@@ -53,7 +53,8 @@ def _reset_schema(database) -> None:
 @pytest.fixture(scope="session")
 def flask_app(simulators, tmp_path_factory):
     os.environ["THINGBRIDGE_VAR_DIR"] = str(tmp_path_factory.mktemp("var"))
-    from thingbridge import create_app, db, registry
+    from thingbridge import create_app, db
+    from thingbridge.connectors import registry
 
     app = create_app({
         "DATABASE_URL": DATABASE_URL, "BROKER_URL": BROKER_URL, "SECRET_KEYS": SECRET_KEY,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import requests
 
-from thingbridge.contract import ActionError, ConfigError, TransientError
-from thingbridge.retry_after import parse_retry_after
+from thingbridge.connectors.contract import ActionError, ConfigError, TransientError
+from thingbridge.http.retry_after import parse_retry_after
 
 TOKEN_CODES = {2, 3}
 USAGE_LIMIT = 26

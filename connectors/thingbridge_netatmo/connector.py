@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from thingbridge.contract import ActionError, ClientContext, Connector, OAuth2Endpoints, ThingSpec
+from thingbridge.connectors.contract import (
+    ActionError,
+    ClientContext,
+    Connector,
+    OAuth2Endpoints,
+    ThingSpec,
+)
 from thingbridge_netatmo import client
 from thingbridge_netatmo.mapping import map_payload
 from thingbridge_netatmo.schemas import ClientConfig, InstanceConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from thingbridge.contract import (
+from thingbridge.connectors.contract import (
     ActionParameterSpec,
     ActionSpec,
     ComponentSpec,

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from thingbridge.urls import outbound_url_problem
+from thingbridge.http.urls import outbound_url_problem
 
 
 class InstanceConfig(Schema):

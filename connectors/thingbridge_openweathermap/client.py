@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from thingbridge.contract import ConfigError, TransientError
-from thingbridge.retry_after import parse_retry_after
+from thingbridge.connectors.contract import ConfigError, TransientError
+from thingbridge.http.retry_after import parse_retry_after
 
 WEATHER_PATH = "/data/2.5/weather"
 # OpenWeatherMap's 429 carries no Retry-After; its budgets are per minute.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from thingbridge.contract import ClientContext, Connector, ThingSpec
+from thingbridge.connectors.contract import ClientContext, Connector, ThingSpec
 from thingbridge_openweathermap import client
 from thingbridge_openweathermap.mapping import map_weather
 from thingbridge_openweathermap.schemas import ClientConfig, InstanceConfig

@@ -6,7 +6,7 @@ the thing too: the host removes a property that a later poll no longer reports.
 
 from __future__ import annotations
 
-from thingbridge.contract import ComponentSpec, PropertySpec, ThingSpec, TransientError
+from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec, TransientError
 
 # (payload key, property id, name, unit, semantic type)
 Field = tuple[str, str, str, str, str]

@@ -10,10 +10,11 @@ __all__ = ["create_app"]
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    from thingbridge import api, crypto, errors, queue, registry
+    from thingbridge import api, crypto, errors, tasks
     from thingbridge import db as database
     from thingbridge.auth import server as auth_server
     from thingbridge.config import load_settings
+    from thingbridge.connectors import registry
 
     app = Flask("thingbridge")
     app.config.update(load_settings(overrides))
@@ -22,7 +23,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     crypto.configure(app.config["SECRET_KEYS"])
     database.open_database(app.config["DATABASE_URL"])
     registry.init_app(app)
-    queue.celery_init_app(app)
+    tasks.celery_init_app(app)
     errors.register_error_handlers(app)
     auth_server.init_app(app)
     api.init_app(app)

@@ -22,7 +22,8 @@ def main():
 @click.option("--down", is_flag=True, help="Revert the most recent migration instead.")
 def migrate(down):
     """Apply pending database migrations (or revert one with --down)."""
-    from thingbridge import db, registry
+    from thingbridge import db
+    from thingbridge.connectors import registry
 
     app = create_app()
     with db.db.connection_context():

@@ -16,10 +16,10 @@ import time
 
 from thingbridge import create_app
 from thingbridge.config import var_dir
+from thingbridge.connectors.registry import connector_classes, sync_descriptions
 from thingbridge.db import db, migrate_up
 from thingbridge.localserver import LocalServer
 from thingbridge.models import App
-from thingbridge.registry import connector_classes, sync_descriptions
 
 CELERY_APP = "thingbridge_workers.celery_app:celery"
 SIMULATOR_PORTS = {"openweathermap": 8091, "netatmo": 8092}

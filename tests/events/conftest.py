@@ -36,7 +36,7 @@ class Brokers:
 
 @pytest.fixture
 def brokers(flask_app, clean_db, monkeypatch):
-    from thingbridge import publishers
+    from thingbridge.outbox import publishers
 
     found = Brokers()
     monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", found.setting)

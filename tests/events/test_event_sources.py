@@ -3,10 +3,10 @@
 import requests
 from helpers import LAMP, OWM_KEY, wait_until
 
-from thingbridge.contract import ComponentSpec, PropertySpec, ThingSpec
+from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, ConnectorInstance
-from thingbridge.thing_sync import sync_things
+from thingbridge.things.sync import sync_things
 from thingbridge_workers.polling import dispatch
 
 CLIENTS = "/api/v1/connectors/clients"
@@ -99,7 +99,7 @@ def test_action_requested_and_finished(api, make_app):
 def test_overdue_actions_fail_with_an_event(api):
     import datetime
 
-    from thingbridge.actions import expire_overdue
+    from thingbridge.actions.service import expire_overdue
     from thingbridge.models import ActionRequest
 
     thing_id = api.post("/api/v1/things", json=LAMP).json["Id"]

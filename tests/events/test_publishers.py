@@ -16,8 +16,8 @@ from broker_helpers import (
 )
 from helpers import AMQP_URL, BROKER_URL, MQTT_URL, wait_until
 
-from thingbridge import publishers
-from thingbridge.publishers.base import redact
+from thingbridge.outbox import publishers
+from thingbridge.outbox.publishers.base import redact
 
 
 def envelopes(types, app="app-1", start=1):

@@ -17,9 +17,9 @@ from broker_helpers import (
 )
 from helpers import AMQP_URL, wait_until
 
-from thingbridge import events, publishers, publishing
 from thingbridge.db import utcnow
 from thingbridge.models import PublisherCursor
+from thingbridge.outbox import events, publishers, publishing
 
 TYPES = ["thing.created", "thing.updated", "thing.property_changed", "action.requested"]
 

@@ -5,8 +5,8 @@ import pytest
 from broker_helpers import ids, rabbitmq_stopped, stream_envelopes
 from helpers import BROKER_URL, LAMP, wait_until
 
-from thingbridge import publishers
 from thingbridge.models import PublisherCursor
+from thingbridge.outbox import publishers
 
 THINGS = "/api/v1/things"
 pytestmark = pytest.mark.slow

@@ -4,9 +4,9 @@ import datetime
 
 from helpers import LAMP
 
-from thingbridge import retention, webhooks
 from thingbridge.db import utcnow
 from thingbridge.models import Event, PublisherCursor, WebhookDelivery
+from thingbridge.outbox import retention, webhooks
 
 THINGS = "/api/v1/things"
 

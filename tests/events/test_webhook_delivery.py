@@ -9,9 +9,9 @@ import pytest
 from helpers import LAMP, wait_until
 from werkzeug.wrappers import Request, Response
 
-from thingbridge import webhook_signing
 from thingbridge.localserver import LocalServer
 from thingbridge.models import WebhookDelivery
+from thingbridge.outbox import webhook_signing
 
 HOOKS = "/api/v1/webhooks"
 THINGS = "/api/v1/things"

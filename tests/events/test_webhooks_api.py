@@ -6,9 +6,9 @@ import datetime
 import pytest
 from helpers import LAMP
 
-from thingbridge import webhook_signing, webhooks
 from thingbridge.db import db, utcnow
 from thingbridge.models import WebhookDelivery, WebhookEndpoint
+from thingbridge.outbox import webhook_signing, webhooks
 
 HOOKS = "/api/v1/webhooks"
 THINGS = "/api/v1/things"

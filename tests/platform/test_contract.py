@@ -5,7 +5,7 @@ import importlib
 import marshmallow as ma
 import pytest
 
-from thingbridge.contract import Connector, OAuth2Endpoints, load_connectors
+from thingbridge.connectors.contract import Connector, OAuth2Endpoints, load_connectors
 
 PLUGINS = load_connectors()
 

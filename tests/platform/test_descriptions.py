@@ -2,7 +2,7 @@
 
 import threading
 
-from thingbridge.contract import load_connectors
+from thingbridge.connectors.contract import load_connectors
 
 
 def test_list_has_every_registered_connector(http):
@@ -34,7 +34,7 @@ def test_unknown_id_is_404_standard_body(http):
 
 
 def test_ids_survive_a_resync(flask_app, http):
-    from thingbridge.registry import sync_descriptions
+    from thingbridge.connectors.registry import sync_descriptions
 
     before = http.get("/api/v1/connectors/descriptions").json
     sync_descriptions(flask_app)
@@ -44,7 +44,7 @@ def test_ids_survive_a_resync(flask_app, http):
 def test_processes_starting_together_sync_once(flask_app, clean_db):
     """Every API and worker process syncs descriptions at start; concurrent starts must neither
     fail nor number a connector twice."""
-    from thingbridge import registry
+    from thingbridge.connectors import registry
     from thingbridge.db import db
     from thingbridge.models import ConnectorDescription
 

@@ -76,8 +76,8 @@ def test_bad_cursor_is_a_400(api):
 
 
 def test_a_rolled_back_change_leaves_no_event(api):
-    from thingbridge import events
     from thingbridge.db import db
+    from thingbridge.outbox import events
 
     class Boom(Exception):
         pass
@@ -97,8 +97,8 @@ def test_a_rolled_back_change_leaves_no_event(api):
 def test_concurrent_writers_get_contiguous_ids_in_commit_order(api, flask_app):
     """Eight threads emitting for one app: ids 1..N with no gap or duplicate, and a reader
     polling meanwhile never sees an id before a smaller one has committed."""
-    from thingbridge import events
     from thingbridge.db import db
+    from thingbridge.outbox import events
 
     app_id, per_thread, seen, stop = api.model.id, 25, [], threading.Event()
 

@@ -3,8 +3,7 @@ one statement) and SQLite, the embedded default (per-row statements)."""
 
 import pytest
 
-from thingbridge import events, poll_sql
-from thingbridge.contract import ComponentSpec, PropertySpec, ThingSpec
+from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
 from thingbridge.db import db, open_database, utcnow
 from thingbridge.models import (
     App,
@@ -14,7 +13,9 @@ from thingbridge.models import (
     Property,
     Thing,
 )
-from thingbridge.thing_sync import SyncResult, _Current, sync_things
+from thingbridge.outbox import events
+from thingbridge.things import poll_sql
+from thingbridge.things.sync import SyncResult, _Current, sync_things
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

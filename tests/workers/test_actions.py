@@ -6,7 +6,7 @@ import socket
 import pytest
 from helpers import LAMP, Receiver, wait_until
 
-from thingbridge import signing
+from thingbridge.actions import signing
 from thingbridge.localserver import LocalServer
 from thingbridge.models import ActionRequest
 

@@ -152,7 +152,7 @@ def test_connector_action_endpoint_verifies_signatures(api, netatmo_sim, start_w
     """POST /api/v1/connectors/actions/<token>: signed deliveries are performed, others not."""
     import json
 
-    from thingbridge import signing
+    from thingbridge.actions import signing
 
     start_worker()
     client_id = consent(api)["client_id"]

@@ -12,20 +12,26 @@ import random
 
 from flask import current_app
 
-from thingbridge import oauth_flow, poll_sql, rate_budget
-from thingbridge.clients import POLL_TASK, set_status
-from thingbridge.contract import (
+from thingbridge.connectors import oauth, rate_budget
+from thingbridge.connectors.contract import (
     ClientContext,
     ConfigError,
     ConnectorError,
     ReauthRequired,
     TransientError,
 )
+from thingbridge.connectors.lifecycle import POLL_TASK, set_status
+from thingbridge.connectors.registry import (
+    build_connector,
+    connector_classes,
+    poll_interval,
+    rate_limit,
+)
 from thingbridge.db import db, locking, utcnow
 from thingbridge.models import ConnectorClient
-from thingbridge.queue import enqueue
-from thingbridge.registry import build_connector, connector_classes, poll_interval, rate_limit
-from thingbridge.thing_sync import sync_things
+from thingbridge.tasks import enqueue
+from thingbridge.things import poll_sql
+from thingbridge.things.sync import sync_things
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +99,7 @@ def _succeeded(client: ConnectorClient) -> None:
 def _fetch(connector, client: ConnectorClient, instance_config: dict) -> dict:
     token = None
     if connector.auth_kind == "oauth2":
-        token = oauth_flow.access_token(client.id, connector, instance_config, client=client)
+        token = oauth.access_token(client.id, connector, instance_config, client=client)
     ctx = ClientContext(instance_config, client.configuration or {}, token)
     try:
         return connector.fetch(ctx)
@@ -101,7 +107,7 @@ def _fetch(connector, client: ConnectorClient, instance_config: dict) -> dict:
         if not getattr(exc, "token_invalid", False):
             raise
     # The provider rejected a token we thought valid (revoked early, clock skew): refresh once.
-    ctx.access_token = oauth_flow.access_token(client.id, connector, instance_config,
+    ctx.access_token = oauth.access_token(client.id, connector, instance_config,
                                                force_refresh=True)
     return connector.fetch(ctx)
 

@@ -13,10 +13,10 @@ import time
 import requests
 from flask import current_app
 
-from thingbridge import events, webhook_signing, webhooks
 from thingbridge.db import utcnow
-from thingbridge.queue import enqueue
-from thingbridge.retry_after import parse_retry_after
+from thingbridge.http.retry_after import parse_retry_after
+from thingbridge.outbox import events, webhook_signing, webhooks
+from thingbridge.tasks import enqueue
 
 log = logging.getLogger(__name__)
 DELIVER_TASK = "thingbridge.deliver_webhooks"

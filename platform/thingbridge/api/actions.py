@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import g
 from flask_smorest import Blueprint
 
-from thingbridge import signing
-from thingbridge.actions import create_request, finish, request_body
+from thingbridge.actions import signing
+from thingbridge.actions.service import create_request, finish, request_body
 from thingbridge.api.common import protected
 from thingbridge.api.things import own_component, own_thing
 from thingbridge.auth.guard import subject_id
 from thingbridge.errors import ApiError, not_found
+from thingbridge.http.urls import outbound_url_problem
 from thingbridge.models import Action, ActionRequest, App, Thing
 from thingbridge.schemas.actions import (
     ActionRequestOut,
@@ -20,7 +21,6 @@ from thingbridge.schemas.actions import (
     ParametersIn,
 )
 from thingbridge.schemas.things import check_value
-from thingbridge.urls import outbound_url_problem
 
 blp = Blueprint("actions", __name__, url_prefix="/api/v1",
                 description="Actions on things, routed to the creating app's callback URL")

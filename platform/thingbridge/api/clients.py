@@ -4,15 +4,15 @@ from flask import g
 from flask_smorest import Blueprint
 from peewee import IntegrityError
 
-from thingbridge import clients, oauth_flow
 from thingbridge.api.common import href, protected
 from thingbridge.api.instances import description_href, instance_href, validate_config
 from thingbridge.auth.guard import subject_id
-from thingbridge.clients import delete_client, schedule_first_poll
+from thingbridge.connectors import lifecycle, oauth
+from thingbridge.connectors.lifecycle import delete_client, schedule_first_poll
+from thingbridge.connectors.registry import build_connector, connector_classes, resolve_type
 from thingbridge.db import db
 from thingbridge.errors import ApiError, not_found
 from thingbridge.models import ConnectorClient, ConnectorInstance, ThingMapping
-from thingbridge.registry import build_connector, connector_classes, resolve_type
 from thingbridge.schemas.clients import ClientCreatedSchema, ClientCreateSchema, ClientSchema
 from thingbridge.schemas.common import HrefSchema
 
@@ -57,10 +57,10 @@ def create_client(body):
             client = ConnectorClient.create(app=g.app, instance=instance, type_id=type_id,
                                             external_subject_id=subject, configuration=config)
             if connector.auth_kind == "oauth2":
-                location = oauth_flow.start_consent(
+                location = oauth.start_consent(
                     client, connector, instance.configuration,
-                    href(oauth_flow.CALLBACK_PATH))
-            clients.created(client)
+                    href(oauth.CALLBACK_PATH))
+            lifecycle.created(client)
     except IntegrityError as exc:
         raise ApiError(409, f"subject {subject!r} already has a {type_id} client") from exc
     if connector.auth_kind == "oauth2":

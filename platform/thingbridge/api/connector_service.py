@@ -9,14 +9,15 @@ from flask import g, redirect, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from thingbridge import oauth_flow, signing
-from thingbridge.actions import perform_connector_action
+from thingbridge.actions import signing
+from thingbridge.actions.service import perform_connector_action
 from thingbridge.api.common import href, protected
-from thingbridge.clients import schedule_first_poll, set_status
-from thingbridge.contract import ConnectorError, TransientError
+from thingbridge.connectors import oauth
+from thingbridge.connectors.contract import ConnectorError, TransientError
+from thingbridge.connectors.lifecycle import schedule_first_poll, set_status
+from thingbridge.connectors.registry import build_connector
 from thingbridge.errors import ApiError, not_found
 from thingbridge.models import App, ConnectorClient, Thing
-from thingbridge.registry import build_connector
 
 blp = Blueprint("connector_service", __name__, url_prefix="/api/v1/connectors",
                 description="Action callback URL and provider OAuth callback")
@@ -54,8 +55,8 @@ def _back_to_origin(client: ConnectorClient, status: str, error: str | None = No
 def oauth_callback():
     """Provider redirect target after the end user's consent (browser, no token)"""
     try:
-        oauth_state = oauth_flow.consume_state(request.args.get("state", ""))
-    except oauth_flow.StateError as exc:
+        oauth_state = oauth.consume_state(request.args.get("state", ""))
+    except oauth.StateError as exc:
         if exc.oauth_state is None:
             raise ApiError(400, "unknown or missing OAuth state", "INVALID_STATE") from exc
         client = exc.oauth_state.client
@@ -72,7 +73,7 @@ def oauth_callback():
         set_status(client, "ERROR", "authorization failed: no code in callback")
         return _back_to_origin(client, "ERROR", "invalid_request")
     try:
-        oauth_flow.exchange_code(client, build_connector(client.type_id),
+        oauth.exchange_code(client, build_connector(client.type_id),
                                  client.instance.configuration, oauth_state, code)
     except ConnectorError as exc:
         set_status(client, "ERROR", f"authorization failed: {exc.reason}")

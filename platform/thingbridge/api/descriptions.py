@@ -2,9 +2,9 @@
 
 from flask_smorest import Blueprint
 
+from thingbridge.connectors.registry import connector_classes
 from thingbridge.errors import not_found
 from thingbridge.models import ConnectorDescription
-from thingbridge.registry import connector_classes
 from thingbridge.schemas.common import ErrorBodySchema
 from thingbridge.schemas.descriptions import DescriptionSchema
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import g
 from flask_smorest import Blueprint
 
-from thingbridge import events
 from thingbridge.api.common import protected
+from thingbridge.outbox import events
 from thingbridge.schemas.events import EventPage, EventsQuery
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1/events",

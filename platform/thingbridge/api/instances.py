@@ -6,11 +6,11 @@ from marshmallow import ValidationError
 from peewee import IntegrityError
 
 from thingbridge.api.common import href, protected
-from thingbridge.contract import ConfigError, TransientError
+from thingbridge.connectors.contract import ConfigError, TransientError
+from thingbridge.connectors.registry import build_connector, connector_classes, resolve_type
 from thingbridge.db import db
 from thingbridge.errors import ApiError, not_found
 from thingbridge.models import ConnectorClient, ConnectorDescription, ConnectorInstance
-from thingbridge.registry import build_connector, connector_classes, resolve_type
 from thingbridge.schemas.common import HrefSchema
 from thingbridge.schemas.instances import (
     InstanceCreatedSchema,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import g
 from flask_smorest import Blueprint
 
-from thingbridge import events
 from thingbridge.api.common import href, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError, not_found
 from thingbridge.models import Component, Property, Thing
+from thingbridge.outbox import events
 from thingbridge.schemas.things import (
     ComponentOut,
     ExpandArgs,
@@ -22,8 +22,7 @@ from thingbridge.schemas.things import (
     ValueIn,
     check_value,
 )
-from thingbridge.thing_sync import create_component
-from thingbridge.things import (
+from thingbridge.things.service import (
     ISO,
     component_out,
     component_spec,
@@ -32,6 +31,7 @@ from thingbridge.things import (
     thing_path,
     things_out,
 )
+from thingbridge.things.sync import create_component
 
 blp = Blueprint("things", __name__, url_prefix="/api/v1/things",
                 description="Things of an end user (X-External-Subject-Id)")

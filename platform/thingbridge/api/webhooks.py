@@ -8,12 +8,13 @@ from collections import defaultdict
 from flask import current_app, g
 from flask_smorest import Blueprint
 
-from thingbridge import events, webhook_signing
 from thingbridge.api.common import protected
 from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError, not_found
-from thingbridge.events import MAX_ID
+from thingbridge.http.urls import outbound_url_problem
 from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from thingbridge.outbox import events, webhook_signing
+from thingbridge.outbox.events import MAX_ID
 from thingbridge.schemas.webhooks import (
     DeliveriesQuery,
     DeliveryOut,
@@ -25,7 +26,6 @@ from thingbridge.schemas.webhooks import (
     WebhookOut,
     WebhookPatch,
 )
-from thingbridge.urls import outbound_url_problem
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                 description="Signed, retried, ordered event delivery to the app's endpoints")

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
-from thingbridge.events import EVENT_TYPES, MAX_ID
+from thingbridge.outbox.events import EVENT_TYPES, MAX_ID
 
 
 class EventOut(Schema):

@@ -2,8 +2,8 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from thingbridge.events import MAX_ID, pattern_problem
 from thingbridge.models import DELIVERY_STATUSES
+from thingbridge.outbox.events import MAX_ID, pattern_problem
 
 TYPES_DOC = ("Event types to receive: exact (`thing.created`), a family (`thing.*`) or `*`; "
              "default all")

@@ -9,7 +9,7 @@ import pytest
 import requests
 from marshmallow import ValidationError
 
-from thingbridge.contract import ActionError, ClientContext, ConfigError, TransientError
+from thingbridge.connectors.contract import ActionError, ClientContext, ConfigError, TransientError
 from thingbridge.localserver import serving
 from thingbridge_netatmo.connector import NetatmoConnector
 from thingbridge_netatmo.mapping import station_things

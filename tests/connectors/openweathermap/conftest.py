@@ -10,7 +10,7 @@ import pytest
 import requests
 from helpers import OWM_KEY
 
-from thingbridge.contract import ClientContext
+from thingbridge.connectors.contract import ClientContext
 from thingbridge.localserver import serving
 from thingbridge_openweathermap.connector import OpenWeatherMapConnector
 from thingbridge_openweathermap.simulator import create_simulator

@@ -6,7 +6,7 @@ import time
 import pytest
 from helpers import OWM_KEY
 
-from thingbridge.contract import ConfigError, TransientError
+from thingbridge.connectors.contract import ConfigError, TransientError
 from thingbridge_openweathermap.client import DEFAULT_RETRY_AFTER, retry_after
 
 

@@ -6,7 +6,7 @@ from importlib.metadata import entry_points
 import pytest
 from marshmallow import ValidationError
 
-from thingbridge.contract import ENTRY_POINT_GROUP
+from thingbridge.connectors.contract import ENTRY_POINT_GROUP
 from thingbridge_openweathermap.connector import OpenWeatherMapConnector
 from thingbridge_openweathermap.schemas import ClientConfig, InstanceConfig
 

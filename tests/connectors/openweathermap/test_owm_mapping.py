@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from thingbridge.contract import TransientError
+from thingbridge.connectors.contract import TransientError
 from thingbridge_openweathermap.mapping import location_id, map_weather, number
 
 ID = re.compile(r"^[a-zA-Z0-9\-_]{1,200}$")

@@ -2,13 +2,13 @@
 
 from celery import shared_task
 
-from thingbridge.actions import expire_overdue
-from thingbridge_workers import delivery
+from thingbridge.actions.service import expire_overdue
+from thingbridge_workers import action_delivery
 
 
 @shared_task(name="thingbridge.deliver_action", acks_late=True, ignore_result=True)
 def deliver_action(request_id: str) -> str:
-    return delivery.deliver(request_id)
+    return action_delivery.deliver(request_id)
 
 
 @shared_task(name="thingbridge.expire_actions", ignore_result=True)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from thingbridge import retention
+from thingbridge.outbox import retention
 
 
 @shared_task(name="thingbridge.prune_events", ignore_result=True)

@@ -3,7 +3,7 @@
 from celery import shared_task
 from celery.signals import worker_process_shutdown
 
-from thingbridge import publishers, publishing
+from thingbridge.outbox import publishers, publishing
 
 
 @shared_task(name="thingbridge.dispatch_publishing", ignore_result=True)

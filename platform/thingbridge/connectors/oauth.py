@@ -16,7 +16,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app
 
-from thingbridge.contract import Connector, ReauthRequired, TransientError
+from thingbridge.connectors.contract import Connector, ReauthRequired, TransientError
 from thingbridge.db import db, is_postgres, locking, utcnow
 from thingbridge.models import ConnectorClient, OAuthState
 

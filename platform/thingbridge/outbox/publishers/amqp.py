@@ -12,8 +12,8 @@ from urllib.parse import unquote
 
 import amqp
 
-from thingbridge.events import body
-from thingbridge.publishers.base import TIMEOUT, Publisher
+from thingbridge.outbox.events import body
+from thingbridge.outbox.publishers.base import TIMEOUT, Publisher
 
 DEFAULT_EXCHANGE = "thingbridge.events"
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from thingbridge import events
 from thingbridge.db import db, locking, utcnow
 from thingbridge.models import ConnectorClient, Thing
-from thingbridge.queue import enqueue
+from thingbridge.outbox import events
+from thingbridge.tasks import enqueue
 
 POLL_TASK = "thingbridge.poll_client"
 

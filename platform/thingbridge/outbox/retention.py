@@ -25,7 +25,7 @@ from thingbridge.models import (
 
 
 def publisher_names() -> list[str]:
-    from thingbridge.publishers import configured_names
+    from thingbridge.outbox.publishers import configured_names
 
     return configured_names(current_app.config.get("EVENT_BROKERS", ""))
 

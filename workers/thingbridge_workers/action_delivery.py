@@ -9,12 +9,12 @@ import logging
 import requests
 from flask import current_app
 
-from thingbridge import signing
-from thingbridge.actions import DELIVER_TASK, finish, perform_connector_action, request_body
-from thingbridge.contract import ConnectorError, TransientError
+from thingbridge.actions import signing
+from thingbridge.actions.service import DELIVER_TASK, finish, perform_connector_action, request_body
+from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.db import utcnow
 from thingbridge.models import ActionRequest, App
-from thingbridge.queue import enqueue
+from thingbridge.tasks import enqueue
 
 log = logging.getLogger(__name__)
 MAX_RETRY_DELAY = 30.0

@@ -6,13 +6,14 @@ import datetime
 
 from flask import current_app
 
-from thingbridge import events, oauth_flow
-from thingbridge.clients import schedule_first_poll
-from thingbridge.contract import ClientContext
+from thingbridge.connectors import oauth
+from thingbridge.connectors.contract import ClientContext
+from thingbridge.connectors.lifecycle import schedule_first_poll
+from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, utcnow
 from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
-from thingbridge.queue import enqueue
-from thingbridge.registry import build_connector
+from thingbridge.outbox import events
+from thingbridge.tasks import enqueue
 
 DELIVER_TASK = "thingbridge.deliver_action"
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
@@ -67,7 +68,7 @@ def perform_connector_action(thing: Thing, component_id: str, action_id: str,
     instance_config = client.instance.configuration
     token = None
     if connector.auth_kind == "oauth2":
-        token = oauth_flow.access_token(client.id, connector, instance_config)
+        token = oauth.access_token(client.id, connector, instance_config)
     ctx = ClientContext(instance_config, client.configuration or {}, token)
     connector.perform_action(ctx, mapping.connector_thing_id, component_id, action_id, parameters)
     # Read the device back now rather than at the next scheduled poll.

@@ -13,11 +13,12 @@ from typing import NamedTuple
 
 from peewee import IntegrityError
 
-from thingbridge import events, poll_sql
-from thingbridge.contract import ComponentSpec, PropertySpec, ThingSpec
+from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
 from thingbridge.db import db, locking, utcnow
 from thingbridge.models import Action, Component, ConnectorClient, Property, Thing, ThingMapping
-from thingbridge.things import thing_data
+from thingbridge.outbox import events
+from thingbridge.things import poll_sql
+from thingbridge.things.service import thing_data
 
 
 @dataclass

@@ -12,10 +12,10 @@ import contextlib
 import json
 from typing import NamedTuple
 
-from thingbridge import poll_sql
 from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.models import Event, EventCounter
-from thingbridge.things import ISO
+from thingbridge.things import poll_sql
+from thingbridge.things.service import ISO
 
 EVENT_TYPES = (
     "connector.client.created", "connector.client.status_changed", "connector.client.deleted",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import redis
 
-from thingbridge.events import body
-from thingbridge.publishers.base import TIMEOUT, Publisher
+from thingbridge.outbox.events import body
+from thingbridge.outbox.publishers.base import TIMEOUT, Publisher
 
 DEFAULT_STREAM = "thingbridge:events"
 

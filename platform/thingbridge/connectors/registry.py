@@ -9,7 +9,7 @@ import requests
 from flask import current_app
 
 from thingbridge.config import provider_setting
-from thingbridge.contract import Connector, load_connectors
+from thingbridge.connectors.contract import Connector, load_connectors
 from thingbridge.db import db, is_postgres
 from thingbridge.errors import ApiError
 from thingbridge.models import ConnectorDescription

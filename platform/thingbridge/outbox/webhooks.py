@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from flask import current_app
 from peewee import IntegrityError, fn
 
-from thingbridge import events
 from thingbridge.db import db, locking, utcnow
 from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from thingbridge.outbox import events
 
 MAX_BACKOFF = 3600.0
 D = WebhookDelivery

@@ -22,10 +22,10 @@ import uuid
 from flask import current_app
 from peewee import JOIN, fn
 
-from thingbridge import events, publishers
 from thingbridge.db import utcnow
 from thingbridge.models import Event, EventCounter, PublisherCursor
-from thingbridge.queue import enqueue
+from thingbridge.outbox import events, publishers
+from thingbridge.tasks import enqueue
 
 log = logging.getLogger(__name__)
 C = PublisherCursor

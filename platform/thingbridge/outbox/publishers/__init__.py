@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from thingbridge.publishers.base import Publisher, redact
+from thingbridge.outbox.publishers.base import Publisher, redact
 
 SCHEMES = {
     "amqp": "amqp", "amqps": "amqp",
@@ -49,12 +49,12 @@ def build(url: str) -> Publisher:
     # Imported on use: a process without that kind of broker never loads its client library.
     kind = SCHEMES[urlsplit(url).scheme]
     if kind == "amqp":
-        from thingbridge.publishers.amqp import AmqpPublisher
+        from thingbridge.outbox.publishers.amqp import AmqpPublisher
         return AmqpPublisher(url)
     if kind == "redis":
-        from thingbridge.publishers.redis_streams import RedisStreamPublisher
+        from thingbridge.outbox.publishers.redis_streams import RedisStreamPublisher
         return RedisStreamPublisher(url)
-    from thingbridge.publishers.mqtt import MqttPublisher
+    from thingbridge.outbox.publishers.mqtt import MqttPublisher
     return MqttPublisher(url)
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from thingbridge.contract import ActionParameterSpec, ActionSpec, ComponentSpec, PropertySpec
+from thingbridge.connectors.contract import (
+    ActionParameterSpec,
+    ActionSpec,
+    ComponentSpec,
+    PropertySpec,
+)
 from thingbridge.models import Action, Component, Property, Thing
 
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -14,8 +14,8 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
-from thingbridge.events import body
-from thingbridge.publishers.base import TIMEOUT, Publisher
+from thingbridge.outbox.events import body
+from thingbridge.outbox.publishers.base import TIMEOUT, Publisher
 
 
 class MqttPublisher(Publisher):

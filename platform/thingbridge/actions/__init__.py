@@ -1,0 +1,1 @@
+"""Action requests (PENDING until a terminal state) and the signatures on their deliveries."""

@@ -1,0 +1,1 @@
+"""HTTP helpers shared by provider clients and deliveries to app-chosen URLs."""
