@@ -71,3 +71,16 @@ LAMP = {
                                                     "required": True}]}],
     }],
 }
+
+
+def sync_things(client, specs) -> list:
+    """What a poll writes after its fetch, without the status: plan against what is stored,
+    apply and emit in one transaction; returns the events emitted."""
+    from thingbridge.db import db
+    from thingbridge.outbox import events
+    from thingbridge.things import sync
+
+    with db.atomic():
+        said = sync.apply(client, sync.plan(sync.read_stored(client.id), specs))
+        events.emit_many(client.app_id, said)
+    return said

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import requests
 
-from thingbridge.connectors.contract import ActionError, ConfigError, TransientError
+from thingbridge.connectors.contract import ActionError, ConfigError, TokenRejected, TransientError
 from thingbridge.http.retry_after import parse_retry_after
 
 TOKEN_CODES = {2, 3}
@@ -34,9 +34,7 @@ def call(session: requests.Session, method: str, url: str, token: str, timeout: 
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     code, message = error.get("code"), error.get("message", "")
     if code in TOKEN_CODES:
-        exc = TransientError(f"access token rejected: {message}", retry_after=0)
-        exc.token_invalid = True  # the host refreshes once and retries
-        raise exc
+        raise TokenRejected(f"access token rejected: {message}")
     if code == USAGE_LIMIT or resp.status_code == 429:
         raise TransientError(f"Netatmo usage limit reached: {message}",
                              retry_after=_retry_after(resp))

@@ -1,12 +1,11 @@
 """Which changes emit which events: connector clients (real worker), polls, actions."""
 
 import requests
-from helpers import LAMP, OWM_KEY, wait_until
+from helpers import LAMP, OWM_KEY, sync_things, wait_until
 
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, ConnectorInstance
-from thingbridge.things.sync import sync_things
 from thingbridge_workers.polling import dispatch
 
 CLIENTS = "/api/v1/connectors/clients"

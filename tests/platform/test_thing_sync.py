@@ -1,7 +1,8 @@
-"""The poll's write path (thing_sync + poll_sql) on both databases it runs on: PostgreSQL (arrays,
+"""The poll's write path (things.sync + poll_sql) on both databases it runs on: PostgreSQL (arrays,
 one statement) and SQLite, the embedded default (per-row statements)."""
 
 import pytest
+from helpers import sync_things
 
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
 from thingbridge.db import db, open_database, utcnow
@@ -14,8 +15,7 @@ from thingbridge.models import (
     Thing,
 )
 from thingbridge.outbox import events
-from thingbridge.things import poll_sql
-from thingbridge.things.sync import SyncResult, _Current, sync_things
+from thingbridge.things import poll_sql, sync
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -84,12 +84,16 @@ def test_load_client_decrypts_and_mark_polled_only_matches_its_status(database):
     assert (row.failure_count, row.last_success_at, row.next_poll_at) == (0, now, now)
 
 
+def _types(said) -> list[str]:
+    return [e.type for e in said]
+
+
 def test_only_what_changed_is_written_and_told(database):
     client = _client()
-    assert sync_things(client, [_spec()]).created
-    assert sync_things(client, [_spec()]).events == []  # steady: nothing written, no event
-    result = sync_things(client, [_spec(temp="21.0")])
-    assert result.changed_properties == 1 and not result.updated
+    assert _types(sync_things(client, [_spec()])) == ["thing.created"]
+    assert sync.plan(sync.read_stored(client.id), [_spec()]).empty  # steady: nothing to write
+    assert sync_things(client, [_spec()]) == []
+    assert _types(sync_things(client, [_spec(temp="21.0")])) == ["thing.property_changed"]
     assert _values(client) == {"temperature": "21.0", "humidity": "50"}
     sync_things(client, [_spec(temp="21.0", name="Garden", wind=True)])  # structural
     sync_things(client, [_spec(temp="21.5", name="Garden")])  # wind goes, value changes
@@ -108,36 +112,32 @@ def test_only_what_changed_is_written_and_told(database):
 def test_a_value_changed_since_the_read_is_reread_not_overwritten_blindly(database):
     client = _client()
     sync_things(client, [_spec()])
-    current = _Current(poll_sql.read_things(client.id))
-    plans = current.plan([_spec(temp="22.0", humidity="55")])
+    plan = sync.plan(sync.read_stored(client.id), [_spec(temp="22.0", humidity="55")])
+    assert not plan.structural and len(plan.values) == 2
     # Someone (the API, another poll) writes both values after our read:
     # temperature to something else, humidity to exactly our new reading.
     Property.update(value="30.0").where(Property.property_id == "temperature").execute()
     Property.update(value="55").where(Property.property_id == "humidity").execute()
-    result = SyncResult("alice")
     with db.atomic():
-        current.write_values([c for p in plans for c in p.values], result)
+        said = sync.apply(client, plan)
     assert [(e.data["propertyId"], e.data["oldValue"], e.data["newValue"])
-            for e in result.events] == [("temperature", "30.0", "22.0")]
+            for e in said] == [("temperature", "30.0", "22.0")]
     assert _values(client) == {"temperature": "22.0", "humidity": "55"}
 
 
-def test_finish_commits_with_the_changes_or_not_at_all(database):
+def test_apply_commits_only_with_its_caller(database):
+    """apply writes inside the caller's transaction and commits nothing itself: the poll's
+    status, things and events commit together or not at all."""
     client = _client()
     sync_things(client, [_spec()])
-    calls = []
-
-    def fail():
-        calls.append("finish")
+    plan = sync.plan(sync.read_stored(client.id), [_spec(temp="25.0", name="Garden")])
+    with pytest.raises(RuntimeError), db.atomic():
+        said = sync.apply(client, plan)
+        events.emit_many(client.app_id, said)
         raise RuntimeError("recording the poll failed")
-
-    with pytest.raises(RuntimeError):
-        sync_things(client, [_spec(temp="25.0")], finish=fail)
-    assert calls == ["finish"]
-    assert _values(client)["temperature"] == "20.5"  # rolled back with it
+    assert _values(client)["temperature"] == "20.5"
+    assert Thing.get(Thing.connector_client == client).name == "Station"
     assert [t for t, _ in _feed(client)] == ["thing.created"]
-    sync_things(client, [_spec()], finish=lambda: calls.append("steady"))
-    assert calls == ["finish", "steady"]  # called even when nothing was written
 
 
 def test_event_data_is_stored_as_the_text_it_was_given(database):

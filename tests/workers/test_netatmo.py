@@ -148,6 +148,26 @@ def test_set_room_therm_point_reaches_the_provider(api, netatmo_sim, start_worke
     assert failed.status == "FAILED" and "temp is required" in failed.error
 
 
+def test_action_with_a_rejected_unexpired_token_refreshes_once(api, netatmo_sim, start_worker):
+    """The provider refuses an access token the host still thinks valid (revoked early, clock
+    skew): the action refreshes once and goes through, as a poll does."""
+    start_worker()
+    client_id = consent(api)["client_id"]
+    before = wait_status(client_id, "STARTED").tokens
+    requests.post(f"{netatmo_sim}/_sim/expire_tokens", timeout=5)  # our expiry says fresh
+    room = Thing.get(Thing.display_type == "THERMOSTAT")
+    resp = api.post(f"/api/v1/things/{room.id}/components/thermostat/actions/setRoomThermPoint",
+                    json={"mode": "max"})
+    assert resp.status_code == 201, resp.json
+    request = wait_until(lambda: ActionRequest.get_by_id(resp.json["id"]).status != "PENDING"
+                         and ActionRequest.get_by_id(resp.json["id"]), message="action done")
+    assert request.status == "COMPLETED", request.error
+    stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+    assert stats["refreshes"] == 1
+    assert stats["setroomthermpoint_calls"][-1]["mode"] == "max"
+    assert client_row(client_id).tokens["access_token"] != before["access_token"]
+
+
 def test_connector_action_endpoint_verifies_signatures(api, netatmo_sim, start_worker):
     """POST /api/v1/connectors/actions/<token>: signed deliveries are performed, others not."""
     import json

@@ -6,9 +6,8 @@ import datetime
 
 from flask import current_app
 
-from thingbridge.connectors import oauth
-from thingbridge.connectors.contract import ClientContext
 from thingbridge.connectors.lifecycle import schedule_first_poll
+from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, utcnow
 from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
@@ -65,11 +64,7 @@ def perform_connector_action(thing: Thing, component_id: str, action_id: str,
     client = ConnectorClient.get_by_id(thing.connector_client_id)
     mapping = ThingMapping.get(ThingMapping.thing == thing)
     connector = build_connector(client.type_id)
-    instance_config = client.instance.configuration
-    token = None
-    if connector.auth_kind == "oauth2":
-        token = oauth.access_token(client.id, connector, instance_config)
-    ctx = ClientContext(instance_config, client.configuration or {}, token)
-    connector.perform_action(ctx, mapping.connector_thing_id, component_id, action_id, parameters)
+    call_plugin(connector, client, lambda ctx: connector.perform_action(
+        ctx, mapping.connector_thing_id, component_id, action_id, parameters))
     # Read the device back now rather than at the next scheduled poll.
     schedule_first_poll(client)

@@ -40,6 +40,15 @@ class TransientError(ConnectorError):
         self.retry_after = retry_after
 
 
+class TokenRejected(TransientError):
+    """The provider refused an access token the host thought valid (revoked early, clock skew).
+    The host refreshes it once and calls again; a second refusal backs off like any transient
+    error."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, retry_after=0)
+
+
 class ReauthRequired(ConnectorError):
     """The grant is gone (invalid_grant, revoked): the client goes to ERROR until re-consent."""
 

@@ -1,13 +1,26 @@
-"""Connector client lifecycle shared by the API, the OAuth callback and the workers."""
+"""A connector client's life: created, scheduled, polled (or failing), its status moved with an
+event, deleted with its things. Shared by the API, the OAuth callback and the workers.
+
+Lock order everywhere a transaction takes several of these rows: the client row first, then its
+things, then the app's event counter (``events.emit_many``, always last).
+"""
 
 from __future__ import annotations
 
+import datetime
+
+from thingbridge import backoff
+from thingbridge.connectors.registry import poll_interval
 from thingbridge.db import db, locking, utcnow
 from thingbridge.models import ConnectorClient, Thing
 from thingbridge.outbox import events
+from thingbridge.outbox.events import Pending
 from thingbridge.tasks import enqueue
+from thingbridge.things import poll_sql
 
 POLL_TASK = "thingbridge.poll_client"
+# A transient failure waits this long, doubling per failure in a row, up to the cap.
+RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
 
 
 def client_data(client: ConnectorClient, **extra) -> dict:
@@ -28,30 +41,80 @@ def schedule_first_poll(client: ConnectorClient) -> None:
     enqueue(POLL_TASK, client.id)
 
 
+def load(client_id: str) -> ConnectorClient | None:
+    """The client with its instance, configurations decrypted; None if it was deleted."""
+    return poll_sql.load_client(client_id)
+
+
+def transition(client: ConnectorClient, status: str, reason: str | None = None,
+               **fields) -> list[Pending] | None:
+    """Inside the caller's transaction: lock the client row and set status, reason and
+    ``fields``; returns the status_changed event to emit if the status really changed ([] if it
+    was already ``status``), or None if the client is gone."""
+    row = locking(ConnectorClient.select(ConnectorClient.status).where(
+        ConnectorClient.id == client.id)).first()
+    if row is None:
+        return None
+    ConnectorClient.update(status=status, status_reason=reason, updated_at=utcnow(),
+                           **fields).where(ConnectorClient.id == client.id).execute()
+    if row.status == status:
+        return []
+    return [Pending("connector.client.status_changed", client.external_subject_id,
+                    client_data(client, old_status=row.status, status=status,
+                                status_reason=reason))]
+
+
 def set_status(client: ConnectorClient, status: str, reason: str | None = None,
                **fields) -> bool:
-    """Set status, reason and ``fields``; a real change of status also emits
-    ``connector.client.status_changed``. True if the status changed."""
-    now = utcnow()
+    """Set status, reason and ``fields`` in a transaction of its own, with the
+    ``connector.client.status_changed`` event if the status changed. True if it changed."""
+    # The common case (a client already in that status) is one UPDATE and no transaction.
     same = (ConnectorClient.id == client.id) & (ConnectorClient.status == status)
-    # The common case (a poll of a STARTED client) is one UPDATE and no event.
-    if ConnectorClient.update(status_reason=reason, updated_at=now, **fields).where(
+    if ConnectorClient.update(status_reason=reason, updated_at=utcnow(), **fields).where(
             same).execute():
         return False
     with db.atomic():
-        row = locking(ConnectorClient.select(ConnectorClient.status).where(
-            ConnectorClient.id == client.id)).first()
-        if row is None:
-            return False  # deleted meanwhile
-        ConnectorClient.update(status=status, status_reason=reason, updated_at=now,
-                               **fields).where(ConnectorClient.id == client.id).execute()
-        if row.status == status:
-            return False  # a concurrent writer made the same change first
-        events.emit(client.app_id, "connector.client.status_changed",
-                    client.external_subject_id,
-                    client_data(client, old_status=row.status, status=status,
-                                status_reason=reason))
-    return True
+        said = transition(client, status, reason, **fields)
+        events.emit_many(client.app_id, said or [])
+    return bool(said)
+
+
+def _next_poll(client: ConnectorClient) -> dict:
+    now = utcnow()
+    return dict(now=now, next_poll_at=now + backoff.jittered(poll_interval(client.type_id)))
+
+
+def mark_polled(client: ConnectorClient) -> bool:
+    """A successful poll of a STARTED client: one UPDATE, nothing to emit. False if the client
+    is not STARTED (any more), and ``record_success`` must move it."""
+    return poll_sql.mark_polled(client.id, "STARTED", **_next_poll(client))
+
+
+def record_success(client: ConnectorClient) -> list[Pending] | None:
+    """Inside the poll's transaction, before its things are written (this locks the client
+    row): record the success, STARTED from any status. Returns the events to emit, or None if
+    the client is gone."""
+    if mark_polled(client):
+        return []
+    scheduled = _next_poll(client)
+    return transition(client, "STARTED", None, last_success_at=scheduled["now"],
+                      failure_count=0, next_poll_at=scheduled["next_poll_at"])
+
+
+def record_transient_failure(client: ConnectorClient, reason: str,
+                             retry_after: float | None) -> None:
+    """Keep the status, note the reason and poll again after a backoff."""
+    failures = client.failure_count + 1
+    wait = backoff.delay(failures, RETRY_BASE, MAX_BACKOFF, retry_after)
+    ConnectorClient.update(failure_count=failures, status_reason=reason, updated_at=utcnow(),
+                           next_poll_at=utcnow() + datetime.timedelta(seconds=wait)).where(
+        ConnectorClient.id == client.id).execute()
+
+
+def postpone(client: ConnectorClient, until) -> None:
+    """Not polled before ``until`` (the provider budget is spent), with no failure counted."""
+    ConnectorClient.update(next_poll_at=until + backoff.jittered(5, 0.2)).where(
+        ConnectorClient.id == client.id).execute()
 
 
 def delete_client(client: ConnectorClient) -> None:
@@ -62,7 +125,8 @@ def delete_client(client: ConnectorClient) -> None:
         Thing.delete().where(Thing.connector_client == client).execute()
         client.delete_instance(recursive=False)
         events.emit_many(client.app_id, [
-            *(events.Pending("thing.deleted", client.external_subject_id, {"thingId": tid})
+            *(Pending("thing.deleted", client.external_subject_id, {"thingId": tid})
               for tid in thing_ids),
-            events.Pending("connector.client.deleted", client.external_subject_id,
-                           client_data(client))])
+            Pending("connector.client.deleted", client.external_subject_id,
+                    client_data(client))])
+

@@ -9,12 +9,13 @@ change's caller saw succeed.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
+from functools import cache
 from typing import NamedTuple
 
 from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.models import Event, EventCounter
-from thingbridge.things import poll_sql
 from thingbridge.things.service import ISO
 
 EVENT_TYPES = (
@@ -37,7 +38,7 @@ def emit(app_id: str, type_: str, subject: str | None, data: dict) -> None:
 
 
 def emit_many(app_id: str, events: list[Pending]) -> None:
-    """Append events for one app. Call it late in the transaction: from here to commit the
+    """Append events for one app. Call it last in the transaction: from here to commit the
     app's counter row is locked, which is what keeps per-app ids in commit order."""
     if not events:
         return
@@ -47,7 +48,7 @@ def emit_many(app_id: str, events: list[Pending]) -> None:
     with contextlib.nullcontext() if db.in_transaction() else db.atomic():
         now = utcnow()
         if is_postgres():
-            poll_sql.append_events(app_id, events, now)
+            _append(app_id, events, now)
             return
         last = _reserve(app_id, len(events))
         first = last - len(events) + 1
@@ -56,8 +57,32 @@ def emit_many(app_id: str, events: list[Pending]) -> None:
                  data=e.data, created_at=now) for i, e in enumerate(events)]).execute()
 
 
+@cache
+def _append_sql() -> str:
+    counter, event = EventCounter._meta.table_name, Event._meta.table_name
+    return (
+        f"WITH counter AS (INSERT INTO {counter} (app_id, last_seq, created_at)"
+        " VALUES (%s, %s, %s) ON CONFLICT (app_id)"
+        f" DO UPDATE SET last_seq = {counter}.last_seq + EXCLUDED.last_seq RETURNING last_seq)"
+        f" INSERT INTO {event} (app_id, seq, type, external_subject_id, data, created_at)"
+        " SELECT %s, counter.last_seq - %s + e.n, e.item->>0, e.item->>1, e.item->>2, %s"
+        " FROM counter, json_array_elements(%s::json) WITH ORDINALITY AS e(item, n)")
+
+
+def _append(app_id: str, events: list[Pending], now: datetime.datetime) -> None:
+    """PostgreSQL: reserve the ids and insert every event in one statement, the counter row
+    taken first and held to commit. The rows travel as one JSON text parameter (psycopg adapts
+    a list element by element, which cost more than the statement), each event's data as its
+    own JSON text, what ``JSONField`` stores: as a nested object PostgreSQL would parse it and
+    refuse a NUL character or a lone surrogate."""
+    count = len(events)
+    items = json.dumps([[e.type, e.subject, json.dumps(e.data, separators=(",", ":"))]
+                        for e in events], separators=(",", ":"))
+    db.execute_sql(_append_sql(), (app_id, count, now, app_id, count, now, items))
+
+
 def _reserve(app_id: str, count: int) -> int:
-    """Take ``count`` sequence numbers for the app; returns the last one taken."""
+    """SQLite: take ``count`` sequence numbers for the app; returns the last one taken."""
     query = (EventCounter.insert(app=app_id, last_seq=count)
              .on_conflict(conflict_target=[EventCounter.app],
                           update={EventCounter.last_seq: EventCounter.last_seq + count})

@@ -1,11 +1,9 @@
-"""The statements every poll runs, written out as constant SQL.
+"""The statements every poll runs, built once per dialect and then reused as constant text.
 
-Building them with peewee's query builder cost more worker CPU than running them (loading a
-client took ~0.45 ms, reading a station's things ~1.4 ms; the raw statements ~0.05 and ~0.1 ms),
-and constant text lets psycopg prepare each statement once per connection. Only these hot
-statements live here; everything else stays in peewee. Statements are written for PostgreSQL
-(``%s``); SQLite, the embedded default, gets the same text with ``?`` placeholders, and a plain
-per-row path where PostgreSQL takes arrays.
+Building a statement with peewee's query builder cost more worker CPU than running it, and
+constant text lets psycopg prepare each statement once per connection. So each statement is
+built from the models (peewee where it can express it, the models' table and column names where
+it cannot) on first use and kept. Only the poll's hot statements live here.
 """
 
 from __future__ import annotations
@@ -15,26 +13,48 @@ import json
 from functools import cache
 from typing import NamedTuple
 
+from peewee import JOIN, Value
+
 from thingbridge.db import db, is_postgres
-from thingbridge.models import ConnectorClient, ConnectorInstance
+from thingbridge.models import (
+    Component,
+    ConnectorClient,
+    ConnectorInstance,
+    Property,
+    Thing,
+    ThingMapping,
+)
 
 
-@cache
-def _dialect(sql: str, postgres: bool) -> str:
-    return sql if postgres else sql.replace("%s", "?")
+def _param(name: str) -> Value:
+    """A named placeholder while a statement is built; its value is given when it runs."""
+    return Value(name, converter=False)
 
 
-def _run(sql: str, params: tuple | list = ()):
-    return db.execute_sql(_dialect(sql, is_postgres()), params)
+class Statement(NamedTuple):
+    sql: str
+    names: tuple[str, ...]  # the placeholders' names, in the order the text takes them
 
+    @classmethod
+    def build(cls, query) -> Statement:
+        """The query's text, built once by peewee for this database."""
+        sql, names = query.sql()
+        return cls(sql, tuple(names))
+
+    def run(self, **values):
+        return db.execute_sql(self.sql, [values[name] for name in self.names])
+
+
+# --- loading the client ----------------------------------------------------------------------
 
 _CLIENT_FIELDS = ConnectorClient._meta.sorted_fields
 _INSTANCE_FIELDS = ConnectorInstance._meta.sorted_fields
-_LOAD_CLIENT = (
-    "SELECT " + ", ".join([f"c.{f.column_name}" for f in _CLIENT_FIELDS]
-                          + [f"i.{f.column_name}" for f in _INSTANCE_FIELDS])
-    + " FROM connector_client c JOIN connector_instance i ON i.id = c.instance_id"
-    " WHERE c.id = %s")
+
+
+@cache
+def _load_client(postgres: bool) -> Statement:
+    return Statement.build(ConnectorClient.select(*_CLIENT_FIELDS, *_INSTANCE_FIELDS)
+                           .join(ConnectorInstance).where(ConnectorClient.id == _param("id")))
 
 
 def _model(model, fields, values):
@@ -45,13 +65,32 @@ def _model(model, fields, values):
 
 def load_client(client_id: str) -> ConnectorClient | None:
     """The client with its instance (configurations decrypted), or None if it is gone."""
-    row = _run(_LOAD_CLIENT, (client_id,)).fetchone()
+    row = _load_client(is_postgres()).run(id=client_id).fetchone()
     if row is None:
         return None
     split = len(_CLIENT_FIELDS)
     client = _model(ConnectorClient, _CLIENT_FIELDS, row[:split])
     client.instance = _model(ConnectorInstance, _INSTANCE_FIELDS, row[split:])
     return client
+
+
+@cache
+def _mark_polled(postgres: bool) -> Statement:
+    fields = ("status_reason", "updated_at", "last_success_at", "failure_count", "next_poll_at")
+    return Statement.build(
+        ConnectorClient.update({getattr(ConnectorClient, f): _param(f) for f in fields})
+        .where((ConnectorClient.id == _param("id")) & (ConnectorClient.status == _param("status"))))
+
+
+def mark_polled(client_id: str, status: str, now: datetime.datetime,
+                next_poll_at: datetime.datetime) -> bool:
+    """Record a successful poll of a client already in ``status``; False if it is not."""
+    return _mark_polled(is_postgres()).run(
+        status_reason=None, updated_at=now, last_success_at=now, failure_count=0,
+        next_poll_at=next_poll_at, id=client_id, status=status).rowcount == 1
+
+
+# --- the client's things -----------------------------------------------------------------------
 
 
 class StoredProperty(NamedTuple):
@@ -72,31 +111,43 @@ class StoredProperty(NamedTuple):
     value: str | None
 
 
-# One join keyed by the client: the planner walks the mapping index and nested-loops into the
-# per-thing and per-component indexes (an IN list of ids made it hash-join whole tables).
-_READ_THINGS = (
-    "SELECT m.connector_thing_id, t.id, t.name, t.manufacturer, t.display_type,"
-    " t.main_component_id, t.status, t.attributes, c.id, c.component_id, p.id, p.property_id,"
-    " p.value FROM thing_mapping m JOIN thing t ON t.id = m.thing_id"
-    " LEFT JOIN component c ON c.thing_id = t.id"
-    " LEFT JOIN property p ON p.component_id = c.id WHERE m.client_id = %s")
+@cache
+def _read_things(postgres: bool) -> Statement:
+    # Keyed by the client: the planner walks the mapping index and nested-loops into the
+    # per-thing and per-component indexes (an IN list of ids made it hash-join whole tables).
+    return Statement.build(ThingMapping.select(
+        ThingMapping.connector_thing_id, Thing.id, Thing.name, Thing.manufacturer,
+        Thing.display_type, Thing.main_component_id, Thing.status, Thing.attributes,
+        Component.id, Component.component_id, Property.id, Property.property_id, Property.value)
+        .join(Thing).join(Component, JOIN.LEFT_OUTER, on=(Component.thing == Thing.id))
+        .join(Property, JOIN.LEFT_OUTER, on=(Property.component == Component.id))
+        .where(ThingMapping.client == _param("client")))
 
 
 def read_things(client_id: str) -> list[StoredProperty]:
-    return [StoredProperty(*row) for row in _run(_READ_THINGS, (client_id,)).fetchall()]
+    return [StoredProperty(*row)
+            for row in _read_things(is_postgres()).run(client=client_id).fetchall()]
 
 
-# Rows travel as one JSON text parameter: psycopg adapts a Python list element by element,
-# which cost more than the statement itself at a station's ~45 changed values. The id list
-# beside it is what the planner sizes the scan by: joined only to the JSON rows (which it
-# guesses at 100), it seq-scanned the whole property table whenever statistics were stale,
-# as on a fresh database (3.5 ms instead of 0.3 ms at 1,000 clients).
-_SWAP_VALUES_PG = (
-    "UPDATE property AS p SET value = v.item->>2, last_update = %s"
-    " FROM json_array_elements(%s::json) AS v(item)"
-    " WHERE p.id = ANY(%s::integer[]) AND p.id = (v.item->>0)::integer"
-    " AND p.value = v.item->>1 RETURNING p.id")
-_SWAP_VALUE = "UPDATE property SET value = %s, last_update = %s WHERE id = %s AND value = %s"
+# --- swapping values -----------------------------------------------------------------------
+
+
+@cache
+def _swap_values(postgres: bool) -> Statement:
+    if not postgres:
+        return Statement.build(
+            Property.update({Property.value: _param("new"), Property.last_update: _param("now")})
+            .where((Property.id == _param("pk")) & (Property.value == _param("old"))))
+    # The id array beside the JSON rows is what the planner sizes the scan by: joined only to
+    # the JSON rows (which it guesses at 100) it seq-scanned the whole property table whenever
+    # statistics were stale, as on a fresh database.
+    table, pk, value, updated = (Property._meta.table_name, Property.id.column_name,
+                                 Property.value.column_name, Property.last_update.column_name)
+    return Statement(
+        f"UPDATE {table} AS p SET {value} = v.item->>2, {updated} = %s"
+        " FROM json_array_elements(%s::json) AS v(item)"
+        f" WHERE p.{pk} = ANY(%s::integer[]) AND p.{pk} = (v.item->>0)::integer"
+        f" AND p.{value} = v.item->>1 RETURNING p.{pk}", ("now", "rows", "ids"))
 
 
 def swap_values(changes: list[tuple[int, str, str]], now: datetime.datetime) -> set[int]:
@@ -104,41 +155,12 @@ def swap_values(changes: list[tuple[int, str, str]], now: datetime.datetime) -> 
     set. A pk left out was changed by someone else since it was read."""
     if not changes:
         return set()
+    statement = _swap_values(is_postgres())
     if is_postgres():
+        # One JSON text parameter: psycopg adapts a Python list element by element, which cost
+        # more than the statement itself at a station's ~45 changed values.
         ids = "{" + ",".join(str(pk) for pk, _, _ in changes) + "}"
-        rows = _run(_SWAP_VALUES_PG, (now, json.dumps(changes), ids)).fetchall()
+        rows = statement.run(now=now, rows=json.dumps(changes), ids=ids).fetchall()
         return {row[0] for row in rows}
     return {pk for pk, old, new in changes
-            if _run(_SWAP_VALUE, (new, now, pk, old)).rowcount == 1}
-
-
-# The counter row is taken first and stays locked until commit: that orders the app's commits,
-# so readers following ``seq`` never skip an event committed late (see thingbridge.events).
-_APPEND_EVENTS_PG = (
-    "WITH counter AS (INSERT INTO event_counter (app_id, last_seq, created_at)"
-    " VALUES (%s, %s, %s) ON CONFLICT (app_id)"
-    " DO UPDATE SET last_seq = event_counter.last_seq + EXCLUDED.last_seq RETURNING last_seq)"
-    " INSERT INTO event (app_id, seq, type, external_subject_id, data, created_at)"
-    " SELECT %s, counter.last_seq - %s + e.n, e.item->>0, e.item->>1, e.item->>2, %s"
-    " FROM counter, json_array_elements(%s::json) WITH ORDINALITY AS e(item, n)")
-
-
-def append_events(app_id: str, events: list, now: datetime.datetime) -> None:
-    """PostgreSQL: reserve ids and insert ``events`` (type, subject, data) in one statement.
-    Each data object travels as its own JSON text (what ``JSONField`` would store): as a
-    nested object, PostgreSQL would parse it and refuse ``\\u0000`` or a lone surrogate."""
-    count = len(events)
-    items = json.dumps([[e[0], e[1], json.dumps(e[2], separators=(",", ":"))]
-                        for e in events], separators=(",", ":"))
-    _run(_APPEND_EVENTS_PG, (app_id, count, now, app_id, count, now, items))
-
-
-_POLLED = ("UPDATE connector_client SET status_reason = NULL, updated_at = %s,"
-           " last_success_at = %s, failure_count = 0, next_poll_at = %s"
-           " WHERE id = %s AND status = %s")
-
-
-def mark_polled(client_id: str, status: str, now: datetime.datetime,
-                next_poll_at: datetime.datetime) -> bool:
-    """Record a successful poll of a client already in ``status``; False if it is not."""
-    return _run(_POLLED, (now, now, next_poll_at, client_id, status)).rowcount == 1
+            if statement.run(new=new, now=now, pk=pk, old=old).rowcount == 1}
