@@ -9,6 +9,7 @@ import logging
 import requests
 from flask import current_app
 
+from thingbridge import backoff
 from thingbridge.actions import signing
 from thingbridge.actions.service import DELIVER_TASK, finish, perform_connector_action, request_body
 from thingbridge.connectors.contract import ConnectorError, TransientError
@@ -17,7 +18,7 @@ from thingbridge.models import ActionRequest, App
 from thingbridge.tasks import enqueue
 
 log = logging.getLogger(__name__)
-MAX_RETRY_DELAY = 30.0
+RETRY_BASE, MAX_RETRY_DELAY = 1.0, 30.0
 
 
 def deliver(request_id: str) -> str:
@@ -83,7 +84,7 @@ def _reason(resp: requests.Response) -> str:
 def _retry(request: ActionRequest, reason: str) -> str:
     attempts = request.attempts + 1
     remaining = (request.deadline - utcnow()).total_seconds()
-    delay = min(MAX_RETRY_DELAY, 0.5 * 2 ** attempts, max(remaining, 0.0))
+    delay = min(backoff.delay(attempts, RETRY_BASE, MAX_RETRY_DELAY), max(remaining, 0.0))
     ActionRequest.update(attempts=attempts, error=reason, updated_at=utcnow()).where(
         ActionRequest.id == request.id).execute()
     log.info("action %s attempt %d: %s; retry in %.1fs", request.id, attempts, reason, delay)

@@ -15,55 +15,57 @@ from __future__ import annotations
 
 import datetime
 import logging
-import random
 import time
-import uuid
 
 from flask import current_app
 from peewee import JOIN, fn
 
+from thingbridge import backoff
 from thingbridge.db import utcnow
+from thingbridge.lease import Lease
 from thingbridge.models import Event, EventCounter, PublisherCursor
 from thingbridge.outbox import events, publishers
 from thingbridge.tasks import enqueue
 
 log = logging.getLogger(__name__)
-C = PublisherCursor
 PUBLISH_TASK = "thingbridge.publish_events"
 BATCH = 100
 TIME_SLICE = 20.0  # seconds a task publishes before handing the rest to a new task
 RETRY_BASE, MAX_BACKOFF = 0.5, 60.0
 
 
-def _lease() -> datetime.timedelta:
-    return datetime.timedelta(seconds=current_app.config.get("PUBLISHER_LEASE", 60))
+def _lease() -> Lease:
+    return Lease(PublisherCursor, current_app.config["PUBLISHER_LEASE"])
+
+
+def _pair(name: str, app_id: str):
+    return (PublisherCursor.publisher == name) & (PublisherCursor.app == app_id)
 
 
 def _held(name: str, app_id: str, token: str):
-    return (C.publisher == name) & (C.app == app_id) & (C.lease_token == token)
+    return _pair(name, app_id) & _lease().held(token)
 
 
 # --- finding and leasing work --------------------------------------------------------------
 
 def due_apps(name: str, now: datetime.datetime, limit: int = 500) -> list[str]:
     """Apps with events past ``name``'s cursor (or no cursor yet) that are free and due."""
+    cursor = PublisherCursor
     query = (EventCounter.select(EventCounter.app)
-             .join(C, JOIN.LEFT_OUTER, on=((C.app == EventCounter.app) & (C.publisher == name)))
-             .where((EventCounter.last_seq > fn.COALESCE(C.last_seq, 0))
-                    & (C.id.is_null() | ((C.next_attempt_at <= now)
-                                         & (C.leased_until.is_null() | (C.leased_until <= now)))))
+             .join(cursor, JOIN.LEFT_OUTER,
+                   on=((cursor.app == EventCounter.app) & (cursor.publisher == name)))
+             .where((EventCounter.last_seq > fn.COALESCE(cursor.last_seq, 0))
+                    & (cursor.id.is_null()
+                       | ((cursor.next_attempt_at <= now) & _lease().free(now))))
              .limit(limit).tuples())
     return [row[0] for row in query]
 
 
 def claim(name: str, app_id: str, now: datetime.datetime) -> str | None:
     """Lease (publisher, app); the token, or None if someone holds it or it is not due."""
-    C.insert(publisher=name, app=app_id, next_attempt_at=now).on_conflict_ignore().execute()
-    token = str(uuid.uuid4())
-    taken = C.update(lease_token=token, leased_until=now + _lease()).where(
-        (C.publisher == name) & (C.app == app_id) & (C.next_attempt_at <= now)
-        & (C.leased_until.is_null() | (C.leased_until <= now))).execute()
-    return token if taken else None
+    PublisherCursor.insert(publisher=name, app=app_id,
+                           next_attempt_at=now).on_conflict_ignore().execute()
+    return _lease().take(_pair(name, app_id) & (PublisherCursor.next_attempt_at <= now), now)
 
 
 def claim_due(limit: int | None = None) -> list[tuple[str, str, str]]:
@@ -89,7 +91,8 @@ def dispatch() -> int:
 
 def next_batch(name: str, app_id: str, token: str, limit: int = BATCH) -> list[Event] | None:
     """The events after the cursor, oldest first; None once the lease is someone else's."""
-    cursor = C.select(C.last_seq).where(_held(name, app_id, token)).first()
+    cursor = PublisherCursor.select(PublisherCursor.last_seq).where(
+        _held(name, app_id, token)).first()
     if cursor is None:
         return None
     return events.read_after(app_id, cursor.last_seq, limit)
@@ -97,25 +100,26 @@ def next_batch(name: str, app_id: str, token: str, limit: int = BATCH) -> list[E
 
 def advance(name: str, app_id: str, token: str, seq: int) -> bool:
     """Move the cursor to ``seq`` (confirmed by the broker) and renew the lease."""
-    return bool(C.update(last_seq=seq, failures=0, last_error=None,
-                         leased_until=utcnow() + _lease())
-                .where(_held(name, app_id, token) & (C.last_seq < seq)).execute())
+    return bool(PublisherCursor.update(last_seq=seq, failures=0, last_error=None,
+                                       **_lease().renewal())
+                .where(_held(name, app_id, token) & (PublisherCursor.last_seq < seq)).execute())
 
 
 def fail(name: str, app_id: str, token: str, error: str) -> None:
     """Keep the cursor, note the error, back off, and give the lease back."""
-    cursor = C.select(C.failures).where(_held(name, app_id, token)).first()
+    cursor = PublisherCursor.select(PublisherCursor.failures).where(
+        _held(name, app_id, token)).first()
     if cursor is None:
         return
     failures = cursor.failures + 1
-    delay = min(MAX_BACKOFF, RETRY_BASE * 2 ** (failures - 1)) * random.uniform(0.8, 1.0)
-    C.update(failures=failures, last_error=error[:2000],
-             next_attempt_at=utcnow() + datetime.timedelta(seconds=delay),
-             lease_token=None, leased_until=None).where(_held(name, app_id, token)).execute()
+    wait = backoff.delay(failures, RETRY_BASE, MAX_BACKOFF)
+    PublisherCursor.update(failures=failures, last_error=error[:2000],
+                           next_attempt_at=utcnow() + datetime.timedelta(seconds=wait),
+                           **Lease.RELEASED).where(_held(name, app_id, token)).execute()
 
 
 def release(name: str, app_id: str, token: str) -> None:
-    C.update(lease_token=None, leased_until=None).where(_held(name, app_id, token)).execute()
+    PublisherCursor.update(**Lease.RELEASED).where(_held(name, app_id, token)).execute()
 
 
 def drain(name: str, app_id: str, token: str) -> int:

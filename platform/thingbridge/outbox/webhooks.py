@@ -10,23 +10,22 @@ All network I/O happens outside these functions; none holds a transaction across
 from __future__ import annotations
 
 import datetime
-import random
-import uuid
 from dataclasses import dataclass
 
 from flask import current_app
 from peewee import IntegrityError, fn
 
+from thingbridge import backoff
 from thingbridge.db import db, locking, utcnow
+from thingbridge.lease import Lease
 from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from thingbridge.outbox import events
 
 MAX_BACKOFF = 3600.0
-D = WebhookDelivery
 
 
-def _seconds(value: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=value)
+def _lease() -> Lease:
+    return Lease(WebhookDelivery, current_app.config["WEBHOOK_LEASE"])
 
 
 # --- fan-out: outbox -> deliveries ---------------------------------------------------------
@@ -56,16 +55,16 @@ def _fan_out_endpoint(endpoint_id: str, batch: int) -> int | None:
         if not rows:
             return None
         # After a replay the same event may still be PENDING here: never queue it twice.
-        pending = {r[0] for r in D.select(D.event).where(
-            (D.endpoint == endpoint.id) & (D.status == "PENDING")
-            & D.event.in_([r[0] for r in rows])).tuples()}
+        pending = {r[0] for r in WebhookDelivery.select(WebhookDelivery.event).where(
+            (WebhookDelivery.endpoint == endpoint.id) & (WebhookDelivery.status == "PENDING")
+            & WebhookDelivery.event.in_([r[0] for r in rows])).tuples()}
         now = utcnow()
         new = [dict(endpoint=endpoint.id, event=event_id, seq=seq, lane=subject or "",
                     created_at=now, next_attempt_at=now)
                for event_id, seq, type_, subject in rows
                if event_id not in pending and events.type_matches(endpoint.event_types, type_)]
         for start in range(0, len(new), 200):
-            D.insert_many(new[start:start + 200]).execute()
+            WebhookDelivery.insert_many(new[start:start + 200]).execute()
         WebhookEndpoint.update(cursor=rows[-1][1]).where(
             WebhookEndpoint.id == endpoint.id).execute()
         return len(new)
@@ -76,22 +75,22 @@ def _fan_out_endpoint(endpoint_id: str, batch: int) -> int | None:
 def claim_lanes(limit: int = 200) -> list[tuple[int, str]]:
     """Lease the due head of up to ``limit`` idle lanes: [(delivery id, lease token)]."""
     now = utcnow()
-    head, busy = D.alias(), D.alias()
+    head, busy = WebhookDelivery.alias(), WebhookDelivery.alias()
     head_seq = head.select(fn.MIN(head.seq)).where(
-        (head.endpoint == D.endpoint) & (head.lane == D.lane) & (head.status == "PENDING"))
+        (head.endpoint == WebhookDelivery.endpoint) & (head.lane == WebhookDelivery.lane)
+        & (head.status == "PENDING"))
     lane_busy = busy.select(busy.id).where(
-        (busy.endpoint == D.endpoint) & (busy.lane == D.lane) & (busy.status == "PENDING")
-        & (busy.leased_until > now))
-    candidates = [r[0] for r in D.select(D.id).where(
-        (D.status == "PENDING") & (D.next_attempt_at <= now) & (D.seq == head_seq)
-        & ~fn.EXISTS(lane_busy)).order_by(D.next_attempt_at).limit(limit).tuples()]
-    claimed = []
-    lease = _seconds(current_app.config["WEBHOOK_LEASE"])
+        (busy.endpoint == WebhookDelivery.endpoint) & (busy.lane == WebhookDelivery.lane)
+        & (busy.status == "PENDING") & (busy.leased_until > now))
+    candidates = [row[0] for row in WebhookDelivery.select(WebhookDelivery.id).where(
+        (WebhookDelivery.status == "PENDING") & (WebhookDelivery.next_attempt_at <= now)
+        & (WebhookDelivery.seq == head_seq) & ~fn.EXISTS(lane_busy))
+        .order_by(WebhookDelivery.next_attempt_at).limit(limit).tuples()]
+    lease, claimed = _lease(), []
     for delivery_id in candidates:
-        token = str(uuid.uuid4())
-        if D.update(lease_token=token, leased_until=now + lease).where(
-                (D.id == delivery_id) & (D.status == "PENDING")
-                & (D.leased_until.is_null() | (D.leased_until <= now))).execute():
+        token = lease.take((WebhookDelivery.id == delivery_id)
+                           & (WebhookDelivery.status == "PENDING"), now)
+        if token:
             claimed.append((delivery_id, token))
     return claimed
 
@@ -105,9 +104,10 @@ class Leased:
 
 def leased(delivery_id: int, token: str) -> Leased | None:
     """The delivery with its endpoint and event, if ``token`` still holds it."""
-    row = (D.select(D, WebhookEndpoint, Event).join(WebhookEndpoint).switch(D).join(Event)
-           .where((D.id == delivery_id) & (D.lease_token == token) & (D.status == "PENDING"))
-           .first())
+    row = (WebhookDelivery.select(WebhookDelivery, WebhookEndpoint, Event)
+           .join(WebhookEndpoint).switch(WebhookDelivery).join(Event)
+           .where((WebhookDelivery.id == delivery_id) & (WebhookDelivery.lease_token == token)
+                  & (WebhookDelivery.status == "PENDING")).first())
     return Leased(row, row.endpoint, row.event) if row else None
 
 
@@ -127,6 +127,7 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | Non
     now = utcnow()
     config = current_app.config
     attempts = delivery.attempts + 1
+    lease = _lease()
     with db.atomic():
         try:
             with db.atomic():
@@ -134,33 +135,31 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | Non
                                       error=outcome.error, duration_ms=outcome.duration_ms)
         except IntegrityError:
             return None  # the endpoint (and its deliveries) was deleted while we sent
-        mine = (D.id == delivery.id) & (D.lease_token == token) & (D.status == "PENDING")
+        mine = ((WebhookDelivery.id == delivery.id) & lease.held(token)
+                & (WebhookDelivery.status == "PENDING"))
         fields = dict(attempts=attempts, last_status_code=outcome.status_code,
-                      last_error=outcome.error)
-        too_old = now - delivery.created_at > _seconds(config["WEBHOOK_MAX_AGE"])
+                      last_error=outcome.error, **Lease.RELEASED)
+        too_old = now - delivery.created_at > datetime.timedelta(
+            seconds=config["WEBHOOK_MAX_AGE"])
         if outcome.ok or not outcome.retryable or too_old:
             status = "DELIVERED" if outcome.ok else "DEAD"
-            if not D.update(status=status, finished_at=now, lease_token=None,
-                            leased_until=None, **fields).where(mine).execute():
+            if not WebhookDelivery.update(status=status, finished_at=now, **fields).where(
+                    mine).execute():
                 return None  # lease lost meanwhile: the new holder owns the lane
             return _lease_next(delivery, token, now)
-        delay = min(MAX_BACKOFF, config["WEBHOOK_RETRY_BASE"] * 2 ** (attempts - 1))
-        delay = max(delay * random.uniform(0.8, 1.2), outcome.retry_after or 0.0)
-        D.update(next_attempt_at=now + _seconds(delay), lease_token=None, leased_until=None,
-                 **fields).where(mine).execute()
+        wait = backoff.delay(attempts, config["WEBHOOK_RETRY_BASE"], MAX_BACKOFF,
+                             outcome.retry_after)
+        WebhookDelivery.update(next_attempt_at=now + datetime.timedelta(seconds=wait),
+                               **fields).where(mine).execute()
         return None
 
 
 def _lease_next(delivery: WebhookDelivery, token: str, now: datetime.datetime) -> int | None:
-    nxt = (D.select(D.id, D.next_attempt_at).where(
-        (D.endpoint == delivery.endpoint_id) & (D.lane == delivery.lane)
-        & (D.status == "PENDING")).order_by(D.seq).first())
+    """Hand the lease on to the lane's next delivery if it is due now."""
+    nxt = (WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.next_attempt_at).where(
+        (WebhookDelivery.endpoint == delivery.endpoint_id)
+        & (WebhookDelivery.lane == delivery.lane) & (WebhookDelivery.status == "PENDING"))
+        .order_by(WebhookDelivery.seq).first())
     if nxt is None or nxt.next_attempt_at > now:
         return None
-    lease = _seconds(current_app.config["WEBHOOK_LEASE"])
-    if D.update(lease_token=token, leased_until=now + lease).where(
-            (D.id == nxt.id) & (D.leased_until.is_null() | (D.leased_until <= now))
-    ).execute():
-        return nxt.id
-    return None
-
+    return nxt.id if _lease().take(WebhookDelivery.id == nxt.id, now, token) else None
