@@ -55,6 +55,7 @@ def main() -> None:
                                THINGBRIDGE_NETATMO_RATE_LIMIT="0")
             os.environ.update(env)
             from thingbridge import create_app, db
+            from thingbridge.connectors.registry import sync_descriptions
             from thingbridge.models import (
                 ActionRequest,
                 App,
@@ -69,6 +70,7 @@ def main() -> None:
             # request (as under gunicorn) and autoconnect reopens it.
             with app.app_context():
                 db.migrate_up()
+                sync_descriptions(app)
                 app.extensions["celery"].control.purge()
                 owner, secret = App.register("bench")
                 instance = ConnectorInstance.create(app=owner, type_id="netatmo", configuration={

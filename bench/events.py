@@ -195,12 +195,14 @@ def main() -> None:
             os.makedirs(env["THINGBRIDGE_VAR_DIR"], exist_ok=True)
             os.environ.update(env)
             from thingbridge import create_app, db
+            from thingbridge.connectors.registry import sync_descriptions
             from thingbridge.models import App, WebhookDelivery, WebhookEndpoint
             from thingbridge.outbox import webhook_signing
 
             app = create_app()
             with app.app_context():
                 db.migrate_up()
+                sync_descriptions(app)
                 app.extensions["celery"].control.purge()
                 owner, _ = App.register("bench")
                 fill_outbox(owner.id, args.events, args.subjects)

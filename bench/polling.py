@@ -147,10 +147,12 @@ def run(n: int, args) -> dict:
                                THINGBRIDGE_DISPATCH_BATCH="2000")
             os.environ.update(env)
             from thingbridge import create_app, db
+            from thingbridge.connectors.registry import sync_descriptions
 
             app = create_app()
             with app.app_context(), db.db.connection_context():
                 db.migrate_up()
+                sync_descriptions(app)
                 app.extensions["celery"].control.purge()
                 grants = setup(n, owm, netatmo)
                 plans = [client_urls(i, owm, netatmo, grants.get(i))

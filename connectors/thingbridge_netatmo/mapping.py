@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from thingbridge.connectors.contract import (
     ActionParameterSpec,
@@ -12,24 +13,53 @@ from thingbridge.connectors.contract import (
     ThingSpec,
 )
 
-# dashboard_data key -> (component id, property id, name, unit, semantic type)
-MEASUREMENTS = [
-    ("Temperature", "temperature", "temperature", "Temperature", "°C", "TEMPERATURE"),
-    ("min_temp", "temperature", "min_temp", "Minimum today", "°C", "TEMPERATURE"),
-    ("max_temp", "temperature", "max_temp", "Maximum today", "°C", "TEMPERATURE"),
-    ("Humidity", "humidity", "humidity", "Humidity", "%", "HUMIDITY"),
-    ("CO2", "co2", "co2", "CO2", "ppm", "CO2"),
-    ("Pressure", "pressure", "pressure", "Pressure", "mbar", "PRESSURE"),
-    ("AbsolutePressure", "pressure", "absolute_pressure", "Absolute pressure", "mbar",
-     "PRESSURE"),
-    ("Noise", "noise", "noise", "Noise", "dB", "NOISE"),
-    ("WindStrength", "wind", "strength", "Wind strength", "km/h", "WIND_SPEED"),
-    ("WindAngle", "wind", "angle", "Wind angle", "°", "WIND_DIRECTION"),
-    ("GustStrength", "wind", "gust_strength", "Gust strength", "km/h", "WIND_SPEED"),
-    ("GustAngle", "wind", "gust_angle", "Gust angle", "°", "WIND_DIRECTION"),
-    ("Rain", "rain", "rain", "Rain", "mm", "RAIN"),
-    ("sum_rain_1", "rain", "sum_rain_1", "Rain last hour", "mm", "RAIN"),
-    ("sum_rain_24", "rain", "sum_rain_24", "Rain today", "mm", "RAIN"),
+
+@dataclass(frozen=True)
+class Reading:
+    """How one provider field becomes a property (Home Assistant's entity descriptions)."""
+
+    key: str            # the field in the provider's payload
+    component: str
+    property_id: str
+    name: str
+    unit: str
+    property_type: str  # semantic type
+    kind: str = "NUMBER"
+
+    def spec(self, source: dict) -> PropertySpec:
+        return PropertySpec(id=self.property_id, name=self.name, value=_value(source[self.key]),
+                            unit=self.unit, type=self.kind, property_type=self.property_type)
+
+
+MEASUREMENTS = [  # a station's or module's dashboard_data
+    Reading("Temperature", "temperature", "temperature", "Temperature", "°C", "TEMPERATURE"),
+    Reading("min_temp", "temperature", "min_temp", "Minimum today", "°C", "TEMPERATURE"),
+    Reading("max_temp", "temperature", "max_temp", "Maximum today", "°C", "TEMPERATURE"),
+    Reading("Humidity", "humidity", "humidity", "Humidity", "%", "HUMIDITY"),
+    Reading("CO2", "co2", "co2", "CO2", "ppm", "CO2"),
+    Reading("Pressure", "pressure", "pressure", "Pressure", "mbar", "PRESSURE"),
+    Reading("AbsolutePressure", "pressure", "absolute_pressure", "Absolute pressure", "mbar",
+            "PRESSURE"),
+    Reading("Noise", "noise", "noise", "Noise", "dB", "NOISE"),
+    Reading("WindStrength", "wind", "strength", "Wind strength", "km/h", "WIND_SPEED"),
+    Reading("WindAngle", "wind", "angle", "Wind angle", "°", "WIND_DIRECTION"),
+    Reading("GustStrength", "wind", "gust_strength", "Gust strength", "km/h", "WIND_SPEED"),
+    Reading("GustAngle", "wind", "gust_angle", "Gust angle", "°", "WIND_DIRECTION"),
+    Reading("Rain", "rain", "rain", "Rain", "mm", "RAIN"),
+    Reading("sum_rain_1", "rain", "sum_rain_1", "Rain last hour", "mm", "RAIN"),
+    Reading("sum_rain_24", "rain", "sum_rain_24", "Rain today", "mm", "RAIN"),
+]
+BATTERY = [  # a module's own fields
+    Reading("battery_percent", "battery", "percent", "Battery", "%", "BATTERY"),
+    Reading("battery_vp", "battery", "voltage", "Battery voltage", "mV", "BATTERY"),
+]
+THERMOSTAT = [  # a room in homestatus
+    Reading("therm_measured_temperature", "thermostat", "measured_temperature",
+            "Measured temperature", "°C", "TEMPERATURE"),
+    Reading("therm_setpoint_temperature", "thermostat", "setpoint_temperature", "Setpoint",
+            "°C", "TEMPERATURE"),
+    Reading("therm_setpoint_mode", "thermostat", "setpoint_mode", "Setpoint mode", "", "MODE",
+            "STRING"),
 ]
 COMPONENT_NAMES = {"temperature": "Temperature", "humidity": "Humidity", "co2": "CO2",
                    "pressure": "Pressure", "noise": "Noise", "wind": "Wind", "rain": "Rain",
@@ -56,17 +86,13 @@ def _safe_id(text: str) -> str:
 def _device_thing(device: dict, station_name: str) -> ThingSpec:
     data = device.get("dashboard_data")
     components: dict[str, ComponentSpec] = {}
-    for key, cid, pid, name, unit, ptype in MEASUREMENTS:
-        if data and data.get(key) is not None:
+    for reading in MEASUREMENTS:
+        if data and data.get(reading.key) is not None:
+            cid = reading.component
             component = components.setdefault(cid, ComponentSpec(
                 id=cid, name=COMPONENT_NAMES[cid], component_type=f"{cid.upper()}_SENSOR"))
-            component.properties.append(PropertySpec(id=pid, name=name, value=_value(data[key]),
-                                                     unit=unit, property_type=ptype))
-    battery = [PropertySpec(id=pid, name=name, value=_value(device[key]), unit=unit,
-                            property_type="BATTERY")
-               for key, pid, name, unit in (("battery_percent", "percent", "Battery", "%"),
-                                            ("battery_vp", "voltage", "Battery voltage", "mV"))
-               if device.get(key) is not None]
+            component.properties.append(reading.spec(data))
+    battery = [reading.spec(device) for reading in BATTERY if device.get(reading.key) is not None]
     if battery:
         components["battery"] = ComponentSpec(id="battery", name="Battery",
                                               component_type="BATTERY", properties=battery)
@@ -105,16 +131,8 @@ def room_things(homes: dict, homestatus: dict) -> list[ThingSpec]:
             state = rooms.get(room["id"])
             if state is None:
                 continue  # no thermostat data for this room (no valve/thermostat in it)
-            props = [PropertySpec(id=pid, name=name, value=_value(state[key]), unit=unit,
-                                  type=kind, property_type=ptype)
-                     for key, pid, name, unit, kind, ptype in (
-                         ("therm_measured_temperature", "measured_temperature",
-                          "Measured temperature", "°C", "NUMBER", "TEMPERATURE"),
-                         ("therm_setpoint_temperature", "setpoint_temperature", "Setpoint",
-                          "°C", "NUMBER", "TEMPERATURE"),
-                         ("therm_setpoint_mode", "setpoint_mode", "Setpoint mode", "",
-                          "STRING", "MODE"))
-                     if state.get(key) is not None]
+            props = [reading.spec(state) for reading in THERMOSTAT
+                     if state.get(reading.key) is not None]
             reachable = state.get("reachable", True)
             things.append(ThingSpec(
                 connector_thing_id=f"room:{home['id']}:{room['id']}",

@@ -38,10 +38,4 @@ def create_app(overrides: dict | None = None) -> Flask:
         if not database.db.is_closed():
             database.db.close()
 
-    if app.config.get("AUTO_MIGRATE"):
-        with database.db.connection_context():
-            database.migrate_up()
-    with database.db.connection_context():
-        if database.db.table_exists("connector_description"):
-            registry.sync_descriptions(app)
     return app

@@ -1,6 +1,5 @@
 """GET /api/v1/connectors/descriptions: generated from the installed plugins, no token."""
 
-import threading
 
 from thingbridge.connectors.contract import load_connectors
 
@@ -39,33 +38,3 @@ def test_ids_survive_a_resync(flask_app, http):
     before = http.get("/api/v1/connectors/descriptions").json
     sync_descriptions(flask_app)
     assert http.get("/api/v1/connectors/descriptions").json == before
-
-
-def test_processes_starting_together_sync_once(flask_app, clean_db):
-    """Every API and worker process syncs descriptions at start; concurrent starts must neither
-    fail nor number a connector twice."""
-    from thingbridge.connectors import registry
-    from thingbridge.db import db
-    from thingbridge.models import ConnectorDescription
-
-    ConnectorDescription.delete().execute()
-    db.close()
-    barrier, failures = threading.Barrier(4), []
-
-    def start():
-        try:
-            with db.connection_context():
-                barrier.wait()
-                registry.sync_descriptions(flask_app)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    db.connect(reuse_if_open=True)
-    assert failures == []
-    rows = sorted(ConnectorDescription.select().tuples(), key=lambda r: r[0])
-    assert [r[0] for r in rows] == [1, 2]

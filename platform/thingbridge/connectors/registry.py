@@ -10,7 +10,7 @@ from flask import current_app
 
 from thingbridge.config import provider_setting
 from thingbridge.connectors.contract import Connector, load_connectors
-from thingbridge.db import db, is_postgres
+from thingbridge.db import db
 from thingbridge.errors import ApiError
 from thingbridge.models import ConnectorDescription
 
@@ -69,19 +69,11 @@ def rate_limit(type_id: str, app=None) -> int | None:
     return value or None
 
 
-# Any 64-bit number unique among the platform's advisory locks.
-_SYNC_LOCK = 0x7468696E67  # "thing"
-
-
 def sync_descriptions(app) -> None:
     """Mirror the installed plugins into ConnectorDescription; existing ids never change.
-
-    Every API and worker process runs this as it starts, so processes started together race:
-    on PostgreSQL a transaction-level advisory lock makes them take turns (without it, two
-    workers both inserted id 1 and one died at startup); SQLite's IMMEDIATE does the same."""
-    with db.atomic() if is_postgres() else db.atomic("IMMEDIATE"):
-        if is_postgres():
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SYNC_LOCK,))
+    Run by ``thingbridge migrate`` and at the start of ``thingbridge run``, so installing a
+    connector is: install its package, migrate."""
+    with db.atomic():
         existing = {d.type_id: d for d in ConnectorDescription.select()}
         next_id = max((d.id for d in existing.values()), default=0) + 1
         for type_id, cls in connector_classes(app).items():
