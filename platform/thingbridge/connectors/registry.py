@@ -36,8 +36,8 @@ def _session(type_id: str) -> requests.Session:
     sessions = _local.__dict__.setdefault("sessions", {})
     if type_id not in sessions:
         session = requests.Session()
-        # With trust_env, requests re-reads the environment on every request (about 0.5 ms
-        # each). Without proxy variables, read the CA bundle variables once here instead.
+        # With trust_env, requests re-reads the environment on every request, a cost per poll.
+        # Without proxy variables, read the CA bundle variables once here instead.
         if not any(k.lower() in PROXY_VARIABLES for k in os.environ):
             session.trust_env = False
             session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")

@@ -1,7 +1,7 @@
 """The connctd thing model: things own components, which own properties and actions.
 
 ``index=False`` on a foreign key: an index in ``Meta.indexes`` starts with that column and
-serves its lookups; a second one would only cost a write per row (migration 0003)."""
+serves its lookups; a second one would only cost a write per row."""
 
 from __future__ import annotations
 

@@ -113,8 +113,8 @@ class StoredProperty(NamedTuple):
 
 @cache
 def _read_things(postgres: bool) -> Statement:
-    # Keyed by the client: the planner walks the mapping index and nested-loops into the
-    # per-thing and per-component indexes (an IN list of ids made it hash-join whole tables).
+    # Keyed by the client, so the planner walks the mapping index and nested-loops into the
+    # per-thing and per-component indexes; a list of ids lets it hash-join whole tables.
     return Statement.build(ThingMapping.select(
         ThingMapping.connector_thing_id, Thing.id, Thing.name, Thing.manufacturer,
         Thing.display_type, Thing.main_component_id, Thing.status, Thing.attributes,
