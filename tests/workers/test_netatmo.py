@@ -3,45 +3,14 @@ reauthorization errors, and the setRoomThermPoint action routed to the provider.
 
 from __future__ import annotations
 
-import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from flows import client_row, consent, netatmo_instance, repoll, wait_status
 from helpers import wait_until
-from test_polling import client_row, repoll, wait_status
 
 from thingbridge.models import ActionRequest, Thing
-
-ORIGIN = "http://localhost:3000/connected"
-
-
-def netatmo_instance(api) -> None:
-    if not api.get("/api/v1/connectors/instances").json:
-        assert api.post("/api/v1/connectors/instances", json={
-            "connector_type_id": "netatmo", "configuration": {
-                "client_id": "thingbridge-demo", "client_secret": "demo-secret",
-                "origin_callback_uri": ORIGIN}}).status_code == 201
-
-
-def consent(api, decision="accept") -> dict:
-    """Create the client, accept/deny on the simulator's page, follow back to our callback;
-    returns the query the browser would land with on origin_callback_uri."""
-    netatmo_instance(api)
-    created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
-    assert created.status_code == 303
-    page = requests.get(created.headers["Location"], timeout=5)
-    assert page.status_code == 200 and 'id="accept"' in page.text
-    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
-    back = requests.post(urlsplit(created.headers["Location"])._replace(query="").geturl(),
-                         data={**fields, "decision": decision}, allow_redirects=False, timeout=5)
-    assert back.status_code == 302
-    callback = urlsplit(back.headers["Location"])
-    landed = api.http.get(f"{callback.path}?{callback.query}")
-    assert landed.status_code == 302
-    target = urlsplit(landed.headers["Location"])
-    assert f"{target.scheme}://{target.netloc}{target.path}" == ORIGIN
-    return {k: v[0] for k, v in parse_qs(target.query).items()}
 
 
 def test_consent_then_stations_and_rooms_appear(api, netatmo_sim, start_worker):

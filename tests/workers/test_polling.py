@@ -5,44 +5,11 @@ from __future__ import annotations
 import time
 
 import requests
+from flows import CLIENTS, client_row, owm_client, owm_instance, repoll, wait_status
 from helpers import OWM_KEY, wait_until
 
 from thingbridge.db import utcnow
-from thingbridge.models import ConnectorClient, Property, Thing, ThingMapping
-
-CLIENTS = "/api/v1/connectors/clients"
-
-
-def owm_instance(api) -> None:
-    if not api.get("/api/v1/connectors/instances").json:
-        assert api.post("/api/v1/connectors/instances", json={
-            "connector_type_id": "openweathermap",
-            "configuration": {"app_key": OWM_KEY}}).status_code == 201
-
-
-def owm_client(api, city="Berlin") -> str:
-    owm_instance(api)
-    resp = api.post(CLIENTS, json={"connector_type_id": "openweathermap",
-                                   "configuration": {"city": city}})
-    assert resp.status_code == 201, resp.json
-    return resp.json["client_id"]
-
-
-def client_row(client_id) -> ConnectorClient:
-    return ConnectorClient.get_by_id(client_id)
-
-
-def wait_status(client_id, status, timeout=30):
-    return wait_until(lambda: client_row(client_id).status == status and client_row(client_id),
-                      timeout=timeout, message=f"client {status}")
-
-
-def repoll(client_id):
-    """Make the client due again and run the dispatcher (beat's task) to enqueue it."""
-    from thingbridge_workers.polling import dispatch
-
-    ConnectorClient.update(next_poll_at=utcnow()).where(ConnectorClient.id == client_id).execute()
-    assert dispatch() >= 1
+from thingbridge.models import Property, Thing, ThingMapping
 
 
 def test_owm_client_polled_into_one_thing(api, owm_sim, start_worker, flask_app):
