@@ -21,21 +21,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     crypto.configure(app.config["SECRET_KEYS"])
-    database.open_database(app.config["DATABASE_URL"])
+    database.open_database(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"],
+                           app.config["DATABASE_CONNECT_TIMEOUT"],
+                           app.config["DATABASE_APPLICATION_NAME"])
+    database.init_app(app)
     registry.init_app(app)
     tasks.celery_init_app(app)
     errors.register_error_handlers(app)
     auth_server.init_app(app)
     api.init_app(app)
     errors.register_error_handlers(app)  # again: flask-smorest registers its own on init
-
-    @app.before_request
-    def _connect():
-        database.db.connect(reuse_if_open=True)
-
-    @app.teardown_request
-    def _close(exc):
-        if not database.db.is_closed():
-            database.db.close()
 
     return app

@@ -9,6 +9,7 @@ import click
 
 from thingbridge import create_app
 from thingbridge.models import ALL_SCOPES
+from thingbridge.supervise import Child, supervise
 
 CELERY_APP = "thingbridge_workers.celery_app:celery"
 
@@ -58,30 +59,47 @@ def rotate_secrets():
     click.echo(f"re-encrypted {rotate_all()} values")
 
 
+def _role_env(role: str, **settings) -> dict:
+    """The environment of a process the CLI starts: its database connections named for its
+    role (pg_stat_activity), plus ``settings`` the operator did not set themselves."""
+    env = dict(os.environ)
+    env.setdefault("THINGBRIDGE_DATABASE_APPLICATION_NAME", f"thingbridge-{role}")
+    for name, value in settings.items():
+        env.setdefault(f"THINGBRIDGE_{name}", str(value))
+    return env
+
+
+def _celery(command: str, args) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", CELERY_APP, command, "--loglevel=INFO", *args]
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8080, type=int)
 @click.option("--workers", default=2, type=int, help="gunicorn worker processes")
-def api(host, port, workers):
-    """Serve the REST API under gunicorn."""
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers),
-                               "-b", f"{host}:{port}", "thingbridge.wsgi:app"])
+@click.option("--threads", default=1, type=int, help="threads per worker process")
+def api(host, port, workers, threads):
+    """Serve the REST API under gunicorn (which restarts a worker process that dies)."""
+    # One pooled database connection per thread: a request never waits for another's.
+    env = _role_env("api", DATABASE_POOL_SIZE=threads)
+    os.execvpe(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers),
+                                "--threads", str(threads), "-b", f"{host}:{port}",
+                                "thingbridge.wsgi:app"], env)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(celery_args):
-    """Run a Celery worker (polls providers, delivers actions). Extra args go to celery."""
-    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", CELERY_APP, "worker",
-                               "--loglevel=INFO", *celery_args])
+    """Run a Celery worker (polls providers, delivers actions), restarted if it dies. Extra
+    args go to celery."""
+    sys.exit(supervise([Child("worker", _celery("worker", celery_args), _role_env("worker"))]))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def beat(celery_args):
-    """Run the one beat process that schedules the poll dispatcher."""
-    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", CELERY_APP, "beat",
-                               "--loglevel=INFO", *celery_args])
+    """Run the one beat process that schedules the dispatchers, restarted if it dies."""
+    sys.exit(supervise([Child("beat", _celery("beat", celery_args), _role_env("beat"))]))
 
 
 @main.command()

@@ -37,6 +37,12 @@ def load_settings(overrides: dict | None = None) -> dict:
     """The Flask config mapping: every setting the platform, workers and connectors read."""
     settings = {
         "DATABASE_URL": _env("DATABASE_URL") or f"sqlite:///{var_dir() / 'thingbridge.db'}",
+        # PostgreSQL connections per process (0: one per thread that uses the database;
+        # `thingbridge api` sets it to the gunicorn threads), how long opening one (or waiting
+        # for a free one) may take, and the name they show in pg_stat_activity.
+        "DATABASE_POOL_SIZE": int(_env("DATABASE_POOL_SIZE", "0")),
+        "DATABASE_CONNECT_TIMEOUT": float(_env("DATABASE_CONNECT_TIMEOUT", "5")),
+        "DATABASE_APPLICATION_NAME": _env("DATABASE_APPLICATION_NAME", "thingbridge"),
         "BROKER_URL": _env("BROKER_URL") or "filesystem://",
         # Comma-separated Fernet keys, newest first: rotation adds a key in front and
         # `thingbridge rotate-secrets` re-encrypts every row with it.
@@ -46,6 +52,9 @@ def load_settings(overrides: dict | None = None) -> dict:
         "OAUTH_STATE_TTL": int(_env("OAUTH_STATE_TTL", "600")),
         "DISPATCH_INTERVAL": float(_env("DISPATCH_INTERVAL", "5")),
         "DISPATCH_BATCH": int(_env("DISPATCH_BATCH", "500")),
+        # Seconds a started poll or action delivery holds its row against a second worker: a
+        # worker that dies mid-task delays that work by at most this. Longer than a task takes.
+        "TASK_LEASE": float(_env("TASK_LEASE", "60")),
         "HTTP_TIMEOUT": float(_env("HTTP_TIMEOUT", "10")),
         # An action not COMPLETED/FAILED this many seconds after it was triggered fails (timeout).
         "ACTION_TIMEOUT": int(_env("ACTION_TIMEOUT", "60")),

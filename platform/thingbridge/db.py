@@ -9,7 +9,18 @@ from peewee import DatabaseProxy, PostgresqlDatabase
 from playhouse.db_url import connect as connect_url
 from playhouse.migrations import Runner
 
+from thingbridge.db_pool import DatabaseUnavailable, HealingPostgresDatabase
+
+__all__ = ["DatabaseUnavailable", "db", "init_app", "open_database", "utcnow"]
+
 db = DatabaseProxy()
+
+# Seconds a client of the API should wait before trying again while the database is away.
+RETRY_AFTER = 5
+# TCP keepalive on database connections: a server that vanished without closing them (a
+# network partition, a dead host) is noticed within idle + interval * count = 25 s.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+              "keepalives_count": 3}
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -19,10 +30,16 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
-def open_database(url: str):
+def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
+                  application_name: str = "thingbridge"):
+    """The database behind ``db``. PostgreSQL gets a pool per process (``pool_size``
+    connections at most, 0 for one per thread that uses it; a thread that finds it full waits
+    ``connect_timeout`` seconds, as long as opening a connection may take)."""
     if url.startswith(("postgres://", "postgresql://")):
-        url = "psycopg3://" + url.split("://", 1)[1]
-        database = connect_url(url, autoconnect=True)
+        database = HealingPostgresDatabase(
+            "postgresql://" + url.split("://", 1)[1], max_connections=pool_size or None,
+            timeout=connect_timeout, connect_timeout=max(1, round(connect_timeout)),
+            application_name=application_name, **KEEPALIVES)
     elif url.startswith("sqlite:"):
         database = connect_url(url, pragmas={
             # WAL lets the API read while a worker writes; the timeout rides out writer overlap.
@@ -32,6 +49,23 @@ def open_database(url: str):
         database = connect_url(url)
     db.initialize(database)
     return database
+
+
+def init_app(app) -> None:
+    """Requests take a pooled connection on their first query and give it back at the end;
+    while the database is unreachable they answer 503 with Retry-After, never 500."""
+    from thingbridge.errors import error_response
+
+    @app.teardown_request
+    def _give_back(exc):
+        if not db.is_closed():
+            db.close()
+
+    @app.errorhandler(DatabaseUnavailable)
+    def _unavailable(exc):
+        body, status = error_response(503, "the database is unreachable; try again shortly")
+        body.headers["Retry-After"] = str(RETRY_AFTER)
+        return body, status
 
 
 def is_postgres() -> bool:

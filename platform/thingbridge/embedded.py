@@ -1,7 +1,7 @@
 """``thingbridge run``: the whole platform on one machine with no servers to install.
 
-SQLite file + Celery filesystem broker + the API, a worker and beat as child processes + every
-installed connector's provider simulator, all on 127.0.0.1.
+SQLite file + Celery filesystem broker + the API, a worker and beat as child processes (a child
+that dies is started again) + every installed connector's provider simulator, all on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -9,10 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 from thingbridge import create_app
 from thingbridge.config import var_dir
@@ -20,6 +17,7 @@ from thingbridge.connectors.registry import connector_classes, sync_descriptions
 from thingbridge.db import db, migrate_up
 from thingbridge.localserver import LocalServer
 from thingbridge.models import App
+from thingbridge.supervise import Child, supervise
 
 CELERY_APP = "thingbridge_workers.celery_app:celery"
 SIMULATOR_PORTS = {"openweathermap": 8091, "netatmo": 8092}
@@ -49,17 +47,17 @@ def _demo_credentials() -> dict:
     return creds
 
 
-def _children(port: int) -> list[subprocess.Popen]:
+def _children(port: int) -> list[Child]:
     py = sys.executable
     beat_file = str(var_dir() / "celerybeat-schedule")
-    commands = [
-        [py, "-m", "gunicorn", "-w", "1", "--threads", "8", "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "thingbridge.wsgi:app"],
-        [py, "-m", "celery", "-A", CELERY_APP, "worker", "--loglevel=WARNING",
-         "--concurrency=2"],
-        [py, "-m", "celery", "-A", CELERY_APP, "beat", "--loglevel=WARNING", "-s", beat_file],
+    return [
+        Child("api", [py, "-m", "gunicorn", "-w", "1", "--threads", "8", "-b",
+                      f"127.0.0.1:{port}", "--log-level", "warning", "thingbridge.wsgi:app"]),
+        Child("worker", [py, "-m", "celery", "-A", CELERY_APP, "worker", "--loglevel=WARNING",
+                         "--concurrency=2"]),
+        Child("beat", [py, "-m", "celery", "-A", CELERY_APP, "beat", "--loglevel=WARNING",
+                       "-s", beat_file]),
     ]
-    return [subprocess.Popen(cmd) for cmd in commands]
 
 
 def run_embedded(port: int) -> int:
@@ -69,7 +67,6 @@ def run_embedded(port: int) -> int:
         migrate_up()
         sync_descriptions(app)
         creds = _demo_credentials()
-    children = _children(port)
     base = f"http://127.0.0.1:{port}"
     print(f"""
 Thingbridge is running (embedded: SQLite + filesystem broker under {var_dir()}).
@@ -82,22 +79,8 @@ Next: get a token and connect a weather location (README, "Tutorial"):
   curl -s -u {creds['client_id']}:{creds['client_secret']} -d grant_type=client_credentials \\
        {base}/oauth2/token
 Press Ctrl-C to stop.""", flush=True)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
-        while not stop["now"] and all(c.poll() is None for c in children):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    for server in servers.values():
-        server.stop()
-    failed = [c.args[2] for c in children if c.returncode not in (0, -15, None)]
-    return 1 if failed and not stop["now"] else 0
+        return supervise(_children(port))
+    finally:
+        for server in servers.values():
+            server.stop()

@@ -24,6 +24,10 @@ class Lease:
     def held(self, token: str):
         return self.model.lease_token == token
 
+    def takeable(self, token: str, now: datetime.datetime):
+        """Free, or already held with ``token``: a task taking the row its claim reserved."""
+        return self.held(token) | self.free(now)
+
     def take(self, where, now: datetime.datetime | None = None,
              token: str | None = None) -> str | None:
         """Take the row matching ``where`` if it is free; the token, or None if not taken.
@@ -33,6 +37,13 @@ class Lease:
         taken = self.model.update(lease_token=token, leased_until=now + self.duration).where(
             where & self.free(now)).execute()
         return token if taken else None
+
+    def take_own(self, where, token: str, now: datetime.datetime | None = None) -> bool:
+        """Hold the row matching ``where`` with ``token`` if it is free or already ours
+        (renewing it from now); False if another token holds it."""
+        now = now or utcnow()
+        return bool(self.model.update(lease_token=token, leased_until=now + self.duration).where(
+            where & self.takeable(token, now)).execute())
 
     def renewal(self, now: datetime.datetime | None = None) -> dict:
         """Fields that extend a held lease from now (merge into the holder's UPDATE)."""

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery, Task
 from flask import Flask, current_app
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from thingbridge import redis_transport
 from thingbridge.config import var_dir
+from thingbridge.db import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+# A send that may fail (the broker is down) tries this hard before giving up on it.
+SOON_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0,
+                     "interval_max": 0.2}
 
 
 def _broker_options(url: str, visibility_timeout: int) -> dict:
     if not url.startswith("filesystem://"):
-        return {"visibility_timeout": visibility_timeout}
+        # A connect to a broker that does not answer gives up after seconds, not the OS's
+        # minutes, so an API request that sends a task never hangs on it.
+        return {"visibility_timeout": visibility_timeout, "socket_connect_timeout": 3}
     folder = var_dir() / "broker"
     (folder / "queue").mkdir(parents=True, exist_ok=True)
     (folder / "processed").mkdir(parents=True, exist_ok=True)
@@ -22,16 +34,26 @@ def celery_init_app(app: Flask) -> Celery:
     from thingbridge.db import db
 
     class FlaskTask(Task):
+        # A task that met the database gone runs again after a backoff (1 s doubling, with
+        # jitter, up to 30 s, five times); periodic tasks opt out, their next run is the retry.
+        autoretry_for = (DatabaseUnavailable,)
+        retry_backoff, retry_backoff_max, retry_jitter, max_retries = 1, 30, True, 5
+
         def __call__(self, *args, **kwargs):
-            # One connection per worker process, reused across tasks; reopened if it dropped.
+            # Each task borrows a pooled connection on its first query and gives it back.
             with app.app_context():
-                db.connect(reuse_if_open=True)
-                return self.run(*args, **kwargs)
+                try:
+                    return self.run(*args, **kwargs)
+                finally:
+                    if not db.is_closed() and not db.in_transaction():
+                        db.close()
 
     celery = Celery(app.name, task_cls=FlaskTask)
+    broker_url = app.config["BROKER_URL"]
     celery.conf.update(
-        broker_url=app.config["BROKER_URL"],
-        broker_transport_options=_broker_options(app.config["BROKER_URL"],
+        broker_url=broker_url,
+        broker_transport=redis_transport.NAME if broker_url.startswith("redis://") else None,
+        broker_transport_options=_broker_options(broker_url,
                                                  app.config["BROKER_VISIBILITY_TIMEOUT"]),
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
@@ -47,3 +69,16 @@ def celery_init_app(app: Flask) -> Celery:
 
 def enqueue(task_name: str, *args, countdown: float | None = None) -> None:
     current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown)
+
+
+def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
+    """Send a task that only speeds work up: the same work is already recorded as due in the
+    database, where the dispatcher (beat) finds it. A broker that is down is logged, not
+    raised, so a committed write never fails on it. True if sent."""
+    try:
+        current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown,
+                                                   retry_policy=SOON_RETRY_POLICY)
+        return True
+    except BrokerUnavailable as exc:
+        log.warning("broker unavailable, %s left to the dispatcher: %s", task_name, exc)
+        return False

@@ -1,6 +1,8 @@
 """The poll's write path (things.sync + poll_sql) on both databases it runs on: PostgreSQL (arrays,
 one statement) and SQLite, the embedded default (per-row statements)."""
 
+import datetime
+
 import pytest
 from helpers import sync_things
 
@@ -65,23 +67,29 @@ def _values(client) -> dict:
                 .join(Thing).where(Thing.connector_client == client).tuples())
 
 
-def test_load_client_decrypts_and_mark_polled_only_matches_its_status(database):
+def test_take_client_decrypts_holds_and_mark_polled_releases(database):
     client = _client()
-    loaded = poll_sql.load_client(client.id)
+    now = utcnow()
+    later = now + datetime.timedelta(seconds=60)
+    loaded = poll_sql.take_client(client.id, "token-a", now, later)
     assert loaded.instance.configuration == {"app_key": "k" * 32}
     assert loaded.tokens == {"access_token": "secret"}
     assert loaded.configuration == {"city": "Berlin"} and loaded.status == "STARTING"
     assert loaded.app_id == client.app_id and loaded.created_at == client.created_at
     assert loaded.instance.created_at == client.instance.created_at
     assert loaded.instance.type_id == "openweathermap"
-    assert poll_sql.load_client("no-such-client") is None
-    now = utcnow()
+    assert (loaded.lease_token, loaded.leased_until) == ("token-a", later)
+    assert poll_sql.take_client(client.id, "token-b", now, later) is None  # held by a
+    assert poll_sql.take_client(client.id, "token-a", now, later) is not None  # its own
+    assert poll_sql.take_client(client.id, "token-b", later, later) is not None  # ran out
+    assert poll_sql.take_client("no-such-client", "token-a", now, later) is None
     assert not poll_sql.mark_polled(client.id, "STARTED", now, now)  # still STARTING
     ConnectorClient.update(status="STARTED", failure_count=3).where(
         ConnectorClient.id == client.id).execute()
     assert poll_sql.mark_polled(client.id, "STARTED", now, now)
     row = ConnectorClient.get_by_id(client.id)
     assert (row.failure_count, row.last_success_at, row.next_poll_at) == (0, now, now)
+    assert (row.lease_token, row.leased_until) == (None, None)
 
 
 def _types(said) -> list[str]:

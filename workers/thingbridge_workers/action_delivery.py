@@ -3,6 +3,7 @@ the creating app's callback URL. Every outcome moves the request out of PENDING 
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 
@@ -15,7 +16,7 @@ from thingbridge.actions.service import DELIVER_TASK, finish, perform_connector_
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.db import utcnow
 from thingbridge.models import ActionRequest, App
-from thingbridge.tasks import enqueue
+from thingbridge.tasks import enqueue_soon
 
 log = logging.getLogger(__name__)
 RETRY_BASE, MAX_RETRY_DELAY = 1.0, 30.0
@@ -85,9 +86,11 @@ def _retry(request: ActionRequest, reason: str) -> str:
     attempts = request.attempts + 1
     remaining = (request.deadline - utcnow()).total_seconds()
     delay = min(backoff.delay(attempts, RETRY_BASE, MAX_RETRY_DELAY), max(remaining, 0.0))
-    ActionRequest.update(attempts=attempts, error=reason, updated_at=utcnow()).where(
+    ActionRequest.update(attempts=attempts, error=reason, updated_at=utcnow(),
+                         next_attempt_at=utcnow() + datetime.timedelta(seconds=delay)).where(
         ActionRequest.id == request.id).execute()
     log.info("action %s attempt %d: %s; retry in %.1fs", request.id, attempts, reason, delay)
-    # At the deadline the next attempt finds it overdue and fails it with "timeout".
-    enqueue(DELIVER_TASK, request.id, countdown=delay)
+    # At the deadline the next attempt finds it overdue and fails it with "timeout". Without a
+    # broker the dispatcher sends it when it is due.
+    enqueue_soon(DELIVER_TASK, request.id, countdown=delay)
     return "retry"

@@ -16,6 +16,10 @@ celery.conf.update(
             "task": "thingbridge.dispatch_polls",
             "schedule": flask_app.config["DISPATCH_INTERVAL"],
         },
+        "dispatch-due-actions": {
+            "task": "thingbridge.dispatch_actions",
+            "schedule": flask_app.config["DISPATCH_INTERVAL"],
+        },
         "expire-overdue-actions": {"task": "thingbridge.expire_actions", "schedule": 10.0},
         "prune-events": {"task": "thingbridge.prune_events", "schedule": 3600.0},
         "pump-webhooks": {

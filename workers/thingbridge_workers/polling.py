@@ -3,43 +3,58 @@
 Plugins do provider I/O and pure mapping; the poll below owns everything stateful, in the order
 it happens: the client, the provider budget, the token, the fetch, the mapping, and one
 transaction that records the outcome and writes what changed.
+
+A client is leased to one poll at a time. The dispatcher claims a due client for as long as
+its task may wait in the queue (its poll interval, at most TASK_LEASE); the poll renews that
+for TASK_LEASE when it starts and releases the client when it ends. A task lost with its worker
+leaves the lease to run out, and the dispatcher sends the client again: within two poll
+intervals. A stale copy of a task (redelivered by the broker, or overtaken by a newer claim)
+finds the client held and does nothing, so no two polls of a client fetch at once.
 """
 
 from __future__ import annotations
 
-import datetime
+import itertools
 import logging
+import uuid
 
 from flask import current_app
 
 from thingbridge.connectors import lifecycle, rate_budget
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.connectors.plugin_call import call_plugin
-from thingbridge.connectors.registry import build_connector, connector_classes, rate_limit
+from thingbridge.connectors.registry import (
+    build_connector,
+    connector_classes,
+    poll_interval,
+    rate_limit,
+)
 from thingbridge.db import db, locking, utcnow
+from thingbridge.lease import Lease
 from thingbridge.models import ConnectorClient
 from thingbridge.outbox import events
 from thingbridge.tasks import enqueue
 from thingbridge.things import sync
+from thingbridge.things.poll_sql import RELEASED
 
 log = logging.getLogger(__name__)
 
-# A claimed client is not claimed again for this long, even if its poll task is lost.
-CLAIM_LEASE = datetime.timedelta(minutes=5)
 
-
-def poll(client_id: str) -> str:
+def poll(client_id: str, token: str | None = None) -> str:
     """Poll one client; returns an outcome word (for logs and tests)."""
-    client = lifecycle.load(client_id)
+    client = lifecycle.take(client_id, token)
     if client is None:
-        return "gone"  # deleted while queued
+        return "held"  # another poll holds it, or it was deleted while queued
     if client.status == "ERROR":
+        lifecycle.release(client)
         return "skipped"  # needs the app or the end user to act first
     if client.type_id not in connector_classes():
-        lifecycle.set_status(client, "ERROR", f"connector {client.type_id} is not installed")
+        lifecycle.set_status(client, "ERROR", f"connector {client.type_id} is not installed",
+                             **RELEASED)
         return "error"
     connector = build_connector(client.type_id)
     if connector.auth_kind == "oauth2" and not client.tokens:
+        lifecycle.release(client, next_poll_at=None)  # the consent callback makes it due
         return "awaiting_consent"
     retry_at = rate_budget.take(client.instance.id, rate_limit(client.type_id))
     if retry_at is not None:
@@ -53,7 +68,7 @@ def poll(client_id: str) -> str:
         log.info("poll %s transient failure: %s", client.id, exc.reason)
         return "retry"
     except ConnectorError as exc:  # ReauthRequired, ConfigError: the app or user must act
-        lifecycle.set_status(client, "ERROR", exc.reason, next_poll_at=None)
+        lifecycle.set_status(client, "ERROR", exc.reason, next_poll_at=None, **RELEASED)
         log.info("poll %s error: %s", client.id, exc.reason)
         return "error"
 
@@ -71,23 +86,30 @@ def poll(client_id: str) -> str:
     return "ok"
 
 
-def claim_due(limit: int) -> list[str]:
-    """Claim up to ``limit`` due clients; concurrent dispatchers never claim the same one."""
-    now = utcnow()
+def claim_lease(type_id: str) -> float:
+    """Seconds a dispatched poll may wait in the queue before its client is sent again."""
+    return min(poll_interval(type_id), current_app.config["TASK_LEASE"])
+
+
+def claim_due(limit: int) -> tuple[list[str], str]:
+    """Claim up to ``limit`` due, free clients under one new token; concurrent dispatchers
+    never claim the same one."""
+    now, token = utcnow(), str(uuid.uuid4())
+    free = Lease(ConnectorClient, 0).free(now)
     with db.atomic():
-        query = (ConnectorClient.select(ConnectorClient.id)
+        query = (ConnectorClient.select(ConnectorClient.id, ConnectorClient.type_id)
                  .where((ConnectorClient.next_poll_at <= now)
-                        & (ConnectorClient.status != "ERROR"))
+                        & (ConnectorClient.status != "ERROR") & free)
                  .order_by(ConnectorClient.next_poll_at).limit(limit))
-        ids = [row.id for row in locking(query, skip_locked=True)]
-        if ids:
-            ConnectorClient.update(next_poll_at=now + CLAIM_LEASE).where(
-                ConnectorClient.id.in_(ids)).execute()
-    return ids
+        rows = sorted(locking(query, skip_locked=True), key=lambda row: row.type_id)
+        for type_id, group in itertools.groupby(rows, key=lambda row: row.type_id):
+            Lease(ConnectorClient, claim_lease(type_id)).take(
+                ConnectorClient.id.in_([row.id for row in group]), now, token)
+    return [row.id for row in rows], token
 
 
 def dispatch() -> int:
-    ids = claim_due(current_app.config["DISPATCH_BATCH"])
+    ids, token = claim_due(current_app.config["DISPATCH_BATCH"])
     for client_id in ids:
-        enqueue(lifecycle.POLL_TASK, client_id)
+        enqueue(lifecycle.POLL_TASK, client_id, token)
     return len(ids)

@@ -1,33 +1,82 @@
-"""Action requests: creation, the one-way move out of PENDING, and connector execution."""
+"""Action requests: creation, delivery leases and the dispatcher, the one-way move out of
+PENDING, and connector execution.
+
+A request is due for delivery from ``next_attempt_at``, written with the request itself; the
+API also sends its delivery task at once, but the dispatcher (beat) sends every due request
+that no task holds, so a broker outage delays a delivery and never loses one.
+"""
 
 from __future__ import annotations
 
 import datetime
+import uuid
 
 from flask import current_app
 
-from thingbridge.connectors.lifecycle import schedule_first_poll
+from thingbridge.connectors import lifecycle
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
-from thingbridge.db import db, utcnow
+from thingbridge.db import db, locking, utcnow
+from thingbridge.lease import Lease
 from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
 from thingbridge.outbox import events
-from thingbridge.tasks import enqueue
+from thingbridge.tasks import enqueue, enqueue_soon
 
 DELIVER_TASK = "thingbridge.deliver_action"
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
+# Seconds a dispatched delivery may wait in the queue before the request is sent again: short,
+# because a request has only ACTION_TIMEOUT (60 s) to be delivered.
+CLAIM_LEASE = 10.0
 
 
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
                    parameters: dict) -> ActionRequest:
+    now = utcnow()
     timeout = datetime.timedelta(seconds=current_app.config["ACTION_TIMEOUT"])
     with db.atomic():
         request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
                                        component_id=component_id, action_id=action_id,
-                                       parameters=parameters, deadline=utcnow() + timeout)
+                                       parameters=parameters, deadline=now + timeout,
+                                       next_attempt_at=now)
         events.emit(request.app_id, "action.requested", subject, request_body(request))
-    enqueue(DELIVER_TASK, request.id)
+    enqueue_soon(DELIVER_TASK, request.id, str(uuid.uuid4()))
     return request
+
+
+def _lease() -> Lease:
+    return Lease(ActionRequest, current_app.config["TASK_LEASE"])
+
+
+def take_delivery(request_id: str, token: str | None) -> bool:
+    """Hold a PENDING request for one delivery attempt; False if another task holds it."""
+    return _lease().take_own((ActionRequest.id == request_id)
+                             & (ActionRequest.status == "PENDING"), token or str(uuid.uuid4()))
+
+
+def release_delivery(request_id: str, awaiting_app: bool) -> None:
+    """After an attempt: free the request. One the app answered 202 for is not due again (the
+    app finishes it); one to retry is due when the attempt said."""
+    fields = {"next_attempt_at": None} if awaiting_app else {}
+    ActionRequest.update(**Lease.RELEASED, **fields).where(
+        ActionRequest.id == request_id).execute()
+
+
+def dispatch_due(limit: int) -> int:
+    """Send every due PENDING request no task holds (beat). Concurrent dispatchers never
+    claim the same one."""
+    now, token = utcnow(), str(uuid.uuid4())
+    lease = Lease(ActionRequest, CLAIM_LEASE)
+    with db.atomic():
+        query = (ActionRequest.select(ActionRequest.id)
+                 .where((ActionRequest.status == "PENDING")
+                        & (ActionRequest.next_attempt_at <= now) & lease.free(now))
+                 .order_by(ActionRequest.next_attempt_at).limit(limit))
+        ids = [row.id for row in locking(query, skip_locked=True)]
+        if ids:
+            lease.take(ActionRequest.id.in_(ids), now, token)
+    for request_id in ids:
+        enqueue(DELIVER_TASK, request_id, token)
+    return len(ids)
 
 
 def finish(request_id: str, status: str, error: str | None = None) -> bool:
@@ -66,5 +115,4 @@ def perform_connector_action(thing: Thing, component_id: str, action_id: str,
     connector = build_connector(client.type_id)
     call_plugin(connector, client, lambda ctx: connector.perform_action(
         ctx, mapping.connector_thing_id, component_id, action_id, parameters))
-    # Read the device back now rather than at the next scheduled poll.
-    schedule_first_poll(client)
+    lifecycle.poll_now(client)

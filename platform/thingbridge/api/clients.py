@@ -8,7 +8,7 @@ from thingbridge.api.common import href, protected
 from thingbridge.api.instances import description_href, instance_href, validate_config
 from thingbridge.auth.guard import subject_id
 from thingbridge.connectors import lifecycle, oauth
-from thingbridge.connectors.lifecycle import delete_client, schedule_first_poll
+from thingbridge.connectors.lifecycle import delete_client
 from thingbridge.connectors.registry import build_connector, connector_classes, resolve_type
 from thingbridge.db import db
 from thingbridge.errors import ApiError, not_found
@@ -60,12 +60,12 @@ def create_client(body):
                 location = oauth.start_consent(
                     client, connector, instance.configuration,
                     href(oauth.CALLBACK_PATH))
-            lifecycle.created(client)
+            lifecycle.created(client, poll_now=connector.auth_kind != "oauth2")
     except IntegrityError as exc:
         raise ApiError(409, f"subject {subject!r} already has a {type_id} client") from exc
     if connector.auth_kind == "oauth2":
         return {"client_id": client.id, "href": location}, 303, {"Location": location}
-    schedule_first_poll(client)
+    lifecycle.poll_soon(client)
     return {"client_id": client.id}
 
 

@@ -12,9 +12,9 @@ from marshmallow import Schema, fields
 from thingbridge.actions import signing
 from thingbridge.actions.service import perform_connector_action
 from thingbridge.api.common import href, protected
-from thingbridge.connectors import oauth
+from thingbridge.connectors import lifecycle, oauth
 from thingbridge.connectors.contract import ConnectorError, TransientError
-from thingbridge.connectors.lifecycle import schedule_first_poll, set_status
+from thingbridge.connectors.lifecycle import set_status
 from thingbridge.connectors.registry import build_connector
 from thingbridge.errors import ApiError, not_found
 from thingbridge.models import App, ConnectorClient, Thing
@@ -78,8 +78,8 @@ def oauth_callback():
     except ConnectorError as exc:
         set_status(client, "ERROR", f"authorization failed: {exc.reason}")
         return _back_to_origin(client, "ERROR", "token_exchange_failed")
-    set_status(client, "STARTING", None)
-    schedule_first_poll(client)
+    lifecycle.consented(client)
+    lifecycle.poll_soon(client)
     return _back_to_origin(client, "STARTING")
 
 

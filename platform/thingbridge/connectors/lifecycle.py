@@ -8,6 +8,9 @@ things, then the app's event counter (``events.emit_many``, always last).
 from __future__ import annotations
 
 import datetime
+import uuid
+
+from flask import current_app
 
 from thingbridge import backoff
 from thingbridge.connectors.registry import poll_interval
@@ -15,8 +18,9 @@ from thingbridge.db import db, locking, utcnow
 from thingbridge.models import ConnectorClient, Thing
 from thingbridge.outbox import events
 from thingbridge.outbox.events import Pending
-from thingbridge.tasks import enqueue
+from thingbridge.tasks import enqueue_soon
 from thingbridge.things import poll_sql
+from thingbridge.things.poll_sql import RELEASED
 
 POLL_TASK = "thingbridge.poll_client"
 # A transient failure waits this long, doubling per failure in a row, up to the cap.
@@ -28,22 +32,45 @@ def client_data(client: ConnectorClient, **extra) -> dict:
     return {"client_id": client.id, "connector_type_id": client.type_id, **extra}
 
 
-def created(client: ConnectorClient) -> None:
-    """Record a new client's event; call inside the transaction that created it."""
+def created(client: ConnectorClient, poll_now: bool) -> None:
+    """Inside the transaction that created the client: its event, and (unless it waits for
+    the end user's consent) its first poll as due now, for the dispatcher if nothing sooner."""
+    if poll_now:
+        ConnectorClient.update(next_poll_at=utcnow()).where(
+            ConnectorClient.id == client.id).execute()
     events.emit(client.app_id, "connector.client.created", client.external_subject_id,
                 client_data(client, status=client.status))
 
 
-def schedule_first_poll(client: ConnectorClient) -> None:
-    """Due now, and also enqueued directly so the first things appear without waiting for beat."""
+def consented(client: ConnectorClient) -> None:
+    """Tokens are stored: STARTING, and the first poll due now."""
+    set_status(client, "STARTING", None, next_poll_at=utcnow())
+
+
+def poll_now(client: ConnectorClient) -> None:
+    """Read the client's devices again now rather than at its next scheduled poll."""
     ConnectorClient.update(next_poll_at=utcnow(), updated_at=utcnow()).where(
         ConnectorClient.id == client.id).execute()
-    enqueue(POLL_TASK, client.id)
+    poll_soon(client)
 
 
-def load(client_id: str) -> ConnectorClient | None:
-    """The client with its instance, configurations decrypted; None if it was deleted."""
-    return poll_sql.load_client(client_id)
+def poll_soon(client: ConnectorClient) -> None:
+    """After the commit that made the client due: send its poll at once, so its things appear
+    without waiting for the dispatcher, which still finds it if the broker is down."""
+    enqueue_soon(POLL_TASK, client.id, str(uuid.uuid4()))
+
+
+def take(client_id: str, token: str | None) -> ConnectorClient | None:
+    """Hold the client for one poll (a task sent by the dispatcher brings the token of its
+    claim; one sent directly takes a free client); the client with its instance, or None if
+    another poll holds it or it was deleted. Every outcome of the poll releases it."""
+    now = utcnow()
+    lease = datetime.timedelta(seconds=current_app.config["TASK_LEASE"])
+    return poll_sql.take_client(client_id, token or str(uuid.uuid4()), now, now + lease)
+
+
+def release(client: ConnectorClient, **fields) -> None:
+    ConnectorClient.update(**RELEASED, **fields).where(ConnectorClient.id == client.id).execute()
 
 
 def transition(client: ConnectorClient, status: str, reason: str | None = None,
@@ -85,8 +112,8 @@ def _next_poll(client: ConnectorClient) -> dict:
 
 
 def mark_polled(client: ConnectorClient) -> bool:
-    """A successful poll of a STARTED client: one UPDATE, nothing to emit. False if the client
-    is not STARTED (any more), and ``record_success`` must move it."""
+    """A successful poll of a STARTED client: one UPDATE (releasing it), nothing to emit. False
+    if the client is not STARTED (any more), and ``record_success`` must move it."""
     return poll_sql.mark_polled(client.id, "STARTED", **_next_poll(client))
 
 
@@ -98,7 +125,7 @@ def record_success(client: ConnectorClient) -> list[Pending] | None:
         return []
     scheduled = _next_poll(client)
     return transition(client, "STARTED", None, last_success_at=scheduled["now"],
-                      failure_count=0, next_poll_at=scheduled["next_poll_at"])
+                      failure_count=0, next_poll_at=scheduled["next_poll_at"], **RELEASED)
 
 
 def record_transient_failure(client: ConnectorClient, reason: str,
@@ -106,15 +133,13 @@ def record_transient_failure(client: ConnectorClient, reason: str,
     """Keep the status, note the reason and poll again after a backoff."""
     failures = client.failure_count + 1
     wait = backoff.delay(failures, RETRY_BASE, MAX_BACKOFF, retry_after)
-    ConnectorClient.update(failure_count=failures, status_reason=reason, updated_at=utcnow(),
-                           next_poll_at=utcnow() + datetime.timedelta(seconds=wait)).where(
-        ConnectorClient.id == client.id).execute()
+    release(client, failure_count=failures, status_reason=reason, updated_at=utcnow(),
+            next_poll_at=utcnow() + datetime.timedelta(seconds=wait))
 
 
 def postpone(client: ConnectorClient, until) -> None:
     """Not polled before ``until`` (the provider budget is spent), with no failure counted."""
-    ConnectorClient.update(next_poll_at=until + backoff.jittered(5, 0.2)).where(
-        ConnectorClient.id == client.id).execute()
+    release(client, next_poll_at=until + backoff.jittered(5, 0.2))
 
 
 def delete_client(client: ConnectorClient) -> None:

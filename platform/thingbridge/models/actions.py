@@ -25,3 +25,8 @@ class ActionRequest(BaseModel):
     deadline = DateTimeField()
     attempts = IntegerField(default=0)
     updated_at = DateTimeField(default=utcnow)
+    # When a worker should next try to deliver it (None: nothing to send, e.g. the app
+    # answered 202), and the delivery task that holds it meanwhile.
+    next_attempt_at = DateTimeField(null=True, index=True)
+    lease_token = CharField(max_length=36, null=True)
+    leased_until = DateTimeField(null=True)

@@ -49,6 +49,9 @@ class ConnectorClient(BaseModel):
     last_success_at = DateTimeField(null=True)
     failure_count = IntegerField(default=0)
     updated_at = DateTimeField(default=utcnow)
+    # The poll task that holds the client (see polling.py), until the lease runs out.
+    lease_token = CharField(max_length=36, null=True)
+    leased_until = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("app", "type_id", "external_subject_id"), True),)

@@ -16,6 +16,8 @@ from typing import NamedTuple
 from peewee import JOIN, Value
 
 from thingbridge.db import db, is_postgres
+from thingbridge.db_pool import repeatable
+from thingbridge.lease import Lease
 from thingbridge.models import (
     Component,
     ConnectorClient,
@@ -45,10 +47,29 @@ class Statement(NamedTuple):
         return db.execute_sql(self.sql, [values[name] for name in self.names])
 
 
-# --- loading the client ----------------------------------------------------------------------
+# --- taking and releasing the client ------------------------------------------------------
 
 _CLIENT_FIELDS = ConnectorClient._meta.sorted_fields
 _INSTANCE_FIELDS = ConnectorInstance._meta.sorted_fields
+RELEASED = {"lease_token": None, "leased_until": None}
+
+
+@cache
+def _take_client(postgres: bool) -> Statement:
+    # On PostgreSQL one statement takes the lease and reads the client with its instance.
+    # Taking it twice with the same token is the same as once, so it may run again after a
+    # lost connection. SQLite cannot return the joined instance from an UPDATE: it reads after.
+    holder = {ConnectorClient.lease_token: _param("token"),
+              ConnectorClient.leased_until: _param("until")}
+    takeable = ((ConnectorClient.id == _param("id"))
+                & Lease(ConnectorClient, 0).takeable(_param("token"), _param("now")))
+    if not postgres:
+        return Statement.build(ConnectorClient.update(holder).where(takeable))
+    statement = Statement.build(
+        ConnectorClient.update(holder).from_(ConnectorInstance)
+        .where((ConnectorClient.instance == ConnectorInstance.id) & takeable)
+        .returning(*_CLIENT_FIELDS, *_INSTANCE_FIELDS))
+    return statement._replace(sql=repeatable(statement.sql))
 
 
 @cache
@@ -63,9 +84,16 @@ def _model(model, fields, values):
     return instance
 
 
-def load_client(client_id: str) -> ConnectorClient | None:
-    """The client with its instance (configurations decrypted), or None if it is gone."""
-    row = _load_client(is_postgres()).run(id=client_id).fetchone()
+def take_client(client_id: str, token: str, now: datetime.datetime,
+                until: datetime.datetime) -> ConnectorClient | None:
+    """Hold the client until ``until`` if it is free or already held with ``token``; the
+    client with its instance (configurations decrypted), or None if it is held by another
+    task or gone."""
+    taken = _take_client(is_postgres()).run(token=token, until=until, id=client_id, now=now)
+    if is_postgres():
+        row = taken.fetchone()
+    else:
+        row = _load_client(False).run(id=client_id).fetchone() if taken.rowcount else None
     if row is None:
         return None
     split = len(_CLIENT_FIELDS)
@@ -76,7 +104,8 @@ def load_client(client_id: str) -> ConnectorClient | None:
 
 @cache
 def _mark_polled(postgres: bool) -> Statement:
-    fields = ("status_reason", "updated_at", "last_success_at", "failure_count", "next_poll_at")
+    fields = ("status_reason", "updated_at", "last_success_at", "failure_count", "next_poll_at",
+              *RELEASED)
     return Statement.build(
         ConnectorClient.update({getattr(ConnectorClient, f): _param(f) for f in fields})
         .where((ConnectorClient.id == _param("id")) & (ConnectorClient.status == _param("status"))))
@@ -84,10 +113,11 @@ def _mark_polled(postgres: bool) -> Statement:
 
 def mark_polled(client_id: str, status: str, now: datetime.datetime,
                 next_poll_at: datetime.datetime) -> bool:
-    """Record a successful poll of a client already in ``status``; False if it is not."""
+    """Record a successful poll of a client already in ``status`` and release its lease; False
+    if it is not in that status."""
     return _mark_polled(is_postgres()).run(
         status_reason=None, updated_at=now, last_success_at=now, failure_count=0,
-        next_poll_at=next_poll_at, id=client_id, status=status).rowcount == 1
+        next_poll_at=next_poll_at, id=client_id, status=status, **RELEASED).rowcount == 1
 
 
 # --- the client's things -----------------------------------------------------------------------

@@ -1,16 +1,27 @@
-"""Action tasks: deliver one request, and fail the ones that ran past their deadline."""
+"""Action tasks: deliver one request, send the due ones, fail the ones past their deadline."""
 
 from celery import shared_task
+from flask import current_app
 
-from thingbridge.actions.service import expire_overdue
+from thingbridge.actions import service
 from thingbridge_workers import action_delivery
 
 
 @shared_task(name="thingbridge.deliver_action", acks_late=True, ignore_result=True)
-def deliver_action(request_id: str) -> str:
-    return action_delivery.deliver(request_id)
+def deliver_action(request_id: str, token: str | None = None) -> str:
+    """One delivery attempt, holding the request's lease (``token``: the sender's claim)."""
+    if not service.take_delivery(request_id, token):
+        return "held"  # another task holds it, or it is no longer PENDING
+    outcome = action_delivery.deliver(request_id)
+    service.release_delivery(request_id, awaiting_app=outcome == "accepted")
+    return outcome
 
 
-@shared_task(name="thingbridge.expire_actions", ignore_result=True)
+@shared_task(name="thingbridge.dispatch_actions", ignore_result=True, autoretry_for=())
+def dispatch_actions() -> int:
+    return service.dispatch_due(current_app.config["DISPATCH_BATCH"])
+
+
+@shared_task(name="thingbridge.expire_actions", ignore_result=True, autoretry_for=())
 def expire_actions() -> int:
-    return expire_overdue()
+    return service.expire_overdue()

@@ -6,7 +6,7 @@ from celery.signals import worker_process_shutdown
 from thingbridge.outbox import publishers, publishing
 
 
-@shared_task(name="thingbridge.dispatch_publishing", ignore_result=True)
+@shared_task(name="thingbridge.dispatch_publishing", ignore_result=True, autoretry_for=())
 def dispatch_publishing() -> int:
     """Lease every (broker, app) with unpublished events and enqueue a publisher for each.
     Without EVENT_BROKERS this returns before touching the database."""

@@ -5,7 +5,7 @@ from celery import shared_task
 from thingbridge_workers import webhook_delivery
 
 
-@shared_task(name="thingbridge.pump_webhooks", ignore_result=True)
+@shared_task(name="thingbridge.pump_webhooks", ignore_result=True, autoretry_for=())
 def pump_webhooks() -> int:
     """Turn new outbox events into deliveries and start senders for idle lanes."""
     return webhook_delivery.pump()

@@ -1,0 +1,105 @@
+"""Keep child processes running: ``thingbridge worker``, ``beat`` and ``run`` restart a child
+that died (killed, out of memory, a Celery "Unrecoverable error") instead of leaving the
+platform without it until someone notices.
+
+A child that exits with status 0 was asked to stop (a Celery warm shutdown) and is not started
+again. SIGTERM or SIGINT to the supervisor stops every child (each runs in its own process
+group, so its own children, such as Celery's pool, get the signal too) and ends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+# A child that dies again soon after a restart waits longer each time (doubling from 1 s up to
+# 30 s); one that ran this long counts as healthy and restarts after 1 s again.
+FIRST_DELAY, MAX_DELAY, HEALTHY_AFTER = 1.0, 30.0, 30.0
+STOP_TIMEOUT = 30.0  # seconds children get to finish after SIGTERM before they are killed
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    env: dict | None = None
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    delay: float = FIRST_DELAY
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        self.started, self.restart_at = time.monotonic(), None
+
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+class Supervisor:
+    def __init__(self, children: list[Child]):
+        self.children = children
+        self.stopping = False
+
+    def run(self) -> int:
+        """Start every child and keep them running until stopped; 0 unless a child could not
+        be stopped cleanly."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop)
+        for child in self.children:
+            child.start()
+        while not self.stopping and any(c.proc is not None for c in self.children):
+            self._tend(time.monotonic())
+            time.sleep(0.2)
+        return self._shutdown()
+
+    def _stop(self, *_args) -> None:
+        self.stopping = True
+
+    def _tend(self, now: float) -> None:
+        for child in self.children:
+            if child.restart_at is not None and now >= child.restart_at:
+                child.start()
+            elif child.proc is not None and child.restart_at is None:
+                code = child.proc.poll()
+                if code == 0:
+                    log.info("%s stopped", child.name)
+                    child.proc = None
+                elif code is not None:
+                    self._schedule_restart(child, code, now)
+
+    def _schedule_restart(self, child: Child, code: int, now: float) -> None:
+        if now - child.started >= HEALTHY_AFTER:
+            child.delay = FIRST_DELAY
+        child.restart_at = now + child.delay
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        log.warning("%s %s; restarting it in %.0f s", child.name, how, child.delay)
+        child.delay = min(child.delay * 2, MAX_DELAY)
+
+    def _shutdown(self) -> int:
+        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for child in running:
+            child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in running:
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s; killing it", child.name, STOP_TIMEOUT)
+                child.signal(signal.SIGKILL)
+                child.proc.wait()
+        return 1 if any(c.proc.returncode not in (0, -signal.SIGTERM) for c in running) else 0
+
+
+def supervise(children: list[Child]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return Supervisor(children).run()
