@@ -7,7 +7,8 @@ Test control over HTTP (the workers calling it run in other processes):
 "timeout_seconds": float, "revoked_keys": [...] (replaces the set),
 "rate_limit_per_minute": int|null, "reading_bucket": int|null (pins the 10-minute bucket
 readings come from, so a benchmark decides when every value changes; null follows the clock)};
-``GET /_sim/stats``; ``POST /_sim/reset``.
+``GET /_sim/stats`` (calls, answers, and the most calls for one location ever in flight at
+once: two polls of one client fetching together show as 2); ``POST /_sim/reset``.
 Standalone: ``python -m thingbridge_openweathermap.simulator --port 8091``.
 """
 
@@ -54,6 +55,8 @@ class OpenWeatherMapSimulator:
             self.reading_bucket: int | None = None
             self.calls, self.by_key, self.by_location = 0, Counter(), Counter()
             self.by_status: Counter = Counter()
+            self.in_flight: Counter = Counter()  # location as asked -> calls being answered
+            self.max_in_flight = 0
             self.window: dict[str, tuple[int, int]] = {}  # key -> (minute, calls in it)
 
     def __call__(self, environ, start_response):
@@ -74,6 +77,7 @@ class OpenWeatherMapSimulator:
             return json_response({"calls": self.calls, "calls_by_key": dict(self.by_key),
                                   "calls_by_location": dict(self.by_location),
                                   "responses_by_status": dict(self.by_status),
+                                  "max_in_flight_per_location": self.max_in_flight,
                                   "mode": self.mode})
 
     def reset_endpoint(self, request: Request) -> Response:
@@ -100,11 +104,18 @@ class OpenWeatherMapSimulator:
     # --- the API --------------------------------------------------------------------------
     def weather(self, request: Request) -> Response:
         key = request.args.get("appid", "")
+        asked = request.args.get("q") or f"{request.args.get('lat')},{request.args.get('lon')}"
         with self.lock:
             self.calls += 1
             self.by_key[key] += 1
             mode, revoked, generation = self.mode, self.revoked, self.generation
-        response = self._answer(request, key, mode, revoked, generation)
+            self.in_flight[asked] += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight[asked])
+        try:
+            response = self._answer(request, key, mode, revoked, generation)
+        finally:
+            with self.lock:
+                self.in_flight[asked] -= 1
         with self.lock:
             if generation == self.generation:
                 self.by_status[str(response.status_code)] += 1

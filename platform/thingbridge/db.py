@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import datetime
+import functools
+import time
 from pathlib import Path
 
 from peewee import DatabaseProxy, PostgresqlDatabase
 from playhouse.db_url import connect as connect_url
 from playhouse.migrations import Runner
 
-from thingbridge.db_pool import DatabaseUnavailable, HealingPostgresDatabase
+from thingbridge.db_pool import CommitUncertain, DatabaseUnavailable, HealingPostgresDatabase
 
-__all__ = ["DatabaseUnavailable", "db", "init_app", "open_database", "utcnow"]
+__all__ = ["DatabaseUnavailable", "db", "init_app", "open_database", "retry_uncommitted",
+           "utcnow"]
 
 db = DatabaseProxy()
 
 # Seconds a client of the API should wait before trying again while the database is away.
 RETRY_AFTER = 5
+# Seconds an outcome that must not be lost or repeated waits for the database to come back.
+RECORD_PATIENCE = 10.0
 # TCP keepalive on database connections: a server that vanished without closing them (a
 # network partition, a dead host) is noticed within idle + interval * count = 25 s.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
@@ -49,6 +54,29 @@ def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
         database = connect_url(url)
     db.initialize(database)
     return database
+
+
+def retry_uncommitted(fn):
+    """Run ``fn`` (work in a transaction of its own) again while the database is unreachable
+    or the connection was lost before that transaction committed, for up to RECORD_PATIENCE
+    seconds: long enough for a restart. For recording the outcome of something that must not
+    happen twice (a webhook sent, an action performed), which a task retry would repeat."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        deadline, pause = time.monotonic() + RECORD_PATIENCE, 0.25
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except CommitUncertain:
+                raise
+            except DatabaseUnavailable:
+                if db.in_transaction() or time.monotonic() + pause > deadline:
+                    raise  # the caller's own transaction is lost too, or patience ran out
+            time.sleep(pause)
+            pause *= 2
+
+    return run
 
 
 def init_app(app) -> None:

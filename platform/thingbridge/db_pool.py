@@ -2,14 +2,18 @@
 replaced, and statements that met one run again when that cannot repeat a committed write.
 
 A server restart, failover, ``pg_terminate_backend`` or idle timeout closes connections that
-sit in the pool or in a worker thread; nothing notices until the next statement fails. That
-statement is then retried once on a new connection if it is a read or the start of a
-transaction (nothing committed yet). Anything else (a write outside a transaction, a statement
-inside one, a COMMIT whose answer was lost) raises ``DatabaseUnavailable``: the API answers 503
-and a task is retried whole by Celery. So is a database that cannot be reached at all.
+sit in the pool or in a worker thread. The server says goodbye before it goes, so a connection
+it spoke to while idle is replaced before anything is sent on it. A statement that still meets
+a dead connection (it died under the statement, or vanished without a word) is retried once on
+a new one if that is safe: a read, the start of a transaction, or a write declared repeatable.
+Anything else (another write outside a transaction, a statement inside one, a COMMIT whose
+answer was lost) raises ``DatabaseUnavailable``: the API answers 503 and a task is retried
+whole by Celery. So does a database that cannot be reached at all.
 """
 
 from __future__ import annotations
+
+import select
 
 from peewee import InterfaceError, OperationalError
 from playhouse.pool import MaxConnectionsExceeded
@@ -25,9 +29,26 @@ class DatabaseUnavailable(OperationalError):
     must not be repeated blindly."""
 
 
+class CommitUncertain(DatabaseUnavailable):
+    """The connection was lost while COMMIT was on its way: the transaction may have
+    committed or not, so its work must not be assumed undone."""
+
+
 def _dead(conn) -> bool:
     """psycopg marks a connection broken once a statement met the server gone."""
     return conn is None or conn.closed or conn.broken
+
+
+def _hung_up(conn) -> bool:
+    """The server spoke to an idle connection. Without LISTEN/NOTIFY (unused here) that is its
+    goodbye: the FATAL of a terminated, shut-down or timed-out session, then the close."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _unusable(conn) -> bool:
+    return _dead(conn) or _hung_up(conn)
 
 
 def repeatable(sql: str) -> str:
@@ -42,9 +63,8 @@ def _repeatable(sql: str) -> bool:
 
 class HealingPostgresDatabase(PooledPsycopg3Database):
     def _is_closed(self, conn) -> bool:
-        # A checkout costs no round trip to the server (peewee's default pings): a connection
-        # that died idle is found by its first statement, which then runs again (below).
-        return _dead(conn)
+        # Checked locally at checkout, without peewee's default round trip to the server.
+        return _unusable(conn)
 
     def connect(self, reuse_if_open=False):
         if not self.is_closed():
@@ -55,8 +75,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
             raise DatabaseUnavailable(f"database unreachable: {_first_line(exc)}") from exc
 
     def cursor(self, named_cursor=None):
-        # A connection an earlier statement found dead is replaced before anything is sent.
-        if not self.is_closed() and not self.in_transaction() and _dead(self._state.conn):
+        # Between transactions, a connection found dead is replaced before anything is sent.
+        if not self.is_closed() and not self.in_transaction() and _unusable(self._state.conn):
             self._replace_connection()
         return super().cursor(named_cursor)
 
@@ -69,14 +89,16 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
             *args, **kwargs), repeatable=True)
 
     def commit(self):
-        return self._healing(super().commit, repeatable=False)
+        if _unusable(self._state.conn):  # gone before COMMIT was sent: nothing committed
+            raise DatabaseUnavailable("connection lost before COMMIT")
+        return self._healing(super().commit, repeatable=False, lost=CommitUncertain)
 
     def rollback(self):
-        if _dead(self._state.conn):
-            return  # the server rolled back when the connection went
+        if _unusable(self._state.conn):
+            return  # the server rolls back a transaction whose connection went
         return super().rollback()
 
-    def _healing(self, run, repeatable: bool):
+    def _healing(self, run, repeatable: bool, lost=DatabaseUnavailable):
         try:
             return run()
         except DatabaseUnavailable:
@@ -85,14 +107,14 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
             if not _dead(self._state.conn):
                 raise  # an error of the statement itself, on a live connection
             if self.in_transaction() or not repeatable:
-                raise DatabaseUnavailable(f"connection lost: {_first_line(exc)}") from exc
-            lost = exc
+                raise lost(f"connection lost: {_first_line(exc)}") from exc
+            first = exc
         self._replace_connection()
         try:
             return run()
         except (OperationalError, InterfaceError) as exc:
             if _dead(self._state.conn):
-                raise DatabaseUnavailable(f"connection lost again: {_first_line(exc)}") from lost
+                raise DatabaseUnavailable(f"connection lost again: {_first_line(exc)}") from first
             raise
 
     def _replace_connection(self) -> None:

@@ -16,7 +16,7 @@ from flask import current_app
 from peewee import IntegrityError, fn
 
 from thingbridge import backoff
-from thingbridge.db import db, locking, utcnow
+from thingbridge.db import db, locking, retry_uncommitted, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from thingbridge.outbox import events
@@ -121,6 +121,7 @@ class Outcome:
     retry_after: float | None = None
 
 
+@retry_uncommitted
 def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | None:
     """Store an attempt and move the lane on. Returns the lane's next delivery, leased with
     the same token, when the caller should go on sending; else None."""
