@@ -24,9 +24,11 @@ class Lease:
     def held(self, token: str):
         return self.model.lease_token == token
 
-    def takeable(self, token: str, now: datetime.datetime):
-        """Free, or already held with ``token``: a task taking the row its claim reserved."""
-        return self.held(token) | self.free(now)
+    def takeable(self, token: str, now: datetime.datetime, due):
+        """Already held with ``token`` (a task sent for its own claim, or its retry), or free
+        and ``due`` (a task sent without a claim; a stale copy finds its row not due any
+        more, or held by a newer claim)."""
+        return self.held(token) | (self.free(now) & due)
 
     def take(self, where, now: datetime.datetime | None = None,
              token: str | None = None) -> str | None:
@@ -38,12 +40,12 @@ class Lease:
             where & self.free(now)).execute()
         return token if taken else None
 
-    def take_own(self, where, token: str, now: datetime.datetime | None = None) -> bool:
-        """Hold the row matching ``where`` with ``token`` if it is free or already ours
-        (renewing it from now); False if another token holds it."""
+    def take_own(self, where, token: str, due, now: datetime.datetime | None = None) -> bool:
+        """Hold the row matching ``where`` with ``token`` (renewed from now) if it is
+        ``takeable``; False if it is not."""
         now = now or utcnow()
         return bool(self.model.update(lease_token=token, leased_until=now + self.duration).where(
-            where & self.takeable(token, now)).execute())
+            where & self.takeable(token, now, due)).execute())
 
     def renewal(self, now: datetime.datetime | None = None) -> dict:
         """Fields that extend a held lease from now (merge into the holder's UPDATE)."""

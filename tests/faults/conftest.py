@@ -77,7 +77,11 @@ def assert_consistent(stack: Stack, client_ids: list[str]) -> dict:
     assert seqs == list(range(1, len(seqs) + 1)), "event ids have a gap or a repeat"
     kinds = Counter(kind for _, kind, *_ in events)
     assert kinds["connector.client.created"] == len(client_ids)
-    assert kinds["thing.created"] == len(client_ids)  # one weather thing per client, once
+    created = Counter(data["thingId"] for _, kind, _, data in events if kind == "thing.created")
+    mapped = stack.rows("SELECT thing_id FROM thing_mapping WHERE client_id = ANY(%s)",
+                        client_ids)
+    assert len(mapped) == len(client_ids)  # one weather thing per client
+    assert set(created.values()) == {1} and all(created[thing] for (thing,) in mapped)
     started = [data["client_id"] for _, kind, _, data in events
                if kind == "connector.client.status_changed" and data["status"] == "STARTED"]
     assert sorted(started) == sorted(client_ids)  # each client moved to STARTED exactly once

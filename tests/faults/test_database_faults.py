@@ -3,16 +3,14 @@ is down for a while. Nobody restarts anything by hand; polls, events and webhook
 
 from __future__ import annotations
 
-import datetime
 import time
 
 import requests
 from conftest import assert_consistent, max_in_flight, next_reading
 from helpers import wait_until
-from stack import DISPATCH_INTERVAL, POLL_INTERVAL, TASK_LEASE
+from stack import DISPATCH_INTERVAL, EVER, POLL_INTERVAL, TASK_LEASE
 
 CLIENTS = 12
-EVER = datetime.datetime(2000, 1, 1)
 # A connection killed under a worker is replaced by the statement that finds it: the clients
 # keep their cadence, each polled again within two poll intervals.
 TERMINATED_BOUND = 2 * POLL_INTERVAL

@@ -8,8 +8,9 @@ A client is leased to one poll at a time. The dispatcher claims a due client for
 its task may wait in the queue (its poll interval, at most TASK_LEASE); the poll renews that
 for TASK_LEASE when it starts and releases the client when it ends. A task lost with its worker
 leaves the lease to run out, and the dispatcher sends the client again: within two poll
-intervals. A stale copy of a task (redelivered by the broker, or overtaken by a newer claim)
-finds the client held and does nothing, so no two polls of a client fetch at once.
+intervals. A stale copy of a task (redelivered by the broker after its worker died, or
+overtaken by a newer claim) finds the client held or no longer due and does nothing, so no two
+polls of a client fetch at once and none runs twice for one due time.
 """
 
 from __future__ import annotations

@@ -48,9 +48,12 @@ def _lease() -> Lease:
 
 
 def take_delivery(request_id: str, token: str | None) -> bool:
-    """Hold a PENDING request for one delivery attempt; False if another task holds it."""
+    """Hold a PENDING request for one delivery attempt; False if another task holds it or it
+    is not due (settled, or waiting for the app after a 202)."""
+    now = utcnow()
     return _lease().take_own((ActionRequest.id == request_id)
-                             & (ActionRequest.status == "PENDING"), token or str(uuid.uuid4()))
+                             & (ActionRequest.status == "PENDING"), token or str(uuid.uuid4()),
+                             ActionRequest.next_attempt_at <= now, now)
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:

@@ -61,9 +61,10 @@ def poll_soon(client: ConnectorClient) -> None:
 
 
 def take(client_id: str, token: str | None) -> ConnectorClient | None:
-    """Hold the client for one poll (a task sent by the dispatcher brings the token of its
-    claim; one sent directly takes a free client); the client with its instance, or None if
-    another poll holds it or it was deleted. Every outcome of the poll releases it."""
+    """Hold the client for one poll: a task the dispatcher sent brings the token of its claim,
+    one sent directly (or a retry of either) a token of its own and takes the client if it is
+    free and due. The client with its instance, or None if another poll holds it, it was
+    polled since the task was sent, or it was deleted. Every outcome of the poll releases it."""
     now = utcnow()
     lease = datetime.timedelta(seconds=current_app.config["TASK_LEASE"])
     return poll_sql.take_client(client_id, token or str(uuid.uuid4()), now, now + lease)

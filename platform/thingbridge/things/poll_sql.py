@@ -62,7 +62,8 @@ def _take_client(postgres: bool) -> Statement:
     holder = {ConnectorClient.lease_token: _param("token"),
               ConnectorClient.leased_until: _param("until")}
     takeable = ((ConnectorClient.id == _param("id"))
-                & Lease(ConnectorClient, 0).takeable(_param("token"), _param("now")))
+                & Lease(ConnectorClient, 0).takeable(
+                   _param("token"), _param("now"), ConnectorClient.next_poll_at <= _param("now")))
     if not postgres:
         return Statement.build(ConnectorClient.update(holder).where(takeable))
     statement = Statement.build(
@@ -86,9 +87,9 @@ def _model(model, fields, values):
 
 def take_client(client_id: str, token: str, now: datetime.datetime,
                 until: datetime.datetime) -> ConnectorClient | None:
-    """Hold the client until ``until`` if it is free or already held with ``token``; the
-    client with its instance (configurations decrypted), or None if it is held by another
-    task or gone."""
+    """Hold the client until ``until`` if ``token`` holds it already, or it is free and due;
+    the client with its instance (configurations decrypted), or None if not (held by another
+    poll, polled since the task was sent, or deleted)."""
     taken = _take_client(is_postgres()).run(token=token, until=until, id=client_id, now=now)
     if is_postgres():
         row = taken.fetchone()
