@@ -6,7 +6,7 @@ import socket
 import pytest
 from helpers import LAMP, Receiver, wait_until
 
-from thingbridge.actions import signing
+from thingbridge.actions import service, signing
 from thingbridge.db import utcnow
 from thingbridge.localserver import LocalServer
 from thingbridge.models import ActionRequest
@@ -72,7 +72,10 @@ def test_202_stays_pending_until_the_app_finishes_it(lamp, receiver, start_worke
     start_worker()
     request_id = _trigger(api, thing_id).json["id"]
     wait_until(lambda: receiver.requests, message="delivery")
-    assert ActionRequest.get_by_id(request_id).status == "PENDING"
+    pending = wait_until(lambda: (r := ActionRequest.get_by_id(request_id)).lease_token is None
+                         and r, message="the attempt released the request")
+    assert pending.status == "PENDING" and pending.next_attempt_at is None  # the app's turn
+    assert not service.take_delivery(request_id, None)  # a stale task copy sends nothing
     done = api.put(f"/api/v1/actions/requests/{request_id}", json={"status": "COMPLETED"})
     assert done.status_code == 200 and done.json["status"] == "COMPLETED"
     again = api.put(f"/api/v1/actions/requests/{request_id}",

@@ -9,7 +9,7 @@ from flows import CLIENTS, client_row, owm_client, owm_instance, repoll, wait_st
 from helpers import OWM_KEY, wait_until
 
 from thingbridge.db import utcnow
-from thingbridge.models import Property, Thing, ThingMapping
+from thingbridge.models import ConnectorClient, Property, Thing, ThingMapping
 
 
 def test_owm_client_polled_into_one_thing(api, owm_sim, start_worker, flask_app):
@@ -122,6 +122,25 @@ def test_killed_worker_mid_poll_completes_once_without_duplicates(api, owm_sim, 
     client = wait_status(client_id, "STARTED", timeout=60)
     assert client.last_success_at is not None
     assert Thing.select().count() == 1 and ThingMapping.select().count() == 1
+
+
+def test_a_stale_copy_of_a_poll_task_does_nothing(api, owm_sim):
+    """A poll task the broker hands out again after its worker died, or one overtaken by a
+    newer claim, finds its client polled since or held, and calls no provider."""
+    from thingbridge_workers.polling import claim_due, poll
+
+    client_id = owm_client(api)
+    assert poll(client_id, "first-token") == "ok"
+    calls = requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"]
+    assert poll(client_id, "first-token") == "held"  # polled since: not due
+    ConnectorClient.update(next_poll_at=utcnow()).where(
+        ConnectorClient.id == client_id).execute()
+    [claimed], token = claim_due(10)  # due again, and the dispatcher claims it
+    assert claimed == client_id
+    assert poll(client_id, "first-token") == "held"  # the newer claim holds it
+    assert requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"] == calls
+    assert poll(client_id, token) == "ok"  # the claim's own task polls
+    assert client_row(client_id).lease_token is None  # and lets go
 
 
 def test_delete_client_deletes_its_things(api, owm_sim, start_worker):
