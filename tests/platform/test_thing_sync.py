@@ -71,6 +71,8 @@ def test_take_client_decrypts_holds_and_mark_polled_releases(database):
     client = _client()
     now = utcnow()
     later = now + datetime.timedelta(seconds=60)
+    assert poll_sql.take_client(client.id, "token-a", now, later) is None  # not due
+    ConnectorClient.update(next_poll_at=now).where(ConnectorClient.id == client.id).execute()
     loaded = poll_sql.take_client(client.id, "token-a", now, later)
     assert loaded.instance.configuration == {"app_key": "k" * 32}
     assert loaded.tokens == {"access_token": "secret"}

@@ -123,7 +123,8 @@ def test_stats_count_and_reset_clears(sim, stats, control):
     control(mode="error_500", revoked_keys=[OWM_KEY])
     assert stats() == {"calls": 3, "calls_by_key": {OWM_KEY: 1, OTHER_KEY: 1, "bad": 1},
                        "calls_by_location": {"52.5244,13.4105": 1, "1.0000,2.0000": 1},
-                       "responses_by_status": {"200": 2, "401": 1}, "mode": "error_500"}
+                       "responses_by_status": {"200": 2, "401": 1},
+                       "max_in_flight_per_location": 1, "mode": "error_500"}
     assert requests.post(f"{sim}/_sim/reset", timeout=5).ok
     assert stats()["calls"] == 0 and stats()["mode"] == "ok"
     assert weather(sim, q="Berlin").status_code == 200  # the revoked set was cleared too
