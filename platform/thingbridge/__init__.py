@@ -10,7 +10,7 @@ __all__ = ["create_app"]
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    from thingbridge import api, crypto, errors, tasks
+    from thingbridge import api, crypto, tasks
     from thingbridge import db as database
     from thingbridge.auth import server as auth_server
     from thingbridge.config import load_settings
@@ -24,10 +24,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     database.open_database(app.config["DATABASE_URL"])
     registry.init_app(app)
     tasks.celery_init_app(app)
-    errors.register_error_handlers(app)
     auth_server.init_app(app)
-    api.init_app(app)
-    errors.register_error_handlers(app)  # again: flask-smorest registers its own on init
+    api.init_app(app)  # its Api answers every error in the standard body
 
     @app.before_request
     def _connect():

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from thingbridge.api import (
     actions,
     clients,
-    connector_service,
+    connector_actions,
     descriptions,
     events,
     health,
     instances,
+    oauth_callback,
     things,
     webhooks,
 )
+from thingbridge.errors import Api
 
-BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, connector_service.blp, things.blp,
-              actions.blp, events.blp, webhooks.blp, health.blp]
+BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, oauth_callback.blp,
+              connector_actions.blp, things.blp, actions.blp, events.blp, webhooks.blp,
+              health.blp]
 
 
 # authlib serves the token endpoint; it is described here so the document covers every route.

@@ -3,8 +3,8 @@
 from marshmallow import Schema, fields, validate
 
 from thingbridge.models import CLIENT_STATUSES
-from thingbridge.schemas.common import HrefSchema
 from thingbridge.schemas.instances import ConnectorTypeField
+from thingbridge.schemas.links import DescriptionLink, InstanceLink
 
 
 class ClientCreateSchema(Schema):
@@ -25,8 +25,8 @@ class MappingSchema(Schema):
 
 class ClientSchema(Schema):
     id = fields.String(required=True)
-    instance = fields.Nested(HrefSchema, required=True)
-    connector = fields.Nested(HrefSchema, required=True)
+    instance = fields.Nested(InstanceLink, required=True)
+    connector = fields.Nested(DescriptionLink, required=True, attribute="description")
     mappings = fields.List(fields.Nested(MappingSchema), required=True)
     status = fields.String(required=True, validate=validate.OneOf(CLIENT_STATUSES))
     status_reason = fields.String(allow_none=True)

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields
 
-from thingbridge.schemas.common import HrefSchema
+from thingbridge.schemas.links import ClientLink, DescriptionLink
 
 
 class ConnectorTypeField(fields.Field):
@@ -30,5 +30,5 @@ class InstanceCreatedSchema(Schema):
 
 class InstanceSchema(Schema):
     id = fields.String(required=True)
-    clients = fields.List(fields.Nested(HrefSchema), required=True)
-    connector = fields.Nested(HrefSchema, required=True)
+    clients = fields.List(fields.Nested(ClientLink), required=True)
+    connector = fields.Nested(DescriptionLink, required=True, attribute="description")
