@@ -41,6 +41,13 @@ def not_found(what: str = "resource") -> ApiError:
     return ApiError(404, f"{what} not found")
 
 
+def found(row, what: str):
+    """``row``, or a 404 ``{what} not found`` when there is none (``None``)."""
+    if row is None:
+        raise not_found(what)
+    return row
+
+
 def _string_keys(messages):
     """marshmallow keys a list's errors by index: JSON objects need string keys."""
     if isinstance(messages, dict):

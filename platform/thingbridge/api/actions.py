@@ -9,7 +9,7 @@ from thingbridge.actions import signing
 from thingbridge.actions.service import create_request, finish
 from thingbridge.api.common import Blueprint, protected
 from thingbridge.auth.guard import subject_id
-from thingbridge.errors import ApiError, not_found
+from thingbridge.errors import ApiError, found
 from thingbridge.http.urls import outbound_url_problem
 from thingbridge.models import Action, ActionRequest, App, Thing
 from thingbridge.schemas.actions import (
@@ -61,12 +61,9 @@ def trigger_action(parameters, thing_id, component_id, action_id):
 
 
 def _request_for_reader(request_id: str) -> ActionRequest:
-    request = ActionRequest.get_or_none((ActionRequest.id == request_id)
-                                        & (ActionRequest.app == g.app)
-                                        & (ActionRequest.external_subject_id == subject_id()))
-    if request is None:
-        raise not_found("action request")
-    return request
+    return found(ActionRequest.get_or_none(
+        (ActionRequest.id == request_id) & (ActionRequest.app == g.app)
+        & (ActionRequest.external_subject_id == subject_id())), "action request")
 
 
 @blp.route("/actions/requests/<request_id>")
@@ -82,11 +79,9 @@ class ActionRequestById(MethodView):
     @blp.response(200, ActionRequestOut)
     def put(self, body, request_id):
         """The thing's creating app finishes a request it answered 202 for"""
-        request = (ActionRequest.select(ActionRequest).join(Thing)
-                   .where((ActionRequest.id == request_id) & (Thing.created_by == g.app))
-                   .first())
-        if request is None:
-            raise not_found("action request")
+        request = found(ActionRequest.select(ActionRequest).join(Thing).where(
+            (ActionRequest.id == request_id) & (Thing.created_by == g.app)).first(),
+            "action request")
         if not finish(request.id, body["status"], body["error"]):
             current = ActionRequest.get_by_id(request.id).status
             raise ApiError(409, f"action request is already {current}")

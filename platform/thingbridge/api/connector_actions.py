@@ -10,7 +10,7 @@ from thingbridge.actions import signing
 from thingbridge.actions.service import perform_connector_action
 from thingbridge.api.common import Blueprint, protected
 from thingbridge.connectors.contract import ConnectorError, TransientError
-from thingbridge.errors import ApiError, not_found
+from thingbridge.errors import ApiError, found
 from thingbridge.models import App, Thing
 from thingbridge.schemas.links import ConnectorActionsLink
 
@@ -34,9 +34,7 @@ def callback_url():
                     "502": {"description": "Provider unreachable; retry"}})
 def perform_action(token):
     """Connector service: perform a signed action delivery on a connector-created thing"""
-    app = App.get_or_none(App.callback_token == token)
-    if app is None:
-        raise not_found("connector action endpoint")
+    app = found(App.get_or_none(App.callback_token == token), "connector action endpoint")
     body = request.get_data()
     if app.signing_key is None:
         raise ApiError(401, "no signing key registered for this app", "BAD_SIGNATURE")
@@ -49,10 +47,8 @@ def perform_action(token):
             isinstance(payload.get(k), str) for k in ("thingId", "componentId", "actionId")):
         raise ApiError(400, "body must be an action request {id, thingId, componentId, "
                             "actionId, parameters}")
-    thing = Thing.get_or_none((Thing.id == payload["thingId"]) & (Thing.app == app)
-                              & Thing.connector_client.is_null(False))
-    if thing is None:
-        raise not_found("connector thing")
+    thing = found(Thing.get_or_none((Thing.id == payload["thingId"]) & (Thing.app == app)
+                                    & Thing.connector_client.is_null(False)), "connector thing")
     parameters = payload.get("parameters") or {}
     try:
         perform_connector_action(thing, payload["componentId"], payload["actionId"], parameters)

@@ -2,7 +2,7 @@
 
 from thingbridge.api.common import Blueprint, error_responses
 from thingbridge.connectors.registry import connector_classes
-from thingbridge.errors import not_found
+from thingbridge.errors import found
 from thingbridge.models import ConnectorDescription
 from thingbridge.schemas.descriptions import DescriptionSchema
 
@@ -27,7 +27,5 @@ def list_descriptions():
 @blp.response(200, DescriptionSchema)
 def get_description(description_id):
     """Get one connector description"""
-    row = _installed().where(ConnectorDescription.id == description_id).first()
-    if row is None:
-        raise not_found("connector description")
-    return row
+    return found(_installed().where(ConnectorDescription.id == description_id).first(),
+                 "connector description")

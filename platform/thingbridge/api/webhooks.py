@@ -10,7 +10,7 @@ from peewee import prefetch
 
 from thingbridge.api.common import Blueprint, cursor_page, protected
 from thingbridge.db import db, locking, utcnow
-from thingbridge.errors import ApiError, not_found
+from thingbridge.errors import ApiError, found
 from thingbridge.http.urls import outbound_url_problem
 from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from thingbridge.outbox import events, webhook_signing
@@ -42,10 +42,7 @@ def _own(webhook_id: str, lock: bool = False) -> WebhookEndpoint:
     rotations, replays and fan-out until commit."""
     query = WebhookEndpoint.select().where((WebhookEndpoint.id == webhook_id)
                                            & (WebhookEndpoint.app == g.app))
-    endpoint = (locking(query) if lock else query).first()
-    if endpoint is None:
-        raise not_found("webhook")
-    return endpoint
+    return found((locking(query) if lock else query).first(), "webhook")
 
 
 @blp.route("")
@@ -133,9 +130,7 @@ def _delivery(endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
     rows = []
     if delivery_id <= MAX_ID:  # a larger id cannot exist (BIGINT)
         rows = _with_attempts(_deliveries(endpoint).where(WebhookDelivery.id == delivery_id))
-    if not rows:
-        raise not_found("delivery")
-    return rows[0]
+    return found(rows[0] if rows else None, "delivery")
 
 
 @blp.route("/<webhook_id>/deliveries", methods=["GET"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from marshmallow import ValidationError
 from peewee import prefetch
 
-from thingbridge.errors import ApiError, not_found
+from thingbridge.errors import ApiError, found
 from thingbridge.models import (
     ConnectorClient,
     ConnectorDescription,
@@ -33,7 +33,8 @@ def app_instances(app):
 
 
 def own_instance(app, instance_id: str) -> ConnectorInstance:
-    return _one(_instance(ConnectorInstance.select(), app, instance_id), "connector instance")
+    return found(_instance(ConnectorInstance.select(), app, instance_id).first(),
+                 "connector instance")
 
 
 def read_instance(app, instance_id: str) -> ConnectorInstance:
@@ -45,7 +46,8 @@ def read_instance(app, instance_id: str) -> ConnectorInstance:
         app, instance_id)
     clients = ConnectorClient.select(ConnectorClient.id, ConnectorClient.instance).order_by(
         ConnectorClient.created_at)
-    return _one(prefetch(query, clients), "connector instance")
+    instances = prefetch(query, clients)
+    return found(instances[0] if instances else None, "connector instance")
 
 
 def subject_clients(app, subject: str):
@@ -55,7 +57,8 @@ def subject_clients(app, subject: str):
 
 
 def own_client(app, subject: str, client_id: str) -> ConnectorClient:
-    return _one(_client(ConnectorClient.select(), app, subject, client_id), "connector client")
+    return found(_client(ConnectorClient.select(), app, subject, client_id).first(),
+                 "connector client")
 
 
 def read_client(app, subject: str, client_id: str) -> ConnectorClient:
@@ -68,7 +71,8 @@ def read_client(app, subject: str, client_id: str) -> ConnectorClient:
         ConnectorDescription, on=_described_by(ConnectorClient), attr="description"),
         app, subject, client_id)
     mappings = ThingMapping.select().order_by(ThingMapping.connector_thing_id)
-    return _one(prefetch(query, mappings), "connector client")
+    clients = prefetch(query, mappings)
+    return found(clients[0] if clients else None, "connector client")
 
 
 def _instance(query, app, instance_id: str):
@@ -82,10 +86,3 @@ def _client(query, app, subject: str, client_id: str):
 
 def _described_by(model):
     return model.type_id == ConnectorDescription.type_id
-
-
-def _one(rows, what: str):
-    row = next(iter(rows), None)
-    if row is None:
-        raise not_found(what)
-    return row

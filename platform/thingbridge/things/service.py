@@ -11,7 +11,7 @@ from thingbridge.connectors.contract import (
     ComponentSpec,
     PropertySpec,
 )
-from thingbridge.errors import ApiError, not_found
+from thingbridge.errors import ApiError, found
 from thingbridge.models import Action, Component, Property, Thing
 
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -48,24 +48,17 @@ def read_things(query, expand: bool = False) -> list[Thing]:
 
 def read_thing(app, subject: str, thing_id: str, expand: bool = False) -> Thing:
     things = read_things(subject_things(app, subject).where(Thing.id == thing_id), expand)
-    if not things:
-        raise not_found("thing")
-    return things[0]
+    return found(things[0] if things else None, "thing")
 
 
 def read_component(thing: Thing, component_id: str) -> Component:
     """One component with its ``properties`` and ``actions`` attached."""
     components = prefetch(_components(thing, component_id), *_contents())
-    if not components:
-        raise not_found("component")
-    return components[0]
+    return found(components[0] if components else None, "component")
 
 
 def own_thing(app, subject: str, thing_id: str) -> Thing:
-    thing = subject_things(app, subject).where(Thing.id == thing_id).first()
-    if thing is None:
-        raise not_found("thing")
-    return thing
+    return found(subject_things(app, subject).where(Thing.id == thing_id).first(), "thing")
 
 
 def writable_thing(app, subject: str, thing_id: str) -> Thing:
@@ -78,26 +71,17 @@ def writable_thing(app, subject: str, thing_id: str) -> Thing:
 
 
 def own_component(thing: Thing, component_id: str) -> Component:
-    component = _components(thing, component_id).first()
-    if component is None:
-        raise not_found("component")
-    return component
+    return found(_components(thing, component_id).first(), "component")
 
 
 def own_property(component: Component, property_id: str) -> Property:
-    prop = Property.get_or_none((Property.component == component)
-                                & (Property.property_id == property_id))
-    if prop is None:
-        raise not_found("property")
-    return prop
+    return found(Property.get_or_none((Property.component == component)
+                                      & (Property.property_id == property_id)), "property")
 
 
 def own_action(component: Component, action_id: str) -> Action:
-    action = Action.get_or_none((Action.component == component)
-                                & (Action.action_id == action_id))
-    if action is None:
-        raise not_found("action")
-    return action
+    return found(Action.get_or_none((Action.component == component)
+                                    & (Action.action_id == action_id)), "action")
 
 
 def _components(thing: Thing, component_id: str):
