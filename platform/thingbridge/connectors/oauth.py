@@ -20,7 +20,6 @@ from thingbridge.connectors.contract import Connector, ReauthRequired, Transient
 from thingbridge.db import db, is_postgres, locking, utcnow
 from thingbridge.models import ConnectorClient, OAuthState
 
-CALLBACK_PATH = "/api/v1/connectors/oauth/callback"
 # Refresh a little early so a token never expires between the check and the provider call.
 EXPIRY_MARGIN = datetime.timedelta(seconds=60)
 
