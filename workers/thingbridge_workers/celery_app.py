@@ -3,7 +3,10 @@
 Run with ``thingbridge worker`` / ``thingbridge beat`` (or ``celery -A
 thingbridge_workers.celery_app:celery worker``)."""
 
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
+
 from thingbridge import create_app
+from thingbridge.observability import exposition, logs
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
@@ -18,6 +21,7 @@ celery.conf.update(
         },
         "expire-overdue-actions": {"task": "thingbridge.expire_actions", "schedule": 10.0},
         "prune-events": {"task": "thingbridge.prune_events", "schedule": 3600.0},
+        "prune-poll-tallies": {"task": "thingbridge.prune_poll_tallies", "schedule": 3600.0},
         "pump-webhooks": {
             "task": "thingbridge.pump_webhooks",
             "schedule": flask_app.config["EVENT_PUMP_INTERVAL"],
@@ -28,3 +32,14 @@ celery.conf.update(
         },
     },
 )
+
+
+@worker_init.connect
+def _serve_metrics(**_kwargs) -> None:
+    exposition.start_worker_server()  # only with thingbridge worker --metrics-port
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger, **_kwargs) -> None:
+    logs.reformat(logger, flask_app.config["LOG_FORMAT"])  # Celery installs its own handlers

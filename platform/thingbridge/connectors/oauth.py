@@ -19,6 +19,7 @@ from flask import current_app
 from thingbridge.connectors.contract import Connector, ReauthRequired, TransientError
 from thingbridge.db import db, is_postgres, locking, utcnow
 from thingbridge.models import ConnectorClient, OAuthState
+from thingbridge.observability import metrics
 
 # Refresh a little early so a token never expires between the check and the provider call.
 EXPIRY_MARGIN = datetime.timedelta(seconds=60)
@@ -137,7 +138,9 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
                                           refresh_token=tokens["refresh_token"],
                                           timeout=connector.timeout)
         except (OAuthError, requests.RequestException, ValueError) as exc:
-            raise _classify(exc) from exc
+            metrics.token_refreshed(connector.type_id, error := _classify(exc))
+            raise error from exc
+        metrics.token_refreshed(connector.type_id)
         record, expires_at = _token_record(token)
         record.setdefault("refresh_token", tokens["refresh_token"])
         ConnectorClient.update(tokens=record, token_expires_at=expires_at,

@@ -13,6 +13,7 @@ from thingbridge.connectors.contract import Connector, load_connectors
 from thingbridge.db import db
 from thingbridge.errors import ApiError
 from thingbridge.models import ConnectorDescription
+from thingbridge.observability import metrics
 
 EXTENSION = "thingbridge.connectors"
 
@@ -35,7 +36,7 @@ def _session(type_id: str) -> requests.Session:
     adapter state are not meant to be shared across threads."""
     sessions = _local.__dict__.setdefault("sessions", {})
     if type_id not in sessions:
-        session = requests.Session()
+        session = metrics.ProviderSession(type_id)  # counts every answer by code
         # With trust_env, requests re-reads the environment on every request, a cost per poll.
         # Without proxy variables, read the CA bundle variables once here instead.
         if not any(k.lower() in PROXY_VARIABLES for k in os.environ):

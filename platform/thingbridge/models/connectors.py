@@ -68,6 +68,20 @@ class OAuthState(BaseModel):
         table_name = "oauth_state"
 
 
+class PollTally(BaseModel):
+    """Polls of one app's clients of one connector in one minute, for the console's last hour.
+    Workers count in memory and add their counts every few seconds: never a write per poll."""
+
+    app = ForeignKeyField(App, on_delete="CASCADE", index=False)  # the unique index serves it
+    type_id = CharField(max_length=100)
+    minute = DateTimeField()
+    succeeded = IntegerField(default=0)
+    failed = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("app", "type_id", "minute"), True),)
+
+
 class RateBudget(BaseModel):
     """Provider calls used by an instance in the current one-minute window (host-owned budget)."""
 
