@@ -67,7 +67,9 @@ def _headers(response):
 
 @bp.errorhandler(HTTPException)
 def _error(error: HTTPException):
-    message = error.reason if isinstance(error, CSRFError) else error.description
+    message = error.description
+    if isinstance(error, CSRFError):
+        message = f"{message} Reload the page and try again."
     return render_template("console/error.html", code=error.code, message=message), error.code
 
 
