@@ -4,7 +4,6 @@ a real worker polls -> things appear through the API."""
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,19 +12,7 @@ from helpers import Receiver, basic, wait_until
 
 from thingbridge.localserver import LocalServer
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def live_api(flask_app, clean_db):
-    server = LocalServer(flask_app).start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture
@@ -36,17 +23,6 @@ def origin():
     recv.url = server.url + "/connected"
     yield recv
     server.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert shutil.which("chromium"), "Debian's chromium is required (apt-get install chromium)"
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _token(base, app_api) -> dict:

@@ -1,7 +1,8 @@
 """How an app's polls went, minute by minute: what the console's overview shows for the last
-hour. A worker process counts its polls in memory and adds the counts to ``PollTally`` at most
-every ``FLUSH_EVERY`` seconds (and when it stops), so a poll never waits for a write of its
-own; a process killed outright loses at most those seconds of counts."""
+hour. A worker process counts its polls in memory, and a timer thread adds the counts to
+``PollTally`` ``FLUSH_EVERY`` seconds after the first poll it has not written yet (and the
+worker flushes when it stops), so a poll never waits for a write; a process killed outright
+loses at most those seconds of counts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 
 from peewee import EXCLUDED
 
-from thingbridge.db import utcnow
+from thingbridge.db import db, utcnow
 from thingbridge.models import PollTally
 
 log = logging.getLogger(__name__)
@@ -21,25 +22,32 @@ KEEP = datetime.timedelta(days=1)
 
 _lock = threading.Lock()
 _counts: dict[tuple[str, str, int], list[int]] = {}  # (app, type, epoch minute) -> [ok, failed]
-_next_flush = 0.0
+_timer: threading.Timer | None = None
 
 
 def record(app_id: str, type_id: str, succeeded: bool) -> None:
-    """Count one poll that reached the provider; adds the counts now and then."""
+    """Count one poll that reached the provider (in memory: the timer writes it)."""
+    global _timer
     key = (app_id, type_id, int(time.time() // 60))
     with _lock:
         counts = _counts.setdefault(key, [0, 0])
         counts[0 if succeeded else 1] += 1
-    if time.monotonic() >= _next_flush:
+        if _timer is None:
+            _timer = threading.Timer(FLUSH_EVERY, _flush_in_thread)
+            _timer.daemon = True
+            _timer.start()
+
+
+def _flush_in_thread() -> None:
+    with db.connection_context():  # the timer thread's own, closed again
         flush()
 
 
 def flush() -> None:
     """Add this process's counts to the table (one statement) and start counting afresh."""
-    global _counts, _next_flush
+    global _counts, _timer
     with _lock:
-        pending, _counts = _counts, {}
-        _next_flush = time.monotonic() + FLUSH_EVERY
+        pending, _counts, _timer = _counts, {}, None
     if not pending:
         return
     # Sorted: concurrent flushes of other processes take the same rows in the same order.
