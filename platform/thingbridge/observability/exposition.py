@@ -34,6 +34,17 @@ METRICS_DIR = "THINGBRIDGE_METRICS_DIR"
 WORKER_PORT, WORKER_HOST = "THINGBRIDGE_METRICS_PORT", "THINGBRIDGE_METRICS_HOST"
 
 
+METRICS_OPERATION = {"get": {
+    "tags": ["operations"], "summary": "Prometheus metrics (text exposition format)",
+    "description": "This server's counters and the platform's gauges read from the database. "
+                   "With THINGBRIDGE_METRICS_TOKEN set, `Authorization: Bearer <token>` is "
+                   "required.",
+    "responses": {"200": {"description": "Prometheus text format",
+                          "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+                  "401": {"description": "THINGBRIDGE_METRICS_TOKEN is set and not given"}},
+}}
+
+
 def share_between_processes(server: str) -> None:
     """Before a server forks its processes: an empty folder where they keep their counters
     (prometheus_client reads the variable when it is imported, so set it first)."""
