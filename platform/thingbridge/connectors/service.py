@@ -3,6 +3,8 @@ is 404), each with its connector's description, and configuration checked by the
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from marshmallow import ValidationError
 from peewee import prefetch
 
@@ -15,16 +17,28 @@ from thingbridge.models import (
 )
 
 
-def validate_config(schema_cls, configuration: dict, what: str) -> dict:
-    """``configuration`` loaded by a plugin's instance or client schema; 400 naming each
-    problem otherwise."""
+class Checked(NamedTuple):
+    configuration: dict
+    warnings: list[str]
+
+
+def validate_config(connector_cls, what: str, configuration: dict) -> Checked:
+    """``configuration`` loaded by the plugin's ``what`` ("instance" or "client") schema, and a
+    warning for each key the schema does not know, left out unless the connector declares
+    such keys an error (``strict_configuration``). 400 naming each problem otherwise."""
+    schema = getattr(connector_cls, f"{what}_schema")()
+    known = {field.data_key or name for name, field in schema.load_fields.items()}
+    unknown = [] if what in connector_cls.strict_configuration else sorted(
+        key for key in configuration if key not in known)
     try:
-        return schema_cls().load(configuration)
+        loaded = schema.load({k: v for k, v in configuration.items() if k not in unknown})
     except ValidationError as exc:
         raise ApiError(400, f"invalid {what} configuration: " + "; ".join(
             f"{k}: {' '.join(v) if isinstance(v, list) else v}"
             for k, v in exc.normalized_messages().items()),
             "INVALID_CONFIGURATION", errors={"configuration": exc.normalized_messages()}) from exc
+    return Checked(loaded, [f"configuration.{key}: not a {connector_cls.type_id} {what} "
+                            "setting; ignored" for key in unknown])
 
 
 def app_instances(app):
@@ -62,11 +76,14 @@ def own_client(app, subject: str, client_id: str) -> ConnectorClient:
 
 
 def read_client(app, subject: str, client_id: str) -> ConnectorClient:
-    """The client as the API shows it: status, its ``instance`` and ``description`` (ids) and
-    its thing ``mappings`` (configuration and tokens are never read for it)."""
+    """The client as the API shows it: status (why, since when, polled when), its ``instance``
+    and ``description`` (ids) and its thing ``mappings`` (configuration and tokens are never
+    read for it)."""
     query = _client(ConnectorClient.select(
         ConnectorClient.id, ConnectorClient.type_id, ConnectorClient.status,
-        ConnectorClient.status_reason, ConnectorInstance.id, ConnectorDescription.id
+        ConnectorClient.status_reason, ConnectorClient.status_since,
+        ConnectorClient.last_polled_at, ConnectorClient.next_poll_at, ConnectorInstance.id,
+        ConnectorDescription.id
     ).join(ConnectorInstance).switch(ConnectorClient).join(
         ConnectorDescription, on=_described_by(ConnectorClient), attr="description"),
         app, subject, client_id)
