@@ -20,7 +20,7 @@ blp = Blueprint("oauth_callback", __name__, url_prefix="/api/v1/connectors",
 STALE_LINK_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Link no longer valid</title></head>
 <body><h1>This link was already used or has expired</h1>
-<p>Go back to the app and start connecting again.</p></body></html>
+<p>Go back to the app and start again.</p></body></html>
 """
 
 

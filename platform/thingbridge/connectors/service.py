@@ -37,8 +37,8 @@ def validate_config(connector_cls, what: str, configuration: dict) -> Checked:
             f"{k}: {' '.join(v) if isinstance(v, list) else v}"
             for k, v in exc.normalized_messages().items()),
             "INVALID_CONFIGURATION", errors={"configuration": exc.normalized_messages()}) from exc
-    return Checked(loaded, [f"configuration.{key}: not a {connector_cls.type_id} {what} "
-                            "setting; ignored" for key in unknown])
+    return Checked(loaded, [f"configuration.{key}: unknown {connector_cls.type_id} {what} "
+                            "setting, ignored" for key in unknown])
 
 
 def app_instances(app):
