@@ -18,6 +18,7 @@ from thingbridge.db import db
 from thingbridge.errors import ApiError
 from thingbridge.models import ConnectorClient, ConnectorInstance
 from thingbridge.schemas.clients import (
+    ClientConfirmSchema,
     ClientCreatedSchema,
     ClientCreateSchema,
     ClientSchema,
@@ -118,3 +119,17 @@ class Reauthorize(MethodView):
         grant, if it still works, stays in use. 409 for a connector without consent"""
         client, location = consent.reauthorize(g.app, subject_id(), client_id)
         return _to_consent(client, location)
+
+
+@blp.route("/<client_id>/confirm", endpoint="confirm")
+class Confirm(MethodView):
+    @protected(blp, SCOPE, subject=True, errors=(400, 404))
+    @blp.arguments(ClientConfirmSchema)
+    @blp.response(200, ClientSchema)
+    def post(self, body, client_id):
+        """Instances with `confirm_consent`: activate a consent with the one-time code the end
+        user's browser brought back, under the same subject that created the client; the
+        client goes STARTING, then STARTED"""
+        subject = subject_id()
+        consent.confirm(g.app, subject, client_id, body["confirmation"])
+        return read_client(g.app, subject, client_id)

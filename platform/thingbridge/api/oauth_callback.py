@@ -30,6 +30,8 @@ def _back_to_origin(outcome: consent.Outcome):
     params = {"client_id": client.id, "status": outcome.status}
     if outcome.error:
         params["error"] = outcome.error
+    if outcome.confirmation:
+        params["confirmation"] = outcome.confirmation
     if not origin:
         if outcome.error:
             raise ApiError(400, f"authorization failed: {outcome.error}", "AUTHORIZATION_FAILED")
@@ -41,8 +43,9 @@ def _back_to_origin(outcome: consent.Outcome):
 
 @blp.route("/oauth/callback", methods=["GET"], endpoint="oauth_callback")
 @blp.doc(responses={
-    "302": {"description": "Back to the instance's origin_callback_uri with client_id, status "
-                           "and (on failure) error"},
+    "302": {"description": "Back to the instance's origin_callback_uri with client_id, status, "
+                           "on failure error, and with confirm_consent the confirmation code "
+                           "for the app's backend"},
     "400": {"description": "The state is unknown, used or expired: an HTML page, and no "
                            "client changed", "content": {"text/html": {}}}})
 def oauth_callback():

@@ -55,6 +55,7 @@ class Outcome:
     client: ConnectorClient
     status: str
     error: str | None = None
+    confirmation: str | None = None  # for the app's backend to confirm (``confirm_consent``)
 
 
 def finish(state: str, args) -> Outcome:
@@ -73,8 +74,25 @@ def finish(state: str, args) -> Outcome:
     except ConnectorError as exc:
         return _not_granted(client, "token_exchange_failed",
                             f"authorization failed: {exc.reason}")
+    if client.instance.configuration.get("confirm_consent"):
+        return Outcome(client, client.status,
+                       confirmation=oauth.hold_for_confirmation(client, granted))
     lifecycle.restart(client, lifecycle.CONSENT_GIVEN, **granted)
     return Outcome(client, "STARTING")
+
+
+def confirm(app, subject: str, client_id: str, code: str) -> ConnectorClient:
+    """The app's backend vouches that its own end user (``subject``) gave the consent that came
+    back with ``code``; only then does the client get the grant. A consent link that reached
+    someone else cannot attach their account to the subject that asked for it: their browser
+    brings the code to the app under their own subject, where this client is a 404."""
+    client = own_client(app, subject, client_id)
+    granted = oauth.take_confirmation(client, code)
+    if granted is None:
+        raise ApiError(400, "unknown, used or expired confirmation code; reauthorize to start "
+                            "again", "INVALID_CONFIRMATION")
+    lifecycle.restart(client, lifecycle.CONSENT_GIVEN, **granted)
+    return client
 
 
 def _not_granted(client: ConnectorClient, error: str, reason: str) -> Outcome:

@@ -66,13 +66,36 @@ def start_consent(client: ConnectorClient, connector: Connector, instance_config
 def take_state(state: str) -> OAuthState:
     """The state's consent, deleted as it is taken: of two callbacks with one state only one
     gets it, and a reload, the back button or a copied link finds nothing."""
-    row = OAuthState.get_or_none(OAuthState.state_hash == _state_hash(state or ""))
+    row = _take(_state_hash(state or ""))
     if row is None:
-        raise StateError("unknown or used state")
-    taken = OAuthState.delete().where((OAuthState.state_hash == row.state_hash)
-                                      & (OAuthState.expires_at > utcnow())).execute()
-    if not taken:
-        raise StateError("used or expired state")
+        raise StateError("unknown, used or expired state")
+    return row
+
+
+def hold_for_confirmation(client: ConnectorClient, granted: dict) -> str:
+    """Keep the granted tokens until the app confirms with the returned one-time code."""
+    code = secrets.token_urlsafe(32)
+    ttl = datetime.timedelta(seconds=current_app.config["OAUTH_STATE_TTL"])
+    OAuthState.create(state_hash=_state_hash(code), client=client, redirect_uri="",
+                      expires_at=utcnow() + ttl, **granted)
+    return code
+
+
+def take_confirmation(client: ConnectorClient, code: str) -> dict | None:
+    """The tokens held for ``client`` under ``code`` (deleted as they are taken), or None."""
+    row = _take(_state_hash(code or ""), confirming=client)
+    return row and {"tokens": row.tokens, "token_expires_at": row.token_expires_at}
+
+
+def _take(state_hash: str, confirming: ConnectorClient | None = None) -> OAuthState | None:
+    """Read and delete one live row: a provider's state, or a confirmation of ``confirming``;
+    None when there is no such row or another request took it first."""
+    kind = (OAuthState.tokens.is_null() if confirming is None else
+            OAuthState.tokens.is_null(False) & (OAuthState.client == confirming.id))
+    live = (OAuthState.state_hash == state_hash) & (OAuthState.expires_at > utcnow()) & kind
+    row = OAuthState.get_or_none(live)
+    if row is None or not OAuthState.delete().where(live).execute():
+        return None
     return row
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 from peewee import prefetch
 
 from thingbridge.errors import ApiError, found
@@ -22,16 +22,30 @@ class Checked(NamedTuple):
     warnings: list[str]
 
 
+class ConsentOptions(Schema):
+    """Instance settings the host reads for every OAuth connector, beside the plugin's own."""
+
+    confirm_consent = fields.Boolean(metadata={
+        "description": "After consent the browser returns with a one-time `confirmation` code; "
+                       "the client gets the grant only when the app's backend posts it to "
+                       "POST /connectors/clients/{id}/confirm under the same subject"})
+
+
 def validate_config(connector_cls, what: str, configuration: dict) -> Checked:
-    """``configuration`` loaded by the plugin's ``what`` ("instance" or "client") schema, and a
-    warning for each key the schema does not know, left out unless the connector declares
-    such keys an error (``strict_configuration``). 400 naming each problem otherwise."""
-    schema = getattr(connector_cls, f"{what}_schema")()
-    known = {field.data_key or name for name, field in schema.load_fields.items()}
+    """``configuration`` loaded by the plugin's ``what`` ("instance" or "client") schema (and
+    the host's ``ConsentOptions`` for an OAuth instance), and a warning for each key neither
+    knows, left out unless the connector declares such keys an error
+    (``strict_configuration``). 400 naming each problem otherwise."""
+    plugin = getattr(connector_cls, f"{what}_schema")()
+    host = ConsentOptions() if what == "instance" and connector_cls.auth_kind == "oauth2" else None
+    host_keys = _keys(host) if host else set()
     unknown = [] if what in connector_cls.strict_configuration else sorted(
-        key for key in configuration if key not in known)
+        key for key in configuration if key not in _keys(plugin) | host_keys)
+    given = {k: v for k, v in configuration.items() if k not in unknown}
     try:
-        loaded = schema.load({k: v for k, v in configuration.items() if k not in unknown})
+        loaded = plugin.load({k: v for k, v in given.items() if k not in host_keys})
+        if host:
+            loaded.update(host.load({k: v for k, v in given.items() if k in host_keys}))
     except ValidationError as exc:
         raise ApiError(400, f"invalid {what} configuration: " + "; ".join(
             f"{k}: {' '.join(v) if isinstance(v, list) else v}"
@@ -39,6 +53,10 @@ def validate_config(connector_cls, what: str, configuration: dict) -> Checked:
             "INVALID_CONFIGURATION", errors={"configuration": exc.normalized_messages()}) from exc
     return Checked(loaded, [f"configuration.{key}: unknown {connector_cls.type_id} {what} "
                             "setting, ignored" for key in unknown])
+
+
+def _keys(schema: Schema) -> set[str]:
+    return {field.data_key or name for name, field in schema.load_fields.items()}
 
 
 def app_instances(app):

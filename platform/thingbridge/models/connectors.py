@@ -57,14 +57,18 @@ class ConnectorClient(BaseModel):
 
 
 class OAuthState(BaseModel):
-    """A pending provider consent: single-use (deleted as the callback takes it) and expiring
-    (deleted by a periodic task); only its hash is stored."""
+    """A pending provider consent, waiting for the provider's callback (a ``state``) or, with
+    the instance option ``confirm_consent``, for the app's confirmation (a ``confirmation``
+    code; the granted ``tokens`` wait here). Single-use (deleted as it is taken) and expiring
+    (deleted by a periodic task); only the hash of the state or code is stored."""
 
     state_hash = CharField(max_length=64, primary_key=True)
     client = ForeignKeyField(ConnectorClient, backref="oauth_states", on_delete="CASCADE")
     redirect_uri = TextField()
     code_verifier = EncryptedJSONField(null=True)
     expires_at = DateTimeField()
+    tokens = EncryptedJSONField(null=True)
+    token_expires_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "oauth_state"

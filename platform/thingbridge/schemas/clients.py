@@ -22,6 +22,12 @@ class ClientUpdateSchema(Schema):
                        "client back to STARTING"})
 
 
+class ClientConfirmSchema(Schema):
+    confirmation = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                                 metadata={"description": "The code the end user's browser "
+                                                          "brought back to origin_callback_uri"})
+
+
 class ClientCreatedSchema(WithWarnings):
     client_id = fields.String(required=True)
     href = fields.String(metadata={"description": "Provider consent URL (OAuth connectors, 303)"})
