@@ -144,7 +144,7 @@ def test_the_sweep_leaves_consents_under_way_and_granted_clients_alone(api, neta
     netatmo_instance(api)
     pending = api.as_subject("bob").post(CLIENTS, json={"connector_type_id": "netatmo"})
     assert pending.status_code == 303
-    # A used consent of another subject, long expired, is deleted by the same sweep.
+    # Another subject's consent has run out: only that client moves.
     carol = api.as_subject("carol").post(CLIENTS, json={"connector_type_id": "netatmo"})
     OAuthState.update(expires_at=utcnow()).where(
         OAuthState.client == carol.json["client_id"]).execute()
