@@ -1,4 +1,4 @@
-"""The console over real HTTP (a served app, a cookie-keeping client, real PostgreSQL):
+"""The console over real HTTP (a live_api app, a cookie-keeping client, real PostgreSQL):
 sign-in, CSRF on every form, every page for an app with data, and another app's data
 answering 404."""
 
@@ -10,12 +10,11 @@ import pytest
 import requests
 from flows import owm_client
 
-from thingbridge.localserver import LocalServer
 from thingbridge.models import App, ConnectorClient
 
 
 class Browser:
-    """A cookie-keeping HTTP client of the served console that follows no redirects."""
+    """A cookie-keeping HTTP client of the live_api console that follows no redirects."""
 
     def __init__(self, base: str):
         self.base, self.session = base, requests.Session()
@@ -41,31 +40,24 @@ def _sign_in(http, api) -> None:
 
 
 @pytest.fixture
-def served(flask_app, clean_db):
-    server = LocalServer(flask_app).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-def console(served, make_app):
+def console(live_api, make_app):
     """A browser signed in as app-a, and app-a's Api."""
     api = make_app("app-a")
-    http = Browser(served)
+    http = Browser(live_api)
     _sign_in(http, api)
     return http, api
 
 
-def test_pages_need_sign_in_and_keep_where_you_were_going(served):
-    http = Browser(served)
+def test_pages_need_sign_in_and_keep_where_you_were_going(live_api):
+    http = Browser(live_api)
     resp = http.get("/console/clients?status=ERROR")
     assert resp.status_code == 302
     assert "/console/login?next=/console/clients?status%3DERROR" in resp.headers["Location"]
 
 
-def test_wrong_secret_unknown_id_and_missing_csrf_are_refused(served, make_app):
+def test_wrong_secret_unknown_id_and_missing_csrf_are_refused(live_api, make_app):
     api = make_app("app-a")
-    http = Browser(served)
+    http = Browser(live_api)
     token = _csrf(http.get("/console/login"))
     for client_id, secret in ((api.client_id, "wrong"), ("nobody", api.secret)):
         resp = http.post("/console/login", data={"client_id": client_id,
@@ -77,9 +69,9 @@ def test_wrong_secret_unknown_id_and_missing_csrf_are_refused(served, make_app):
     assert http.get("/console/").status_code == 302  # still signed out
 
 
-def test_next_never_leaves_the_console(served, make_app):
+def test_next_never_leaves_the_console(live_api, make_app):
     api = make_app("app-a")
-    http = Browser(served)
+    http = Browser(live_api)
     for target in ("//evil.example/console/", "https://evil.example/", "/api/v1/things"):
         resp = http.post("/console/login", data={
             "client_id": api.client_id, "client_secret": api.secret, "next": target,

@@ -1,5 +1,5 @@
-"""What the browser tests share: the app served over real HTTP, and Debian's Chromium driven
-by Playwright (never a downloaded browser)."""
+"""What the browser tests share: Debian's Chromium driven by Playwright (never a downloaded
+browser)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,10 @@ import shutil
 
 import pytest
 
-from thingbridge.localserver import LocalServer
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def live_api(flask_app, clean_db):
-    server = LocalServer(flask_app).start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

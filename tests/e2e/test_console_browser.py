@@ -1,7 +1,8 @@
 """The developer console in a real headless Chromium (Debian's, driven by Playwright) against
 real workers: sign in, see a Netatmo client created through the API with its things, break it
-at the provider and watch it turn red with its reason, redeliver a dead webhook delivery, sign
-out; another app sees none of it. Every page is photographed at 1280x800 and at 390 px wide
+at the provider and watch it turn red with its reason, redeliver a dead webhook delivery,
+reauthorize it in place through the consent link the console hands out, sign out; another app
+sees none of it. Every page is photographed at 1280x800 and at 390 px wide
 (artifacts under the test's tmp dir; THINGBRIDGE_CONSOLE_SCREENSHOTS=<dir> copies them)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from flows import consent, wait_status
+from flows import wait_status
 from helpers import OWM_KEY, Receiver, wait_until
 
 from thingbridge.localserver import serving
@@ -44,6 +45,17 @@ def sign_in(page, base: str, api) -> None:
     page.wait_for_url(f"{base}/console/")
 
 
+def accept_consent(context, link: str, origin: str) -> None:
+    """The end user accepts on the provider's page, as the same Netatmo account each time, and
+    lands on the app's page ``origin``."""
+    user = context.new_page()
+    user.goto(link)
+    user.fill("input[name=login]", "alice@example.com")
+    user.click("#accept")
+    user.wait_for_url(f"{origin}/connected**")
+    user.close()
+
+
 def reload_until(page, predicate, message: str):
     def check():
         page.reload()
@@ -58,25 +70,38 @@ def test_console_in_a_browser(live_api, browser, make_app, start_worker, netatmo
     api, other = make_app("Acme Weather"), make_app("Other app")
     receiver = Receiver()
     receiver.default = (400, {"error": "not today"})  # dead-letters at once
-    with serving(receiver) as hooks:
+    app_page = Receiver()  # where the end user's browser lands after the provider
+    app_page.default = (200, {"connected": True})
+    with serving(receiver) as hooks, serving(app_page) as origin:
         start_worker(beat=True)
         assert api.post("/api/v1/webhooks", json={
             "url": f"{hooks.url}/events", "event_types": ["connector.client.*"],
             "description": "Acme backend"}).status_code == 201
-        client_id = consent(api)["client_id"]
+        assert api.post("/api/v1/connectors/instances", json={
+            "connector_type_id": "netatmo", "configuration": {
+                "client_id": "thingbridge-demo", "client_secret": "demo-secret",
+                "origin_callback_uri": f"{origin.url}/connected"}}).status_code == 201
+        # Over real HTTP, so the provider sends the browser back to this server.
+        created = requests.post(f"{live_api}/api/v1/connectors/clients",
+                                json={"connector_type_id": "netatmo"}, allow_redirects=False,
+                                headers=api.headers(), timeout=10)
+        assert created.status_code == 303, created.text
+        client_id = created.json()["client_id"]
+        desktop = browser.new_context(viewport={"width": 1280, "height": 800})
+        accept_consent(desktop, created.headers["Location"], origin.url)
         assert api.post("/api/v1/connectors/instances", json={
             "connector_type_id": "openweathermap",
             "configuration": {"app_key": OWM_KEY}}).status_code == 201
         api.as_subject("bob").post("/api/v1/connectors/clients", json={
             "connector_type_id": "openweathermap", "configuration": {"city": "Lisbon"}})
         wait_status(client_id, "STARTED", timeout=60)
+        thing_ids = [t.id for t in Thing.select().where(Thing.connector_client == client_id)]
         room = Thing.get(Thing.display_type == "THERMOSTAT")
         action = api.post(f"/api/v1/things/{room.id}/components/thermostat/actions/"
                           "setRoomThermPoint", json={"mode": "manual", "temp": "21.5"})
         wait_until(lambda: ActionRequest.get_by_id(action.json["id"]).status != "PENDING",
                    timeout=60, message="the action done")
 
-        desktop = browser.new_context(viewport={"width": 1280, "height": 800})
         page = desktop.new_page()
         sign_in(page, live_api, api)
         assert page.locator(".appname").inner_text() == "Acme Weather"
@@ -95,7 +120,7 @@ def test_console_in_a_browser(live_api, browser, make_app, start_worker, netatmo
         # Broken at the provider, polled from the console: red, with its reason.
         requests.post(f"{netatmo_sim}/_sim/revoke", timeout=5)
         page.click("#poll-now")
-        assert "Poll queued" in page.locator(".flash").inner_text()
+        assert "Poll queued" in page.locator("[role=status]").inner_text()
         badge = page.locator("#client-status .badge")
         reload_until(page, lambda: badge.inner_text() == "ERROR", "the client in ERROR")
         assert badge.evaluate("e => getComputedStyle(e).color") == RED
@@ -112,7 +137,7 @@ def test_console_in_a_browser(live_api, browser, make_app, start_worker, netatmo
         reload_until(page, lambda: dead.count() > 0, "a dead delivery")
         receiver.default = (204, None)
         dead.first.locator('button[name="redeliver"]').click()
-        assert "queued again" in page.locator(".flash").inner_text()
+        assert "queued again" in page.locator("[role=status]").inner_text()
         delivered = page.locator('tr[data-status="DELIVERED"]')
         reload_until(page, lambda: delivered.count() == 1, "the redelivery delivered")
         assert receiver.answered(204)
@@ -125,6 +150,19 @@ def test_console_in_a_browser(live_api, browser, make_app, start_worker, netatmo
         reload_until(page, lambda: "1 failed" in page.locator("#poll-totals").inner_text(),
                      "the failed poll in the last hour")
         shots.take(page, "overview")
+
+        # Reauthorized in place: the console hands out a consent link for the end user.
+        page.goto(f"{live_api}/console/clients/{client_id}")
+        page.click("#reauthorize")
+        link = page.locator("#consent-link").input_value()
+        shots.take(page, "reauthorize")
+        accept_consent(desktop, link, origin.url)
+        page.goto(f"{live_api}/console/clients/{client_id}")
+        reload_until(page, lambda: badge.inner_text() == "STARTED", "the client STARTED again")
+        kept = [t.id for t in Thing.select().where(Thing.connector_client == client_id)]
+        assert sorted(kept) == sorted(thing_ids)  # same client, same things
+        assert page.locator("#things .thing").count() == len(thing_ids)
+
         page.click("nav >> text=Events")
         assert "connector.client.status_changed" in page.locator("#feed").inner_text()
         shots.take(page, "events")

@@ -13,13 +13,14 @@ celery = flask_app.extensions["celery"]
 celery.conf.update(
     include=["thingbridge_workers.tasks.polling", "thingbridge_workers.tasks.actions",
              "thingbridge_workers.tasks.webhooks", "thingbridge_workers.tasks.publishing",
-             "thingbridge_workers.tasks.events"],
+             "thingbridge_workers.tasks.events", "thingbridge_workers.tasks.consent"],
     beat_schedule={
         "dispatch-due-polls": {
             "task": "thingbridge.dispatch_polls",
             "schedule": flask_app.config["DISPATCH_INTERVAL"],
         },
         "expire-overdue-actions": {"task": "thingbridge.expire_actions", "schedule": 10.0},
+        "expire-unfinished-consents": {"task": "thingbridge.expire_consents", "schedule": 60.0},
         "prune-events": {"task": "thingbridge.prune_events", "schedule": 3600.0},
         "prune-poll-tallies": {"task": "thingbridge.prune_poll_tallies", "schedule": 3600.0},
         "pump-webhooks": {

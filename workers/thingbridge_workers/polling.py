@@ -57,7 +57,7 @@ def poll_loaded(client: ConnectorClient) -> str:
         log.info("poll %s transient failure: %s", client.id, exc.reason)
         return "retry"
     except ConnectorError as exc:  # ReauthRequired, ConfigError: the app or user must act
-        lifecycle.set_status(client, "ERROR", exc.reason, next_poll_at=None)
+        lifecycle.record_error(client, exc.reason)
         log.info("poll %s error: %s", client.id, exc.reason)
         return "error"
 

@@ -30,6 +30,14 @@ _local = threading.local()
 PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
+def installed(type_id: str, app=None) -> type[Connector]:
+    """The connector class of ``type_id``; 409 if its plugin was uninstalled since."""
+    cls = connector_classes(app).get(type_id)
+    if cls is None:
+        raise ApiError(409, f"connector {type_id} is not installed", "CONNECTOR_NOT_INSTALLED")
+    return cls
+
+
 def _session(type_id: str) -> requests.Session:
     """One HTTP session per worker thread and provider: polls reuse kept-alive connections
     instead of a TCP (and TLS) handshake per poll. Per thread because a Session's cookie and

@@ -4,8 +4,9 @@ is 404), each with its connector's description, and configuration checked by the
 from __future__ import annotations
 
 import datetime
+from typing import NamedTuple
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 from peewee import SQL, Case, fn, prefetch
 
 from thingbridge.db import utcnow
@@ -18,16 +19,46 @@ from thingbridge.models import (
 )
 
 
-def validate_config(schema_cls, configuration: dict, what: str) -> dict:
-    """``configuration`` loaded by a plugin's instance or client schema; 400 naming each
-    problem otherwise."""
+class Checked(NamedTuple):
+    configuration: dict
+    warnings: list[str]
+
+
+class ConsentOptions(Schema):
+    """Instance settings the host reads for every OAuth connector, beside the plugin's own."""
+
+    confirm_consent = fields.Boolean(metadata={
+        "description": "After consent the browser returns with a one-time `confirmation` code; "
+                       "the client gets the grant only when the app's backend posts it to "
+                       "POST /connectors/clients/{id}/confirm under the same subject"})
+
+
+def validate_config(connector_cls, what: str, configuration: dict) -> Checked:
+    """``configuration`` loaded by the plugin's ``what`` ("instance" or "client") schema (and
+    the host's ``ConsentOptions`` for an OAuth instance), and a warning for each key neither
+    knows, left out unless the connector declares such keys an error
+    (``strict_configuration``). 400 naming each problem otherwise."""
+    plugin = getattr(connector_cls, f"{what}_schema")()
+    host = ConsentOptions() if what == "instance" and connector_cls.auth_kind == "oauth2" else None
+    host_keys = _keys(host) if host else set()
+    unknown = [] if what in connector_cls.strict_configuration else sorted(
+        key for key in configuration if key not in _keys(plugin) | host_keys)
+    given = {k: v for k, v in configuration.items() if k not in unknown}
     try:
-        return schema_cls().load(configuration)
+        loaded = plugin.load({k: v for k, v in given.items() if k not in host_keys})
+        if host:
+            loaded.update(host.load({k: v for k, v in given.items() if k in host_keys}))
     except ValidationError as exc:
         raise ApiError(400, f"invalid {what} configuration: " + "; ".join(
             f"{k}: {' '.join(v) if isinstance(v, list) else v}"
             for k, v in exc.normalized_messages().items()),
             "INVALID_CONFIGURATION", errors={"configuration": exc.normalized_messages()}) from exc
+    return Checked(loaded, [f"configuration.{key}: unknown {connector_cls.type_id} {what} "
+                            "setting, ignored" for key in unknown])
+
+
+def _keys(schema: Schema) -> set[str]:
+    return {field.data_key or name for name, field in schema.load_fields.items()}
 
 
 def app_instances(app):
@@ -65,11 +96,14 @@ def own_client(app, subject: str, client_id: str) -> ConnectorClient:
 
 
 def read_client(app, subject: str, client_id: str) -> ConnectorClient:
-    """The client as the API shows it: status, its ``instance`` and ``description`` (ids) and
-    its thing ``mappings`` (configuration and tokens are never read for it)."""
+    """The client as the API shows it: status (why, since when, polled when), its ``instance``
+    and ``description`` (ids) and its thing ``mappings`` (configuration and tokens are never
+    read for it)."""
     query = _client(ConnectorClient.select(
         ConnectorClient.id, ConnectorClient.type_id, ConnectorClient.status,
-        ConnectorClient.status_reason, ConnectorInstance.id, ConnectorDescription.id
+        ConnectorClient.status_reason, ConnectorClient.status_since,
+        ConnectorClient.last_polled_at, ConnectorClient.next_poll_at, ConnectorInstance.id,
+        ConnectorDescription.id
     ).join(ConnectorInstance).switch(ConnectorClient).join(
         ConnectorDescription, on=_described_by(ConnectorClient), attr="description"),
         app, subject, client_id)
@@ -81,7 +115,8 @@ def read_client(app, subject: str, client_id: str) -> ConnectorClient:
 # What the console shows of a client: never its configuration or tokens.
 SHOWN = (ConnectorClient.id, ConnectorClient.app, ConnectorClient.type_id,
          ConnectorClient.external_subject_id, ConnectorClient.status,
-         ConnectorClient.status_reason, ConnectorClient.next_poll_at,
+         ConnectorClient.status_reason, ConnectorClient.status_since,
+         ConnectorClient.next_poll_at, ConnectorClient.last_polled_at,
          ConnectorClient.last_success_at, ConnectorClient.failure_count,
          ConnectorClient.created_at, ConnectorClient.updated_at)
 FRESHNESS = ("1x", "2x", "10x", "older", "never")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from thingbridge.connectors import lifecycle
+from thingbridge.connectors import consent, lifecycle
 from thingbridge.connectors.registry import connector_classes, poll_interval
 from thingbridge.connectors.service import app_client, app_clients
 from thingbridge.console import bp
@@ -36,7 +36,7 @@ def client(client_id):
     row = app_client(g.app, client_id)
     return render_template("console/client.html", client=row, history=client_history(row),
                            things=client_things(row), interval=poll_interval(row.type_id),
-                           can_reauthorize=hasattr(lifecycle, "reauthorize"))
+                           consents=consent.uses_consent(row.type_id))
 
 
 @bp.route("/clients/<client_id>/poll", methods=["POST"])
@@ -50,10 +50,14 @@ def poll_now(client_id):
     return redirect(url_for("console.client", client_id=row.id))
 
 
-# Reauthorize goes here: a POST /clients/<client_id>/reauthorize that calls the lifecycle's
-# reauthorize service function (starting a fresh consent on the same client) and redirects to
-# the provider's consent page. The client page shows its button once
-# connectors.lifecycle.reauthorize exists (see client.html).
+@bp.route("/clients/<client_id>/reauthorize", methods=["POST"])
+def reauthorize(client_id):
+    """A fresh consent for the same client, shown as a link for its end user: the developer
+    following it would grant their own provider account to the user's client."""
+    row = app_client(g.app, client_id)
+    _, link = consent.reauthorize(g.app, row.external_subject_id, row.id)
+    return render_template("console/reauthorize.html", client=row, link=link,
+                           ttl=current_app.config["OAUTH_STATE_TTL"])
 
 
 @bp.route("/clients/<client_id>/delete", methods=["GET", "POST"])

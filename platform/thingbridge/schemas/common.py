@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, post_dump
 
 
 class ValueString(fields.String):
@@ -15,6 +15,21 @@ class ValueString(fields.String):
         elif isinstance(value, int | float):
             value = repr(value)
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class WithWarnings(Schema):
+    """A response that may say what was accepted with a caveat (configuration keys ignored);
+    ``warnings`` is left out when there are none, so a clean request gets the seed's shape."""
+
+    warnings = fields.List(fields.String(), metadata={
+        "description": "Configuration keys that were ignored; present only when there are "
+                       "any"})
+
+    @post_dump
+    def _drop_no_warnings(self, data, **kwargs):
+        if not data.get("warnings"):
+            data.pop("warnings", None)
+        return data
 
 
 class ErrorBodySchema(Schema):
