@@ -118,6 +118,7 @@ def test_another_apps_resources_are_404(console, make_app, owm_sim):
     assert http.get(f"/console/clients/{client_id}").status_code == 404
     assert http.get(f"/console/webhooks/{webhook_id}").status_code == 404
     for path in (f"/console/clients/{client_id}/poll", f"/console/clients/{client_id}/delete",
+                 f"/console/clients/{client_id}/reauthorize",
                  f"/console/webhooks/{webhook_id}/replay",
                  f"/console/webhooks/{webhook_id}/deliveries/1/redeliver"):
         assert http.post(path, data={"csrf_token": token, "after": "0"}).status_code == 404

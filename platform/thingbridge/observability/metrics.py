@@ -13,6 +13,7 @@ import time
 import requests
 from prometheus_client import Counter, Histogram
 
+from thingbridge.connectors import poll_tally
 from thingbridge.connectors.contract import ReauthRequired
 from thingbridge.db import utcnow
 
@@ -50,8 +51,6 @@ def observe_poll(poll):
 
     @functools.wraps(poll)
     def observed(client, *args, **kwargs):
-        from thingbridge.connectors import poll_tally
-
         started, outcome = time.perf_counter(), "exception"
         try:
             outcome = poll(client, *args, **kwargs)
