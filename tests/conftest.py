@@ -132,6 +132,16 @@ class Api:
 
 
 @pytest.fixture
+def live_api(flask_app, clean_db):
+    """The app served over real HTTP on 127.0.0.1 (browsers, cookie-keeping clients)."""
+    from thingbridge.localserver import LocalServer
+
+    server = LocalServer(flask_app).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
 def http(flask_app, clean_db):
     return flask_app.test_client()
 

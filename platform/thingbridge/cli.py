@@ -79,7 +79,11 @@ def _celery(command: str, args) -> list[str]:
 @click.option("--workers", default=2, type=int, help="gunicorn worker processes")
 @click.option("--threads", default=1, type=int, help="threads per worker process")
 def api(host, port, workers, threads):
-    """Serve the REST API under gunicorn (which restarts a worker process that dies)."""
+    """Serve the REST API (and the console, and /metrics) under gunicorn, which restarts a
+    worker process that dies."""
+    from thingbridge.observability.exposition import share_between_processes
+
+    share_between_processes(f"api-{port}")  # /metrics sums every gunicorn process
     # One pooled database connection per thread: a request never waits for another's.
     env = _role_env("api", DATABASE_POOL_SIZE=threads)
     os.execvpe(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers),
@@ -88,10 +92,18 @@ def api(host, port, workers, threads):
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--metrics-port", type=int, help="Serve this worker's Prometheus metrics here.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(celery_args):
+def worker(metrics_port, metrics_host, celery_args):
     """Run a Celery worker (polls providers, delivers actions), restarted if it dies. Extra
     args go to celery."""
+    if metrics_port:
+        from thingbridge.observability import exposition
+
+        exposition.share_between_processes(f"worker-{metrics_port}")
+        os.environ.update({exposition.WORKER_PORT: str(metrics_port),
+                           exposition.WORKER_HOST: metrics_host})
     sys.exit(supervise([Child("worker", _celery("worker", celery_args), _role_env("worker"))]))
 
 

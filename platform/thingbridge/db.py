@@ -82,7 +82,7 @@ def retry_uncommitted(fn):
 def init_app(app) -> None:
     """Requests take a pooled connection on their first query and give it back at the end;
     while the database is unreachable they answer 503 with Retry-After, never 500."""
-    from thingbridge.errors import error_response
+    from thingbridge.errors import ApiError
 
     @app.teardown_request
     def _give_back(exc):
@@ -91,9 +91,9 @@ def init_app(app) -> None:
 
     @app.errorhandler(DatabaseUnavailable)
     def _unavailable(exc):
-        body, status = error_response(503, "the database is unreachable; try again shortly")
-        body.headers["Retry-After"] = str(RETRY_AFTER)
-        return body, status
+        error = ApiError(503, "the database is unreachable; try again shortly")
+        error.data = {"headers": {"Retry-After": str(RETRY_AFTER)}}
+        return app.handle_http_exception(error)  # the error body, as for every error
 
 
 def is_postgres() -> bool:

@@ -1,11 +1,17 @@
-"""The one error body of the API: ``{"status": int, "error": CODE, "description": str}``."""
+"""The one error body of the API: ``{"status": int, "error": CODE, "description": str}``.
+
+Every error is an ``HTTPException`` (werkzeug's own, webargs' validation aborts, ``ApiError``),
+so one handler, the ``Api``'s, writes every error body; anything else is a 500 in the same body.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from flask import jsonify
+import flask_smorest
 from werkzeug.exceptions import HTTPException
+
+from thingbridge.schemas.common import ErrorBodySchema
 
 log = logging.getLogger(__name__)
 
@@ -16,42 +22,56 @@ CODES = {
     429: "TOO_MANY_REQUESTS", 500: "INTERNAL_ERROR", 502: "BAD_GATEWAY",
     503: "SERVICE_UNAVAILABLE",
 }
+# webargs' location keys and marshmallow's whole-object key: not field names.
+_NOT_FIELDS = ("json", "query", "headers", "form", "path", "_schema")
 
 
-class ApiError(Exception):
+class ApiError(HTTPException):
+    """An answer in the standard body: ``error`` defaults to the status's code, ``extra``
+    fields (e.g. ``errors``) join the body."""
+
     def __init__(self, status: int, description: str, error: str | None = None, **extra):
         super().__init__(description)
-        self.status = status
+        self.code = status
         self.error = error or CODES.get(status, "ERROR")
-        self.description = description
         self.extra = extra
-
-
-def error_response(status: int, description: str, error: str | None = None, **extra):
-    body = {"status": status, "error": error or CODES.get(status, "ERROR"),
-            "description": description, **extra}
-    return jsonify(body), status
 
 
 def not_found(what: str = "resource") -> ApiError:
     return ApiError(404, f"{what} not found")
 
 
+def found(row, what: str):
+    """``row``, or a 404 ``{what} not found`` when there is none (``None``)."""
+    if row is None:
+        raise not_found(what)
+    return row
+
+
+def _string_keys(messages):
+    """marshmallow keys a list's errors by index: JSON objects need string keys."""
+    if isinstance(messages, dict):
+        return {str(key): _string_keys(value) for key, value in messages.items()}
+    if isinstance(messages, list):
+        return [_string_keys(value) for value in messages]
+    return messages
+
+
 def _validation_description(messages) -> str:
     """Flatten webargs/marshmallow messages into one readable sentence."""
     parts: list[str] = []
 
-    def walk(prefix, node):
+    def walk(prefix: str, node) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                # webargs nests by location ("json", "query"): those are not field names.
-                # "_schema" is marshmallow's name for errors about the object as a whole.
-                if key in ("json", "query", "headers", "form", "path", "_schema"):
+                if isinstance(key, int):
+                    name = f"{prefix}[{key}]"
+                elif key in _NOT_FIELDS:
                     name = prefix
                 else:
                     name = f"{prefix}.{key}" if prefix else str(key)
                 walk(name, value)
-        elif isinstance(node, list) and node and all(isinstance(m, str) for m in node):
+        elif isinstance(node, list) and all(isinstance(m, str) for m in node):
             parts.append(f"{prefix or 'body'}: {' '.join(node)}")
         elif isinstance(node, list):
             for i, value in enumerate(node):
@@ -63,22 +83,37 @@ def _validation_description(messages) -> str:
     return "invalid request: " + "; ".join(parts) if parts else "invalid request"
 
 
-def handle_http_exception(exc: HTTPException):
-    data = getattr(exc, "data", None) or {}
-    messages = data.get("messages")
-    if exc.code == 422 or messages:
-        # flask-smorest answers validation errors with 422; the contract says 400.
-        return error_response(400, _validation_description(messages), errors=messages)
-    description = data.get("message") or exc.description or CODES.get(exc.code, "error")
-    return error_response(exc.code or 500, description)
+class Api(flask_smorest.Api):
+    """flask-smorest's Api with the platform's error body, documented and answered."""
 
+    ERROR_SCHEMA = ErrorBodySchema
 
-def register_error_handlers(app) -> None:
-    app.register_error_handler(ApiError, lambda e: error_response(
-        e.status, e.description, e.error, **e.extra))
-    app.register_error_handler(HTTPException, handle_http_exception)
+    def init_app(self, app, **kwargs):
+        super().init_app(app, **kwargs)
+        app.register_error_handler(Exception, self.handle_unexpected)
 
-    @app.errorhandler(Exception)
-    def internal(exc):  # never a stack trace or an HTML page
-        log.exception("unhandled error")
-        return error_response(500, "internal error")
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        headers = dict(data.get("headers") or {})
+        if getattr(error, "valid_methods", None):
+            headers["Allow"] = ", ".join(error.valid_methods)
+        if isinstance(error, ApiError):
+            body = {"status": error.code, "error": error.error,
+                    "description": error.description, **error.extra}
+        elif messages := data.get("messages"):
+            # Bad input is a 400 by contract (webargs would say 422).
+            body = {"status": 400, "error": CODES[400],
+                    "description": _validation_description(messages),
+                    "errors": _string_keys(messages)}
+        else:
+            status = error.code or 500
+            body = {"status": status, "error": CODES.get(status, "ERROR"),
+                    "description": data.get("message") or error.description
+                    or CODES.get(status, "error")}
+        return body, body["status"], headers
+
+    @staticmethod
+    def handle_unexpected(error: Exception):
+        """Never a stack trace or an HTML page: the trace goes to the log only."""
+        log.exception("unhandled error", exc_info=error)
+        return {"status": 500, "error": CODES[500], "description": "internal error"}, 500

@@ -11,6 +11,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from thingbridge import redis_transport
 from thingbridge.config import var_dir
 from thingbridge.db import DatabaseUnavailable
+from thingbridge.observability import logs
 
 log = logging.getLogger(__name__)
 # A send that may fail (the broker is down) tries this hard before giving up on it.
@@ -40,6 +41,8 @@ def celery_init_app(app: Flask) -> Celery:
         retry_backoff, retry_backoff_max, retry_jitter, max_retries = 1, 30, True, 5
 
         def __call__(self, *args, **kwargs):
+            logs.start_task(self.name, self.request.id,
+                            self.request.get(logs.TASK_HEADER))
             # Each task borrows a pooled connection on its first query and gives it back.
             with app.app_context():
                 try:
@@ -68,7 +71,8 @@ def celery_init_app(app: Flask) -> Celery:
 
 
 def enqueue(task_name: str, *args, countdown: float | None = None) -> None:
-    current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown)
+    current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown,
+                                               headers=logs.task_headers())
 
 
 def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
@@ -77,6 +81,7 @@ def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
     raised, so a committed write never fails on it. True if sent."""
     try:
         current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown,
+                                                   headers=logs.task_headers(),
                                                    retry_policy=SOON_RETRY_POLICY)
         return True
     except BrokerUnavailable as exc:

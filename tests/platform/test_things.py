@@ -137,3 +137,23 @@ def test_delete(api):
 def test_subject_header_required(api):
     assert api.as_subject(None).get(THINGS).status_code == 400
     assert api.as_subject(None).post(THINGS, json=LAMP).status_code == 400
+
+
+def _queries(caplog, call) -> int:
+    """How many SQL statements ``call`` runs (peewee logs each one at DEBUG)."""
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="peewee"):
+        call()
+    return sum(1 for r in caplog.records if r.name == "peewee")
+
+
+def test_expanded_things_take_one_query_per_table_however_many(api, caplog):
+    create(api)
+    expand = lambda: api.get(f"{THINGS}?expand=components")  # noqa: E731
+    one = _queries(caplog, expand)
+    for _ in range(4):
+        create(api)
+    assert len(expand().json) == 5
+    assert _queries(caplog, expand) == one
+    assert one == 5  # the token (with its app), then things, components, properties, actions
+

@@ -33,6 +33,7 @@ from thingbridge.connectors.registry import (
 from thingbridge.db import db, locking, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import ConnectorClient
+from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.tasks import enqueue
 from thingbridge.things import sync
@@ -42,10 +43,15 @@ log = logging.getLogger(__name__)
 
 
 def poll(client_id: str, token: str | None = None) -> str:
-    """Poll one client; returns an outcome word (for logs and tests)."""
+    """Poll one client, holding its lease; returns an outcome word (for logs, tests and
+    metrics)."""
     client = lifecycle.take(client_id, token)
-    if client is None:
-        return "held"  # another poll holds it, or it was deleted while queued
+    # None: another poll holds it, it was polled since this task was sent, or it was deleted.
+    return "held" if client is None else poll_held(client)
+
+
+@metrics.observe_poll
+def poll_held(client: ConnectorClient) -> str:
     if client.status == "ERROR":
         lifecycle.release(client)
         return "skipped"  # needs the app or the end user to act first
@@ -69,7 +75,7 @@ def poll(client_id: str, token: str | None = None) -> str:
         log.info("poll %s transient failure: %s", client.id, exc.reason)
         return "retry"
     except ConnectorError as exc:  # ReauthRequired, ConfigError: the app or user must act
-        lifecycle.set_status(client, "ERROR", exc.reason, next_poll_at=None, **RELEASED)
+        lifecycle.record_error(client, exc.reason)
         log.info("poll %s error: %s", client.id, exc.reason)
         return "error"
 

@@ -19,6 +19,7 @@ from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, locking, retry_uncommitted, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
+from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.tasks import enqueue, enqueue_soon
 
@@ -92,6 +93,7 @@ def finish(request_id: str, status: str, error: str | None = None) -> bool:
             (ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")).execute()
         if moved:
             request = ActionRequest.get_by_id(request_id)
+            metrics.action_finished(status, error, request.created_at)
             kind = "action.completed" if status == "COMPLETED" else "action.failed"
             events.emit(request.app_id, kind, request.external_subject_id,
                         {**request_body(request), "error": error})
@@ -111,6 +113,15 @@ def request_body(request: ActionRequest) -> dict:
             "parameters": request.parameters}
 
 
+def recent_requests(app, limit: int = 50, status: str | None = None) -> list[ActionRequest]:
+    """The app's newest action requests, each with its thing's ``name``."""
+    query = ActionRequest.select(ActionRequest, Thing.name).join(Thing).where(
+        ActionRequest.app == app)
+    if status:
+        query = query.where(ActionRequest.status == status)
+    return list(query.order_by(ActionRequest.created_at.desc()).limit(limit))
+
+
 def perform_connector_action(thing: Thing, component_id: str, action_id: str,
                              parameters: dict) -> None:
     """Run an action on a connector thing through its plugin; raises contract errors."""
@@ -119,4 +130,4 @@ def perform_connector_action(thing: Thing, component_id: str, action_id: str,
     connector = build_connector(client.type_id)
     call_plugin(connector, client, lambda ctx: connector.perform_action(
         ctx, mapping.connector_thing_id, component_id, action_id, parameters))
-    lifecycle.poll_now(client)
+    lifecycle.schedule_first_poll(client)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from thingbridge.api import (
     actions,
     clients,
-    connector_service,
+    connector_actions,
     descriptions,
     events,
     health,
     instances,
+    oauth_callback,
     things,
     webhooks,
 )
+from thingbridge.errors import Api
+from thingbridge.observability.exposition import METRICS_OPERATION
 
-BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, connector_service.blp, things.blp,
-              actions.blp, events.blp, webhooks.blp, health.blp]
+BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, oauth_callback.blp,
+              connector_actions.blp, things.blp, actions.blp, events.blp, webhooks.blp,
+              health.blp]
 
 
 # authlib serves the token endpoint; it is described here so the document covers every route.
@@ -56,8 +59,11 @@ def init_app(app) -> None:
     api = Api(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
-    token_rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "oauth2.issue_token")
-    api.spec.path(rule=token_rule, operations=TOKEN_OPERATION)
+    # Served outside the blueprints (authlib, observability); described here all the same.
+    for endpoint, operations in (("oauth2.issue_token", TOKEN_OPERATION),
+                                 ("metrics", METRICS_OPERATION)):
+        rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+        api.spec.path(rule=rule, operations=operations)
     # Swagger UI assets ship inside the package: the docs page works offline.
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json",
                                                    config={"app_name": "Thingbridge API"}))

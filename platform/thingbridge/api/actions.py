@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from flask import g
-from flask_smorest import Blueprint
+from flask.views import MethodView
 
 from thingbridge.actions import signing
-from thingbridge.actions.service import create_request, finish, request_body
-from thingbridge.api.common import protected
-from thingbridge.api.things import own_component, own_thing
+from thingbridge.actions.service import create_request, finish
+from thingbridge.api.common import Blueprint, protected
 from thingbridge.auth.guard import subject_id
-from thingbridge.errors import ApiError, not_found
+from thingbridge.errors import ApiError, found
 from thingbridge.http.urls import outbound_url_problem
 from thingbridge.models import Action, ActionRequest, App, Thing
 from thingbridge.schemas.actions import (
@@ -21,14 +20,11 @@ from thingbridge.schemas.actions import (
     ParametersIn,
 )
 from thingbridge.schemas.things import check_value
+from thingbridge.things.service import own_action, own_component, own_thing
 
 blp = Blueprint("actions", __name__, url_prefix="/api/v1",
                 description="Actions on things, routed to the creating app's callback URL")
 ACTION = "connctd.things.action"
-
-
-def _out(request: ActionRequest) -> dict:
-    return {**request_body(request), "deadline": request.deadline, "error": request.error}
 
 
 def _check_parameters(action: Action, parameters: dict) -> None:
@@ -52,51 +48,44 @@ def _check_parameters(action: Action, parameters: dict) -> None:
 @blp.response(201, ActionRequestOut)
 def trigger_action(parameters, thing_id, component_id, action_id):
     """Trigger an action; the request is PENDING until the thing's owner answers"""
-    thing = own_thing(thing_id)
-    action = Action.get_or_none((Action.component == own_component(thing, component_id))
-                                & (Action.action_id == action_id))
-    if action is None:
-        raise not_found("action")
+    subject = subject_id()
+    thing = own_thing(g.app, subject, thing_id)
+    action = own_action(own_component(thing, component_id), action_id)
     _check_parameters(action, parameters)
     owner = App.get_by_id(thing.created_by_id)
     if thing.connector_client_id is None and not owner.callback_url:
         raise ApiError(424, "the app that created this thing has no action callback URL; "
                             "register one with POST /api/v1/actions/callback/register",
                        "NO_CALLBACK_URL")
-    return _out(create_request(g.app, subject_id(), thing, component_id, action_id, parameters))
+    return create_request(g.app, subject, thing, component_id, action_id, parameters)
 
 
 def _request_for_reader(request_id: str) -> ActionRequest:
-    request = ActionRequest.get_or_none((ActionRequest.id == request_id)
-                                        & (ActionRequest.app == g.app)
-                                        & (ActionRequest.external_subject_id == subject_id()))
-    if request is None:
-        raise not_found("action request")
-    return request
+    return found(ActionRequest.get_or_none(
+        (ActionRequest.id == request_id) & (ActionRequest.app == g.app)
+        & (ActionRequest.external_subject_id == subject_id())), "action request")
 
 
-@blp.route("/actions/requests/<request_id>", methods=["GET"])
-@protected(blp, ACTION, subject=True, errors=(400, 404))
-@blp.response(200, ActionRequestOut)
-def get_request(request_id):
-    """Read an action request (same app and subject only)"""
-    return _out(_request_for_reader(request_id))
+@blp.route("/actions/requests/<request_id>")
+class ActionRequestById(MethodView):
+    @protected(blp, ACTION, subject=True, errors=(400, 404))
+    @blp.response(200, ActionRequestOut)
+    def get(self, request_id):
+        """Read an action request (same app and subject only)"""
+        return _request_for_reader(request_id)
 
-
-@blp.route("/actions/requests/<request_id>", methods=["PUT"])
-@protected(blp, "connctd.connector", errors=(400, 404, 409))
-@blp.arguments(ActionRequestUpdate)
-@blp.response(200, ActionRequestOut)
-def finish_request(body, request_id):
-    """The thing's creating app finishes a request it answered 202 for"""
-    request = (ActionRequest.select(ActionRequest).join(Thing)
-               .where((ActionRequest.id == request_id) & (Thing.created_by == g.app)).first())
-    if request is None:
-        raise not_found("action request")
-    if not finish(request.id, body["status"], body["error"]):
-        current = ActionRequest.get_by_id(request.id).status
-        raise ApiError(409, f"action request is already {current}")
-    return _out(ActionRequest.get_by_id(request.id))
+    @protected(blp, "connctd.connector", errors=(400, 404, 409))
+    @blp.arguments(ActionRequestUpdate)
+    @blp.response(200, ActionRequestOut)
+    def put(self, body, request_id):
+        """The thing's creating app finishes a request it answered 202 for"""
+        request = found(ActionRequest.select(ActionRequest).join(Thing).where(
+            (ActionRequest.id == request_id) & (Thing.created_by == g.app)).first(),
+            "action request")
+        if not finish(request.id, body["status"], body["error"]):
+            current = ActionRequest.get_by_id(request.id).status
+            raise ApiError(409, f"action request is already {current}")
+        return ActionRequest.get_by_id(request.id)
 
 
 @blp.route("/actions/callback/register", methods=["POST"])

@@ -1,10 +1,9 @@
-"""Helpers every resource blueprint uses: absolute links, guarded and documented routes."""
+"""What every resource blueprint shares: the Blueprint class and guarded, documented routes."""
 
 from __future__ import annotations
 
-import functools
-
-from flask import current_app, request
+import flask_smorest
+from webargs.flaskparser import FlaskParser
 
 from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
 from thingbridge.schemas.common import ErrorBodySchema
@@ -13,29 +12,7 @@ SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
                  "schema": {"type": "string", "maxLength": 255},
                  "description": "The app's end user this request acts for"}
 
-
-def href(path: str) -> str:
-    """Absolute URL: the configured public base URL, else the one the request came in on."""
-    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    return base.rstrip("/") + path
-
-
-def protected(blp, scope: str, subject: bool = False, errors=(400, 404)):
-    """Require ``scope`` and document it, the subject header and the error responses."""
-
-    def decorator(view):
-        view = require_scope(scope)(view)
-        params = [SUBJECT_PARAM] if subject else []
-        view = blp.doc(security=[{"bearerAuth": [scope]}], parameters=params)(view)
-        for code in sorted({401, 403, *errors}):
-            view = blp.alt_response(code, schema=ErrorBodySchema,
-                                    description=_ERROR_TEXT.get(code, "Error"))(view)
-        return functools.wraps(view)(view)
-
-    return decorator
-
-
-_ERROR_TEXT = {
+ERROR_TEXT = {
     400: "Invalid input or missing X-External-Subject-Id",
     401: "Missing, invalid or expired bearer token",
     403: "Token lacks the required scope (insufficient_scope)",
@@ -44,3 +21,39 @@ _ERROR_TEXT = {
     424: "A dependency (provider, callback) is not configured",
     502: "The provider could not be reached",
 }
+
+
+class _Parser(FlaskParser):
+    DEFAULT_VALIDATION_STATUS = 400  # the contract's status for bad input (webargs: 422)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint whose bad input is a documented 400."""
+
+    ARGUMENTS_PARSER = _Parser()
+
+
+def error_responses(*codes: int) -> dict:
+    """OpenAPI responses for ``codes``, each the standard error body."""
+    return {code: {"description": ERROR_TEXT.get(code, "Error"),
+                   "content": {"application/json": {"schema": ErrorBodySchema}}}
+            for code in sorted(codes)}
+
+
+def protected(blp, scope: str, subject: bool = False, errors=(400, 404)):
+    """Require ``scope`` and document it, the subject header and the error responses."""
+
+    def decorator(view):
+        return blp.doc(security=[{"bearerAuth": [scope]}],
+                       parameters=[SUBJECT_PARAM] if subject else [],
+                       responses=error_responses(401, 403, *errors))(require_scope(scope)(view))
+
+    return decorator
+
+
+def cursor_page(rows: list, args: dict, cursor_of) -> dict:
+    """One page of ``rows``, read with ``args["limit"] + 1`` to tell whether more follow: the
+    ``items``, the ``cursor`` to pass as ``after`` next time, and ``has_more``."""
+    items = rows[:args["limit"]]
+    return {"items": items, "cursor": cursor_of(items[-1]) if items else args["after"],
+            "has_more": len(rows) > args["limit"]}

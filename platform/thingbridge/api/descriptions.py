@@ -1,11 +1,9 @@
 """GET /api/v1/connectors/descriptions: the installed connectors (no token needed)."""
 
-from flask_smorest import Blueprint
-
+from thingbridge.api.common import Blueprint, error_responses
 from thingbridge.connectors.registry import connector_classes
-from thingbridge.errors import not_found
+from thingbridge.errors import found
 from thingbridge.models import ConnectorDescription
-from thingbridge.schemas.common import ErrorBodySchema
 from thingbridge.schemas.descriptions import DescriptionSchema
 
 blp = Blueprint("descriptions", __name__, url_prefix="/api/v1/connectors/descriptions",
@@ -24,12 +22,10 @@ def list_descriptions():
     return list(_installed())
 
 
-@blp.route("/<int:description_id>", methods=["GET"])
+@blp.route("/<int:description_id>", methods=["GET"], endpoint="description")
+@blp.doc(responses=error_responses(404))
 @blp.response(200, DescriptionSchema)
-@blp.alt_response(404, schema=ErrorBodySchema)
 def get_description(description_id):
     """Get one connector description"""
-    row = _installed().where(ConnectorDescription.id == description_id).first()
-    if row is None:
-        raise not_found("connector description")
-    return row
+    return found(_installed().where(ConnectorDescription.id == description_id).first(),
+                 "connector description")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask import g
-from flask_smorest import Blueprint
 
-from thingbridge.api.common import protected
+from thingbridge.api.common import Blueprint, cursor_page, protected
 from thingbridge.outbox import events
 from thingbridge.schemas.events import EventPage, EventsQuery
 
@@ -21,7 +20,4 @@ SCOPE = "thingbridge.events"
 def list_events(args):
     """Events after a cursor, oldest first (all subjects of the app)"""
     rows = events.read_after(g.app.id, args["after"], args["limit"] + 1)
-    page = rows[:args["limit"]]
-    return {"events": [events.envelope(e) for e in page],
-            "cursor": page[-1].seq if page else args["after"],
-            "has_more": len(rows) > args["limit"]}
+    return cursor_page(rows, args, lambda event: event.seq)

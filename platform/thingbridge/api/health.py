@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import current_app, jsonify
-from flask_smorest import Blueprint
 
+from thingbridge.api.common import Blueprint
 from thingbridge.db import db
 
 blp = Blueprint("health", __name__, description="Liveness of the platform's dependencies")

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
 
 from flask import current_app, g
-from flask_smorest import Blueprint
+from flask.views import MethodView
 
-from thingbridge.api.common import protected
-from thingbridge.db import db, locking, utcnow
-from thingbridge.errors import ApiError, not_found
+from thingbridge.api.common import Blueprint, cursor_page, protected
+from thingbridge.db import db, utcnow
+from thingbridge.errors import ApiError
 from thingbridge.http.urls import outbound_url_problem
-from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from thingbridge.outbox import events, webhook_signing
-from thingbridge.outbox.events import MAX_ID
+from thingbridge.models import WebhookDelivery, WebhookEndpoint
+from thingbridge.outbox import events, webhook_endpoints, webhook_signing
 from thingbridge.schemas.webhooks import (
     DeliveriesQuery,
     DeliveryOut,
@@ -30,7 +28,6 @@ from thingbridge.schemas.webhooks import (
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                 description="Signed, retried, ordered event delivery to the app's endpoints")
 SCOPE = "thingbridge.events"
-D = WebhookDelivery
 
 
 def _check_url(url: str) -> None:
@@ -39,75 +36,59 @@ def _check_url(url: str) -> None:
 
 
 def _own(webhook_id: str, lock: bool = False) -> WebhookEndpoint:
-    """The app's endpoint; ``lock`` (inside a transaction) holds its row against concurrent
-    rotations, replays and fan-out until commit."""
-    query = WebhookEndpoint.select().where((WebhookEndpoint.id == webhook_id)
-                                           & (WebhookEndpoint.app == g.app))
-    endpoint = (locking(query) if lock else query).first()
-    if endpoint is None:
-        raise not_found("webhook")
-    return endpoint
+    return webhook_endpoints.own_endpoint(g.app, webhook_id, lock)
 
 
-def _out(endpoint: WebhookEndpoint, **extra) -> dict:
-    return {"id": endpoint.id, "url": endpoint.url, "event_types": endpoint.event_types,
-            "description": endpoint.description, "created_at": endpoint.created_at,
-            "cursor": endpoint.cursor, **extra}
-
-
-@blp.route("", methods=["POST"])
-@protected(blp, SCOPE, errors=(400,))
-@blp.arguments(WebhookIn)
-@blp.response(201, WebhookOut)
-def create_webhook(body):
-    """Register an endpoint for events from now on; the signing secret is shown only here"""
-    _check_url(body["url"])
-    secret = webhook_signing.new_secret()
-    endpoint = WebhookEndpoint.create(app=g.app, url=body["url"], event_types=body["event_types"],
-                                      description=body["description"],
-                                      secrets=[{"secret": secret, "expires_at": None}],
-                                      cursor=events.last_seq(g.app.id))
-    return _out(endpoint, secret=secret)
-
-
-@blp.route("", methods=["GET"])
-@protected(blp, SCOPE, errors=())
-@blp.response(200, WebhookOut(many=True))
-def list_webhooks():
-    """The app's endpoints (secrets are never returned)"""
-    return [_out(e) for e in WebhookEndpoint.select().where(WebhookEndpoint.app == g.app)
-            .order_by(WebhookEndpoint.created_at)]
-
-
-@blp.route("/<webhook_id>", methods=["GET"])
-@protected(blp, SCOPE, errors=(404,))
-@blp.response(200, WebhookOut)
-def get_webhook(webhook_id):
-    """One endpoint"""
-    return _out(_own(webhook_id))
-
-
-@blp.route("/<webhook_id>", methods=["PATCH"])
-@protected(blp, SCOPE, errors=(400, 404))
-@blp.arguments(WebhookPatch)
-@blp.response(200, WebhookOut)
-def patch_webhook(body, webhook_id):
-    """Change url, event types or description (pending deliveries go to the new url)"""
-    endpoint = _own(webhook_id)
-    if "url" in body:
+@blp.route("")
+class Webhooks(MethodView):
+    @protected(blp, SCOPE, errors=(400,))
+    @blp.arguments(WebhookIn)
+    @blp.response(201, WebhookOut)
+    def post(self, body):
+        """Register an endpoint for events from now on; the signing secret is shown only here"""
         _check_url(body["url"])
-    # Only the fields sent: a whole-row save would write back a stale cursor or secret list.
-    WebhookEndpoint.update(updated_at=utcnow(), **body).where(
-        WebhookEndpoint.id == endpoint.id).execute()
-    return _out(WebhookEndpoint.get_by_id(endpoint.id))
+        secret = webhook_signing.new_secret()
+        endpoint = WebhookEndpoint.create(app=g.app, url=body["url"],
+                                          event_types=body["event_types"],
+                                          description=body["description"],
+                                          secrets=[{"secret": secret, "expires_at": None}],
+                                          cursor=events.last_seq(g.app.id))
+        endpoint.secret = secret  # the one answer that shows it
+        return endpoint
+
+    @protected(blp, SCOPE, errors=())
+    @blp.response(200, WebhookOut(many=True))
+    def get(self):
+        """The app's endpoints (secrets are never returned)"""
+        return webhook_endpoints.app_endpoints(g.app)
 
 
-@blp.route("/<webhook_id>", methods=["DELETE"])
-@protected(blp, SCOPE, errors=(404,))
-@blp.response(204)
-def delete_webhook(webhook_id):
-    """Remove an endpoint with its deliveries"""
-    _own(webhook_id).delete_instance(recursive=True)
+@blp.route("/<webhook_id>")
+class WebhookById(MethodView):
+    @protected(blp, SCOPE, errors=(404,))
+    @blp.response(200, WebhookOut)
+    def get(self, webhook_id):
+        """One endpoint"""
+        return _own(webhook_id)
+
+    @protected(blp, SCOPE, errors=(400, 404))
+    @blp.arguments(WebhookPatch)
+    @blp.response(200, WebhookOut)
+    def patch(self, body, webhook_id):
+        """Change url, event types or description (pending deliveries go to the new url)"""
+        endpoint = _own(webhook_id)
+        if "url" in body:
+            _check_url(body["url"])
+        # Only the fields sent: a whole-row save would write back a stale cursor or secrets.
+        WebhookEndpoint.update(updated_at=utcnow(), **body).where(
+            WebhookEndpoint.id == endpoint.id).execute()
+        return WebhookEndpoint.get_by_id(endpoint.id)
+
+    @protected(blp, SCOPE, errors=(404,))
+    @blp.response(204)
+    def delete(self, webhook_id):
+        """Remove an endpoint with its deliveries"""
+        _own(webhook_id).delete_instance(recursive=True)
 
 
 @blp.route("/<webhook_id>/rotate-secret", methods=["POST"])
@@ -125,49 +106,17 @@ def rotate_secret(webhook_id):
     return {"secret": secret, "previous_valid_until": now + overlap}
 
 
-def _deliveries_out(rows: list[WebhookDelivery]) -> list[dict]:
-    attempts = defaultdict(list)
-    if rows:
-        for a in WebhookAttempt.select().where(
-                WebhookAttempt.delivery.in_([d.id for d in rows])).order_by(WebhookAttempt.id):
-            attempts[a.delivery_id].append({"at": a.created_at, "status_code": a.status_code,
-                                            "error": a.error, "duration_ms": a.duration_ms})
-    return [{"id": d.id, "event_id": d.seq, "event_type": d.event.type,
-             "external_subject_id": d.event.external_subject_id, "status": d.status,
-             "attempts": d.attempts,
-             "next_attempt_at": d.next_attempt_at if d.status == "PENDING" else None,
-             "last_status_code": d.last_status_code, "last_error": d.last_error,
-             "created_at": d.created_at, "finished_at": d.finished_at,
-             "attempt_log": attempts[d.id]} for d in rows]
-
-
-def _deliveries(endpoint: WebhookEndpoint):
-    return D.select(D, Event).join(Event).where(D.endpoint == endpoint)
-
-
-def _delivery(endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
-    row = None
-    if delivery_id <= MAX_ID:  # a larger id cannot exist (BIGINT)
-        row = _deliveries(endpoint).where(D.id == delivery_id).first()
-    if row is None:
-        raise not_found("delivery")
-    return row
-
-
 @blp.route("/<webhook_id>/deliveries", methods=["GET"])
 @protected(blp, SCOPE, errors=(400, 404))
 @blp.arguments(DeliveriesQuery, location="query")
 @blp.response(200, DeliveryPage)
 def list_deliveries(args, webhook_id):
     """Deliveries with every attempt, oldest first; filter by status (DEAD: dead letters)"""
-    query = _deliveries(_own(webhook_id)).where(D.id > args["after"])
-    if args.get("status"):
-        query = query.where(D.status == args["status"])
-    rows = list(query.order_by(D.id).limit(args["limit"] + 1))
-    page = rows[:args["limit"]]
-    return {"deliveries": _deliveries_out(page),
-            "cursor": page[-1].id if page else args["after"],
-            "has_more": len(rows) > args["limit"]}
+    query = webhook_endpoints.deliveries(_own(webhook_id), args.get("status")).where(
+        WebhookDelivery.id > args["after"])
+    rows = webhook_endpoints.with_attempts(
+        query.order_by(WebhookDelivery.id).limit(args["limit"] + 1))
+    return cursor_page(rows, args, lambda delivery: delivery.id)
 
 
 @blp.route("/<webhook_id>/deliveries/<int:delivery_id>", methods=["GET"])
@@ -175,7 +124,7 @@ def list_deliveries(args, webhook_id):
 @blp.response(200, DeliveryOut)
 def get_delivery(webhook_id, delivery_id):
     """One delivery with every attempt"""
-    return _deliveries_out([_delivery(_own(webhook_id), delivery_id)])[0]
+    return webhook_endpoints.delivery(_own(webhook_id), delivery_id)
 
 
 @blp.route("/<webhook_id>/deliveries/<int:delivery_id>/redeliver", methods=["POST"])
@@ -183,13 +132,7 @@ def get_delivery(webhook_id, delivery_id):
 @blp.response(202, DeliveryOut)
 def redeliver(webhook_id, delivery_id):
     """Send a delivered or dead-lettered event again, as a new delivery"""
-    endpoint = _own(webhook_id)
-    row = _delivery(endpoint, delivery_id)
-    if row.status == "PENDING" or D.get_or_none(
-            (D.endpoint == endpoint) & (D.event == row.event_id) & (D.status == "PENDING")):
-        raise ApiError(409, "this event is already queued for this endpoint")
-    again = D.create(endpoint=endpoint, event=row.event_id, seq=row.seq, lane=row.lane)
-    return _deliveries_out([_deliveries(endpoint).where(D.id == again.id).first()])[0]
+    return webhook_endpoints.redeliver(_own(webhook_id), delivery_id)
 
 
 @blp.route("/<webhook_id>/replay", methods=["POST"])
@@ -198,17 +141,4 @@ def redeliver(webhook_id, delivery_id):
 @blp.response(202, ReplayOut)
 def replay(body, webhook_id):
     """Deliver every matching event after a cursor again (events already queued are kept)"""
-    with db.atomic():
-        endpoint = _own(webhook_id, lock=True)  # fan-out skips it (SKIP LOCKED) meanwhile
-        last = events.last_seq(g.app.id)
-        if body["after"] > last:
-            raise ApiError(400, f"after is beyond the app's last event id {last}")
-        oldest = Event.select(Event.seq).where(Event.app == g.app).order_by(Event.seq).first()
-        if body["after"] < last and (oldest is None or oldest.seq > body["after"] + 1):
-            raise ApiError(409, "events after that cursor are no longer kept (retention); "
-                                f"the oldest kept id is {oldest.seq if oldest else 'none'}")
-        # Never forward: events between the old cursor and `after` are not fanned out yet.
-        cursor = min(body["after"], endpoint.cursor)
-        WebhookEndpoint.update(cursor=cursor, updated_at=utcnow()).where(
-            WebhookEndpoint.id == endpoint.id).execute()
-    return {"cursor": cursor}
+    return {"cursor": webhook_endpoints.replay(g.app, webhook_id, body["after"])}

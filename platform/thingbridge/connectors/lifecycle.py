@@ -23,6 +23,11 @@ from thingbridge.things import poll_sql
 from thingbridge.things.poll_sql import RELEASED
 
 POLL_TASK = "thingbridge.poll_client"
+# Why a client is STARTING (an ERROR's reason comes from whatever failed).
+AWAITING_CONSENT = "waiting for the end user's consent"
+AWAITING_FIRST_POLL = "waiting for the first poll"
+CONSENT_GIVEN = "consent given; waiting for the first poll"
+RECONFIGURED = "configuration changed; waiting for the first poll"
 # A transient failure waits this long, doubling per failure in a row, up to the cap.
 RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
 
@@ -42,13 +47,9 @@ def created(client: ConnectorClient, poll_now: bool) -> None:
                 client_data(client, status=client.status))
 
 
-def consented(client: ConnectorClient) -> None:
-    """Tokens are stored: STARTING, and the first poll due now."""
-    set_status(client, "STARTING", None, next_poll_at=utcnow())
-
-
-def poll_now(client: ConnectorClient) -> None:
-    """Read the client's devices again now rather than at its next scheduled poll."""
+def schedule_first_poll(client: ConnectorClient) -> None:
+    """Due now, and sent at once: read the client's devices now rather than at its next
+    scheduled poll (after an action, or asked for in the console)."""
     ConnectorClient.update(next_poll_at=utcnow(), updated_at=utcnow()).where(
         ConnectorClient.id == client.id).execute()
     poll_soon(client)
@@ -83,7 +84,10 @@ def transition(client: ConnectorClient, status: str, reason: str | None = None,
         ConnectorClient.id == client.id)).first()
     if row is None:
         return None
-    ConnectorClient.update(status=status, status_reason=reason, updated_at=utcnow(),
+    now = utcnow()
+    if row.status != status:
+        fields["status_since"] = now
+    ConnectorClient.update(status=status, status_reason=reason, updated_at=now,
                            **fields).where(ConnectorClient.id == client.id).execute()
     if row.status == status:
         return []
@@ -125,8 +129,9 @@ def record_success(client: ConnectorClient) -> list[Pending] | None:
     if mark_polled(client):
         return []
     scheduled = _next_poll(client)
-    return transition(client, "STARTED", None, last_success_at=scheduled["now"],
-                      failure_count=0, next_poll_at=scheduled["next_poll_at"], **RELEASED)
+    return transition(client, "STARTED", None, last_polled_at=scheduled["now"],
+                      last_success_at=scheduled["now"], failure_count=0,
+                      next_poll_at=scheduled["next_poll_at"], **RELEASED)
 
 
 def record_transient_failure(client: ConnectorClient, reason: str,
@@ -134,8 +139,24 @@ def record_transient_failure(client: ConnectorClient, reason: str,
     """Keep the status, note the reason and poll again after a backoff."""
     failures = client.failure_count + 1
     wait = backoff.delay(failures, RETRY_BASE, MAX_BACKOFF, retry_after)
-    release(client, failure_count=failures, status_reason=reason, updated_at=utcnow(),
-            next_poll_at=utcnow() + datetime.timedelta(seconds=wait))
+    now = utcnow()
+    release(client, failure_count=failures, status_reason=reason, updated_at=now,
+            last_polled_at=now, next_poll_at=now + datetime.timedelta(seconds=wait))
+
+
+def record_error(client: ConnectorClient, reason: str) -> None:
+    """A poll the app or the end user must act on (grant revoked, configuration refused): ERROR
+    with the reason, and no poll until they do (reauthorize, PATCH the configuration)."""
+    set_status(client, "ERROR", reason, next_poll_at=None, last_polled_at=utcnow(), **RELEASED)
+
+
+def restart(client: ConnectorClient, reason: str, **fields) -> None:
+    """Back to STARTING with ``fields`` (new tokens, a new configuration) and due at once, in
+    one transaction; the same client, so its id, mappings and things stay."""
+    with db.atomic():
+        events.emit_many(client.app_id, transition(client, "STARTING", reason, failure_count=0,
+                                                   next_poll_at=utcnow(), **fields) or [])
+    poll_soon(client)
 
 
 def postpone(client: ConnectorClient, until) -> None:

@@ -3,6 +3,9 @@
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from thingbridge.models import ACTION_STATUSES
+from thingbridge.schemas.common import ValueString
+
+_VALUE = ValueString()
 
 
 class ParametersIn(Schema):
@@ -15,13 +18,10 @@ class ParametersIn(Schema):
     def flat_strings(self, value, **kwargs):
         out = {}
         for key, item in value.items():
-            if isinstance(item, bool):
-                item = "true" if item else "false"
-            elif isinstance(item, int | float):
-                item = repr(item)
-            if not isinstance(item, str):
-                raise ValidationError(f"parameter {key!r} must be a string")
-            out[str(key)] = item
+            try:
+                out[str(key)] = _VALUE.deserialize(item)
+            except ValidationError as exc:
+                raise ValidationError(f"parameter {key!r} must be a string") from exc
         return out
 
 
@@ -30,9 +30,9 @@ class ActionRequestOut(Schema):
     status = fields.String(required=True, validate=validate.OneOf(ACTION_STATUSES))
     deadline = fields.DateTime(required=True, format="iso")
     error = fields.String(allow_none=True)
-    thingId = fields.String()
-    componentId = fields.String()
-    actionId = fields.String()
+    thing_id = fields.String(data_key="thingId")
+    component_id = fields.String(data_key="componentId")
+    action_id = fields.String(data_key="actionId")
     parameters = fields.Dict()
 
 

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
-from thingbridge.outbox.events import EVENT_TYPES, MAX_ID
+from thingbridge.outbox.events import EVENT_TYPES, MAX_ID, envelope
 
 
 class EventOut(Schema):
@@ -17,6 +17,17 @@ class EventOut(Schema):
                        "thingId, componentId, propertyId, oldValue, newValue, lastUpdate)"})
 
 
+class Envelope(fields.Nested):
+    """An event row as its envelope: documented as EventOut, written by the outbox's own
+    ``envelope`` so the feed shows exactly what webhooks and brokers send."""
+
+    def __init__(self, **kwargs):
+        super().__init__(EventOut, **kwargs)
+
+    def _serialize(self, nested_obj, attr, obj, **kwargs):
+        return envelope(nested_obj)
+
+
 class EventsQuery(Schema):
     after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID), metadata={
         "description": "Return events with id greater than this (the last id you processed)"})
@@ -24,7 +35,7 @@ class EventsQuery(Schema):
 
 
 class EventPage(Schema):
-    events = fields.List(fields.Nested(EventOut), required=True)
+    events = fields.List(Envelope(), required=True, attribute="items")
     cursor = fields.Integer(required=True, metadata={
         "description": "Pass as ?after= for the next page (unchanged when there is nothing new)"})
     has_more = fields.Boolean(required=True)

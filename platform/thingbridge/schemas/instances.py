@@ -2,7 +2,8 @@
 
 from marshmallow import Schema, fields
 
-from thingbridge.schemas.common import HrefSchema
+from thingbridge.schemas.common import WithWarnings
+from thingbridge.schemas.links import ClientLink, DescriptionLink
 
 
 class ConnectorTypeField(fields.Field):
@@ -20,15 +21,17 @@ class InstanceCreateSchema(Schema):
     connector_type_id = ConnectorTypeField(
         required=True,
         metadata={"description": "Description id or type id", "example": "openweathermap"})
-    configuration = fields.Dict(
-        required=True, metadata={"description": "Validated by the connector's instance schema"})
+    configuration = fields.Dict(required=True, metadata={
+        "description": "Validated by the connector's instance schema; keys it does not know "
+                       "are ignored and named in `warnings`, unless the connector refuses "
+                       "them"})
 
 
-class InstanceCreatedSchema(Schema):
+class InstanceCreatedSchema(WithWarnings):
     id = fields.String(required=True)
 
 
 class InstanceSchema(Schema):
     id = fields.String(required=True)
-    clients = fields.List(fields.Nested(HrefSchema), required=True)
-    connector = fields.Nested(HrefSchema, required=True)
+    clients = fields.List(fields.Nested(ClientLink), required=True)
+    connector = fields.Nested(DescriptionLink, required=True, attribute="description")

@@ -12,7 +12,9 @@ import re
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from thingbridge.models import PROPERTY_TYPES, THING_STATUSES
-from thingbridge.schemas.common import HrefSchema
+from thingbridge.schemas.common import ValueString
+from thingbridge.schemas.links import ComponentLink, PropertyLink
+from thingbridge.things.service import ISO
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9\-_]{1,200}$")
 ID_MESSAGE = "must match ^[a-zA-Z0-9-_]{{1,200}}$"
@@ -29,17 +31,6 @@ def check_value(kind: str, value: str) -> str | None:
     elif kind == "BOOLEAN" and value not in ("true", "false"):
         return f"{value!r} is not a BOOLEAN (true or false)"
     return None
-
-
-class ValueString(fields.String):
-    """Values are strings; JSON numbers and booleans are taken as their string form."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, int | float):
-            value = repr(value)
-        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class LowerKeys(Schema):
@@ -139,7 +130,7 @@ class ThingIn(LowerKeys):
 
 
 class ThingCreatedSchema(Schema):
-    Id = fields.String(required=True)
+    id = fields.String(required=True, data_key="Id")
 
 
 class StatusIn(Schema):
@@ -151,28 +142,34 @@ class ValueIn(Schema):
 
 
 class PropertyOut(Schema):
-    id = fields.String()
+    property_id = fields.String(data_key="id")
     name = fields.String()
     value = fields.String()
     unit = fields.String()
     type = fields.String()
-    lastUpdate = fields.String()
-    propertyType = fields.String()
+    last_update = fields.Function(
+        lambda prop: prop.last_update.strftime(ISO), data_key="lastUpdate", metadata={
+            "type": "string", "format": "date-time", "example": "2026-11-23T09:30:00.000000Z"})
+    property_type = fields.String(data_key="propertyType")
 
 
 class ActionOut(Schema):
-    id = fields.String()
+    action_id = fields.String(data_key="id")
     parameters = fields.List(fields.Dict())
 
 
 class ComponentOut(Schema):
-    id = fields.String()
+    component_id = fields.String(data_key="id")
     name = fields.String()
-    componentType = fields.String()
+    component_type = fields.String(data_key="componentType")
     capabilities = fields.List(fields.String())
-    propertyLinks = fields.List(fields.Nested(HrefSchema))
+    property_links = fields.List(fields.Nested(PropertyLink), attribute="properties",
+                                 data_key="propertyLinks", dump_only=True)
     actions = fields.List(fields.Nested(ActionOut))
-    properties = fields.List(fields.Nested(PropertyOut), metadata={"description": "expand only"})
+
+
+class ExpandedComponentOut(ComponentOut):
+    properties = fields.List(fields.Nested(PropertyOut))
 
 
 class ThingOut(Schema):
@@ -180,11 +177,15 @@ class ThingOut(Schema):
     name = fields.String()
     manufacturer = fields.String()
     status = fields.String()
-    displayType = fields.String()
-    mainComponentId = fields.String()
-    componentLinks = fields.List(fields.Nested(HrefSchema))
-    attributes = fields.List(fields.Dict())
-    components = fields.List(fields.Nested(ComponentOut), metadata={"description": "expand only"})
+    display_type = fields.String(data_key="displayType")
+    main_component_id = fields.String(data_key="mainComponentId")
+    component_links = fields.List(fields.Nested(ComponentLink), attribute="components",
+                                  data_key="componentLinks")
+    attributes = AttributesField(metadata={"type": "array", "items": {
+        "type": "object", "properties": {"name": {"type": "string"}, "value": {"type": "string"}}}})
+    components = fields.List(fields.Nested(ExpandedComponentOut),
+                             attribute="expanded_components",
+                             metadata={"description": "?expand=components only"})
 
 
 class ExpandArgs(Schema):

@@ -1,6 +1,6 @@
 """Webhook endpoints, their deliveries and attempts, rotation and replay."""
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates
 
 from thingbridge.models import DELIVERY_STATUSES
 from thingbridge.outbox.events import MAX_ID, pattern_problem
@@ -53,7 +53,7 @@ class SecretRotated(Schema):
 
 
 class AttemptOut(Schema):
-    at = fields.DateTime(required=True)
+    created_at = fields.DateTime(required=True, data_key="at")
     status_code = fields.Integer(allow_none=True)
     error = fields.String(allow_none=True)
     duration_ms = fields.Integer(required=True)
@@ -61,18 +61,25 @@ class AttemptOut(Schema):
 
 class DeliveryOut(Schema):
     id = fields.Integer(required=True)
-    event_id = fields.Integer(required=True)
-    event_type = fields.String(required=True)
-    external_subject_id = fields.String(allow_none=True)
+    seq = fields.Integer(required=True, data_key="event_id")
+    event_type = fields.String(required=True, attribute="event.type")
+    external_subject_id = fields.String(allow_none=True, attribute="event.external_subject_id")
     status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES), metadata={
         "description": "PENDING (queued or retrying), DELIVERED (2xx), DEAD (gave up)"})
     attempts = fields.Integer(required=True)
-    next_attempt_at = fields.DateTime(allow_none=True)
+    next_attempt_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When a PENDING delivery is tried next"})
     last_status_code = fields.Integer(allow_none=True)
     last_error = fields.String(allow_none=True)
     created_at = fields.DateTime(required=True)
     finished_at = fields.DateTime(allow_none=True)
-    attempt_log = fields.List(fields.Nested(AttemptOut), required=True)
+    attempt_log = fields.List(fields.Nested(AttemptOut), required=True, attribute="attempt_rows")
+
+    @post_dump(pass_original=True)
+    def due_only_while_pending(self, data, delivery, **kwargs):
+        if delivery.status != "PENDING":
+            data["next_attempt_at"] = None
+        return data
 
 
 class DeliveriesQuery(Schema):
@@ -83,7 +90,7 @@ class DeliveriesQuery(Schema):
 
 
 class DeliveryPage(Schema):
-    deliveries = fields.List(fields.Nested(DeliveryOut), required=True)
+    deliveries = fields.List(fields.Nested(DeliveryOut), required=True, attribute="items")
     cursor = fields.Integer(required=True)
     has_more = fields.Boolean(required=True)
 

@@ -105,8 +105,8 @@ def take_client(client_id: str, token: str, now: datetime.datetime,
 
 @cache
 def _mark_polled(postgres: bool) -> Statement:
-    fields = ("status_reason", "updated_at", "last_success_at", "failure_count", "next_poll_at",
-              *RELEASED)
+    fields = ("status_reason", "updated_at", "last_polled_at", "last_success_at",
+              "failure_count", "next_poll_at", *RELEASED)
     return Statement.build(
         ConnectorClient.update({getattr(ConnectorClient, f): _param(f) for f in fields})
         .where((ConnectorClient.id == _param("id")) & (ConnectorClient.status == _param("status"))))
@@ -117,8 +117,9 @@ def mark_polled(client_id: str, status: str, now: datetime.datetime,
     """Record a successful poll of a client already in ``status`` and release its lease; False
     if it is not in that status."""
     return _mark_polled(is_postgres()).run(
-        status_reason=None, updated_at=now, last_success_at=now, failure_count=0,
-        next_poll_at=next_poll_at, id=client_id, status=status, **RELEASED).rowcount == 1
+        status_reason=None, updated_at=now, last_polled_at=now, last_success_at=now,
+        failure_count=0, next_poll_at=next_poll_at, id=client_id, status=status,
+        **RELEASED).rowcount == 1
 
 
 # --- the client's things -----------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Reading things as the API shows them, in a constant number of queries however many things."""
+"""Finding and reading a subject's things: ownership (another app's or subject's thing is 404)
+and whole things in a constant number of queries, however many things."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from peewee import prefetch
 
 from thingbridge.connectors.contract import (
     ActionParameterSpec,
@@ -10,6 +11,7 @@ from thingbridge.connectors.contract import (
     ComponentSpec,
     PropertySpec,
 )
+from thingbridge.errors import ApiError, found
 from thingbridge.models import Action, Component, Property, Thing
 
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -24,68 +26,78 @@ def thing_data(thing_id: str, name: str, manufacturer: str, display_type: str,
             "status": status, **extra}
 
 
-def thing_path(thing_id: str) -> str:
-    return f"/api/v1/things/{thing_id}"
+def subject_things(app, subject: str):
+    """The subject's things, oldest first."""
+    return Thing.select().where((Thing.app == app) & (Thing.external_subject_id == subject)
+                                ).order_by(Thing.created_at, Thing.id)
 
 
-def component_path(thing_id: str, component_id: str) -> str:
-    return f"{thing_path(thing_id)}/components/{component_id}"
-
-
-def property_out(prop: Property) -> dict:
-    return {"id": prop.property_id, "name": prop.name, "value": prop.value, "unit": prop.unit,
-            "type": prop.type, "lastUpdate": prop.last_update.strftime(ISO),
-            "propertyType": prop.property_type}
-
-
-def action_out(action: Action) -> dict:
-    return {"id": action.action_id, "parameters": action.parameters}
-
-
-def component_out(href, thing_id: str, component: Component, properties, actions,
-                  expand: bool) -> dict:
-    body = {"id": component.component_id, "name": component.name,
-            "componentType": component.component_type, "capabilities": component.capabilities,
-            "propertyLinks": [
-                {"href": href(f"{component_path(thing_id, component.component_id)}"
-                              f"/properties/{p.property_id}")} for p in properties],
-            "actions": [action_out(a) for a in actions]}
-    if expand:
-        body["properties"] = [property_out(p) for p in properties]
-    return body
-
-
-def things_out(href, things: list[Thing], expand: bool) -> list[dict]:
-    """Serialize things; with ``expand`` their components, properties and actions inline."""
-    ids = [t.id for t in things]
-    components = defaultdict(list)
-    properties = defaultdict(list)
-    actions = defaultdict(list)
-    if ids:
-        for c in Component.select().where(Component.thing.in_(ids)).order_by(Component.position):
-            components[c.thing_id].append(c)
-    if expand and components:
-        component_ids = [c.id for cs in components.values() for c in cs]
-        for p in Property.select().where(Property.component.in_(component_ids)).order_by(
-                Property.position, Property.id):
-            properties[p.component_id].append(p)
-        for a in Action.select().where(Action.component.in_(component_ids)).order_by(
-                Action.position, Action.id):
-            actions[a.component_id].append(a)
-    out = []
+def read_things(query, expand: bool = False) -> list[Thing]:
+    """Run ``query`` with every thing's components attached as ``thing.components``; with
+    ``expand`` also each component's ``properties`` and ``actions``, and the components as
+    ``thing.expanded_components`` (what the API shows with ``?expand=components``).
+    One query per table, however many things."""
+    components = Component.select().order_by(Component.position)
+    if not expand:
+        return prefetch(query, components)
+    things = prefetch(query, components, *_contents())
     for thing in things:
-        body = {"id": thing.id, "name": thing.name, "manufacturer": thing.manufacturer,
-                "status": thing.status, "displayType": thing.display_type,
-                "mainComponentId": thing.main_component_id,
-                "componentLinks": [{"href": href(component_path(thing.id, c.component_id))}
-                                   for c in components[thing.id]],
-                "attributes": [{"name": k, "value": v} for k, v in thing.attributes.items()]}
-        if expand:
-            body["components"] = [component_out(href, thing.id, c, properties[c.id],
-                                                actions[c.id], True)
-                                  for c in components[thing.id]]
-        out.append(body)
-    return out
+        thing.expanded_components = thing.components
+    return things
+
+
+def client_things(client) -> list[Thing]:
+    """A connector client's things, whole (the client was found as its app's own)."""
+    return read_things(Thing.select().where(Thing.connector_client == client.id)
+                       .order_by(Thing.created_at, Thing.id), expand=True)
+
+
+def read_thing(app, subject: str, thing_id: str, expand: bool = False) -> Thing:
+    things = read_things(subject_things(app, subject).where(Thing.id == thing_id), expand)
+    return found(things[0] if things else None, "thing")
+
+
+def read_component(thing: Thing, component_id: str) -> Component:
+    """One component with its ``properties`` and ``actions`` attached."""
+    components = prefetch(_components(thing, component_id), *_contents())
+    return found(components[0] if components else None, "component")
+
+
+def own_thing(app, subject: str, thing_id: str) -> Thing:
+    return found(subject_things(app, subject).where(Thing.id == thing_id).first(), "thing")
+
+
+def writable_thing(app, subject: str, thing_id: str) -> Thing:
+    """One of the app's own things: a connector's thing changes only with its device."""
+    thing = own_thing(app, subject, thing_id)
+    if thing.connector_client_id is not None:
+        raise ApiError(409, "this thing is owned by a connector client and is read-only; "
+                            "it changes when the provider's device does", "CONNECTOR_OWNED")
+    return thing
+
+
+def own_component(thing: Thing, component_id: str) -> Component:
+    return found(_components(thing, component_id).first(), "component")
+
+
+def own_property(component: Component, property_id: str) -> Property:
+    return found(Property.get_or_none((Property.component == component)
+                                      & (Property.property_id == property_id)), "property")
+
+
+def own_action(component: Component, action_id: str) -> Action:
+    return found(Action.get_or_none((Action.component == component)
+                                    & (Action.action_id == action_id)), "action")
+
+
+def _components(thing: Thing, component_id: str):
+    return Component.select().where((Component.thing == thing)
+                                    & (Component.component_id == component_id))
+
+
+def _contents():
+    return (Property.select().order_by(Property.position, Property.id),
+            Action.select().order_by(Action.position, Action.id))
 
 
 def component_spec(data: dict) -> ComponentSpec:

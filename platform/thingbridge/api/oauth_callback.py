@@ -1,0 +1,58 @@
+"""The provider's OAuth redirect target: finishes an end user's consent and sends the browser
+back to the app (no token: the single-use ``state`` identifies the client)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from flask import Response, redirect, request
+
+from thingbridge.api.common import Blueprint
+from thingbridge.connectors import consent, oauth
+from thingbridge.errors import ApiError
+
+blp = Blueprint("oauth_callback", __name__, url_prefix="/api/v1/connectors",
+                description="Provider OAuth callback (the end user's browser)")
+
+# Shown for a state that is unknown, used or expired: a reload, the back button or a link from
+# the history. Nothing changes and the browser goes nowhere, so a replay cannot undo a consent
+# or bounce anyone through the platform's domain.
+STALE_LINK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Link no longer valid</title></head>
+<body><h1>This link was already used or has expired</h1>
+<p>Go back to the app and start again.</p></body></html>
+"""
+
+
+def _back_to_origin(outcome: consent.Outcome):
+    client = outcome.client
+    origin = (client.instance.configuration or {}).get("origin_callback_uri")
+    params = {"client_id": client.id, "status": outcome.status}
+    if outcome.error:
+        params["error"] = outcome.error
+    if outcome.confirmation:
+        params["confirmation"] = outcome.confirmation
+    if not origin:
+        if outcome.error:
+            raise ApiError(400, f"authorization failed: {outcome.error}", "AUTHORIZATION_FAILED")
+        return params
+    parts = urlsplit(origin)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return redirect(urlunsplit(parts._replace(query=query)), code=302)
+
+
+@blp.route("/oauth/callback", methods=["GET"], endpoint="oauth_callback")
+@blp.doc(responses={
+    "302": {"description": "Back to the instance's origin_callback_uri with client_id, status, "
+                           "on failure error, and with confirm_consent the confirmation code "
+                           "for the app's backend"},
+    "400": {"description": "The state is unknown, used or expired: an HTML page, and no "
+                           "client changed", "content": {"text/html": {}}}})
+def oauth_callback():
+    """Provider redirect target after the end user's consent (browser, no token)"""
+    try:
+        outcome = consent.finish(request.args.get("state", ""), request.args)
+    except oauth.StateError:
+        return Response(STALE_LINK_PAGE, 400, content_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})
+    return _back_to_origin(outcome)
