@@ -49,6 +49,14 @@ def repoll(client_id):
     assert dispatch() >= 1
 
 
+def poll_due(client_id) -> str:
+    """Make the client due and poll it in this process, as a worker would; the outcome."""
+    from thingbridge_workers.polling import poll
+
+    ConnectorClient.update(next_poll_at=utcnow()).where(ConnectorClient.id == client_id).execute()
+    return poll(client_id)
+
+
 def netatmo_instance(api) -> None:
     if not api.get("/api/v1/connectors/instances").json:
         assert api.post("/api/v1/connectors/instances", json={

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 
 import requests
-from flows import owm_client
+from flows import owm_client, poll_due
 from prometheus_client.parser import text_string_to_metric_families
 
 from thingbridge.connectors import poll_tally
@@ -120,10 +120,10 @@ def test_poll_tallies_add_up_per_app_and_minute(api, make_app, owm_sim):
     other = make_app("app-b")
     mine, theirs = owm_client(api), owm_client(other)
     for _ in range(3):
-        assert polling.poll(mine) == "ok"
-    assert polling.poll(theirs) == "ok"
+        assert poll_due(mine) == "ok"
+    assert poll_due(theirs) == "ok"
     requests.post(f"{owm_sim}/_sim/control", json={"mode": "error_500"}, timeout=5)
-    assert polling.poll(mine) == "retry"
+    assert poll_due(mine) == "retry"
     poll_tally.flush()
     hour = poll_tally.last_hour(api.model)
     assert len(hour) == 12 and sum(ok for _, ok, _ in hour) == 3
