@@ -11,9 +11,9 @@ from peewee import DatabaseProxy, PostgresqlDatabase
 from playhouse.db_url import connect as connect_url
 from playhouse.migrations import Runner
 
-from thingbridge.db_pool import CommitUncertain, DatabaseUnavailable, HealingPostgresDatabase
+from thingbridge.db_pool import DatabaseUnavailable, HealingPostgresDatabase
 
-__all__ = ["DatabaseUnavailable", "db", "init_app", "open_database", "retry_uncommitted",
+__all__ = ["DatabaseUnavailable", "db", "init_app", "open_database", "retry_idempotent",
            "utcnow"]
 
 db = DatabaseProxy()
@@ -56,11 +56,12 @@ def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
     return database
 
 
-def retry_uncommitted(fn):
-    """Run ``fn`` (work in a transaction of its own) again while the database is unreachable
-    or the connection was lost before that transaction committed, for up to RECORD_PATIENCE
-    seconds: long enough for a restart. For recording the outcome of something that must not
-    happen twice (a webhook sent, an action performed), which a task retry would repeat."""
+def retry_idempotent(fn):
+    """Run ``fn`` again while the database is unreachable or the connection was lost under
+    it, for up to RECORD_PATIENCE seconds: long enough for a restart. ``fn`` works in a
+    transaction of its own and is a conditional move (a second run after a first that
+    committed, its answer lost, changes nothing). For recording the outcome of something that
+    must not happen twice (a webhook sent, an action performed): a task retry would repeat it."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
@@ -68,8 +69,6 @@ def retry_uncommitted(fn):
         while True:
             try:
                 return fn(*args, **kwargs)
-            except CommitUncertain:
-                raise
             except DatabaseUnavailable:
                 if db.in_transaction() or time.monotonic() + pause > deadline:
                     raise  # the caller's own transaction is lost too, or patience ran out

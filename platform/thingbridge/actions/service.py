@@ -16,7 +16,7 @@ from flask import current_app
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
-from thingbridge.db import db, locking, retry_uncommitted, utcnow
+from thingbridge.db import db, locking, retry_idempotent, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
 from thingbridge.observability import metrics
@@ -83,7 +83,7 @@ def dispatch_due(limit: int) -> int:
     return len(ids)
 
 
-@retry_uncommitted
+@retry_idempotent
 def finish(request_id: str, status: str, error: str | None = None) -> bool:
     """Move a PENDING request to a terminal state; False if it had already left PENDING.
     The move emits action.completed, or action.failed (FAILED and CANCELED)."""

@@ -16,7 +16,7 @@ from flask import current_app
 from peewee import IntegrityError, fn
 
 from thingbridge import backoff
-from thingbridge.db import db, locking, retry_uncommitted, utcnow
+from thingbridge.db import db, locking, retry_idempotent, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from thingbridge.observability import metrics
@@ -122,7 +122,7 @@ class Outcome:
     retry_after: float | None = None
 
 
-@retry_uncommitted
+@retry_idempotent
 def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | None:
     """Store an attempt and move the lane on. Returns the lane's next delivery, leased with
     the same token, when the caller should go on sending; else None."""
