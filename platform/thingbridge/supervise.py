@@ -3,8 +3,8 @@ that died (killed, out of memory, a Celery "Unrecoverable error") instead of lea
 platform without it until someone notices.
 
 A child that exits with status 0 was asked to stop (a Celery warm shutdown) and is not started
-again. SIGTERM or SIGINT to the supervisor stops every child (each runs in its own process
-group, so its own children, such as Celery's pool, get the signal too) and ends it.
+again. SIGTERM or SIGINT to the supervisor stops every child and ends it; a child still running
+after STOP_TIMEOUT is killed with its whole process group (each child has its own).
 """
 
 from __future__ import annotations
@@ -37,12 +37,18 @@ class Child:
         self.proc = subprocess.Popen(self.command, env=self.env, start_new_session=True)
         self.started, self.restart_at = time.monotonic(), None
 
-    def signal(self, signum: int) -> None:
+    def stop(self) -> None:
+        """SIGTERM to the child alone: Celery and gunicorn stop their own processes after
+        the work in hand (a warm shutdown)."""
         if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signum)
-            except ProcessLookupError:
-                pass
+            self.proc.terminate()
+
+    def kill(self) -> None:
+        """SIGKILL to the child's whole process group, its pool included."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class Supervisor:
@@ -88,14 +94,14 @@ class Supervisor:
     def _shutdown(self) -> int:
         running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
         for child in running:
-            child.signal(signal.SIGTERM)
+            child.stop()
         deadline = time.monotonic() + STOP_TIMEOUT
         for child in running:
             try:
                 child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in %.0f s; killing it", child.name, STOP_TIMEOUT)
-                child.signal(signal.SIGKILL)
+                child.kill()
                 child.proc.wait()
         return 1 if any(c.proc.returncode not in (0, -signal.SIGTERM) for c in running) else 0
 
