@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import flask_smorest
+from peewee import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from thingbridge.schemas.common import ErrorBodySchema
@@ -90,6 +91,7 @@ class Api(flask_smorest.Api):
 
     def init_app(self, app, **kwargs):
         super().init_app(app, **kwargs)
+        app.register_error_handler(IntegrityError, self.handle_conflict)
         app.register_error_handler(Exception, self.handle_unexpected)
 
     def handle_http_exception(self, error: HTTPException):
@@ -111,6 +113,15 @@ class Api(flask_smorest.Api):
                     "description": data.get("message") or error.description
                     or CODES.get(status, "error")}
         return body, body["status"], headers
+
+    @staticmethod
+    def handle_conflict(error: IntegrityError):
+        """A constraint another request's change tripped between our read and our write (a
+        client created under an instance being deleted, the same name twice): retryable."""
+        log.info("integrity conflict: %s", error)
+        return {"status": 409, "error": CODES[409],
+                "description": "conflicting concurrent change; read the resource again and "
+                               "retry"}, 409
 
     @staticmethod
     def handle_unexpected(error: Exception):

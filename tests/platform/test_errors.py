@@ -1,7 +1,7 @@
 """The one error body: every failure, validation and unexpected errors included, is
 {"status", "error", "description"} with the right status, never a stack trace."""
 
-from helpers import DATABASE_URL, SECRET_KEY
+from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
 
 from thingbridge import create_app
 
@@ -41,6 +41,7 @@ def test_an_unexpected_error_is_500_without_a_trace(flask_app, clean_db):
     saved = tdb.db.obj
     try:
         app = create_app({"DATABASE_URL": DATABASE_URL, "SECRET_KEYS": SECRET_KEY,
+                          "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
                           "BROKER_URL": "memory://", "TESTING": True})
 
         @app.get("/boom")

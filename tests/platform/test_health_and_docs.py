@@ -1,6 +1,6 @@
 """GET /health, the OpenAPI document and the docs page."""
 
-from helpers import DATABASE_URL, SECRET_KEY
+from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
 
 from thingbridge import create_app
 
@@ -18,6 +18,7 @@ def test_health_503_names_the_broken_dependency(flask_app, clean_db):
     saved = tdb.db.obj
     try:
         broken = create_app({"DATABASE_URL": DATABASE_URL, "SECRET_KEYS": SECRET_KEY,
+                             "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
                              "BROKER_URL": "redis://127.0.0.1:1/0"})
         resp = broken.test_client().get("/health")
     finally:

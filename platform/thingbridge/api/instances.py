@@ -24,6 +24,7 @@ from thingbridge.schemas.instances import (
 from thingbridge.schemas.links import InstanceLink
 
 SCOPE = "connctd.connector"
+STILL_USED = "the instance still has connector clients; delete them first"
 blp = Blueprint("instances", __name__, url_prefix="/api/v1/connectors/instances",
                 description="Connector instances: provider credentials of an app (never returned)")
 
@@ -74,8 +75,10 @@ class InstanceById(MethodView):
     def delete(self, instance_id):
         """Delete an instance that has no clients left"""
         instance = own_instance(g.app, instance_id)
-        with db.atomic():
-            if ConnectorClient.select().where(ConnectorClient.instance == instance).exists():
-                raise ApiError(409, "the instance still has connector clients; "
-                                    "delete them first")
-            instance.delete_instance()
+        if ConnectorClient.select().where(ConnectorClient.instance == instance).exists():
+            raise ApiError(409, STILL_USED)
+        try:
+            with db.atomic():
+                instance.delete_instance()
+        except IntegrityError as exc:  # a client created since the check holds it (RESTRICT)
+            raise ApiError(409, STILL_USED) from exc

@@ -25,3 +25,9 @@ class ActionRequest(BaseModel):
     deadline = DateTimeField()
     attempts = IntegerField(default=0)
     updated_at = DateTimeField(default=utcnow)
+    # The caller's request id, for requests made through the signed connector-actions
+    # endpoint: one request per id, so a replayed delivery is not performed twice.
+    external_id = CharField(max_length=200, null=True)
+
+    class Meta:
+        indexes = ((("app", "external_id"), True),)
