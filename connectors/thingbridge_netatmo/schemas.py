@@ -9,7 +9,7 @@ class InstanceConfig(Schema):
     client_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     client_secret = fields.String(required=True, validate=validate.Length(min=1, max=200))
     origin_callback_uri = fields.String(
-        required=True, metadata={"description": "Where the end user's browser lands after "
+        required=True, validate=validate.Length(max=2000), metadata={"description": "Where the end user's browser lands after "
                                                 "consent (https, or http on localhost)"})
 
     @validates("origin_callback_uri")

@@ -1,33 +1,73 @@
-"""Action requests: creation, the one-way move out of PENDING, and connector execution."""
+"""Action requests: parameters checked against the declaration, creation, the one-way move
+out of PENDING, and connector execution."""
 
 from __future__ import annotations
 
 import datetime
 
 from flask import current_app
+from peewee import IntegrityError
 
 from thingbridge.connectors.lifecycle import schedule_first_poll
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, utcnow
-from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
+from thingbridge.errors import ApiError
+from thingbridge.models import Action, ActionRequest, ConnectorClient, Thing, ThingMapping
 from thingbridge.outbox import events
+from thingbridge.schemas.things import check_value
 from thingbridge.tasks import enqueue
 
 DELIVER_TASK = "thingbridge.deliver_action"
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
 
 
-def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
-                   parameters: dict) -> ActionRequest:
+def check_parameters(action: Action, parameters: dict) -> None:
+    """400 naming every way ``parameters`` break the action's declaration."""
+    declared = {p["name"]: p for p in action.parameters}
+    problems = [f"unknown parameter {name[:50]!r}" for name in parameters if name not in declared]
+    for name, spec in declared.items():
+        if name not in parameters:
+            if spec.get("required"):
+                problems.append(f"missing required parameter {name!r}")
+        elif problem := check_value(spec.get("type", "STRING"), parameters[name]):
+            problems.append(f"parameter {name!r}: {problem[:100]}")
+    if problems:
+        raise ApiError(400, "invalid action parameters: " + "; ".join(problems),
+                       "INVALID_PARAMETERS")
+
+
+def record_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
+                   parameters: dict, external_id: str | None = None) -> ActionRequest:
+    """A PENDING request and its action.requested event, in one transaction."""
     timeout = datetime.timedelta(seconds=current_app.config["ACTION_TIMEOUT"])
     with db.atomic():
         request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
                                        component_id=component_id, action_id=action_id,
-                                       parameters=parameters, deadline=utcnow() + timeout)
+                                       parameters=parameters, deadline=utcnow() + timeout,
+                                       external_id=external_id)
         events.emit(request.app_id, "action.requested", subject, request_body(request))
+    return request
+
+
+def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
+                   parameters: dict) -> ActionRequest:
+    """Record a request and have a worker deliver it."""
+    request = record_request(app, subject, thing, component_id, action_id, parameters)
     enqueue(DELIVER_TASK, request.id)
     return request
+
+
+def record_once(app, thing: Thing, component_id: str, action_id: str, parameters: dict,
+                external_id: str) -> tuple[ActionRequest, bool]:
+    """The app's request with the caller's ``external_id``, and whether this call created it
+    (a second call with the same id, concurrent or later, gets the first one's row)."""
+    try:
+        return record_request(app, thing.external_subject_id, thing, component_id, action_id,
+                              parameters, external_id), True
+    except IntegrityError:
+        return ActionRequest.get((ActionRequest.app == app)
+                                 & (ActionRequest.external_id == external_id)), False
 
 
 def finish(request_id: str, status: str, error: str | None = None) -> bool:

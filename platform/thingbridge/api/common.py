@@ -9,8 +9,11 @@ from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
 from thingbridge.schemas.common import ErrorBodySchema
 
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
-                 "schema": {"type": "string", "maxLength": 255},
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
                  "description": "The app's end user this request acts for"}
+# Path converters bounded by what the ids can be: a longer one matches no route (404).
+ID = "string(maxlength=36)"  # the platform's own ids (UUIDs)
+KEY = "string(maxlength=200)"  # component, property and action ids
 
 ERROR_TEXT = {
     400: "Invalid input or missing X-External-Subject-Id",
@@ -33,11 +36,29 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = _Parser()
 
 
-def error_responses(*codes: int) -> dict:
-    """OpenAPI responses for ``codes``, each the standard error body."""
-    return {code: {"description": ERROR_TEXT.get(code, "Error"),
+def error_responses(*codes: int, text: dict | None = None) -> dict:
+    """OpenAPI responses for ``codes``, each the standard error body (``text`` overrides the
+    usual descriptions)."""
+    text = {**ERROR_TEXT, **(text or {})}
+    return {code: {"description": text.get(code, "Error"),
                    "content": {"application/json": {"schema": ErrorBodySchema}}}
             for code in sorted(codes)}
+
+
+def link(path: str, method: str, subject: bool = False, **parameters: str) -> dict:
+    """An OpenAPI link to the operation ``method`` on ``path`` (as the document spells it),
+    its parameters taken from the request or response that links to it (runtime expressions
+    such as ``$response.body#/id``); ``subject`` carries X-External-Subject-Id over."""
+    if subject:
+        parameters[f"header.{SUBJECT_HEADER}"] = f"$request.header.{SUBJECT_HEADER}"
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {"operationRef": f"#/paths/{pointer}/{method}", "parameters": parameters}
+
+
+def links(status: int, **named: dict) -> dict:
+    """``blp.doc`` arguments adding ``named`` links to the ``status`` response: how a client
+    (or a stateful fuzzer) goes from a created resource to the operations on it."""
+    return {"responses": {str(status): {"links": named}}}
 
 
 def protected(blp, scope: str, subject: bool = False, errors=(400, 404)):

@@ -1,37 +1,35 @@
 """Webhook endpoints, their deliveries and attempts, rotation and replay."""
 
-from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates
+from marshmallow import Schema, fields, post_dump, validate
 
-from thingbridge.models import DELIVERY_STATUSES
-from thingbridge.outbox.events import MAX_ID, pattern_problem
+from thingbridge.models import DELIVERY_STATUSES, WebhookEndpoint
+from thingbridge.outbox.events import EVENT_PATTERNS, MAX_ID
+from thingbridge.schemas.common import fits
 
 TYPES_DOC = ("Event types to receive: exact (`thing.created`), a family (`thing.*`) or `*`; "
              "default all")
+MAX_URL = 2000
 
 
-class _TypesMixin:
-    @validates("event_types")
-    def known_types(self, value, **kwargs):
-        problems = [p for p in map(pattern_problem, value) if p]
-        if problems:
-            raise ValidationError("; ".join(problems))
+def event_types(**kwargs) -> fields.List:
+    pattern = fields.String(validate=validate.OneOf(
+        EVENT_PATTERNS, error="unknown event type {input!r}"))
+    return fields.List(pattern, validate=validate.Length(min=1, max=len(EVENT_PATTERNS)),
+                       metadata={"description": TYPES_DOC}, **kwargs)
 
 
-class WebhookIn(_TypesMixin, Schema):
-    url = fields.String(required=True, validate=validate.Length(max=2000), metadata={
+class WebhookIn(Schema):
+    url = fields.String(required=True, validate=validate.Length(max=MAX_URL), metadata={
         "description": "https (http only to localhost in development)",
         "example": "https://example.com/thingbridge/events"})
-    event_types = fields.List(fields.String(), load_default=lambda: ["*"],
-                              validate=validate.Length(min=1, max=50),
-                              metadata={"description": TYPES_DOC})
-    description = fields.String(load_default="", validate=validate.Length(max=500))
+    event_types = event_types(load_default=lambda: ["*"])
+    description = fields.String(load_default="", validate=fits(WebhookEndpoint.description))
 
 
-class WebhookPatch(_TypesMixin, Schema):
-    url = fields.String(validate=validate.Length(max=2000))
-    event_types = fields.List(fields.String(), validate=validate.Length(min=1, max=50),
-                              metadata={"description": TYPES_DOC})
-    description = fields.String(validate=validate.Length(max=500))
+class WebhookPatch(Schema):
+    url = fields.String(validate=validate.Length(max=MAX_URL))
+    event_types = event_types()
+    description = fields.String(validate=fits(WebhookEndpoint.description))
 
 
 class WebhookOut(Schema):
