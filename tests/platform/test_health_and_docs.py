@@ -45,8 +45,7 @@ def test_openapi_documents_every_route_scope_and_error(flask_app, http):
     for rule in flask_app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.rule.startswith(("/docs", "/openapi.json")):
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
-        path = path.replace("{int:", "{")
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, (path, method)
     assert "client_credentials" in str(spec["paths"]["/oauth2/token"]["post"]["requestBody"])
