@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import flask_smorest
-from peewee import IntegrityError
+from peewee import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from thingbridge.schemas.common import ErrorBodySchema
@@ -92,6 +92,7 @@ class Api(flask_smorest.Api):
     def init_app(self, app, **kwargs):
         super().init_app(app, **kwargs)
         app.register_error_handler(IntegrityError, self.handle_conflict)
+        app.register_error_handler(DataError, self.handle_unstorable)
         app.register_error_handler(Exception, self.handle_unexpected)
 
     def handle_http_exception(self, error: HTTPException):
@@ -122,6 +123,15 @@ class Api(flask_smorest.Api):
         return {"status": 409, "error": CODES[409],
                 "description": "conflicting concurrent change; read the resource again and "
                                "retry"}, 409
+
+    @staticmethod
+    def handle_unstorable(error: DataError):
+        """A value the database refused as such (out of range, too long, a NUL character):
+        the schemas bound what they can, this answers what slipped past them."""
+        log.warning("value refused by the database: %s", error)
+        return {"status": 400, "error": CODES[400],
+                "description": "a value in the request cannot be stored (too long, out of "
+                               "range, or a NUL character)"}, 400
 
     @staticmethod
     def handle_unexpected(error: Exception):

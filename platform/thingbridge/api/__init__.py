@@ -16,6 +16,7 @@ from thingbridge.api import (
     things,
     webhooks,
 )
+from thingbridge.api.common import KeyConverter
 from thingbridge.auth import server as auth_server
 from thingbridge.errors import Api
 
@@ -40,6 +41,7 @@ def init_app(app) -> None:
                                 "description": "The app's client_id and client_secret"}}},
         },
     )
+    app.url_map.converters["key"] = KeyConverter
     api = Api(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import flask_smorest
+from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
+from werkzeug.routing import UnicodeConverter
 
 from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
-from thingbridge.schemas.common import ErrorBodySchema
+from thingbridge.schemas.common import NUL_REFUSED, ErrorBodySchema, has_nul
 
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
                  "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
                  "description": "The app's end user this request acts for"}
 # Path converters bounded by what the ids can be: a longer one matches no route (404).
-ID = "string(maxlength=36)"  # the platform's own ids (UUIDs)
-KEY = "string(maxlength=200)"  # component, property and action ids
+ID = "key(maxlength=36)"  # the platform's own ids (UUIDs)
+KEY = "key(maxlength=200)"  # component, property and action ids
 
 ERROR_TEXT = {
     400: "Invalid input or missing X-External-Subject-Id",
@@ -28,6 +30,21 @@ ERROR_TEXT = {
 
 class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400  # the contract's status for bad input (webargs: 422)
+
+    def _load_location_data(self, *, schema, req, location):
+        data = super()._load_location_data(schema=schema, req=req, location=location)
+        if has_nul(data):
+            raise ValidationError(NUL_REFUSED)
+        return data
+
+
+class KeyConverter(UnicodeConverter):
+    """A path segment like ``string`` without NUL (no stored id holds one): 404, not a
+    database error."""
+
+    def __init__(self, map, *args, **kwargs):
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00]", 1)
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -21,6 +21,7 @@ from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.errors import ApiError, found
 from thingbridge.models import ActionRequest, App, Thing
 from thingbridge.schemas.actions import ConnectorActionIn
+from thingbridge.schemas.common import NUL_REFUSED, has_nul
 from thingbridge.schemas.links import ConnectorActionsLink, external_url
 from thingbridge.things.service import own_action, own_component
 
@@ -38,7 +39,7 @@ def callback_url():
     return g.app
 
 
-@blp.route("/actions/<string(maxlength=64):token>", methods=["POST"],
+@blp.route("/actions/<key(maxlength=64):token>", methods=["POST"],
            endpoint="perform_action")
 @blp.doc(requestBody={"required": True, "content": {"application/json": {
     "schema": ConnectorActionIn}}}, parameters=[
@@ -55,8 +56,11 @@ def perform_action(token):
     """Connector service: perform a signed action delivery on a connector-created thing"""
     app = found(App.get_or_none(App.callback_token == token), "connector action endpoint")
     _verify_signature(app)
+    payload = request.get_json(silent=True)
     try:
-        body = ConnectorActionIn().load(request.get_json(silent=True))
+        if has_nul(payload):
+            raise ValidationError(NUL_REFUSED)
+        body = ConnectorActionIn().load(payload)
     except ValidationError as exc:
         abort(400, messages={"json": exc.messages})
     thing = found(Thing.get_or_none((Thing.id == body["thingId"]) & (Thing.app == app)

@@ -11,6 +11,7 @@ from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.models import Property, Thing
 from thingbridge.outbox import events
+from thingbridge.schemas.common import ISO
 from thingbridge.schemas.links import ThingLink
 from thingbridge.schemas.things import (
     ComponentOut,
@@ -24,7 +25,6 @@ from thingbridge.schemas.things import (
     check_value,
 )
 from thingbridge.things.service import (
-    ISO,
     component_spec,
     own_component,
     own_property,

@@ -10,10 +10,12 @@ import flask_smorest
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from flask import jsonify, request
 
 from thingbridge.db import utcnow
 from thingbridge.models import ALL_SCOPES, AccessToken, App, token_hash
 from thingbridge.schemas.auth import OAuthErrorSchema, TokenOut
+from thingbridge.schemas.common import NUL_REFUSED, has_nul
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post"]
 
@@ -52,11 +54,17 @@ blp = flask_smorest.Blueprint("oauth2", __name__, url_prefix="/oauth2",
                               description="App tokens: issue (client_credentials) and revoke")
 
 
+# The longest form value either endpoint takes: a longer one is a 400 before authlib reads it.
+FORM_LIMITS = {"client_id": 64, "client_secret": 255, "scope": 500, "token": 500,
+               "grant_type": 100, "token_type_hint": 100}
+
+
 def _form(required: list[str], **properties) -> dict:
-    credentials = {"client_id": {"type": "string", "maxLength": 64},
-                   "client_secret": {"type": "string", "maxLength": 255}}
+    properties.update(client_id={"type": "string"}, client_secret={"type": "string"})
+    for name, schema in properties.items():
+        schema.setdefault("maxLength", FORM_LIMITS[name])
     return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
-        "type": "object", "required": required, "properties": {**properties, **credentials}}}}}
+        "type": "object", "required": required, "properties": properties}}}}
 
 
 CLIENT_SECURITY = [{"clientBasic": []}, {}]  # HTTP Basic, or client_id/secret in the form
@@ -64,6 +72,20 @@ ERRORS = {code: {"description": text, "content": {"application/json": {
     "schema": OAuthErrorSchema}}} for code, text in (
     (400, "invalid_request, invalid_scope, unsupported_grant_type, invalid_grant ..."),
     (401, "invalid_client (unknown or disabled app, wrong secret)"))}
+
+
+def _bad_form():
+    """A 400 invalid_request naming the first form value beyond its limit (or holding a NUL
+    character), or None."""
+    for name, limit in FORM_LIMITS.items():
+        value = request.form.get(name, "")
+        if len(value) > limit or has_nul(value):
+            description = f"{name}: longer than {limit} characters or {NUL_REFUSED}"
+            response = jsonify(error="invalid_request", error_description=description,
+                               status=400, description=description)
+            response.status_code = 400
+            return response
+    return None
 
 
 def _standard_error_body(response):
@@ -79,25 +101,25 @@ def _standard_error_body(response):
 @blp.route("/token", methods=["POST"], endpoint="issue_token")
 @blp.doc(security=CLIENT_SECURITY, responses=ERRORS, requestBody=_form(
     ["grant_type"], grant_type={"type": "string", "enum": ["client_credentials"]},
-    scope={"type": "string", "maxLength": 500,
-           "example": "connctd.connector connctd.things.read"}))
+    scope={"type": "string", "example": "connctd.connector connctd.things.read"}))
 @blp.response(200, TokenOut)
 def issue_token():
     """Issue an app bearer token (client_credentials)
 
     `scope` is a space-separated subset of the app's scopes; omitted means all of them.
     """
-    return _standard_error_body(server.create_token_response())
+    return _bad_form() or _standard_error_body(server.create_token_response())
 
 
 @blp.route("/revoke", methods=["POST"], endpoint="revoke_token")
 @blp.doc(security=CLIENT_SECURITY, responses=ERRORS, requestBody=_form(
-    ["token"], token={"type": "string", "maxLength": 500},
+    ["token"], token={"type": "string"},
     token_type_hint={"type": "string", "enum": ["access_token"]}))
 @blp.response(200, description="Revoked, or not a token (RFC 7009): the answer is the same")
 def revoke_token():
     """Revoke one of the app's tokens (RFC 7009; the app authenticates as for a token)"""
-    return _standard_error_body(server.create_endpoint_response(Revocation.ENDPOINT_NAME))
+    return _bad_form() or _standard_error_body(
+        server.create_endpoint_response(Revocation.ENDPOINT_NAME))
 
 
 def init_app(app) -> None:

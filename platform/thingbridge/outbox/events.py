@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.models import Event, EventCounter
-from thingbridge.things.service import ISO
+from thingbridge.schemas.common import ISO
 
 EVENT_TYPES = (
     "connector.client.created", "connector.client.status_changed", "connector.client.deleted",

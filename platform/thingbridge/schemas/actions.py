@@ -3,7 +3,7 @@
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from thingbridge.models import ACTION_STATUSES, ActionRequest, Thing
-from thingbridge.schemas.common import VALUE_DOC, ValueString, fits
+from thingbridge.schemas.common import VALUE_DOC, Flag, Timestamp, ValueString, fits
 from thingbridge.schemas.things import ID_MESSAGE, ID_PATTERN, MAX_PARAMETERS
 
 _VALUE = ValueString()
@@ -68,7 +68,7 @@ class ConnectorActionIn(Schema):
 class ActionRequestOut(Schema):
     id = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(ACTION_STATUSES))
-    deadline = fields.DateTime(required=True, format="iso")
+    deadline = Timestamp(required=True)
     error = fields.String(required=True, allow_none=True)
     thing_id = fields.String(required=True, data_key="thingId")
     component_id = fields.String(required=True, data_key="componentId")
@@ -84,7 +84,7 @@ class ActionRequestUpdate(Schema):
 
 class CallbackRegistration(Schema):
     CallbackUrl = fields.String(required=True, validate=validate.Length(max=2000))
-    rotateSigningKey = fields.Boolean(load_default=False)
+    rotateSigningKey = Flag(load_default=False)
 
     @pre_load
     def accept_camel_case(self, data, **kwargs):

@@ -12,9 +12,8 @@ import re
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from thingbridge.models import PROPERTY_TYPES, THING_STATUSES, Component, Property, Thing
-from thingbridge.schemas.common import ValueString, fits
+from thingbridge.schemas.common import ISO, Flag, ValueString, fits
 from thingbridge.schemas.links import ComponentLink, PropertyLink
-from thingbridge.things.service import ISO
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9\-_]{1,200}$")
 ID_MESSAGE = "must match ^[a-zA-Z0-9-_]{{1,200}}$"
@@ -54,7 +53,7 @@ def bounded_list(item, most: int, **kwargs) -> fields.List:
 class ParameterIn(LowerKeys):
     name = Id()
     type = fields.String(load_default="STRING", validate=validate.OneOf(PROPERTY_TYPES))
-    required = fields.Boolean(load_default=False)
+    required = Flag(load_default=False)
 
 
 class ActionIn(LowerKeys):
