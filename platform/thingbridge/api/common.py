@@ -48,9 +48,22 @@ class KeyConverter(UnicodeConverter):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint whose bad input is a documented 400."""
+    """flask-smorest's Blueprint whose bad input is a documented 400, and whose ``protected``
+    routes document the subject header next to their other parameters."""
 
     ARGUMENTS_PARSER = _Parser()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_subject_doc)
+
+    @staticmethod
+    def _prepare_subject_doc(doc, doc_info, **kwargs):
+        # Appended, not given to blp.doc: a manual "parameters" list would replace the query
+        # parameters that @blp.arguments documents.
+        if doc_info.get("subject"):
+            doc.setdefault("parameters", []).append(SUBJECT_PARAM)
+        return doc
 
 
 def error_responses(*codes: int, text: dict | None = None) -> dict:
@@ -75,16 +88,17 @@ def link(path: str, method: str, subject: bool = False, **parameters: str) -> di
 def links(status: int, **named: dict) -> dict:
     """``blp.doc`` arguments adding ``named`` links to the ``status`` response: how a client
     (or a stateful fuzzer) goes from a created resource to the operations on it."""
-    return {"responses": {str(status): {"links": named}}}
+    return {"responses": {status: {"links": named}}}  # int: merged with the decorator's
 
 
 def protected(blp, scope: str, subject: bool = False, errors=(400, 404)):
     """Require ``scope`` and document it, the subject header and the error responses."""
 
     def decorator(view):
-        return blp.doc(security=[{"bearerAuth": [scope]}],
-                       parameters=[SUBJECT_PARAM] if subject else [],
-                       responses=error_responses(401, 403, *errors))(require_scope(scope)(view))
+        wrapped = blp.doc(security=[{"bearerAuth": [scope]}],
+                          responses=error_responses(401, 403, *errors))(require_scope(scope)(view))
+        wrapped._apidoc["subject"] = subject
+        return wrapped
 
     return decorator
 

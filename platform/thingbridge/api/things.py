@@ -57,7 +57,7 @@ class Things(MethodView):
     @protected(blp, READ, subject=True, errors=(400,))
     @blp.arguments(ExpandArgs, location="query")
     @blp.response(200, description="[{href}] links, or whole things with ?expand=components")
-    @blp.doc(responses={"200": {"content": {"application/json": {"schema": {"anyOf": [
+    @blp.doc(responses={200: {"content": {"application/json": {"schema": {"anyOf": [
         {"type": "array", "items": ThingLink}, {"type": "array", "items": ThingOut}]}}}}})
     def get(self, args):
         """List the subject's things as links, or whole with ?expand=components"""
