@@ -10,7 +10,7 @@ celery = flask_app.extensions["celery"]
 celery.conf.update(
     include=["thingbridge_workers.tasks.polling", "thingbridge_workers.tasks.actions",
              "thingbridge_workers.tasks.webhooks", "thingbridge_workers.tasks.publishing",
-             "thingbridge_workers.tasks.events"],
+             "thingbridge_workers.tasks.events", "thingbridge_workers.tasks.tokens"],
     beat_schedule={
         "dispatch-due-polls": {
             "task": "thingbridge.dispatch_polls",
@@ -18,6 +18,7 @@ celery.conf.update(
         },
         "expire-overdue-actions": {"task": "thingbridge.expire_actions", "schedule": 10.0},
         "prune-events": {"task": "thingbridge.prune_events", "schedule": 3600.0},
+        "prune-tokens": {"task": "thingbridge.prune_tokens", "schedule": 3600.0},
         "pump-webhooks": {
             "task": "thingbridge.pump_webhooks",
             "schedule": flask_app.config["EVENT_PUMP_INTERVAL"],
