@@ -22,8 +22,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def live_api(flask_app, clean_db):
+def live_api(flask_app, clean_db, monkeypatch):
     server = LocalServer(flask_app).start()
+    # Where the browser reaches the API: the OAuth redirect URI is built from it.
+    monkeypatch.setitem(flask_app.config, "PUBLIC_BASE_URL", server.url)
     yield server.url
     server.stop()
 
