@@ -115,26 +115,22 @@ class Api(flask_smorest.Api):
                     or CODES.get(status, "error")}
         return body, body["status"], headers
 
-    @staticmethod
-    def handle_conflict(error: IntegrityError):
+    def handle_conflict(self, error: IntegrityError):
         """A constraint another request's change tripped between our read and our write (a
         client created under an instance being deleted, the same name twice): retryable."""
         log.info("integrity conflict: %s", error)
-        return {"status": 409, "error": CODES[409],
-                "description": "conflicting concurrent change; read the resource again and "
-                               "retry"}, 409
+        return self.handle_http_exception(ApiError(
+            409, "conflicting concurrent change; read the resource again and retry"))
 
-    @staticmethod
-    def handle_unstorable(error: DataError):
+    def handle_unstorable(self, error: DataError):
         """A value the database refused as such (out of range, too long, a NUL character):
         the schemas bound what they can, this answers what slipped past them."""
         log.warning("value refused by the database: %s", error)
-        return {"status": 400, "error": CODES[400],
-                "description": "a value in the request cannot be stored (too long, out of "
-                               "range, or a NUL character)"}, 400
+        return self.handle_http_exception(ApiError(
+            400, "a value in the request cannot be stored (too long, out of range, or a NUL "
+                 "character)"))
 
-    @staticmethod
-    def handle_unexpected(error: Exception):
+    def handle_unexpected(self, error: Exception):
         """Never a stack trace or an HTML page: the trace goes to the log only."""
         log.exception("unhandled error", exc_info=error)
-        return {"status": 500, "error": CODES[500], "description": "internal error"}, 500
+        return self.handle_http_exception(ApiError(500, "internal error"))

@@ -54,6 +54,7 @@ def _may_read_details() -> bool:
 
 
 @blp.route("/health", methods=["GET"])
+@blp.doc(security=[{}, {"bearerAuth": []}])  # no token needed; one adds the details
 @blp.response(200, HealthOut, description="All dependencies reachable")
 @blp.alt_response(503, schema=HealthOut, description="A dependency is down; see checks")
 def health():
