@@ -140,6 +140,18 @@ class Api:
 
 
 @pytest.fixture
+def live_api(flask_app, clean_db, monkeypatch):
+    """The app served over real HTTP on 127.0.0.1 (browsers, cookie-keeping clients), which
+    is then its public base URL (links, the OAuth redirect URI)."""
+    from thingbridge.localserver import LocalServer
+
+    server = LocalServer(flask_app).start()
+    monkeypatch.setitem(flask_app.config, "PUBLIC_BASE_URL", server.url)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
 def http(flask_app, clean_db):
     return flask_app.test_client()
 

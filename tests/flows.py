@@ -57,17 +57,32 @@ def netatmo_instance(api) -> None:
                 "origin_callback_uri": ORIGIN}}).status_code == 201
 
 
-def consent(api, decision="accept") -> dict:
+def consent(api, decision="accept", login="") -> dict:
     """Create the client, accept/deny on the simulator's page, follow back to our callback;
     returns the query the browser would land with on origin_callback_uri."""
     netatmo_instance(api)
     created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
     assert created.status_code == 303
-    page = requests.get(created.headers["Location"], timeout=5)
+    return approve(api, created.headers["Location"], decision, login)
+
+
+def reauthorize(api, client_id, decision="accept", login="") -> dict:
+    """POST .../reauthorize, then the consent as in ``consent``."""
+    resp = api.post(f"/api/v1/connectors/clients/{client_id}/reauthorize")
+    assert resp.status_code == 303, resp.json
+    assert resp.json == {"client_id": client_id, "href": resp.headers["Location"]}
+    return approve(api, resp.headers["Location"], decision, login)
+
+
+def approve(api, consent_url, decision="accept", login="") -> dict:
+    """The end user on the simulator's consent page (signed in as ``login``, the same devices
+    each time; a new account when empty), then the browser back through our callback."""
+    page = requests.get(consent_url, timeout=5)
     assert page.status_code == 200 and 'id="accept"' in page.text
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
-    back = requests.post(urlsplit(created.headers["Location"])._replace(query="").geturl(),
-                         data={**fields, "decision": decision}, allow_redirects=False, timeout=5)
+    back = requests.post(urlsplit(consent_url)._replace(query="").geturl(),
+                         data={**fields, "decision": decision, "login": login},
+                         allow_redirects=False, timeout=5)
     assert back.status_code == 302
     callback = urlsplit(back.headers["Location"])
     landed = api.http.get(f"{callback.path}?{callback.query}")

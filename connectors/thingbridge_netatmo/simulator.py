@@ -8,11 +8,16 @@ clock)},
 ``POST /_sim/revoke``, ``POST /_sim/expire_tokens``, ``POST /_sim/clients`` {client_id,
 client_secret}, ``POST /_sim/grant`` {client_id} (a consented user without a browser),
 ``GET /_sim/stats``, ``POST /_sim/reset``.
+The consent page's optional ``login`` field names the account: the same login is the same
+user (same devices) on every consent, an empty one a new user. PKCE (RFC 7636): a
+``code_challenge`` sent to the authorize page binds the code to its ``code_verifier``.
 Standalone: ``python -m thingbridge_netatmo.simulator --port 8092``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import secrets
@@ -27,6 +32,10 @@ from thingbridge.localserver import simulator_main
 from thingbridge_netatmo import simulator_data as data
 
 DEMO_CLIENTS = {"thingbridge-demo": "demo-secret"}
+CONSENT_FIELDS = ("client_id", "redirect_uri", "state", "scope", "code_challenge",
+                  "code_challenge_method")
+PKCE_METHODS = ("S256", "plain")
+UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 BUCKET_SECONDS = 600
 ERRORS = {2: "Invalid access token", 3: "Access token expired", 26: "User usage reached"}
 
@@ -54,7 +63,9 @@ class NetatmoSimulator:
             self.mode, self.timeout_seconds = "ok", 5.0
             self.reading_bucket: int | None = None
             self.users = 0
-            self.codes: dict[str, tuple] = {}       # code -> (user, client_id, redirect_uri)
+            self.logins: dict[str, int] = {}        # login -> user
+            # code -> (user, client_id, redirect_uri, code_challenge, code_challenge_method)
+            self.codes: dict[str, tuple] = {}
             self.access: dict[str, tuple] = {}      # token -> (user, expires_at)
             self.refresh: dict[str, tuple] = {}     # token -> (user, client_id)
             self.setpoints: dict[int, dict] = {}    # user -> room_id -> (mode, temp, end)
@@ -77,6 +88,13 @@ class NetatmoSimulator:
         self.users += 1
         return self.users
 
+    def _user(self, login: str) -> int:
+        if not login:
+            return self._new_user()
+        if login not in self.logins:
+            self.logins[login] = self._new_user()
+        return self.logins[login]
+
     def _issue(self, user: int, client_id: str) -> dict:
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
         self.access[access] = (user, self.clock() + self.access_token_ttl)
@@ -92,23 +110,31 @@ class NetatmoSimulator:
         if client_id not in self.clients or not redirect_uri:
             return Response("<h1>invalid client_id or redirect_uri</h1>", 400,
                             content_type="text/html")
+        sep = "&" if "?" in redirect_uri else "?"
+
+        def back(**params) -> Response:
+            return Response(status=302, headers={"Location": redirect_uri + sep + urlencode(
+                {**params, "state": state})})
+
+        challenge = args.get("code_challenge", "")
+        method = args.get("code_challenge_method", "plain") if challenge else ""
+        if challenge and method not in PKCE_METHODS:
+            return back(error="invalid_request",
+                        error_description="transform algorithm not supported")
         if request.method == "GET":
-            keep = {k: args.get(k, "") for k in ("client_id", "redirect_uri", "state", "scope")}
             hidden = "\n".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
-                               for k, v in keep.items())
+                               for k in CONSENT_FIELDS if (v := args.get(k, "")))
             page = data.CONSENT_PAGE.format(client_id=html.escape(client_id),
                                             scope=html.escape(args.get("scope", "")),
                                             hidden=hidden)
             return Response(page, content_type="text/html")
-        sep = "&" if "?" in redirect_uri else "?"
         if request.form.get("decision") != "accept":
-            return Response(status=302, headers={"Location": redirect_uri + sep + urlencode(
-                {"error": "access_denied", "state": state})})
+            return back(error="access_denied")
         code = secrets.token_hex(12)
         with self.lock:
-            self.codes[code] = (self._new_user(), client_id, redirect_uri)
-        return Response(status=302, headers={"Location": redirect_uri + sep + urlencode(
-            {"code": code, "state": state})})
+            self.codes[code] = (self._user(request.form.get("login", "").strip()), client_id,
+                                redirect_uri, challenge, method)
+        return back(code=code)
 
     def token(self, request: Request) -> Response:
         form = request.form
@@ -121,7 +147,13 @@ class NetatmoSimulator:
                 if grant is None or grant[1] != client_id or grant[2] != form.get(
                         "redirect_uri"):
                     return _json({"error": "invalid_grant"}, 400)
-                return _json(self._issue(grant[0], client_id))
+                user, _, _, challenge, method = grant
+                if challenge and not _verifier_matches(form.get("code_verifier", ""),
+                                                       challenge, method):
+                    return _json({"error": "invalid_grant",
+                                  "error_description": "code_verifier does not match"}, 400)
+                self.stats["pkce_verified"] += bool(challenge)
+                return _json(self._issue(user, client_id))
             if form.get("grant_type") == "refresh_token":
                 # Rotation: the old refresh token dies as the new pair is issued.
                 grant = self.refresh.pop(form.get("refresh_token", ""), None)
@@ -207,6 +239,17 @@ class NetatmoSimulator:
         if action == "reset":
             self.reset()
         return _json({"ok": True})
+
+
+def _verifier_matches(verifier: str, challenge: str, method: str) -> bool:
+    """RFC 7636 section 4.6: 43 to 128 unreserved characters, transformed by the method the
+    authorize request named."""
+    if not 43 <= len(verifier) <= 128 or verifier.strip(UNRESERVED):
+        return False
+    if method == "S256":
+        digest = hashlib.sha256(verifier.encode("ascii")).digest()
+        verifier = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return secrets.compare_digest(verifier.encode(), challenge.encode())
 
 
 def create_simulator(**options) -> NetatmoSimulator:

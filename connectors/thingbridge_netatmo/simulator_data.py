@@ -117,6 +117,8 @@ CONSENT_PAGE = """<!doctype html>
 <p>The application <b>{client_id}</b> asks for: {scope}</p>
 <form method="post" action="/oauth2/authorize">
 {hidden}
+<p><label>Signed in as <input id="login" name="login" type="email" placeholder="new account">
+</label></p>
 <button id="accept" name="decision" value="accept" type="submit">Accept</button>
 <button id="deny" name="decision" value="deny" type="submit">Deny</button>
 </form></body></html>"""

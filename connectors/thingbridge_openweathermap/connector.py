@@ -23,6 +23,9 @@ class OpenWeatherMapConnector(Connector):
     # The key's shape is the real one (32 hex characters); the simulator accepts it.
     sample_instance_configuration = {"app_key": "3f9a1c2e7b8d4f60a5e2c9b1d7f3e8a4"}
     sample_client_configuration = {"lat": 52.52, "lon": 13.405}  # or {"city": "Berlin,DE"}
+    # A location key this connector does not read (zip, q, id) would poll a place the app did
+    # not mean, so it is refused rather than ignored.
+    strict_configuration = ("client",)
     auth_kind = "api_key"
     default_base_url = "https://api.openweathermap.org"
     poll_interval = 600  # current weather updates about every 10 minutes

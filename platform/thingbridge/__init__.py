@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 __all__ = ["create_app"]
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    from thingbridge import api, crypto, tasks
+    from thingbridge import api, console, crypto, observability, tasks
     from thingbridge import db as database
     from thingbridge.auth import server as auth_server
     from thingbridge.config import load_settings
@@ -18,7 +16,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app = Flask("thingbridge")
     app.config.update(load_settings(overrides))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    observability.init_app(app)  # first: its hooks time and name every request
 
     crypto.configure(app.config["SECRET_KEYS"])
     database.open_database(app.config["DATABASE_URL"])
@@ -26,6 +24,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     tasks.celery_init_app(app)
     auth_server.init_app(app)
     api.init_app(app)  # its Api answers every error in the standard body
+    console.init_app(app)
 
     @app.before_request
     def _connect():

@@ -145,15 +145,26 @@ def rotate_secrets():
 @click.option("--port", default=8080, type=int)
 @click.option("--workers", default=2, type=int, help="gunicorn worker processes")
 def api(host, port, workers):
-    """Serve the REST API under gunicorn."""
+    """Serve the REST API (and the console, and /metrics) under gunicorn."""
+    from thingbridge.observability.exposition import share_between_processes
+
+    share_between_processes(f"api-{port}")  # /metrics sums every gunicorn process
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers),
                                "-b", f"{host}:{port}", "thingbridge.wsgi:app"])
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--metrics-port", type=int, help="Serve this worker's Prometheus metrics here.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(celery_args):
+def worker(metrics_port, metrics_host, celery_args):
     """Run a Celery worker (polls providers, delivers actions). Extra args go to celery."""
+    if metrics_port:
+        from thingbridge.observability import exposition
+
+        exposition.share_between_processes(f"worker-{metrics_port}")
+        os.environ.update({exposition.WORKER_PORT: str(metrics_port),
+                           exposition.WORKER_HOST: metrics_host})
     os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", CELERY_APP, "worker",
                                "--loglevel=INFO", *celery_args])
 

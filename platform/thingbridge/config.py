@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 PREFIX = "THINGBRIDGE_"
-PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT")
+PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT", "_PKCE")
 TRUE = ("1", "true", "yes", "on")
 
 
@@ -72,8 +72,13 @@ def load_settings(overrides: dict | None = None) -> dict:
         "WEBHOOK_TIMEOUT": float(_env("WEBHOOK_TIMEOUT", "10")),
         "WEBHOOK_LEASE": float(_env("WEBHOOK_LEASE", "60")),
         "WEBHOOK_SECRET_OVERLAP": float(_env("WEBHOOK_SECRET_OVERLAP", str(24 * 3600))),
+        # Operations: log lines as text or json; a bearer token GET /metrics requires (if set).
+        "LOG_FORMAT": (_env("LOG_FORMAT") or "text").lower(),
+        "METRICS_TOKEN": _env("METRICS_TOKEN"),
+        # The console's session cookie lifetime, seconds.
+        "CONSOLE_SESSION_LIFETIME": int(_env("CONSOLE_SESSION_LIFETIME", str(12 * 3600))),
     }
-    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL and _RATE_LIMIT.
+    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL, _RATE_LIMIT and _PKCE.
     for key, value in os.environ.items():
         if key.startswith(PREFIX) and key.endswith(PROVIDER_SETTINGS):
             settings[key[len(PREFIX):]] = value

@@ -73,11 +73,13 @@ def run_embedded(port: int) -> int:
     base = f"http://127.0.0.1:{port}"
     print(f"""
 Thingbridge is running (embedded: SQLite + filesystem broker under {var_dir()}).
-  API              {base}   docs {base}/docs   health {base}/health""")
+  API              {base}   docs {base}/docs   health {base}/health
+  Console          {base}/console   metrics {base}/metrics""")
     for type_id, server in servers.items():
         print(f"  {type_id:<16} simulator {server.url}")
     print(f"""
 Demo app: client_id={creds['client_id']} client_secret={creds['client_secret']}
+  (sign in to the console with these two)
 Next: get a token and connect a weather location (README, "Tutorial"):
   curl -s -u {creds['client_id']}:{creds['client_secret']} -d grant_type=client_credentials \\
        {base}/oauth2/token

@@ -6,6 +6,7 @@ from celery import Celery, Task
 from flask import Flask, current_app
 
 from thingbridge.config import var_dir
+from thingbridge.observability import logs
 
 
 def _broker_options(url: str, visibility_timeout: int) -> dict:
@@ -24,6 +25,8 @@ def celery_init_app(app: Flask) -> Celery:
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
             # One connection per worker process, reused across tasks; reopened if it dropped.
+            logs.start_task(self.name, self.request.id,
+                            self.request.get(logs.TASK_HEADER))
             with app.app_context():
                 db.connect(reuse_if_open=True)
                 return self.run(*args, **kwargs)
@@ -46,4 +49,5 @@ def celery_init_app(app: Flask) -> Celery:
 
 
 def enqueue(task_name: str, *args, countdown: float | None = None) -> None:
-    current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown)
+    current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown,
+                                               headers=logs.task_headers())

@@ -117,16 +117,14 @@ def test_deleting_an_instance_while_a_client_is_created_under_it_is_409(api, fla
     from flows import owm_instance
     from helpers import wait_until
 
-    from thingbridge.models import ConnectorInstance
+    from thingbridge.models import ConnectorClient, ConnectorInstance
 
     owm_instance(api)
     instance = ConnectorInstance.get()
     writer = psycopg.connect(DATABASE_URL)  # another process's transaction, held open
-    writer.execute(
-        "INSERT INTO connector_client (id, app_id, instance_id, type_id, external_subject_id,"
-        " status, failure_count, created_at, updated_at) VALUES ('racer', %s, %s,"
-        " 'openweathermap', 'bob', 'STARTING', 0, now(), now())",
-        (instance.app_id, instance.id))
+    writer.execute(*ConnectorClient.insert(
+        id="racer", app=instance.app_id, instance=instance.id, type_id="openweathermap",
+        external_subject_id="bob").sql())
     answer = {}
     deleting = threading.Thread(target=lambda: answer.update(
         resp=flask_app.test_client().delete(f"/api/v1/connectors/instances/{instance.id}",

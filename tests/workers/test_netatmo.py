@@ -34,13 +34,19 @@ def test_state_is_single_use(api, netatmo_sim, flask_app):
     state = parse_qs(urlsplit(created.headers["Location"]).query)["state"][0]
     first = api.http.get(f"/api/v1/connectors/oauth/callback?state={state}&code=bogus")
     assert first.status_code == 302 and "token_exchange_failed" in first.headers["Location"]
+    before = client_row(created.json["client_id"])
     replay = api.http.get(f"/api/v1/connectors/oauth/callback?state={state}&code=bogus")
-    assert replay.status_code == 302 and "invalid_state" in replay.headers["Location"]
+    assert replay.status_code == 400 and "Location" not in replay.headers
+    assert replay.content_type.startswith("text/html")
+    assert "already used" in replay.get_data(as_text=True)
+    after = client_row(created.json["client_id"])
+    assert (after.status, after.status_reason, after.updated_at) == (
+        before.status, before.status_reason, before.updated_at)
     unknown = api.http.get("/api/v1/connectors/oauth/callback?state=nope&code=x")
-    assert unknown.status_code == 400 and unknown.json["error"] == "INVALID_STATE"
+    assert unknown.status_code == 400 and "Location" not in unknown.headers
 
 
-def test_expired_state_is_rejected(api, netatmo_sim):
+def test_expired_state_changes_no_client(api, netatmo_sim):
     from thingbridge.db import utcnow
     from thingbridge.models import OAuthState
 
@@ -49,8 +55,9 @@ def test_expired_state_is_rejected(api, netatmo_sim):
     state = parse_qs(urlsplit(created.headers["Location"]).query)["state"][0]
     OAuthState.update(expires_at=utcnow()).execute()
     resp = api.http.get(f"/api/v1/connectors/oauth/callback?state={state}&code=x")
-    assert "invalid_state" in resp.headers["Location"]
-    assert client_row(created.json["client_id"]).status == "ERROR"
+    assert resp.status_code == 400 and "Location" not in resp.headers
+    client = client_row(created.json["client_id"])
+    assert client.status == "STARTING" and client.tokens is None
 
 
 def test_denied_consent_sets_error(api, netatmo_sim):

@@ -18,6 +18,7 @@ from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector, connector_classes, rate_limit
 from thingbridge.db import db, locking, utcnow
 from thingbridge.models import ConnectorClient
+from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.tasks import enqueue
 from thingbridge.things import sync
@@ -29,10 +30,13 @@ CLAIM_LEASE = datetime.timedelta(minutes=5)
 
 
 def poll(client_id: str) -> str:
-    """Poll one client; returns an outcome word (for logs and tests)."""
+    """Poll one client; returns an outcome word (for logs, tests and metrics)."""
     client = lifecycle.load(client_id)
-    if client is None:
-        return "gone"  # deleted while queued
+    return "gone" if client is None else poll_loaded(client)  # None: deleted while queued
+
+
+@metrics.observe_poll
+def poll_loaded(client: ConnectorClient) -> str:
     if client.status == "ERROR":
         return "skipped"  # needs the app or the end user to act first
     if client.type_id not in connector_classes():
@@ -53,7 +57,7 @@ def poll(client_id: str) -> str:
         log.info("poll %s transient failure: %s", client.id, exc.reason)
         return "retry"
     except ConnectorError as exc:  # ReauthRequired, ConfigError: the app or user must act
-        lifecycle.set_status(client, "ERROR", exc.reason, next_poll_at=None)
+        lifecycle.record_error(client, exc.reason)
         log.info("poll %s error: %s", client.id, exc.reason)
         return "error"
 

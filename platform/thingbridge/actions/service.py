@@ -14,6 +14,7 @@ from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.models import Action, ActionRequest, ConnectorClient, Thing, ThingMapping
+from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
 from thingbridge.tasks import enqueue
@@ -79,6 +80,7 @@ def finish(request_id: str, status: str, error: str | None = None) -> bool:
             (ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")).execute()
         if moved:
             request = ActionRequest.get_by_id(request_id)
+            metrics.action_finished(status, error, request.created_at)
             kind = "action.completed" if status == "COMPLETED" else "action.failed"
             events.emit(request.app_id, kind, request.external_subject_id,
                         {**request_body(request), "error": error})
@@ -96,6 +98,15 @@ def request_body(request: ActionRequest) -> dict:
     return {"id": request.id, "thingId": request.thing_id, "componentId": request.component_id,
             "actionId": request.action_id, "status": request.status,
             "parameters": request.parameters}
+
+
+def recent_requests(app, limit: int = 50, status: str | None = None) -> list[ActionRequest]:
+    """The app's newest action requests, each with its thing's ``name``."""
+    query = ActionRequest.select(ActionRequest, Thing.name).join(Thing).where(
+        ActionRequest.app == app)
+    if status:
+        query = query.where(ActionRequest.status == status)
+    return list(query.order_by(ActionRequest.created_at.desc()).limit(limit))
 
 
 def perform_connector_action(thing: Thing, component_id: str, action_id: str,

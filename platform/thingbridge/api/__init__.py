@@ -19,6 +19,7 @@ from thingbridge.api import (
 from thingbridge.api.common import KeyConverter
 from thingbridge.auth import server as auth_server
 from thingbridge.errors import Api
+from thingbridge.observability.exposition import METRICS_OPERATION
 
 BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, oauth_callback.blp,
               connector_actions.blp, things.blp, actions.blp, events.blp, webhooks.blp,
@@ -45,6 +46,9 @@ def init_app(app) -> None:
     api = Api(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
+    # Served outside the blueprints (observability); described here all the same.
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "metrics")
+    api.spec.path(rule=rule, operations=METRICS_OPERATION)
     # Swagger UI assets ship inside the package: the docs page works offline.
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json",
                                                    config={"app_name": "Thingbridge API"}))

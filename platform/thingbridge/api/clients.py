@@ -6,9 +6,8 @@ from peewee import IntegrityError
 
 from thingbridge.api.common import ID, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
-from thingbridge.connectors import lifecycle, oauth
-from thingbridge.connectors.lifecycle import delete_client, schedule_first_poll
-from thingbridge.connectors.registry import build_connector, connector_classes, resolve_type
+from thingbridge.connectors import consent, lifecycle
+from thingbridge.connectors.registry import installed, resolve_type
 from thingbridge.connectors.service import (
     own_client,
     read_client,
@@ -18,13 +17,25 @@ from thingbridge.connectors.service import (
 from thingbridge.db import db
 from thingbridge.errors import ApiError
 from thingbridge.models import ConnectorClient, ConnectorInstance
-from thingbridge.schemas.clients import ClientCreatedSchema, ClientCreateSchema, ClientSchema
-from thingbridge.schemas.links import ClientLink, external_url
+from thingbridge.schemas.clients import (
+    ClientConfirmSchema,
+    ClientCreatedSchema,
+    ClientCreateSchema,
+    ClientSchema,
+    ClientUpdateSchema,
+)
+from thingbridge.schemas.links import ClientLink
 
 SCOPE = "connctd.connector"
 CLIENT, CREATED = "/api/v1/connectors/clients/{client_id}", "$response.body#/client_id"
 blp = Blueprint("clients", __name__, url_prefix="/api/v1/connectors/clients",
                 description="Connector clients: one end user's connection to a provider")
+
+
+def _to_consent(client: ConnectorClient, location: str, warnings=()):
+    """303 to the provider's consent page, the URL also in the body for API clients."""
+    return ({"client_id": client.id, "href": location, "warnings": warnings}, 303,
+            {"Location": location})
 
 
 @blp.route("")
@@ -46,25 +57,22 @@ class Clients(MethodView):
         if instance is None:
             raise ApiError(400, f"this app has no instance of {type_id}; create one first",
                            "NO_INSTANCE")
-        config = validate_config(connector_classes()[type_id].client_schema,
-                                 body["configuration"], "client")
-        connector = build_connector(type_id)
+        checked = validate_config(installed(type_id), "client", body["configuration"])
+        oauth = consent.uses_consent(type_id)
         try:
             with db.atomic():
-                client = ConnectorClient.create(app=g.app, instance=instance, type_id=type_id,
-                                                external_subject_id=subject,
-                                                configuration=config)
-                if connector.auth_kind == "oauth2":
-                    location = oauth.start_consent(
-                        client, connector, instance.configuration,
-                        external_url("oauth_callback.oauth_callback"))
+                client = ConnectorClient.create(
+                    app=g.app, instance=instance, type_id=type_id, external_subject_id=subject,
+                    configuration=checked.configuration, status_reason=(
+                        lifecycle.AWAITING_CONSENT if oauth else lifecycle.AWAITING_FIRST_POLL))
+                location = consent.begin(client) if oauth else None
                 lifecycle.created(client)
         except IntegrityError as exc:
             raise ApiError(409, f"subject {subject!r} already has a {type_id} client") from exc
-        if connector.auth_kind == "oauth2":
-            return {"client_id": client.id, "href": location}, 303, {"Location": location}
-        schedule_first_poll(client)
-        return {"client_id": client.id}
+        if location:
+            return _to_consent(client, location, checked.warnings)
+        lifecycle.schedule_first_poll(client)
+        return {"client_id": client.id, "warnings": checked.warnings}
 
     @protected(blp, SCOPE, subject=True, errors=(400,))
     @blp.response(200, ClientLink(many=True))
@@ -78,11 +86,53 @@ class ClientById(MethodView):
     @protected(blp, SCOPE, subject=True, errors=(400, 404))
     @blp.response(200, ClientSchema)
     def get(self, client_id):
-        """Get one client: status and the things it maintains"""
+        """Get one client: status (why, since when, polled when) and the things it maintains"""
         return read_client(g.app, subject_id(), client_id)
+
+    @protected(blp, SCOPE, subject=True, errors=(400, 404, 409))
+    @blp.arguments(ClientUpdateSchema)
+    @blp.response(200, ClientSchema)
+    def patch(self, body, client_id):
+        """Replace the client's configuration (validated as on creation) and start it again;
+        the same client, so its id, mappings and things stay"""
+        subject = subject_id()
+        client = own_client(g.app, subject, client_id)
+        checked = validate_config(installed(client.type_id), "client", body["configuration"])
+        lifecycle.restart(client, lifecycle.RECONFIGURED, configuration=checked.configuration)
+        shown = read_client(g.app, subject, client_id)
+        shown.warnings = checked.warnings
+        return shown
 
     @protected(blp, SCOPE, subject=True, errors=(400, 404))
     @blp.response(204)
     def delete(self, client_id):
         """Delete a client and every thing it created"""
-        delete_client(own_client(g.app, subject_id(), client_id))
+        lifecycle.delete_client(own_client(g.app, subject_id(), client_id))
+
+
+@blp.route("/<client_id>/reauthorize", endpoint="reauthorize")
+class Reauthorize(MethodView):
+    @protected(blp, SCOPE, subject=True, errors=(400, 404, 409))
+    @blp.response(303, ClientCreatedSchema,
+                  description="Follow Location to the provider's consent page")
+    def post(self, client_id):
+        """Ask the end user's consent again for an existing OAuth client, in any status
+        (a revoked grant, a changed password, a consent never finished); after consent the
+        same client, with the same things, goes STARTING, then STARTED. Until then its current
+        grant, if it still works, stays in use. 409 for a connector without consent"""
+        client, location = consent.reauthorize(g.app, subject_id(), client_id)
+        return _to_consent(client, location)
+
+
+@blp.route("/<client_id>/confirm", endpoint="confirm")
+class Confirm(MethodView):
+    @protected(blp, SCOPE, subject=True, errors=(400, 404))
+    @blp.arguments(ClientConfirmSchema)
+    @blp.response(200, ClientSchema)
+    def post(self, body, client_id):
+        """Instances with `confirm_consent`: activate a consent with the one-time code the end
+        user's browser brought back, under the same subject that created the client; the
+        client goes STARTING, then STARTED"""
+        subject = subject_id()
+        consent.confirm(g.app, subject, client_id, body["confirmation"])
+        return read_client(g.app, subject, client_id)

@@ -6,7 +6,7 @@ from peewee import IntegrityError
 
 from thingbridge.api.common import ID, Blueprint, link, links, protected
 from thingbridge.connectors.contract import ConfigError, TransientError
-from thingbridge.connectors.registry import build_connector, connector_classes, resolve_type
+from thingbridge.connectors.registry import build_connector, installed, resolve_type
 from thingbridge.connectors.service import (
     app_instances,
     own_instance,
@@ -40,8 +40,7 @@ class Instances(MethodView):
     def post(self, body):
         """Create the app's instance of a connector (validated with one real provider call)"""
         type_id = resolve_type(body["connector_type_id"])
-        config = validate_config(connector_classes()[type_id].instance_schema,
-                                 body["configuration"], "instance")
+        config, warnings = validate_config(installed(type_id), "instance", body["configuration"])
         if ConnectorInstance.select().where((ConnectorInstance.app == g.app)
                                             & (ConnectorInstance.type_id == type_id)).exists():
             raise ApiError(409, f"this app already has an instance of {type_id}")
@@ -54,9 +53,12 @@ class Instances(MethodView):
                            f"{exc.reason}", "PROVIDER_UNAVAILABLE") from exc
         try:
             with db.atomic():
-                return ConnectorInstance.create(app=g.app, type_id=type_id, configuration=config)
+                instance = ConnectorInstance.create(app=g.app, type_id=type_id,
+                                                    configuration=config)
         except IntegrityError as exc:  # a concurrent request won the unique (app, type)
             raise ApiError(409, f"this app already has an instance of {type_id}") from exc
+        instance.warnings = warnings
+        return instance
 
     @protected(blp, SCOPE, errors=())
     @blp.response(200, InstanceLink(many=True))

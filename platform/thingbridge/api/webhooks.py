@@ -6,14 +6,13 @@ import datetime
 
 from flask import current_app, g
 from flask.views import MethodView
-from peewee import prefetch
 
 from thingbridge.api.common import ID, Blueprint, cursor_page, link, links, protected
-from thingbridge.db import db, locking, utcnow
-from thingbridge.errors import ApiError, found
+from thingbridge.db import db, utcnow
+from thingbridge.errors import ApiError
 from thingbridge.http.urls import outbound_url_problem
-from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from thingbridge.outbox import events, webhook_signing
+from thingbridge.models import WebhookDelivery, WebhookEndpoint
+from thingbridge.outbox import events, webhook_endpoints, webhook_signing
 from thingbridge.outbox.events import MAX_ID
 from thingbridge.schemas.webhooks import (
     DeliveriesQuery,
@@ -42,11 +41,7 @@ def _check_url(url: str) -> None:
 
 
 def _own(webhook_id: str, lock: bool = False) -> WebhookEndpoint:
-    """The app's endpoint; ``lock`` (inside a transaction) holds its row against concurrent
-    rotations, replays and fan-out until commit."""
-    query = WebhookEndpoint.select().where((WebhookEndpoint.id == webhook_id)
-                                           & (WebhookEndpoint.app == g.app))
-    return found((locking(query) if lock else query).first(), "webhook")
+    return webhook_endpoints.own_endpoint(g.app, webhook_id, lock)
 
 
 @blp.route("")
@@ -72,8 +67,7 @@ class Webhooks(MethodView):
     @blp.response(200, WebhookOut(many=True))
     def get(self):
         """The app's endpoints (secrets are never returned)"""
-        return WebhookEndpoint.select().where(WebhookEndpoint.app == g.app).order_by(
-            WebhookEndpoint.created_at)
+        return webhook_endpoints.app_endpoints(g.app)
 
 
 @blp.route(f"/<{ID}:webhook_id>")
@@ -119,34 +113,16 @@ def rotate_secret(webhook_id):
     return {"secret": secret, "previous_valid_until": now + overlap}
 
 
-def _deliveries(endpoint: WebhookEndpoint):
-    """The endpoint's deliveries, each with its event's type and subject."""
-    return WebhookDelivery.select(
-        WebhookDelivery, Event.id, Event.type, Event.external_subject_id).join(Event).where(
-        WebhookDelivery.endpoint == endpoint)
-
-
-def _with_attempts(query) -> list[WebhookDelivery]:
-    """Run a deliveries ``query`` with every delivery's ``attempt_rows`` attached: two
-    queries however many deliveries."""
-    return prefetch(query, WebhookAttempt.select().order_by(WebhookAttempt.id))
-
-
-def _delivery(endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
-    rows = _with_attempts(_deliveries(endpoint).where(WebhookDelivery.id == delivery_id))
-    return found(rows[0] if rows else None, "delivery")
-
-
 @blp.route(f"/<{ID}:webhook_id>/deliveries", methods=["GET"])
 @protected(blp, SCOPE, errors=(400, 404))
 @blp.arguments(DeliveriesQuery, location="query")
 @blp.response(200, DeliveryPage)
 def list_deliveries(args, webhook_id):
     """Deliveries with every attempt, oldest first; filter by status (DEAD: dead letters)"""
-    query = _deliveries(_own(webhook_id)).where(WebhookDelivery.id > args["after"])
-    if args.get("status"):
-        query = query.where(WebhookDelivery.status == args["status"])
-    rows = _with_attempts(query.order_by(WebhookDelivery.id).limit(args["limit"] + 1))
+    query = webhook_endpoints.deliveries(_own(webhook_id), args.get("status")).where(
+        WebhookDelivery.id > args["after"])
+    rows = webhook_endpoints.with_attempts(
+        query.order_by(WebhookDelivery.id).limit(args["limit"] + 1))
     return cursor_page(rows, args, lambda delivery: delivery.id)
 
 
@@ -158,7 +134,7 @@ DELIVERY = f"/<{ID}:webhook_id>/deliveries/<int(max={MAX_ID}):delivery_id>"
 @blp.response(200, DeliveryOut)
 def get_delivery(webhook_id, delivery_id):
     """One delivery with every attempt"""
-    return _delivery(_own(webhook_id), delivery_id)
+    return webhook_endpoints.delivery(_own(webhook_id), delivery_id)
 
 
 @blp.route(f"{DELIVERY}/redeliver", methods=["POST"])
@@ -169,15 +145,7 @@ def get_delivery(webhook_id, delivery_id):
                                        delivery_id="$response.body#/id")))
 def redeliver(webhook_id, delivery_id):
     """Send a delivered or dead-lettered event again, as a new delivery"""
-    endpoint = _own(webhook_id)
-    row = _delivery(endpoint, delivery_id)
-    if row.status == "PENDING" or WebhookDelivery.get_or_none(
-            (WebhookDelivery.endpoint == endpoint) & (WebhookDelivery.event == row.event_id)
-            & (WebhookDelivery.status == "PENDING")):
-        raise ApiError(409, "this event is already queued for this endpoint")
-    again = WebhookDelivery.create(endpoint=endpoint, event=row.event_id, seq=row.seq,
-                                   lane=row.lane)
-    return _delivery(endpoint, again.id)
+    return webhook_endpoints.redeliver(_own(webhook_id), delivery_id)
 
 
 @blp.route(f"/<{ID}:webhook_id>/replay", methods=["POST"])
@@ -186,17 +154,4 @@ def redeliver(webhook_id, delivery_id):
 @blp.response(202, ReplayOut)
 def replay(body, webhook_id):
     """Deliver every matching event after a cursor again (events already queued are kept)"""
-    with db.atomic():
-        endpoint = _own(webhook_id, lock=True)  # fan-out skips it (SKIP LOCKED) meanwhile
-        last = events.last_seq(g.app.id)
-        if body["after"] > last:
-            raise ApiError(400, f"after is beyond the app's last event id {last}")
-        oldest = Event.select(Event.seq).where(Event.app == g.app).order_by(Event.seq).first()
-        if body["after"] < last and (oldest is None or oldest.seq > body["after"] + 1):
-            raise ApiError(409, "events after that cursor are no longer kept (retention); "
-                                f"the oldest kept id is {oldest.seq if oldest else 'none'}")
-        # Never forward: events between the old cursor and `after` are not fanned out yet.
-        cursor = min(body["after"], endpoint.cursor)
-        WebhookEndpoint.update(cursor=cursor, updated_at=utcnow()).where(
-            WebhookEndpoint.id == endpoint.id).execute()
-    return {"cursor": cursor}
+    return {"cursor": webhook_endpoints.replay(g.app, webhook_id, body["after"])}

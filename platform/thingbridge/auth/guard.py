@@ -24,7 +24,17 @@ class _Validator(BearerTokenValidator):
                        & App.disabled_at.is_null()).first())
 
 
-protector = ResourceProtector()
+class _Protector(ResourceProtector):
+    def parse_request_authorization(self, request):
+        # The connctd documentation sends the token alone (`Authorization: <token>`), and
+        # clients written against it do; a value without a scheme is taken as a bearer token.
+        auth = (request.headers.get("Authorization") or "").strip()
+        if auth and len(auth.split()) == 1:
+            return self.get_token_validator("bearer"), auth
+        return super().parse_request_authorization(request)
+
+
+protector = _Protector()
 protector.register_token_validator(_Validator())
 
 

@@ -147,6 +147,10 @@ class Connector:
     client_schema: ClassVar[type[ma.Schema]]
     sample_instance_configuration: ClassVar[dict[str, Any]] = {}
     sample_client_configuration: ClassVar[dict[str, Any]] = {}
+    # Keys a configuration schema does not know are ignored, with a warning to the app, as the
+    # connctd API did; a connector lists here the configurations ("instance", "client") where
+    # an unknown key is an error instead.
+    strict_configuration: ClassVar[tuple[str, ...]] = ()
     auth_kind: ClassVar[Literal["api_key", "oauth2"]] = "api_key"
     default_base_url: ClassVar[str]
     poll_interval: ClassVar[int] = 300  # seconds between successful polls of one client

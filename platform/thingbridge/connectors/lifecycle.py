@@ -19,6 +19,11 @@ from thingbridge.tasks import enqueue
 from thingbridge.things import poll_sql
 
 POLL_TASK = "thingbridge.poll_client"
+# Why a client is STARTING (an ERROR's reason comes from whatever failed).
+AWAITING_CONSENT = "waiting for the end user's consent"
+AWAITING_FIRST_POLL = "waiting for the first poll"
+CONSENT_GIVEN = "consent given; waiting for the first poll"
+RECONFIGURED = "configuration changed; waiting for the first poll"
 # A transient failure waits this long, doubling per failure in a row, up to the cap.
 RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
 
@@ -55,7 +60,10 @@ def transition(client: ConnectorClient, status: str, reason: str | None = None,
         ConnectorClient.id == client.id)).first()
     if row is None:
         return None
-    ConnectorClient.update(status=status, status_reason=reason, updated_at=utcnow(),
+    now = utcnow()
+    if row.status != status:
+        fields["status_since"] = now
+    ConnectorClient.update(status=status, status_reason=reason, updated_at=now,
                            **fields).where(ConnectorClient.id == client.id).execute()
     if row.status == status:
         return []
@@ -97,8 +105,9 @@ def record_success(client: ConnectorClient) -> list[Pending] | None:
     if mark_polled(client):
         return []
     scheduled = _next_poll(client)
-    return transition(client, "STARTED", None, last_success_at=scheduled["now"],
-                      failure_count=0, next_poll_at=scheduled["next_poll_at"])
+    return transition(client, "STARTED", None, last_polled_at=scheduled["now"],
+                      last_success_at=scheduled["now"], failure_count=0,
+                      next_poll_at=scheduled["next_poll_at"])
 
 
 def record_transient_failure(client: ConnectorClient, reason: str,
@@ -106,9 +115,26 @@ def record_transient_failure(client: ConnectorClient, reason: str,
     """Keep the status, note the reason and poll again after a backoff."""
     failures = client.failure_count + 1
     wait = backoff.delay(failures, RETRY_BASE, MAX_BACKOFF, retry_after)
-    ConnectorClient.update(failure_count=failures, status_reason=reason, updated_at=utcnow(),
-                           next_poll_at=utcnow() + datetime.timedelta(seconds=wait)).where(
+    now = utcnow()
+    ConnectorClient.update(failure_count=failures, status_reason=reason, updated_at=now,
+                           last_polled_at=now,
+                           next_poll_at=now + datetime.timedelta(seconds=wait)).where(
         ConnectorClient.id == client.id).execute()
+
+
+def record_error(client: ConnectorClient, reason: str) -> None:
+    """A poll the app or the end user must act on (grant revoked, configuration refused): ERROR
+    with the reason, and no poll until they do (reauthorize, PATCH the configuration)."""
+    set_status(client, "ERROR", reason, next_poll_at=None, last_polled_at=utcnow())
+
+
+def restart(client: ConnectorClient, reason: str, **fields) -> None:
+    """Back to STARTING with ``fields`` (new tokens, a new configuration) and polled at once;
+    the same client, so its id, mappings and things stay."""
+    with db.atomic():
+        events.emit_many(client.app_id, transition(client, "STARTING", reason, failure_count=0,
+                                                   **fields) or [])
+    schedule_first_poll(client)
 
 
 def postpone(client: ConnectorClient, until) -> None:

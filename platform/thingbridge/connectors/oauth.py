@@ -16,21 +16,18 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app
 
+from thingbridge.config import TRUE, provider_setting
 from thingbridge.connectors.contract import Connector, ReauthRequired, TransientError
 from thingbridge.db import db, is_postgres, locking, utcnow
 from thingbridge.models import ConnectorClient, OAuthState
+from thingbridge.observability import metrics
 
 # Refresh a little early so a token never expires between the check and the provider call.
 EXPIRY_MARGIN = datetime.timedelta(seconds=60)
 
 
 class StateError(Exception):
-    """Unknown, used or expired `state`: the callback cannot be trusted."""
-
-    def __init__(self, reason: str, oauth_state: OAuthState | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.oauth_state = oauth_state
+    """Unknown, used or expired `state`: the callback cannot be trusted with any client."""
 
 
 def _session(connector: Connector, instance_config: dict, **kwargs) -> OAuth2Session:
@@ -44,35 +41,68 @@ def _state_hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
+def pkce(connector: Connector) -> bool:
+    """PKCE S256 if the connector declares its provider accepts it, or the operator says so
+    (``THINGBRIDGE_<TYPE>_PKCE``) for a provider that added it since."""
+    value = provider_setting(current_app.config, connector.type_id, "PKCE",
+                             connector.oauth2_endpoints().pkce)
+    return value is True or str(value).lower() in TRUE
+
+
 def start_consent(client: ConnectorClient, connector: Connector, instance_config: dict,
                   redirect_uri: str) -> str:
     """Record a single-use expiring state and return the provider's authorize URL."""
-    endpoints = connector.oauth2_endpoints()
     state = secrets.token_urlsafe(32)
-    verifier = generate_token(64) if endpoints.pkce else None
+    verifier = generate_token(64) if pkce(connector) else None
     session = _session(connector, instance_config, redirect_uri=redirect_uri,
                        code_challenge_method="S256" if verifier else None)
-    url, _ = session.create_authorization_url(endpoints.authorize_url, state=state,
-                                              code_verifier=verifier)
+    url, _ = session.create_authorization_url(connector.oauth2_endpoints().authorize_url,
+                                              state=state, code_verifier=verifier)
     ttl = datetime.timedelta(seconds=current_app.config["OAUTH_STATE_TTL"])
     OAuthState.create(state_hash=_state_hash(state), client=client, redirect_uri=redirect_uri,
                       code_verifier=verifier, expires_at=utcnow() + ttl)
     return url
 
 
-def consume_state(state: str) -> OAuthState:
-    """Mark the state used (atomically, so a replayed callback loses) and return it."""
-    row = OAuthState.get_or_none(OAuthState.state_hash == _state_hash(state or ""))
+def take_state(state: str) -> OAuthState:
+    """The state's consent, deleted as it is taken: of two callbacks with one state only one
+    gets it, and a reload, the back button or a copied link finds nothing."""
+    row = _take(_state_hash(state or ""))
     if row is None:
-        raise StateError("unknown state")
-    claimed = (OAuthState.update(used_at=utcnow())
-               .where((OAuthState.state_hash == row.state_hash) & OAuthState.used_at.is_null())
-               .execute())
-    if not claimed:
-        raise StateError("state already used", row)
-    if row.expires_at < utcnow():
-        raise StateError("state expired", row)
+        raise StateError("unknown, used or expired state")
     return row
+
+
+def hold_for_confirmation(client: ConnectorClient, granted: dict) -> str:
+    """Keep the granted tokens until the app confirms with the returned one-time code."""
+    code = secrets.token_urlsafe(32)
+    ttl = datetime.timedelta(seconds=current_app.config["OAUTH_STATE_TTL"])
+    OAuthState.create(state_hash=_state_hash(code), client=client, redirect_uri="",
+                      expires_at=utcnow() + ttl, **granted)
+    return code
+
+
+def take_confirmation(client: ConnectorClient, code: str) -> dict | None:
+    """The tokens held for ``client`` under ``code`` (deleted as they are taken), or None."""
+    row = _take(_state_hash(code or ""), confirming=client)
+    return row and {"tokens": row.tokens, "token_expires_at": row.token_expires_at}
+
+
+def _take(state_hash: str, confirming: ConnectorClient | None = None) -> OAuthState | None:
+    """Read and delete one live row: a provider's state, or a confirmation of ``confirming``;
+    None when there is no such row or another request took it first."""
+    kind = (OAuthState.tokens.is_null() if confirming is None else
+            OAuthState.tokens.is_null(False) & (OAuthState.client == confirming.id))
+    live = (OAuthState.state_hash == state_hash) & (OAuthState.expires_at > utcnow()) & kind
+    row = OAuthState.get_or_none(live)
+    if row is None or not OAuthState.delete().where(live).execute():
+        return None
+    return row
+
+
+def prune_states() -> int:
+    """Delete expired states (a used one is already gone)."""
+    return OAuthState.delete().where(OAuthState.expires_at <= utcnow()).execute()
 
 
 def _token_record(token: dict) -> tuple[dict, datetime.datetime | None]:
@@ -90,9 +120,10 @@ def _classify(exc: Exception):
     return TransientError(f"token endpoint unreachable: {exc}")
 
 
-def exchange_code(client: ConnectorClient, connector: Connector, instance_config: dict,
-                  oauth_state: OAuthState, code: str) -> None:
-    """Trade the authorization code for tokens and persist them encrypted."""
+def exchange_code(connector: Connector, instance_config: dict, oauth_state: OAuthState,
+                  code: str) -> dict:
+    """Trade the authorization code for tokens: the client's ``tokens`` and
+    ``token_expires_at``, for the caller to store with the client's new status."""
     session = _session(connector, instance_config, redirect_uri=oauth_state.redirect_uri)
     try:
         token = session.fetch_token(connector.oauth2_endpoints().token_url, code=code,
@@ -101,9 +132,8 @@ def exchange_code(client: ConnectorClient, connector: Connector, instance_config
                                     timeout=connector.timeout)
     except (OAuthError, requests.RequestException, ValueError) as exc:
         raise _classify(exc) from exc
-    client.tokens, client.token_expires_at = _token_record(token)
-    ConnectorClient.update(tokens=client.tokens, token_expires_at=client.token_expires_at,
-                           updated_at=utcnow()).where(ConnectorClient.id == client.id).execute()
+    tokens, expires_at = _token_record(token)
+    return {"tokens": tokens, "token_expires_at": expires_at}
 
 
 def _lock(client_id: str) -> ConnectorClient:
@@ -137,7 +167,9 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
                                           refresh_token=tokens["refresh_token"],
                                           timeout=connector.timeout)
         except (OAuthError, requests.RequestException, ValueError) as exc:
-            raise _classify(exc) from exc
+            metrics.token_refreshed(connector.type_id, error := _classify(exc))
+            raise error from exc
+        metrics.token_refreshed(connector.type_id)
         record, expires_at = _token_record(token)
         record.setdefault("refresh_token", tokens["refresh_token"])
         ConnectorClient.update(tokens=record, token_expires_at=expires_at,

@@ -13,6 +13,7 @@ from thingbridge.connectors.contract import Connector, load_connectors
 from thingbridge.db import db
 from thingbridge.errors import ApiError
 from thingbridge.models import ConnectorDescription
+from thingbridge.observability import metrics
 
 EXTENSION = "thingbridge.connectors"
 
@@ -29,13 +30,21 @@ _local = threading.local()
 PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
+def installed(type_id: str, app=None) -> type[Connector]:
+    """The connector class of ``type_id``; 409 if its plugin was uninstalled since."""
+    cls = connector_classes(app).get(type_id)
+    if cls is None:
+        raise ApiError(409, f"connector {type_id} is not installed", "CONNECTOR_NOT_INSTALLED")
+    return cls
+
+
 def _session(type_id: str) -> requests.Session:
     """One HTTP session per worker thread and provider: polls reuse kept-alive connections
     instead of a TCP (and TLS) handshake per poll. Per thread because a Session's cookie and
     adapter state are not meant to be shared across threads."""
     sessions = _local.__dict__.setdefault("sessions", {})
     if type_id not in sessions:
-        session = requests.Session()
+        session = metrics.ProviderSession(type_id)  # counts every answer by code
         # With trust_env, requests re-reads the environment on every request, a cost per poll.
         # Without proxy variables, read the CA bundle variables once here instead.
         if not any(k.lower() in PROXY_VARIABLES for k in os.environ):

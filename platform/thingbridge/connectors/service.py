@@ -3,9 +3,13 @@ is 404), each with its connector's description, and configuration checked by the
 
 from __future__ import annotations
 
-from marshmallow import ValidationError
-from peewee import prefetch
+import datetime
+from typing import NamedTuple
 
+from marshmallow import Schema, ValidationError, fields
+from peewee import SQL, Case, fn, prefetch
+
+from thingbridge.db import utcnow
 from thingbridge.errors import ApiError, found
 from thingbridge.models import (
     ConnectorClient,
@@ -15,16 +19,46 @@ from thingbridge.models import (
 )
 
 
-def validate_config(schema_cls, configuration: dict, what: str) -> dict:
-    """``configuration`` loaded by a plugin's instance or client schema; 400 naming each
-    problem otherwise."""
+class Checked(NamedTuple):
+    configuration: dict
+    warnings: list[str]
+
+
+class ConsentOptions(Schema):
+    """Instance settings the host reads for every OAuth connector, beside the plugin's own."""
+
+    confirm_consent = fields.Boolean(metadata={
+        "description": "After consent the browser returns with a one-time `confirmation` code; "
+                       "the client gets the grant only when the app's backend posts it to "
+                       "POST /connectors/clients/{id}/confirm under the same subject"})
+
+
+def validate_config(connector_cls, what: str, configuration: dict) -> Checked:
+    """``configuration`` loaded by the plugin's ``what`` ("instance" or "client") schema (and
+    the host's ``ConsentOptions`` for an OAuth instance), and a warning for each key neither
+    knows, left out unless the connector declares such keys an error
+    (``strict_configuration``). 400 naming each problem otherwise."""
+    plugin = getattr(connector_cls, f"{what}_schema")()
+    host = ConsentOptions() if what == "instance" and connector_cls.auth_kind == "oauth2" else None
+    host_keys = _keys(host) if host else set()
+    unknown = [] if what in connector_cls.strict_configuration else sorted(
+        key for key in configuration if key not in _keys(plugin) | host_keys)
+    given = {k: v for k, v in configuration.items() if k not in unknown}
     try:
-        return schema_cls().load(configuration)
+        loaded = plugin.load({k: v for k, v in given.items() if k not in host_keys})
+        if host:
+            loaded.update(host.load({k: v for k, v in given.items() if k in host_keys}))
     except ValidationError as exc:
         raise ApiError(400, f"invalid {what} configuration: " + "; ".join(
             f"{k}: {' '.join(v) if isinstance(v, list) else v}"
             for k, v in exc.normalized_messages().items()),
             "INVALID_CONFIGURATION", errors={"configuration": exc.normalized_messages()}) from exc
+    return Checked(loaded, [f"configuration.{key}: unknown {connector_cls.type_id} {what} "
+                            "setting, ignored" for key in unknown])
+
+
+def _keys(schema: Schema) -> set[str]:
+    return {field.data_key or name for name, field in schema.load_fields.items()}
 
 
 def app_instances(app):
@@ -62,17 +96,88 @@ def own_client(app, subject: str, client_id: str) -> ConnectorClient:
 
 
 def read_client(app, subject: str, client_id: str) -> ConnectorClient:
-    """The client as the API shows it: status, its ``instance`` and ``description`` (ids) and
-    its thing ``mappings`` (configuration and tokens are never read for it)."""
+    """The client as the API shows it: status (why, since when, polled when), its ``instance``
+    and ``description`` (ids) and its thing ``mappings`` (configuration and tokens are never
+    read for it)."""
     query = _client(ConnectorClient.select(
         ConnectorClient.id, ConnectorClient.type_id, ConnectorClient.status,
-        ConnectorClient.status_reason, ConnectorInstance.id, ConnectorDescription.id
+        ConnectorClient.status_reason, ConnectorClient.status_since,
+        ConnectorClient.last_polled_at, ConnectorClient.next_poll_at, ConnectorInstance.id,
+        ConnectorDescription.id
     ).join(ConnectorInstance).switch(ConnectorClient).join(
         ConnectorDescription, on=_described_by(ConnectorClient), attr="description"),
         app, subject, client_id)
     mappings = ThingMapping.select().order_by(ThingMapping.connector_thing_id)
     clients = prefetch(query, mappings)
     return found(clients[0] if clients else None, "connector client")
+
+
+# What the console shows of a client: never its configuration or tokens.
+SHOWN = (ConnectorClient.id, ConnectorClient.app, ConnectorClient.type_id,
+         ConnectorClient.external_subject_id, ConnectorClient.status,
+         ConnectorClient.status_reason, ConnectorClient.status_since,
+         ConnectorClient.next_poll_at, ConnectorClient.last_polled_at,
+         ConnectorClient.last_success_at, ConnectorClient.failure_count,
+         ConnectorClient.created_at, ConnectorClient.updated_at)
+FRESHNESS = ("1x", "2x", "10x", "older", "never")
+
+
+def app_clients(app, type_id: str | None = None, status: str | None = None,
+                subject: str | None = None):
+    """The app's clients (all subjects), newest first; ``subject`` matches as a prefix."""
+    query = ConnectorClient.select(*SHOWN).where(ConnectorClient.app == app)
+    if type_id:
+        query = query.where(ConnectorClient.type_id == type_id)
+    if status:
+        query = query.where(ConnectorClient.status == status)
+    if subject:
+        query = query.where(ConnectorClient.external_subject_id.startswith(subject))
+    return query.order_by(ConnectorClient.created_at.desc(), ConnectorClient.id)
+
+
+def app_client(app, client_id: str) -> ConnectorClient:
+    """One of the app's clients, whatever its subject (another app's is 404)."""
+    return found(ConnectorClient.select(*SHOWN).where(
+        (ConnectorClient.id == client_id) & (ConnectorClient.app == app)).first(),
+        "connector client")
+
+
+def troubled_clients(app, limit: int = 10) -> list[ConnectorClient]:
+    """The app's clients in ERROR or failing right now, most recently changed first."""
+    return list(ConnectorClient.select(*SHOWN).where(
+        (ConnectorClient.app == app) & ((ConnectorClient.status == "ERROR")
+                                        | (ConnectorClient.failure_count > 0)))
+        .order_by(ConnectorClient.updated_at.desc()).limit(limit))
+
+
+def client_counts(app=None) -> list[tuple[str, str, int, datetime.datetime | None]]:
+    """(connector, status, clients, oldest last success) for one app's clients, or for every
+    app's (the metrics): one grouped query."""
+    query = ConnectorClient.select(ConnectorClient.type_id, ConnectorClient.status,
+                                   fn.COUNT(ConnectorClient.id),
+                                   fn.MIN(ConnectorClient.last_success_at))
+    if app is not None:
+        query = query.where(ConnectorClient.app == app)
+    return list(query.group_by(ConnectorClient.type_id, ConnectorClient.status).tuples())
+
+
+def freshness(app, intervals: dict[str, float]) -> dict[str, int]:
+    """How many of the app's clients last polled successfully within 1x, 2x or 10x their
+    connector's interval (seconds, by connector in ``intervals``), longer ago, or never."""
+    now, counts = utcnow(), dict.fromkeys(FRESHNESS, 0)
+    last = ConnectorClient.last_success_at
+    for type_id, interval in intervals.items():
+        def since(times, interval=interval):
+            return now - datetime.timedelta(seconds=times * interval)
+
+        bucket = Case(None, [(last.is_null(), "never"), (last >= since(1), "1x"),
+                             (last >= since(2), "2x"), (last >= since(10), "10x")], "older")
+        rows = (ConnectorClient.select(bucket.alias("bucket"), fn.COUNT(ConnectorClient.id))
+                .where((ConnectorClient.app == app) & (ConnectorClient.type_id == type_id))
+                .group_by(SQL("bucket")).tuples())
+        for name, clients in rows:
+            counts[name] += clients
+    return counts
 
 
 def _instance(query, app, instance_id: str):

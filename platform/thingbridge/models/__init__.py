@@ -8,6 +8,7 @@ from thingbridge.models.connectors import (
     ConnectorDescription,
     ConnectorInstance,
     OAuthState,
+    PollTally,
     RateBudget,
 )
 from thingbridge.models.events import Event, EventCounter, PublisherCursor
@@ -29,7 +30,7 @@ from thingbridge.models.webhooks import (
 
 ALL_MODELS = [
     App, AccessToken, ConnectorDescription, ConnectorInstance, ConnectorClient, OAuthState,
-    RateBudget, Thing, Component, Property, Action, ThingMapping, ActionRequest,
+    RateBudget, PollTally, Thing, Component, Property, Action, ThingMapping, ActionRequest,
     EventCounter, Event, PublisherCursor, WebhookEndpoint, WebhookDelivery, WebhookAttempt,
 ]
 
@@ -37,6 +38,6 @@ __all__ = [
     "ACTION_STATUSES", "ALL_MODELS", "ALL_SCOPES", "AccessToken", "Action", "ActionRequest", "App",
     "CLIENT_STATUSES", "Component", "ConnectorClient", "ConnectorDescription", "ConnectorInstance",
     "DELIVERY_STATUSES", "Event", "EventCounter", "OAuthState", "PROPERTY_TYPES", "Property",
-    "PublisherCursor", "RateBudget", "THING_STATUSES", "Thing", "ThingMapping", "WebhookAttempt",
-    "WebhookDelivery", "WebhookEndpoint", "token_hash",
+    "PollTally", "PublisherCursor", "RateBudget", "THING_STATUSES", "Thing", "ThingMapping",
+    "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "token_hash",
 ]

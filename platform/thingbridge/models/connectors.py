@@ -43,9 +43,11 @@ class ConnectorClient(BaseModel):
     configuration = EncryptedJSONField(null=True)
     status = CharField(max_length=16, default="STARTING")
     status_reason = TextField(null=True)
+    status_since = DateTimeField(default=utcnow)
     tokens = EncryptedJSONField(null=True)
     token_expires_at = DateTimeField(null=True)
     next_poll_at = DateTimeField(null=True, index=True)
+    last_polled_at = DateTimeField(null=True)  # the provider was last asked, with any outcome
     last_success_at = DateTimeField(null=True)
     failure_count = IntegerField(default=0)
     updated_at = DateTimeField(default=utcnow)
@@ -55,17 +57,35 @@ class ConnectorClient(BaseModel):
 
 
 class OAuthState(BaseModel):
-    """A pending provider consent: single-use and expiring; only its hash is stored."""
+    """A pending provider consent, waiting for the provider's callback (a ``state``) or, with
+    the instance option ``confirm_consent``, for the app's confirmation (a ``confirmation``
+    code; the granted ``tokens`` wait here). Single-use (deleted as it is taken) and expiring
+    (deleted by a periodic task); only the hash of the state or code is stored."""
 
     state_hash = CharField(max_length=64, primary_key=True)
     client = ForeignKeyField(ConnectorClient, backref="oauth_states", on_delete="CASCADE")
     redirect_uri = TextField()
     code_verifier = EncryptedJSONField(null=True)
     expires_at = DateTimeField()
-    used_at = DateTimeField(null=True)
+    tokens = EncryptedJSONField(null=True)
+    token_expires_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "oauth_state"
+
+
+class PollTally(BaseModel):
+    """Polls of one app's clients of one connector in one minute, for the console's last hour.
+    Workers count in memory and add their counts every few seconds: never a write per poll."""
+
+    app = ForeignKeyField(App, on_delete="CASCADE", index=False)  # the unique index serves it
+    type_id = CharField(max_length=100)
+    minute = DateTimeField()
+    succeeded = IntegerField(default=0)
+    failed = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("app", "type_id", "minute"), True),)
 
 
 class RateBudget(BaseModel):

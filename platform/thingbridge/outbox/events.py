@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.models import Event, EventCounter
+from thingbridge.models.events import CLIENT_EVENTS
 from thingbridge.schemas.common import ISO
 
 EVENT_TYPES = (
@@ -25,6 +26,9 @@ EVENT_TYPES = (
 )
 
 MAX_ID = 2**63 - 1  # BIGINT: a larger cursor or id is a 400/404, never a database error
+# A filtered newest-first read looks at this many of the app's newest events at most: the
+# (app, seq) index walks them, and a rare subject must not walk the whole outbox.
+FILTER_WINDOW = 20_000
 
 
 class Pending(NamedTuple):
@@ -110,6 +114,41 @@ def body(item: dict) -> bytes:
 def read_after(app_id: str, after: int, limit: int) -> list[Event]:
     return list(Event.select().where((Event.app == app_id) & (Event.seq > after))
                 .order_by(Event.seq).limit(limit))
+
+
+def read_newest(app_id: str, limit: int, before: int | None = None,
+                types: list[str] | None = None, subject: str | None = None) -> list[Event]:
+    """The app's events before the id ``before``, newest first, optionally of ``types``
+    (patterns as webhooks take them) or one subject; filtered reads look no further back than
+    ``FILTER_WINDOW`` events."""
+    query = Event.select().where(Event.app == app_id)
+    if before is not None:
+        query = query.where(Event.seq < before)
+    if types or subject:
+        newest = last_seq(app_id) if before is None else before - 1
+        query = query.where(Event.seq > newest - FILTER_WINDOW)
+    if subject:
+        query = query.where(Event.external_subject_id == subject)
+    if types:
+        exact = [t for t in types if not t.endswith("*")]
+        prefixes = [t[:-1] for t in types if t.endswith("*")]
+        if "*" not in types:
+            condition = Event.type.in_(exact) if exact else None
+            for prefix in prefixes:
+                clause = Event.type.startswith(prefix)
+                condition = clause if condition is None else condition | clause
+            query = query.where(condition)
+    return list(query.order_by(Event.seq.desc()).limit(limit))
+
+
+def client_history(client, limit: int = 100) -> list[Event]:
+    """The client's own events (created, status changes, deleted), newest first: its status
+    history, for as long as the outbox keeps it."""
+    rows = (Event.select().where((Event.app == client.app_id)
+                                 & (Event.external_subject_id == client.external_subject_id)
+                                 & CLIENT_EVENTS)
+            .order_by(Event.seq.desc()).limit(limit))
+    return [event for event in rows if event.data.get("client_id") == client.id]
 
 
 def type_matches(patterns: list[str], event_type: str) -> bool:

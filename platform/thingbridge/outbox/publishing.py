@@ -87,6 +87,16 @@ def dispatch() -> int:
     return len(claimed)
 
 
+def lag(name: str) -> int:
+    """Events the publisher ``name`` has not published yet, over every app (by id)."""
+    cursor = PublisherCursor
+    behind = (EventCounter.select(fn.SUM(EventCounter.last_seq - fn.COALESCE(cursor.last_seq, 0)))
+              .join(cursor, JOIN.LEFT_OUTER,
+                    on=((cursor.app == EventCounter.app) & (cursor.publisher == name)))
+              .scalar())
+    return int(behind or 0)
+
+
 # --- the holder's side ---------------------------------------------------------------------
 
 def next_batch(name: str, app_id: str, token: str, limit: int = BATCH) -> list[Event] | None:

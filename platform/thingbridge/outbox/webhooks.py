@@ -19,6 +19,7 @@ from thingbridge import backoff
 from thingbridge.db import db, locking, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from thingbridge.observability import metrics
 from thingbridge.outbox import events
 
 MAX_BACKOFF = 3600.0
@@ -143,15 +144,26 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | Non
             seconds=config["WEBHOOK_MAX_AGE"])
         if outcome.ok or not outcome.retryable or too_old:
             status = "DELIVERED" if outcome.ok else "DEAD"
+            metrics.webhook_attempted(status)
             if not WebhookDelivery.update(status=status, finished_at=now, **fields).where(
                     mine).execute():
                 return None  # lease lost meanwhile: the new holder owns the lane
             return _lease_next(delivery, token, now)
+        metrics.webhook_attempted("retry")
         wait = backoff.delay(attempts, config["WEBHOOK_RETRY_BASE"], MAX_BACKOFF,
                              outcome.retry_after)
         WebhookDelivery.update(next_attempt_at=now + datetime.timedelta(seconds=wait),
                                **fields).where(mine).execute()
         return None
+
+
+def lag() -> int:
+    """Events webhooks still owe, over every app: those fan-out has not reached yet (by id)
+    plus the deliveries still pending."""
+    behind = (WebhookEndpoint.select(fn.SUM(EventCounter.last_seq - WebhookEndpoint.cursor))
+              .join(EventCounter, on=(EventCounter.app == WebhookEndpoint.app)).scalar())
+    pending = WebhookDelivery.select().where(WebhookDelivery.status == "PENDING").count()
+    return int(behind or 0) + pending
 
 
 def _lease_next(delivery: WebhookDelivery, token: str, now: datetime.datetime) -> int | None:

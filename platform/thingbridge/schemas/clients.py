@@ -3,17 +3,32 @@
 from marshmallow import Schema, fields, validate
 
 from thingbridge.models import CLIENT_STATUSES
+from thingbridge.schemas.common import WithWarnings
 from thingbridge.schemas.instances import ConnectorTypeField
 from thingbridge.schemas.links import DescriptionLink, InstanceLink
+
+CONFIGURATION_TEXT = ("Validated by the connector's client schema; keys it does not know are "
+                      "ignored and named in `warnings`, unless the connector refuses them")
 
 
 class ClientCreateSchema(Schema):
     connector_type_id = ConnectorTypeField(required=True)
-    configuration = fields.Dict(
-        load_default=dict, metadata={"description": "Validated by the connector's client schema"})
+    configuration = fields.Dict(load_default=dict, metadata={"description": CONFIGURATION_TEXT})
 
 
-class ClientCreatedSchema(Schema):
+class ClientUpdateSchema(Schema):
+    configuration = fields.Dict(required=True, metadata={
+        "description": CONFIGURATION_TEXT + ". Replaces the whole configuration and puts the "
+                       "client back to STARTING"})
+
+
+class ClientConfirmSchema(Schema):
+    confirmation = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                                 metadata={"description": "The code the end user's browser "
+                                                          "brought back to origin_callback_uri"})
+
+
+class ClientCreatedSchema(WithWarnings):
     client_id = fields.String(required=True)
     href = fields.String(metadata={"description": "Provider consent URL (OAuth connectors, 303)"})
 
@@ -23,10 +38,19 @@ class MappingSchema(Schema):
     thing_id = fields.String(required=True)
 
 
-class ClientSchema(Schema):
+class ClientSchema(WithWarnings):
     id = fields.String(required=True)
     instance = fields.Nested(InstanceLink, required=True)
     connector = fields.Nested(DescriptionLink, required=True, attribute="description")
     mappings = fields.List(fields.Nested(MappingSchema), required=True)
     status = fields.String(required=True, validate=validate.OneOf(CLIENT_STATUSES))
-    status_reason = fields.String(allow_none=True)
+    status_reason = fields.String(allow_none=True, metadata={
+        "description": "Why the client is in its status (ERROR: what the app or end user must "
+                       "fix; STARTED: the last transient failure, if any)"})
+    status_since = fields.DateTime(required=True, metadata={
+        "description": "When the client entered its status (UTC)"})
+    last_polled_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When the provider was last asked, with any outcome (UTC)"})
+    next_poll_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When the next poll is due (UTC); null while the client waits for the "
+                       "app or the end user"})

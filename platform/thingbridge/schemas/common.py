@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"  # every time the API shows: UTC, RFC 3339
 
@@ -73,6 +73,21 @@ class ValueString(fields.Field):
         if len(value) > MAX_VALUE:
             raise self.make_error("too_long")
         return value
+
+
+class WithWarnings(Schema):
+    """A response that may say what was accepted with a caveat (configuration keys ignored);
+    ``warnings`` is left out when there are none, so a clean request gets the seed's shape."""
+
+    warnings = fields.List(fields.String(), metadata={
+        "description": "Configuration keys that were ignored; present only when there are "
+                       "any"})
+
+    @post_dump
+    def _drop_no_warnings(self, data, **kwargs):
+        if not data.get("warnings"):
+            data.pop("warnings", None)
+        return data
 
 
 class ErrorBodySchema(Schema):

@@ -3,6 +3,7 @@
 from marshmallow import Schema, fields
 
 from thingbridge.models import ConnectorDescription
+from thingbridge.schemas.common import WithWarnings
 from thingbridge.schemas.links import ClientLink, DescriptionLink
 
 MAX_DESCRIPTION_ID = 2**31 - 1  # ConnectorDescription.id is an INTEGER
@@ -38,11 +39,13 @@ class InstanceCreateSchema(Schema):
     connector_type_id = ConnectorTypeField(
         required=True,
         metadata={"description": "Description id or type id", "example": "openweathermap"})
-    configuration = fields.Dict(
-        required=True, metadata={"description": "Validated by the connector's instance schema"})
+    configuration = fields.Dict(required=True, metadata={
+        "description": "Validated by the connector's instance schema; keys it does not know "
+                       "are ignored and named in `warnings`, unless the connector refuses "
+                       "them"})
 
 
-class InstanceCreatedSchema(Schema):
+class InstanceCreatedSchema(WithWarnings):
     id = fields.String(required=True)
 
 

@@ -76,7 +76,8 @@ def load_client(client_id: str) -> ConnectorClient | None:
 
 @cache
 def _mark_polled(postgres: bool) -> Statement:
-    fields = ("status_reason", "updated_at", "last_success_at", "failure_count", "next_poll_at")
+    fields = ("status_reason", "updated_at", "last_polled_at", "last_success_at",
+              "failure_count", "next_poll_at")
     return Statement.build(
         ConnectorClient.update({getattr(ConnectorClient, f): _param(f) for f in fields})
         .where((ConnectorClient.id == _param("id")) & (ConnectorClient.status == _param("status"))))
@@ -86,7 +87,8 @@ def mark_polled(client_id: str, status: str, now: datetime.datetime,
                 next_poll_at: datetime.datetime) -> bool:
     """Record a successful poll of a client already in ``status``; False if it is not."""
     return _mark_polled(is_postgres()).run(
-        status_reason=None, updated_at=now, last_success_at=now, failure_count=0,
+        status_reason=None, updated_at=now, last_polled_at=now, last_success_at=now,
+        failure_count=0,
         next_poll_at=next_poll_at, id=client_id, status=status).rowcount == 1
 
 

@@ -44,6 +44,12 @@ def read_things(query, expand: bool = False) -> list[Thing]:
     return things
 
 
+def client_things(client) -> list[Thing]:
+    """A connector client's things, whole (the client was found as its app's own)."""
+    return read_things(Thing.select().where(Thing.connector_client == client.id)
+                       .order_by(Thing.created_at, Thing.id), expand=True)
+
+
 def read_thing(app, subject: str, thing_id: str, expand: bool = False) -> Thing:
     things = read_things(subject_things(app, subject).where(Thing.id == thing_id), expand)
     return found(things[0] if things else None, "thing")

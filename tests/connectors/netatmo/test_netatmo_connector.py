@@ -44,14 +44,14 @@ def token_post(sim, **data):
         "client_id": "thingbridge-demo", "client_secret": "demo-secret", **data})
 
 
-def consent(sim, decision):
+def consent(sim, decision, login="", **params):
     page = requests.get(f"{sim}/oauth2/authorize", timeout=5, params={
         "client_id": "thingbridge-demo", "redirect_uri": "http://localhost/cb", "state": "s1",
-        "scope": "read_station", "response_type": "code"})
+        "scope": "read_station", "response_type": "code", **params})
     assert 'id="accept"' in page.text and 'id="deny"' in page.text
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
-    resp = requests.post(f"{sim}/oauth2/authorize", data={**fields, "decision": decision},
-                         allow_redirects=False, timeout=5)
+    resp = requests.post(f"{sim}/oauth2/authorize", allow_redirects=False, timeout=5,
+                         data={**fields, "decision": decision, "login": login})
     assert resp.status_code == 302
     return resp.headers["Location"]
 
@@ -192,3 +192,44 @@ def test_origin_callback_uri_policy(uri, ok):
     else:
         with pytest.raises(ValidationError):
             InstanceConfig().load(config)
+
+
+def _code(location: str) -> str:
+    return re.search(r"code=(\w+)", location).group(1)
+
+
+def _exchange(sim, code, **extra):
+    return token_post(sim, grant_type="authorization_code", code=code,
+                      redirect_uri="http://localhost/cb", **extra)
+
+
+def test_pkce_s256_binds_the_code_to_its_verifier(sim):
+    """RFC 7636 appendix B's example pair."""
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    challenge = {"code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                 "code_challenge_method": "S256"}
+    assert _exchange(sim, _code(consent(sim, "accept", **challenge))).json()[
+        "error"] == "invalid_grant"  # no verifier
+    assert _exchange(sim, _code(consent(sim, "accept", **challenge)),
+                     code_verifier=verifier[:-1] + "l").json()["error"] == "invalid_grant"
+    good = _exchange(sim, _code(consent(sim, "accept", **challenge)), code_verifier=verifier)
+    assert good.status_code == 200 and good.json()["access_token"]
+    assert requests.get(f"{sim}/_sim/stats", timeout=5).json()["pkce_verified"] == 1
+
+
+def test_pkce_with_an_unknown_method_is_refused_at_the_consent_page(sim):
+    location = requests.get(f"{sim}/oauth2/authorize", allow_redirects=False, timeout=5, params={
+        "client_id": "thingbridge-demo", "redirect_uri": "http://localhost/cb", "state": "s1",
+        "code_challenge": "x" * 43, "code_challenge_method": "S512"}).headers["Location"]
+    assert "error=invalid_request" in location and "state=s1" in location
+
+
+def test_the_same_login_is_the_same_account(sim):
+    def station(location):
+        token = _exchange(sim, _code(location)).json()["access_token"]
+        return NetatmoConnector(base_url=sim).fetch(ClientContext(DEMO, {}, token))[
+            "stations"]["body"]["devices"][0]["_id"]
+
+    alice = station(consent(sim, "accept", login="alice@example.com"))
+    assert station(consent(sim, "accept", login="alice@example.com")) == alice
+    assert station(consent(sim, "accept")) != alice

@@ -1,7 +1,10 @@
-"""Polling tasks: the beat-driven dispatcher and the per-client poll."""
+"""Polling tasks: the beat-driven dispatcher, the per-client poll, and the poll tallies."""
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 
+from thingbridge.connectors import poll_tally
+from thingbridge.db import db
 from thingbridge_workers import polling
 
 
@@ -15,3 +18,16 @@ def dispatch_polls() -> int:
 def poll_client(client_id: str) -> str:
     """Poll one client. Safe to run twice: the upsert is keyed by ThingMapping."""
     return polling.poll(client_id)
+
+
+@shared_task(name="thingbridge.prune_poll_tallies", ignore_result=True)
+def prune_poll_tallies() -> int:
+    """Drop per-minute poll counts older than a day (the console shows the last hour)."""
+    return poll_tally.prune()
+
+
+@worker_process_shutdown.connect  # a pool process (prefork)
+@worker_shutdown.connect          # the worker itself (thread and solo pools poll in it)
+def _flush_poll_tally(**_kwargs) -> None:
+    db.connect(reuse_if_open=True)
+    poll_tally.flush()

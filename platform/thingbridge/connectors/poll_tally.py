@@ -1,0 +1,85 @@
+"""How an app's polls went, minute by minute: what the console's overview shows for the last
+hour. A worker process counts its polls in memory, and a timer thread adds the counts to
+``PollTally`` ``FLUSH_EVERY`` seconds after the first poll it has not written yet (and the
+worker flushes when it stops), so a poll never waits for a write; a process killed outright
+loses at most those seconds of counts."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+
+from peewee import EXCLUDED
+
+from thingbridge.db import db, utcnow
+from thingbridge.models import PollTally
+
+log = logging.getLogger(__name__)
+FLUSH_EVERY = 10.0  # seconds
+KEEP = datetime.timedelta(days=1)
+
+_lock = threading.Lock()
+_counts: dict[tuple[str, str, int], list[int]] = {}  # (app, type, epoch minute) -> [ok, failed]
+_timer: threading.Timer | None = None
+
+
+def record(app_id: str, type_id: str, succeeded: bool) -> None:
+    """Count one poll that reached the provider (in memory: the timer writes it)."""
+    global _timer
+    key = (app_id, type_id, int(time.time() // 60))
+    with _lock:
+        counts = _counts.setdefault(key, [0, 0])
+        counts[0 if succeeded else 1] += 1
+        if _timer is None:
+            _timer = threading.Timer(FLUSH_EVERY, _flush_in_thread)
+            _timer.daemon = True
+            _timer.start()
+
+
+def _flush_in_thread() -> None:
+    with db.connection_context():  # the timer thread's own, closed again
+        flush()
+
+
+def flush() -> None:
+    """Add this process's counts to the table (one statement) and start counting afresh."""
+    global _counts, _timer
+    with _lock:
+        pending, _counts, _timer = _counts, {}, None
+    if not pending:
+        return
+    # Sorted: concurrent flushes of other processes take the same rows in the same order.
+    rows = [dict(app=app_id, type_id=type_id, succeeded=ok, failed=failed,
+                 minute=datetime.datetime.fromtimestamp(minute * 60, datetime.UTC)
+                 .replace(tzinfo=None))
+            for (app_id, type_id, minute), (ok, failed) in sorted(pending.items())]
+    try:
+        PollTally.insert_many(rows).on_conflict(
+            conflict_target=[PollTally.app, PollTally.type_id, PollTally.minute],
+            update={PollTally.succeeded: PollTally.succeeded + EXCLUDED.succeeded,
+                    PollTally.failed: PollTally.failed + EXCLUDED.failed}).execute()
+    except Exception:  # a tally is not worth failing a poll for (e.g. its app was deleted)
+        log.warning("poll tally of %d rows not recorded", len(rows), exc_info=True)
+
+
+def last_hour(app, now: datetime.datetime | None = None,
+              step: int = 5) -> list[tuple[datetime.datetime, int, int]]:
+    """The app's last hour in ``step``-minute bars, oldest first: (start, succeeded, failed)."""
+    now = (now or utcnow()).replace(second=0, microsecond=0)
+    first = now - datetime.timedelta(minutes=now.minute % step) - datetime.timedelta(
+        minutes=60 - step)
+    bars = {first + datetime.timedelta(minutes=i * step): [0, 0] for i in range(60 // step)}
+    rows = PollTally.select(PollTally.minute, PollTally.succeeded, PollTally.failed).where(
+        (PollTally.app == app) & (PollTally.minute >= first)).tuples()
+    for minute, ok, failed in rows:
+        start = minute - datetime.timedelta(minutes=minute.minute % step)
+        if start in bars:
+            bars[start][0] += ok
+            bars[start][1] += failed
+    return [(start, ok, failed) for start, (ok, failed) in bars.items()]
+
+
+def prune(now: datetime.datetime | None = None) -> int:
+    return PollTally.delete().where(PollTally.minute < (now or utcnow()) - KEEP).execute()

@@ -1,0 +1,60 @@
+"""Signing in with the app's client id and secret, and out again."""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import flash, redirect, render_template, request, session, url_for
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from thingbridge.console import bp
+from thingbridge.models import App
+
+# Checked when the client id is unknown, so that answer takes as long as a wrong secret.
+_NOBODY = generate_password_hash("not a secret of any app")
+
+
+def _fingerprint(app: App) -> str:
+    """Changes when the app's secret does: rotating a secret signs its sessions out."""
+    return hashlib.sha256(app.client_secret_hash.encode()).hexdigest()[:32]
+
+
+def signed_in_app() -> App | None:
+    app_id = session.get("app_id")
+    app = App.get_or_none(App.id == app_id) if app_id else None
+    if app is None or session.get("fingerprint") != _fingerprint(app):
+        return None
+    return app
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a console page of this site: never an open redirect."""
+    if target and target.startswith("/console/") and not target.startswith("//"):
+        return target
+    return url_for("console.overview")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        return render_template("console/login.html", next=request.args.get("next", ""))
+    client_id = request.form.get("client_id", "").strip()
+    secret = request.form.get("client_secret", "")
+    app = App.get_or_none(App.client_id == client_id) if client_id else None
+    if app is None:
+        check_password_hash(_NOBODY, secret)
+    elif app.check_client_secret(secret):
+        session.clear()
+        session.permanent = True
+        session.update(app_id=app.id, fingerprint=_fingerprint(app))
+        return redirect(_safe_next(request.form.get("next")))
+    flash("Unknown client id or wrong secret.", "error")
+    return render_template("console/login.html", next=request.form.get("next", ""),
+                           client_id=client_id), 401
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    session.clear()
+    flash("Signed out.", "info")
+    return redirect(url_for("console.login"))

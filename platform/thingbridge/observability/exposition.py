@@ -1,0 +1,127 @@
+"""Where Prometheus scrapes.
+
+- ``GET /metrics`` on the API: the counters of every gunicorn process of this server
+  (prometheus_client's multiprocess mode, through a folder the processes share) plus gauges
+  read from the database at scrape time: clients by connector and status, staleness, outbox
+  lag. The gauges describe the whole platform, so every API server reports the same values.
+- ``thingbridge worker --metrics-port``: a port of each worker's own, serving the counters of
+  its pool processes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from flask import Response, abort, current_app, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+from thingbridge.db import utcnow
+
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR = "THINGBRIDGE_METRICS_DIR"
+WORKER_PORT, WORKER_HOST = "THINGBRIDGE_METRICS_PORT", "THINGBRIDGE_METRICS_HOST"
+
+
+METRICS_OPERATION = {"get": {
+    "tags": ["operations"], "summary": "Prometheus metrics (text exposition format)",
+    "description": "This server's counters and the platform's gauges read from the database. "
+                   "With THINGBRIDGE_METRICS_TOKEN set, `Authorization: Bearer <token>` is "
+                   "required.",
+    "responses": {"200": {"description": "Prometheus text format",
+                          "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+                  "401": {"description": "THINGBRIDGE_METRICS_TOKEN is set and not given"}},
+}}
+
+
+def share_between_processes(server: str) -> None:
+    """Before a server forks its processes: an empty folder where they keep their counters
+    (prometheus_client reads the variable when it is imported, so set it first)."""
+    base = Path(os.environ.get(METRICS_DIR) or Path(tempfile.gettempdir()) / "thingbridge-metrics")
+    folder = base / server
+    shutil.rmtree(folder, ignore_errors=True)  # counters of a previous run are not ours
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROCESS] = str(folder)
+
+
+def process_registry() -> CollectorRegistry:
+    """This process's instruments or, in multiprocess mode, those of all the server's."""
+    if not os.environ.get(MULTIPROCESS):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def start_worker_server() -> None:
+    """In a worker's main process: serve its pool's counters if a metrics port is set."""
+    if port := os.environ.get(WORKER_PORT):
+        start_http_server(int(port), os.environ.get(WORKER_HOST, "127.0.0.1"),
+                          registry=process_registry())
+
+
+class DatabaseGauges:
+    """The platform's state, read when scraped: one grouped query over the clients and one
+    over each consumer's cursors, whatever the number of clients or events."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        from thingbridge.connectors.registry import connector_classes, poll_interval
+        from thingbridge.connectors.service import client_counts
+        from thingbridge.models import CLIENT_STATUSES
+        from thingbridge.outbox import publishers, publishing, webhooks
+
+        types = list(connector_classes(self.app))
+        counts = {(t, s): 0 for t in types for s in CLIENT_STATUSES}
+        oldest = {}
+        for type_id, status, clients, oldest_success in client_counts():
+            counts[(type_id, status)] = clients
+            if status == "STARTED" and oldest_success is not None:
+                oldest[type_id] = oldest_success
+        now = utcnow()
+        yield _gauge("thingbridge_clients", "Connector clients by connector and status",
+                     ["connector", "status"], {key: n for key, n in counts.items()})
+        yield _gauge("thingbridge_client_staleness_seconds",
+                     "Age of the oldest last successful poll among STARTED clients",
+                     ["connector"], {(t,): (now - oldest[t]).total_seconds() if t in oldest
+                                     else 0.0 for t in types})
+        yield _gauge("thingbridge_poll_interval_seconds", "Configured seconds between polls",
+                     ["connector"], {(t,): poll_interval(t, self.app) for t in types})
+        lag = {("webhooks",): webhooks.lag()}
+        for name in publishers.configured_names(self.app.config.get("EVENT_BROKERS")):
+            lag[(name,)] = publishing.lag(name)
+        yield _gauge("thingbridge_outbox_lag_events",
+                     "Events a consumer has not delivered yet (webhooks: not fanned out "
+                     "plus pending deliveries; brokers: not published)", ["consumer"], lag)
+
+
+def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for label_values, value in values.items():
+        family.add_metric(list(label_values), value)
+    return family
+
+
+def metrics_view():
+    """The scrape: this server's counters, then the database gauges."""
+    token = current_app.config.get("METRICS_TOKEN")
+    if token and not hmac.compare_digest(request.headers.get("Authorization", ""),
+                                         f"Bearer {token}"):
+        abort(401)
+    gauges = CollectorRegistry(auto_describe=False)
+    gauges.register(DatabaseGauges(current_app))
+    body = generate_latest(process_registry()) + generate_latest(gauges)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)

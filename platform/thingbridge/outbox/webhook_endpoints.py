@@ -1,0 +1,90 @@
+"""An app's webhook endpoints and their deliveries as the API and the console find and act on
+them: ownership (another app's endpoint is 404), deliveries with their attempts, redelivery
+and replay."""
+
+from __future__ import annotations
+
+from peewee import fn, prefetch
+
+from thingbridge.db import db, locking, utcnow
+from thingbridge.errors import ApiError, found
+from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from thingbridge.outbox import events
+from thingbridge.outbox.events import MAX_ID
+
+
+def app_endpoints(app):
+    return WebhookEndpoint.select().where(WebhookEndpoint.app == app).order_by(
+        WebhookEndpoint.created_at)
+
+
+def own_endpoint(app, webhook_id: str, lock: bool = False) -> WebhookEndpoint:
+    """The app's endpoint; ``lock`` (inside a transaction) holds its row against concurrent
+    rotations, replays and fan-out until commit."""
+    query = WebhookEndpoint.select().where((WebhookEndpoint.id == webhook_id)
+                                           & (WebhookEndpoint.app == app))
+    return found((locking(query) if lock else query).first(), "webhook")
+
+
+def deliveries(endpoint: WebhookEndpoint, status: str | None = None):
+    """The endpoint's deliveries, each with its event's type and subject."""
+    query = WebhookDelivery.select(
+        WebhookDelivery, Event.id, Event.type, Event.external_subject_id).join(Event).where(
+        WebhookDelivery.endpoint == endpoint)
+    return query.where(WebhookDelivery.status == status) if status else query
+
+
+def with_attempts(query) -> list[WebhookDelivery]:
+    """Run a deliveries ``query`` with every delivery's ``attempt_rows`` attached: two
+    queries however many deliveries."""
+    return prefetch(query, WebhookAttempt.select().order_by(WebhookAttempt.id))
+
+
+def delivery(endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
+    rows = []
+    if delivery_id <= MAX_ID:  # a larger id cannot exist (BIGINT)
+        rows = with_attempts(deliveries(endpoint).where(WebhookDelivery.id == delivery_id))
+    return found(rows[0] if rows else None, "delivery")
+
+
+def redeliver(endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
+    """Queue a delivered or dead-lettered delivery's event again, as a new delivery."""
+    row = delivery(endpoint, delivery_id)
+    if row.status == "PENDING" or WebhookDelivery.get_or_none(
+            (WebhookDelivery.endpoint == endpoint) & (WebhookDelivery.event == row.event_id)
+            & (WebhookDelivery.status == "PENDING")):
+        raise ApiError(409, "this event is already queued for this endpoint")
+    again = WebhookDelivery.create(endpoint=endpoint, event=row.event_id, seq=row.seq,
+                                   lane=row.lane)
+    return delivery(endpoint, again.id)
+
+
+def replay(app, webhook_id: str, after: int) -> int:
+    """Deliver every matching event after ``after`` again (events already queued are kept);
+    returns the endpoint's new cursor."""
+    with db.atomic():
+        endpoint = own_endpoint(app, webhook_id, lock=True)  # fan-out skips it meanwhile
+        last = events.last_seq(app.id)
+        if after > last:
+            raise ApiError(400, f"after is beyond the app's last event id {last}")
+        oldest = Event.select(Event.seq).where(Event.app == app).order_by(Event.seq).first()
+        if after < last and (oldest is None or oldest.seq > after + 1):
+            raise ApiError(409, "events after that cursor are no longer kept (retention); "
+                                f"the oldest kept id is {oldest.seq if oldest else 'none'}")
+        # Never forward: events between the old cursor and `after` are not fanned out yet.
+        cursor = min(after, endpoint.cursor)
+        WebhookEndpoint.update(cursor=cursor, updated_at=utcnow()).where(
+            WebhookEndpoint.id == endpoint.id).execute()
+    return cursor
+
+
+def delivery_health(app) -> dict[str, dict[str, int]]:
+    """Per endpoint id of the app: how many deliveries are PENDING, DELIVERED and DEAD."""
+    health: dict[str, dict[str, int]] = {}
+    rows = (WebhookDelivery.select(WebhookDelivery.endpoint, WebhookDelivery.status,
+                                   fn.COUNT(WebhookDelivery.id))
+            .join(WebhookEndpoint).where(WebhookEndpoint.app == app)
+            .group_by(WebhookDelivery.endpoint, WebhookDelivery.status).tuples())
+    for endpoint_id, status, count in rows:
+        health.setdefault(endpoint_id, {})[status] = count
+    return health

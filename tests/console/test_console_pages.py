@@ -1,0 +1,152 @@
+"""The console over real HTTP (a live_api app, a cookie-keeping client, real PostgreSQL):
+sign-in, CSRF on every form, every page for an app with data, and another app's data
+answering 404."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from flows import owm_client
+
+from thingbridge.models import App, ConnectorClient
+
+
+class Browser:
+    """A cookie-keeping HTTP client of the live_api console that follows no redirects."""
+
+    def __init__(self, base: str):
+        self.base, self.session = base, requests.Session()
+
+    def get(self, path):
+        return self.session.get(self.base + path, allow_redirects=False, timeout=10)
+
+    def post(self, path, data=None):
+        return self.session.post(self.base + path, data=data, allow_redirects=False,
+                                 timeout=10)
+
+
+def _csrf(page) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def _sign_in(http, api) -> None:
+    form = http.get("/console/login")
+    resp = http.post("/console/login", data={"client_id": api.client_id,
+                                             "client_secret": api.secret,
+                                             "csrf_token": _csrf(form)})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/console/")
+
+
+@pytest.fixture
+def console(live_api, make_app):
+    """A browser signed in as app-a, and app-a's Api."""
+    api = make_app("app-a")
+    http = Browser(live_api)
+    _sign_in(http, api)
+    return http, api
+
+
+def test_pages_need_sign_in_and_keep_where_you_were_going(live_api):
+    http = Browser(live_api)
+    resp = http.get("/console/clients?status=ERROR")
+    assert resp.status_code == 302
+    assert "/console/login?next=/console/clients?status%3DERROR" in resp.headers["Location"]
+
+
+def test_wrong_secret_unknown_id_and_missing_csrf_are_refused(live_api, make_app):
+    api = make_app("app-a")
+    http = Browser(live_api)
+    token = _csrf(http.get("/console/login"))
+    for client_id, secret in ((api.client_id, "wrong"), ("nobody", api.secret)):
+        resp = http.post("/console/login", data={"client_id": client_id,
+                                                 "client_secret": secret, "csrf_token": token})
+        assert resp.status_code == 401 and "wrong secret" in resp.text
+    resp = http.post("/console/login", data={"client_id": api.client_id,
+                                             "client_secret": api.secret})
+    assert resp.status_code == 400 and "CSRF" in resp.text
+    assert http.get("/console/").status_code == 302  # still signed out
+
+
+def test_next_never_leaves_the_console(live_api, make_app):
+    api = make_app("app-a")
+    http = Browser(live_api)
+    for target in ("//evil.example/console/", "https://evil.example/", "/api/v1/things"):
+        resp = http.post("/console/login", data={
+            "client_id": api.client_id, "client_secret": api.secret, "next": target,
+            "csrf_token": _csrf(http.get("/console/login"))})
+        assert resp.headers["Location"].endswith("/console/"), target
+
+
+def test_every_page_renders_with_data_and_security_headers(console, owm_sim):
+    http, api = console
+    client_id = owm_client(api)
+    assert api.post("/api/v1/webhooks", json={"url": "http://localhost:9/hook"}
+                    ).status_code == 201
+    webhook_id = api.get("/api/v1/webhooks").json[0]["id"]
+    pages = ["/console/", "/console/clients", "/console/clients?connector=openweathermap",
+             f"/console/clients/{client_id}", f"/console/clients/{client_id}/delete",
+             "/console/events", "/console/events?type=connector.client.*&subject=alice",
+             "/console/webhooks", f"/console/webhooks/{webhook_id}",
+             f"/console/webhooks/{webhook_id}?status=DEAD", "/console/actions"]
+    for path in pages:
+        resp = http.get(path)
+        assert resp.status_code == 200, path
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        assert "alice" in resp.text or "webhook" in path or path in (
+            "/console/", "/console/actions"), path
+    client_page = http.get(f"/console/clients/{client_id}").text
+    assert "openweathermap" in client_page and "created" in client_page  # its history
+
+
+def test_filters_refuse_unknown_values(console):
+    http, _ = console
+    for path in ("/console/clients?status=BROKEN", "/console/events?type=nope",
+                 "/console/events?before=0", "/console/actions?status=x"):
+        assert http.get(path).status_code == 400, path
+
+
+def test_another_apps_resources_are_404(console, make_app, owm_sim):
+    http, _ = console
+    other = make_app("app-b")
+    client_id = owm_client(other)
+    assert other.post("/api/v1/webhooks", json={"url": "http://localhost:9/hook"}
+                      ).status_code == 201
+    webhook_id = other.get("/api/v1/webhooks").json[0]["id"]
+    token = _csrf(http.get("/console/"))
+    assert http.get(f"/console/clients/{client_id}").status_code == 404
+    assert http.get(f"/console/webhooks/{webhook_id}").status_code == 404
+    for path in (f"/console/clients/{client_id}/poll", f"/console/clients/{client_id}/delete",
+                 f"/console/clients/{client_id}/reauthorize",
+                 f"/console/webhooks/{webhook_id}/replay",
+                 f"/console/webhooks/{webhook_id}/deliveries/1/redeliver"):
+        assert http.post(path, data={"csrf_token": token, "after": "0"}).status_code == 404
+    assert ConnectorClient.get_or_none(ConnectorClient.id == client_id) is not None
+    assert "alice" not in http.get("/console/clients").text
+
+
+def test_delete_needs_the_confirmation_form_and_its_token(console, owm_sim):
+    http, api = console
+    client_id = owm_client(api)
+    assert http.post(f"/console/clients/{client_id}/delete").status_code == 400  # no token
+    confirm = http.get(f"/console/clients/{client_id}/delete")
+    resp = http.post(f"/console/clients/{client_id}/delete", data={"csrf_token": _csrf(confirm)})
+    assert resp.status_code == 302
+    assert ConnectorClient.get_or_none(ConnectorClient.id == client_id) is None
+    events = api.get("/api/v1/events?after=0").json["events"]
+    assert events[-1]["type"] == "connector.client.deleted"
+
+
+def test_a_new_secret_signs_the_old_sessions_out(console):
+    http, api = console
+    assert http.get("/console/").status_code == 200
+    App.update(client_secret_hash="scrypt:changed").where(App.id == api.model.id).execute()
+    assert http.get("/console/").status_code == 302
+
+
+def test_sign_out(console):
+    http, _ = console
+    resp = http.post("/console/logout", data={"csrf_token": _csrf(http.get("/console/"))})
+    assert resp.status_code == 302
+    assert http.get("/console/").status_code == 302

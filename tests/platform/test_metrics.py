@@ -1,0 +1,132 @@
+"""GET /metrics in one process: the counters the poll, provider session, actions and requests
+feed, the gauges read from the database at scrape time, the poll tallies the console shows,
+and the optional bearer token."""
+
+from __future__ import annotations
+
+import datetime
+
+import requests
+from flows import owm_client
+from prometheus_client.parser import text_string_to_metric_families
+
+from thingbridge.connectors import poll_tally
+from thingbridge.db import utcnow
+from thingbridge.models import ConnectorClient, PollTally
+from thingbridge_workers import polling
+
+
+def scrape(http) -> dict[tuple, float]:
+    """Every sample of a scrape: {(name, (label, value), ...): value}."""
+    resp = http.get("/metrics")
+    assert resp.status_code == 200, resp.data
+    return {(s.name, *sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(resp.get_data(as_text=True))
+            for s in family.samples}
+
+
+def sample(samples, name, **labels) -> float:
+    return samples.get((name, *sorted(labels.items())), 0.0)
+
+
+def test_polls_provider_answers_and_clients_are_measured(http, api, owm_sim):
+    before = scrape(http)
+    started = owm_client(api, "Berlin")
+    failing = owm_client(api.as_subject("bob"), "Paris")
+    assert polling.poll(started) == "ok"
+    requests.post(f"{owm_sim}/_sim/control", json={"mode": "error_500"}, timeout=5)
+    assert polling.poll(failing) == "retry"
+    after = scrape(http)
+
+    def grew(name, **labels):
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert grew("thingbridge_polls_total", connector="openweathermap", outcome="ok") == 1
+    assert grew("thingbridge_polls_total", connector="openweathermap", outcome="retry") == 1
+    assert grew("thingbridge_poll_duration_seconds_count", connector="openweathermap") == 2
+    assert grew("thingbridge_provider_requests_total", connector="openweathermap",
+                code="500") >= 1
+    assert grew("thingbridge_provider_requests_total", connector="openweathermap",
+                code="200") >= 1
+    # Gauges: the database as it is now, every status present (zeros included).
+    assert sample(after, "thingbridge_clients", connector="openweathermap",
+                  status="STARTED") == 1
+    assert sample(after, "thingbridge_clients", connector="openweathermap",
+                  status="STARTING") == 1
+    assert ("thingbridge_clients", ("connector", "netatmo"), ("status", "ERROR")) in after
+    assert sample(after, "thingbridge_poll_interval_seconds", connector="openweathermap") == 600
+    assert 0 <= sample(after, "thingbridge_client_staleness_seconds",
+                       connector="openweathermap") < 600
+    # No label names a subject, client or app.
+    assert not [key for key in after if any(v in ("alice", "bob", started) for _, v in key[1:])]
+
+
+def test_staleness_is_the_oldest_success_among_started_clients(http, api, owm_sim):
+    client_id = owm_client(api)
+    assert polling.poll(client_id) == "ok"
+    an_hour_ago = utcnow().replace(microsecond=0) - datetime.timedelta(hours=1)
+    ConnectorClient.update(last_success_at=an_hour_ago).where(
+        ConnectorClient.id == client_id).execute()
+    staleness = sample(scrape(http), "thingbridge_client_staleness_seconds",
+                       connector="openweathermap")
+    assert 3600 <= staleness < 3600 + 60
+
+
+def test_outbox_lag_counts_unsent_webhook_events(http, api, owm_sim):
+    assert api.post("/api/v1/webhooks", json={"url": "http://localhost:9/hook"}
+                    ).status_code == 201
+    owm_client(api)  # one connector.client.created event nobody has fanned out yet
+    assert sample(scrape(http), "thingbridge_outbox_lag_events", consumer="webhooks") == 1
+
+
+def test_requests_are_counted_by_endpoint_never_by_path(http, api):
+    before = scrape(http)
+    for _ in range(3):
+        api.get("/api/v1/connectors/clients/no-such-client")
+    http.get("/no/such/route")
+    after = scrape(http)
+    assert sample(after, "thingbridge_http_requests_total", endpoint="clients.client",
+                  code="404") - sample(before, "thingbridge_http_requests_total",
+                                       endpoint="clients.client", code="404") == 3
+    assert sample(after, "thingbridge_http_requests_total", endpoint="unmatched",
+                  code="404") >= 1
+    assert not [key for key in after if any("no-such-client" in v for _, v in key[1:])]
+
+
+def test_requests_get_an_id_and_keep_a_plain_one_of_their_own(http):
+    assert len(http.get("/health").headers["X-Request-Id"]) == 32
+    assert http.get("/health", headers={"X-Request-Id": "abc-123"}
+                    ).headers["X-Request-Id"] == "abc-123"
+    hostile = "x" * 65
+    assert http.get("/health", headers={"X-Request-Id": hostile}
+                    ).headers["X-Request-Id"] != hostile
+
+
+def test_metrics_token_when_set(http, flask_app):
+    flask_app.config["METRICS_TOKEN"] = "s3cret"
+    try:
+        assert http.get("/metrics").status_code == 401
+        assert http.get("/metrics", headers={"Authorization": "Bearer wrong"}
+                        ).status_code == 401
+        assert http.get("/metrics", headers={"Authorization": "Bearer s3cret"}
+                        ).status_code == 200
+    finally:
+        flask_app.config["METRICS_TOKEN"] = None
+
+
+def test_poll_tallies_add_up_per_app_and_minute(api, make_app, owm_sim):
+    poll_tally.flush()  # counts of earlier tests
+    PollTally.delete().execute()
+    other = make_app("app-b")
+    mine, theirs = owm_client(api), owm_client(other)
+    for _ in range(3):
+        assert polling.poll(mine) == "ok"
+    assert polling.poll(theirs) == "ok"
+    requests.post(f"{owm_sim}/_sim/control", json={"mode": "error_500"}, timeout=5)
+    assert polling.poll(mine) == "retry"
+    poll_tally.flush()
+    hour = poll_tally.last_hour(api.model)
+    assert len(hour) == 12 and sum(ok for _, ok, _ in hour) == 3
+    assert sum(failed for _, _, failed in hour) == 1
+    assert sum(ok for _, ok, _ in poll_tally.last_hour(other.model)) == 1
+    assert poll_tally.prune(utcnow() + poll_tally.KEEP * 2) == 2

@@ -1,0 +1,132 @@
+"""Metrics and logs across real processes: ``thingbridge api`` (gunicorn, two processes, one
+scrape summing both), ``thingbridge worker --metrics-port`` (a prefork pool's polls on the
+worker's own port), and JSON log lines whose request id follows an API call into the poll it
+enqueued."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+from flows import owm_instance
+from helpers import wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
+THINGBRIDGE = shutil.which("thingbridge") or str(Path(os.sys.executable).parent / "thingbridge")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def total(url: str, name: str, **labels) -> float:
+    """The sum of ``name``'s samples at ``url`` whose labels include ``labels``."""
+    try:
+        text = requests.get(url, timeout=5).text
+    except requests.ConnectionError:
+        return -1.0  # not listening yet
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples
+               if s.name == name and labels.items() <= s.labels.items())
+
+
+@pytest.fixture
+def run(worker_env, tmp_path):
+    """Start ``thingbridge <args>`` in its own process group, output to a file; stopped after."""
+    started = []
+
+    def start(*args, env=None) -> subprocess.Popen:
+        log = tmp_path / f"{args[0]}-{len(started)}.log"
+        proc = subprocess.Popen([THINGBRIDGE, *args], env={
+            **worker_env, "THINGBRIDGE_METRICS_DIR": str(tmp_path / "metrics"), **(env or {})},
+            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log = log
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_one_scrape_sums_every_gunicorn_process(run, clean_db, tmp_path):
+    port = free_port()
+    master = run("api", "--port", str(port), "--workers", "2")
+    base = f"http://127.0.0.1:{port}"
+    metric = ("thingbridge_http_requests_total",)
+    listed = {"endpoint": "descriptions.list_descriptions"}
+
+    def served(count: int) -> None:
+        for _ in range(count):
+            assert requests.get(f"{base}/api/v1/connectors/descriptions",
+                                headers={"Connection": "close"}, timeout=5).status_code == 200
+
+    wait_until(lambda: total(f"{base}/metrics", "thingbridge_clients") >= 0, timeout=60,
+               message="the API to listen")
+    served(20)
+    first = children(master.pid)
+    assert len(first) == 2
+    for pid in first:  # gunicorn replaces them; what they counted stays in their files
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: len(set(children(master.pid)) - set(first)) == 2, timeout=60,
+               message="two new gunicorn processes")
+    served(10)
+    assert wait_until(lambda: total(f"{base}/metrics", *metric, **listed) == 30, timeout=10,
+                      message="one scrape counting the requests of every process")
+    counters = list((tmp_path / "metrics" / f"api-{port}").glob("counter_*.db"))
+    assert len(counters) >= 2, counters  # one file per process that counted
+
+
+def test_worker_port_reports_its_pool_and_logs_follow_the_request(run, api, owm_sim,
+                                                                   worker_env):
+    port = free_port()
+    log = run("worker", "--metrics-port", str(port), "--concurrency=2", "-n",
+              f"metrics-{port}@%h", "--without-heartbeat", "--without-gossip",
+              "--without-mingle", env={"THINGBRIDGE_LOG_FORMAT": "json"}).log
+    url = f"http://127.0.0.1:{port}/metrics"
+    wait_until(lambda: total(url, "thingbridge_polls_total") >= 0, timeout=60,
+               message="the worker's metrics port")
+    owm_instance(api)
+    created = api.post("/api/v1/connectors/clients", headers={"X-Request-Id": "req-console-1"},
+                       json={"connector_type_id": "openweathermap",
+                             "configuration": {"city": "Berlin"}})
+    assert created.status_code == 201 and created.headers["X-Request-Id"] == "req-console-1"
+    wait_until(lambda: total(url, "thingbridge_polls_total", connector="openweathermap",
+                             outcome="ok") == 1, timeout=60, message="the first poll counted")
+    assert total(url, "thingbridge_provider_requests_total", connector="openweathermap",
+                 code="200") >= 1
+
+    def poll_logged():
+        lines = [json.loads(line) for line in log.read_text().splitlines()
+                 if line.startswith("{")]
+        return [line for line in lines if line.get("request_id") == "req-console-1"
+                and line.get("task") == "thingbridge.poll_client"]
+
+    lines = wait_until(poll_logged, timeout=30, message="the poll's log line with the id")
+    assert {"time", "level", "logger", "message", "task_id"} <= lines[0].keys()
