@@ -79,8 +79,10 @@ def _bad_form():
     character), or None."""
     for name, limit in FORM_LIMITS.items():
         value = request.form.get(name, "")
-        if len(value) > limit or has_nul(value):
-            description = f"{name}: longer than {limit} characters or {NUL_REFUSED}"
+        problem = (f"longer than {limit} characters" if len(value) > limit
+                   else NUL_REFUSED if has_nul(value) else None)
+        if problem:
+            description = f"{name}: {problem}"
             response = jsonify(error="invalid_request", error_description=description,
                                status=400, description=description)
             response.status_code = 400
