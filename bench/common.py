@@ -56,6 +56,7 @@ def platform_env(database_url: str, **extra: str) -> dict:
     env = dict(os.environ)
     env.update({"THINGBRIDGE_DATABASE_URL": database_url, "THINGBRIDGE_BROKER_URL": BROKER,
                 "THINGBRIDGE_SECRET_KEYS": Fernet.generate_key().decode(),
+                "THINGBRIDGE_PUBLIC_BASE_URL": "http://127.0.0.1:8080",
                 "THINGBRIDGE_VAR_DIR": "/tmp/thingbridge-bench-var", **extra})
     return env
 

@@ -8,7 +8,15 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import AMQP_URL, BROKER_URL, DATABASE_URL, MQTT_URL, SECRET_KEY, basic
+from helpers import (
+    AMQP_URL,
+    BROKER_URL,
+    DATABASE_URL,
+    MQTT_URL,
+    PUBLIC_BASE_URL,
+    SECRET_KEY,
+    basic,
+)
 
 pytest_plugins = ["worker_fixtures"]
 
@@ -58,7 +66,7 @@ def flask_app(simulators, tmp_path_factory):
 
     app = create_app({
         "DATABASE_URL": DATABASE_URL, "BROKER_URL": BROKER_URL, "SECRET_KEYS": SECRET_KEY,
-        "OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
         "NETATMO_BASE_URL": simulators["netatmo"], "HTTP_TIMEOUT": 3, "TESTING": True,
         "ALLOW_HTTP_LOOPBACK": True, "WEBHOOK_RETRY_BASE": 0.2, "WEBHOOK_LEASE": 3,
     })
@@ -132,11 +140,13 @@ class Api:
 
 
 @pytest.fixture
-def live_api(flask_app, clean_db):
-    """The app served over real HTTP on 127.0.0.1 (browsers, cookie-keeping clients)."""
+def live_api(flask_app, clean_db, monkeypatch):
+    """The app served over real HTTP on 127.0.0.1 (browsers, cookie-keeping clients), which
+    is then its public base URL (links, the OAuth redirect URI)."""
     from thingbridge.localserver import LocalServer
 
     server = LocalServer(flask_app).start()
+    monkeypatch.setitem(flask_app.config, "PUBLIC_BASE_URL", server.url)
     yield server.url
     server.stop()
 

@@ -18,6 +18,8 @@ BROKER_URL = os.environ.get("THINGBRIDGE_TEST_BROKER_URL", "redis://127.0.0.1:63
 AMQP_URL = os.environ.get("THINGBRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 MQTT_URL = os.environ.get("THINGBRIDGE_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 SECRET_KEY = Fernet.generate_key().decode()
+# What the Flask test client's requests come in as (production requires the setting).
+PUBLIC_BASE_URL = "http://localhost"
 OWM_KEY = "0123456789abcdef0123456789abcdef"  # valid shape for the OpenWeatherMap simulator
 
 

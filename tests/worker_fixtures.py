@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import requests
-from helpers import BROKER_URL, DATABASE_URL, SECRET_KEY
+from helpers import BROKER_URL, DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
 
 
 class WorkerProcess:
@@ -43,7 +43,7 @@ def worker_env(flask_app, simulators):
     env = dict(os.environ)
     env.update({
         "THINGBRIDGE_DATABASE_URL": DATABASE_URL, "THINGBRIDGE_BROKER_URL": BROKER_URL,
-        "THINGBRIDGE_SECRET_KEYS": SECRET_KEY,
+        "THINGBRIDGE_SECRET_KEYS": SECRET_KEY, "THINGBRIDGE_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "THINGBRIDGE_OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
         "THINGBRIDGE_NETATMO_BASE_URL": simulators["netatmo"],
         "THINGBRIDGE_HTTP_TIMEOUT": "3", "THINGBRIDGE_BROKER_VISIBILITY_TIMEOUT": "6",

@@ -9,8 +9,9 @@ class InstanceConfig(Schema):
     client_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     client_secret = fields.String(required=True, validate=validate.Length(min=1, max=200))
     origin_callback_uri = fields.String(
-        required=True, metadata={"description": "Where the end user's browser lands after "
-                                                "consent (https, or http on localhost)"})
+        required=True, validate=validate.Length(max=2000), metadata={
+            "description": "Where the end user's browser lands after consent (https, or http "
+                           "on localhost)"})
 
     @validates("origin_callback_uri")
     def https_or_localhost(self, value, **kwargs):

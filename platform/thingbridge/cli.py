@@ -8,10 +8,29 @@ import sys
 import click
 
 from thingbridge import create_app
+from thingbridge.config import ConfigError
 from thingbridge.models import ALL_SCOPES
 from thingbridge.supervise import Child, supervise
 
 CELERY_APP = "thingbridge_workers.celery_app:celery"
+
+
+def _platform():
+    """The Flask app for a command; a missing production setting is a clear error, not a
+    traceback."""
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _find_app(client_id: str):
+    from thingbridge.auth import credentials
+
+    app = credentials.find(client_id)
+    if app is None:
+        raise click.ClickException(f"no app with client_id {client_id}")
+    return app
 
 
 @click.group()
@@ -26,7 +45,7 @@ def migrate(down):
     from thingbridge import db
     from thingbridge.connectors import registry
 
-    app = create_app()
+    app = _platform()
     with db.db.connection_context():
         names = db.migrator().down() if down else db.migrate_up()
         if not down:
@@ -35,7 +54,12 @@ def migrate(down):
                or "nothing to do")
 
 
-@main.command("create-app")
+@main.group("app")
+def apps():
+    """Apps (the platform's OAuth2 clients): create, list, rotate a secret, disable, enable."""
+
+
+@apps.command("create")
 @click.argument("name")
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(ALL_SCOPES),
               help="Allowed scope (repeatable); default: all.")
@@ -44,10 +68,68 @@ def create_app_command(name, scopes):
     from thingbridge.db import db
     from thingbridge.models import App
 
-    create_app()
+    _platform()
     with db.connection_context():
         app, secret = App.register(name, scopes or ALL_SCOPES)
     click.echo(f"client_id={app.client_id}\nclient_secret={secret}\nscopes={app.scopes}")
+
+
+main.add_command(create_app_command, "create-app")  # the name before `app create`
+
+
+@apps.command("list")
+def list_apps():
+    """Every app: client id, name, state (active or disabled since) and scopes."""
+    from thingbridge.db import db
+    from thingbridge.models import App
+
+    _platform()
+    with db.connection_context():
+        for app in App.select().order_by(App.created_at):
+            state = f"disabled {app.disabled_at:%Y-%m-%dT%H:%M:%SZ}" if app.disabled_at \
+                else "active"
+            click.echo(f"{app.client_id}  {app.name}  {state}  {app.scopes}")
+
+
+@apps.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--revoke-tokens", is_flag=True,
+              help="Also revoke every token issued with the old secret.")
+def rotate_app_secret(client_id, revoke_tokens):
+    """Give an app a new client secret (printed once); the old one stops working now."""
+    from thingbridge.auth import credentials
+    from thingbridge.db import db
+
+    _platform()
+    with db.connection_context():
+        secret = credentials.rotate_secret(_find_app(client_id), revoke_tokens)
+    click.echo(f"client_id={client_id}\nclient_secret={secret}")
+
+
+@apps.command("disable")
+@click.argument("client_id")
+def disable_app(client_id):
+    """Stop an app now: every token revoked, no new ones until enabled."""
+    from thingbridge.auth import credentials
+    from thingbridge.db import db
+
+    _platform()
+    with db.connection_context():
+        revoked = credentials.disable(_find_app(client_id))
+    click.echo(f"disabled {client_id}; revoked {revoked} tokens")
+
+
+@apps.command("enable")
+@click.argument("client_id")
+def enable_app(client_id):
+    """Let a disabled app get tokens again (with its current secret)."""
+    from thingbridge.auth import credentials
+    from thingbridge.db import db
+
+    _platform()
+    with db.connection_context():
+        credentials.enable(_find_app(client_id))
+    click.echo(f"enabled {client_id}")
 
 
 @main.command("rotate-secrets")
@@ -55,7 +137,7 @@ def rotate_secrets():
     """Re-encrypt every stored secret with the first key of THINGBRIDGE_SECRET_KEYS."""
     from thingbridge.secrets_rotation import rotate_all
 
-    create_app()
+    _platform()
     click.echo(f"re-encrypted {rotate_all()} values")
 
 

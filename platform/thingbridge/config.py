@@ -33,6 +33,10 @@ def _dev_secret_keys() -> str:
     return key_file.read_text().strip()
 
 
+class ConfigError(RuntimeError):
+    """A setting production cannot run without (the message says which and why)."""
+
+
 def load_settings(overrides: dict | None = None) -> dict:
     """The Flask config mapping: every setting the platform, workers and connectors read."""
     settings = {
@@ -46,8 +50,10 @@ def load_settings(overrides: dict | None = None) -> dict:
         "BROKER_URL": _env("BROKER_URL") or "filesystem://",
         # Comma-separated Fernet keys, newest first: rotation adds a key in front and
         # `thingbridge rotate-secrets` re-encrypts every row with it.
-        "SECRET_KEYS": _env("SECRET_KEYS") or _dev_secret_keys(),
+        "SECRET_KEYS": _env("SECRET_KEYS"),
         "PUBLIC_BASE_URL": _env("PUBLIC_BASE_URL"),
+        # Flask refuses a larger request body with 413 (in the standard error body).
+        "MAX_CONTENT_LENGTH": int(_env("MAX_BODY", str(1024 * 1024))),
         "TOKEN_EXPIRES_IN": int(_env("TOKEN_EXPIRES_IN", "3600")),
         "OAUTH_STATE_TTL": int(_env("OAUTH_STATE_TTL", "600")),
         "DISPATCH_INTERVAL": float(_env("DISPATCH_INTERVAL", "5")),
@@ -86,12 +92,35 @@ def load_settings(overrides: dict | None = None) -> dict:
         if key.startswith(PREFIX) and key.endswith(PROVIDER_SETTINGS):
             settings[key[len(PREFIX):]] = value
     settings.update(overrides or {})
+    embedded = settings["DATABASE_URL"].startswith("sqlite")
+    if not embedded:
+        _require_production_settings(settings)
+    elif not settings["SECRET_KEYS"]:
+        settings["SECRET_KEYS"] = _dev_secret_keys()
     # Development convenience, a risk in production: callbacks and webhooks to http://localhost.
     if "ALLOW_HTTP_LOOPBACK" not in settings:
         loopback = _env("ALLOW_HTTP_LOOPBACK")
-        settings["ALLOW_HTTP_LOOPBACK"] = (settings["DATABASE_URL"].startswith("sqlite")
-                                           if loopback is None else loopback.lower() in TRUE)
+        settings["ALLOW_HTTP_LOOPBACK"] = (embedded if loopback is None
+                                           else loopback.lower() in TRUE)
     return settings
+
+
+def _require_production_settings(settings: dict) -> None:
+    """A shared database means several processes on several hosts: each generating its own key
+    could not read the others' secrets, and links (OAuth redirect URIs among them) built from
+    a request's Host header would be whatever a client sent."""
+    required = {
+        "SECRET_KEYS": "the Fernet keys every process encrypts secrets with (generate one with: "
+                       "python -c 'from cryptography.fernet import Fernet; "
+                       "print(Fernet.generate_key().decode())')",
+        "PUBLIC_BASE_URL": "the platform's public URL, base of every link and of the OAuth "
+                           "redirect URI (e.g. https://iot.example.com)",
+    }
+    missing = [f"{PREFIX}{name}: {why}" for name, why in required.items()
+               if not settings.get(name)]
+    if missing:
+        raise ConfigError("THINGBRIDGE_DATABASE_URL names a shared database, so these settings "
+                          "are required:\n  " + "\n  ".join(missing))
 
 
 def provider_setting(config, type_id: str, name: str, default=None):

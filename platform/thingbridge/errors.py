@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import flask_smorest
+from peewee import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from thingbridge.schemas.common import ErrorBodySchema
@@ -90,6 +91,8 @@ class Api(flask_smorest.Api):
 
     def init_app(self, app, **kwargs):
         super().init_app(app, **kwargs)
+        app.register_error_handler(IntegrityError, self.handle_conflict)
+        app.register_error_handler(DataError, self.handle_unstorable)
         app.register_error_handler(Exception, self.handle_unexpected)
 
     def handle_http_exception(self, error: HTTPException):
@@ -112,8 +115,22 @@ class Api(flask_smorest.Api):
                     or CODES.get(status, "error")}
         return body, body["status"], headers
 
-    @staticmethod
-    def handle_unexpected(error: Exception):
+    def handle_conflict(self, error: IntegrityError):
+        """A constraint another request's change tripped between our read and our write (a
+        client created under an instance being deleted, the same name twice): retryable."""
+        log.info("integrity conflict: %s", error)
+        return self.handle_http_exception(ApiError(
+            409, "conflicting concurrent change; read the resource again and retry"))
+
+    def handle_unstorable(self, error: DataError):
+        """A value the database refused as such (out of range, too long, a NUL character):
+        the schemas bound what they can, this answers what slipped past them."""
+        log.warning("value refused by the database: %s", error)
+        return self.handle_http_exception(ApiError(
+            400, "a value in the request cannot be stored (too long, out of range, or a NUL "
+                 "character)"))
+
+    def handle_unexpected(self, error: Exception):
         """Never a stack trace or an HTML page: the trace goes to the log only."""
         log.exception("unhandled error", exc_info=error)
-        return {"status": 500, "error": CODES[500], "description": "internal error"}, 500
+        return self.handle_http_exception(ApiError(500, "internal error"))

@@ -145,6 +145,21 @@ def test_a_new_secret_signs_the_old_sessions_out(console):
     assert http.get("/console/").status_code == 302
 
 
+def test_a_disabled_app_is_signed_out_and_cannot_sign_in_until_enabled(console):
+    from thingbridge.auth import credentials
+
+    http, api = console
+    credentials.disable(api.model)
+    assert http.get("/console/").status_code == 302
+    resp = http.post("/console/login", data={"client_id": api.client_id,
+                                             "client_secret": api.secret,
+                                             "csrf_token": _csrf(http.get("/console/login"))})
+    assert resp.status_code == 401
+    credentials.enable(api.model)
+    _sign_in(http, api)
+    assert http.get("/console/").status_code == 200
+
+
 def test_sign_out(console):
     http, _ = console
     resp = http.post("/console/logout", data={"csrf_token": _csrf(http.get("/console/"))})

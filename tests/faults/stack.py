@@ -84,10 +84,13 @@ class Stack:
         self.cluster, self.broker, self.folder = cluster, broker, folder
         self.processes: list[Process] = []
         self.db_url = cluster.url(DATABASE)
+        self.api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.env = {**os.environ,
                     "THINGBRIDGE_DATABASE_URL": self.db_url,
                     "THINGBRIDGE_BROKER_URL": f"redis://127.0.0.1:{broker.port}/0",
                     "THINGBRIDGE_SECRET_KEYS": SECRET_KEY,
+                    "THINGBRIDGE_PUBLIC_BASE_URL": self.api_url,
                     "THINGBRIDGE_VAR_DIR": str(folder),
                     "THINGBRIDGE_OPENWEATHERMAP_BASE_URL": owm_url,
                     "THINGBRIDGE_OPENWEATHERMAP_POLL_INTERVAL": str(POLL_INTERVAL),
@@ -105,7 +108,6 @@ class Stack:
         cluster.recreate(DATABASE)
         subprocess.run([THINGBRIDGE, "migrate"], env=self.env, check=True,
                        capture_output=True, timeout=120)
-        self.api_url: str | None = None
         self.http = requests.Session()
 
     # --- processes ------------------------------------------------------------------------
@@ -116,11 +118,9 @@ class Stack:
         return process
 
     def start_api(self) -> Process:
-        port = free_port()
-        process = self.start("api", "api", "--port", str(port), "--workers", "1",
+        process = self.start("api", "api", "--port", str(self.api_port), "--workers", "1",
                              "--threads", "4")
-        self.api_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: port_open(port), timeout=60, message="API listening")
+        wait_until(lambda: port_open(self.api_port), timeout=60, message="API listening")
         return process
 
     def start_worker(self, name: str, *celery_args: str) -> Process:

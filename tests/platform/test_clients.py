@@ -103,17 +103,15 @@ def test_oauth_client_is_303_to_provider_with_single_use_state(api, flask_app):
     assert 590 <= ttl <= 610
 
 
-def test_links_and_redirect_uri_follow_a_public_base_url_with_a_path(api, flask_app):
+def test_links_and_redirect_uri_follow_a_public_base_url_with_a_path(api, flask_app,
+                                                                     monkeypatch):
     assert api.post("/api/v1/connectors/instances", json=NETATMO_INSTANCE).status_code == 201
-    flask_app.config["PUBLIC_BASE_URL"] = "https://iot.example.com/tb/"
-    try:
-        resp = api.post(CLIENTS, json={"connector_type_id": "netatmo"})
-        query = parse_qs(urlsplit(resp.headers["Location"]).query)
-        assert query["redirect_uri"] == ["https://iot.example.com/tb/api/v1/connectors/oauth/callback"]
-        client = api.get(f"{CLIENTS}/{resp.json['client_id']}").json
-        assert client["instance"]["href"].startswith(
-            "https://iot.example.com/tb/api/v1/connectors/instances/")
-        assert api.get("/api/v1/connectors/callbackurl").json["href"].startswith(
-            "https://iot.example.com/tb/api/v1/connectors/actions/")
-    finally:
-        flask_app.config["PUBLIC_BASE_URL"] = None
+    monkeypatch.setitem(flask_app.config, "PUBLIC_BASE_URL", "https://iot.example.com/tb/")
+    resp = api.post(CLIENTS, json={"connector_type_id": "netatmo"})
+    query = parse_qs(urlsplit(resp.headers["Location"]).query)
+    assert query["redirect_uri"] == ["https://iot.example.com/tb/api/v1/connectors/oauth/callback"]
+    client = api.get(f"{CLIENTS}/{resp.json['client_id']}").json
+    assert client["instance"]["href"].startswith(
+        "https://iot.example.com/tb/api/v1/connectors/instances/")
+    assert api.get("/api/v1/connectors/callbackurl").json["href"].startswith(
+        "https://iot.example.com/tb/api/v1/connectors/actions/")

@@ -1,6 +1,8 @@
 """GET /health, the OpenAPI document and the docs page."""
 
-from helpers import DATABASE_URL, SECRET_KEY
+import re
+
+from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
 
 from thingbridge import create_app
 
@@ -12,20 +14,27 @@ def test_health_ok(http):
                                                     "broker": {"status": "ok"}}}
 
 
-def test_health_503_names_the_broken_dependency(flask_app, clean_db):
+def test_health_503_names_the_broken_dependency_and_only_a_token_holder_reads_why(api):
     import thingbridge.db as tdb
 
     saved = tdb.db.obj
     try:
         broken = create_app({"DATABASE_URL": DATABASE_URL, "SECRET_KEYS": SECRET_KEY,
-                             "BROKER_URL": "redis://127.0.0.1:1/0"})
-        resp = broken.test_client().get("/health")
+                             "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                             "BROKER_URL": "redis://127.0.0.1:1/0"}).test_client()
+        anonymous = broken.get("/health")
+        insider = broken.get("/health", headers={"Authorization": f"Bearer {api.token}"})
+        forged = broken.get("/health", headers={"Authorization": "Bearer forged"})
     finally:
         tdb.db.initialize(saved)
-    assert resp.status_code == 503
-    assert resp.json["checks"]["database"]["status"] == "ok"
-    assert resp.json["checks"]["broker"]["status"] == "error"
-    assert resp.json["checks"]["broker"]["detail"]
+    for resp in (anonymous, insider, forged):
+        assert resp.status_code == 503
+        assert resp.json["status"] == "error"
+        assert resp.json["checks"]["database"] == {"status": "ok"}
+    assert anonymous.json["checks"]["broker"] == {"status": "error"}
+    assert forged.json["checks"]["broker"] == {"status": "error"}
+    assert insider.json["checks"]["broker"]["status"] == "error"
+    assert insider.json["checks"]["broker"]["detail"]
 
 
 def test_openapi_documents_every_route_scope_and_error(flask_app, http):
@@ -38,8 +47,7 @@ def test_openapi_documents_every_route_scope_and_error(flask_app, http):
         if rule.endpoint == "static" or rule.rule.startswith(("/docs", "/openapi.json",
                                                               "/console")):
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
-        path = path.replace("{int:", "{")
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, (path, method)
     assert "client_credentials" in str(spec["paths"]["/oauth2/token"]["post"]["requestBody"])

@@ -82,13 +82,10 @@ def test_list_and_get_never_return_configuration(api):
     assert "configuration" not in resp.json
 
 
-def test_hrefs_use_configured_public_base_url(flask_app, api):
+def test_hrefs_use_configured_public_base_url(flask_app, api, monkeypatch):
     instance_id = api.post(BASE, json=OWM).json["id"]
-    flask_app.config["PUBLIC_BASE_URL"] = "https://iot.example.com/"
-    try:
-        assert api.get(BASE).json == [{"href": f"https://iot.example.com{BASE}/{instance_id}"}]
-    finally:
-        flask_app.config["PUBLIC_BASE_URL"] = None
+    monkeypatch.setitem(flask_app.config, "PUBLIC_BASE_URL", "https://iot.example.com/")
+    assert api.get(BASE).json == [{"href": f"https://iot.example.com{BASE}/{instance_id}"}]
 
 
 def test_other_app_gets_404(api, make_app):

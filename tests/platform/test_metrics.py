@@ -108,6 +108,8 @@ def test_metrics_token_when_set(http, flask_app):
         assert http.get("/metrics").status_code == 401
         assert http.get("/metrics", headers={"Authorization": "Bearer wrong"}
                         ).status_code == 401
+        resp = http.get("/metrics", headers={"Authorization": "Bearer \u00e9".encode("latin-1")})
+        assert resp.status_code == 401 and resp.json["status"] == 401
         assert http.get("/metrics", headers={"Authorization": "Bearer s3cret"}
                         ).status_code == 200
     finally:

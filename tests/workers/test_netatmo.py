@@ -187,3 +187,63 @@ def test_connector_action_endpoint_verifies_signatures(api, netatmo_sim, start_w
     resp = post(signing.signature(key, "POST", f"http://localhost{path}", date, refused),
                 payload=refused)
     assert resp.status_code == 400 and "mode must be" in resp.json["description"]
+
+
+def test_connector_action_endpoint_is_replay_safe_checked_and_recorded(api, netatmo_sim,
+                                                                       start_worker):
+    """Malformed signature headers are 401s; parameters are checked against the declaration;
+    each request id is one ActionRequest with the usual events, performed once: a captured
+    request sent again gets the first answer and reaches the provider no second time."""
+    import json
+
+    from thingbridge.actions import signing
+    from thingbridge.models import Event
+
+    start_worker()
+    wait_status(consent(api)["client_id"], "STARTED")
+    key = api.post("/api/v1/actions/callback/register",
+                   json={"CallbackUrl": "https://app.example.com/cb"}).json["signingKey"]
+    url = api.get("/api/v1/connectors/callbackurl").json["href"]
+    room = Thing.get(Thing.display_type == "THERMOSTAT")
+
+    def post(request_id, parameters, headers=None):
+        body = json.dumps({"id": request_id, "thingId": room.id, "componentId": "thermostat",
+                           "actionId": "setRoomThermPoint", "status": "PENDING",
+                           "parameters": parameters}).encode()
+        date = signing.http_date()
+        return api.http.post(urlsplit(url).path, data=body, headers={
+            "Content-Type": "application/json", "Date": date,
+            signing.SIGNATURE_HEADER: signing.signature(key, "POST", url, date, body),
+            **(headers or {})})
+
+    def provider_calls():
+        return requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()[
+            "setroomthermpoint_calls"]
+
+    for header, value in ((signing.SIGNATURE_HEADER, "sha256=\u00e9\u00e9"),
+                          (signing.SIGNATURE_HEADER, "\u00ff" * 80), ("Date", "\u00e9"),
+                          ("Date", "Mon, 01 Jan 99999 00:00:00 GMT")):
+        resp = post("bad", {"mode": "max"}, {header: value.encode("latin-1")})
+        assert resp.status_code == 401 and resp.json["error"] == "BAD_SIGNATURE", resp.json
+    resp = post("bad", {"mode": "max", "colour": "red"})
+    assert resp.status_code == 400 and resp.json["error"] == "INVALID_PARAMETERS"
+    resp = post("bad", {"temp": "warm"})
+    assert resp.status_code == 400 and "missing required parameter 'mode'" in \
+        resp.json["description"] and "not a NUMBER" in resp.json["description"]
+    assert provider_calls() == [] and not ActionRequest.select().exists()
+
+    assert post("r1", {"mode": "max"}).status_code == 204
+    assert post("r1", {"mode": "max"}).status_code == 204  # replayed
+    assert len(provider_calls()) == 1
+    request = ActionRequest.get(ActionRequest.external_id == "r1")
+    assert request.status == "COMPLETED" and request.parameters == {"mode": "max"}
+    assert request.app_id == api.model.id and request.external_subject_id == "alice"
+    kinds = [e.type for e in Event.select().where(Event.type.startswith("action."))
+             .order_by(Event.seq)]
+    assert kinds == ["action.requested", "action.completed"]
+
+    refused = post("r2", {"mode": "hot"})
+    assert refused.status_code == 400 and refused.json["error"] == "ACTION_REFUSED"
+    assert post("r2", {"mode": "hot"}).json == refused.json
+    assert ActionRequest.get(ActionRequest.external_id == "r2").status == "FAILED"
+    assert len(provider_calls()) == 1

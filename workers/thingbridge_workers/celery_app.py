@@ -13,7 +13,8 @@ celery = flask_app.extensions["celery"]
 celery.conf.update(
     include=["thingbridge_workers.tasks.polling", "thingbridge_workers.tasks.actions",
              "thingbridge_workers.tasks.webhooks", "thingbridge_workers.tasks.publishing",
-             "thingbridge_workers.tasks.events", "thingbridge_workers.tasks.consent"],
+             "thingbridge_workers.tasks.events", "thingbridge_workers.tasks.consent",
+             "thingbridge_workers.tasks.tokens"],
     beat_schedule={
         "dispatch-due-polls": {
             "task": "thingbridge.dispatch_polls",
@@ -27,6 +28,7 @@ celery.conf.update(
         "expire-unfinished-consents": {"task": "thingbridge.expire_consents", "schedule": 60.0},
         "prune-events": {"task": "thingbridge.prune_events", "schedule": 3600.0},
         "prune-poll-tallies": {"task": "thingbridge.prune_poll_tallies", "schedule": 3600.0},
+        "prune-tokens": {"task": "thingbridge.prune_tokens", "schedule": 3600.0},
         "pump-webhooks": {
             "task": "thingbridge.pump_webhooks",
             "schedule": flask_app.config["EVENT_PUMP_INTERVAL"],

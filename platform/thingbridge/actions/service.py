@@ -1,8 +1,8 @@
-"""Action requests: creation, delivery leases and the dispatcher, the one-way move out of
-PENDING, and connector execution.
+"""Action requests: parameters checked against the declaration, creation, delivery leases and
+the dispatcher, the one-way move out of PENDING, and connector execution.
 
-A request is due for delivery from ``next_attempt_at``, written with the request itself; the
-API also sends its delivery task at once, but the dispatcher (beat) sends every due request
+A request a worker delivers is due from ``next_attempt_at``, written with the request itself;
+the API also sends its delivery task at once, but the dispatcher (beat) sends every due request
 that no task holds, so a broker outage delays a delivery and never loses one.
 """
 
@@ -12,15 +12,18 @@ import datetime
 import uuid
 
 from flask import current_app
+from peewee import IntegrityError
 
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, locking, retry_idempotent, utcnow
+from thingbridge.errors import ApiError
 from thingbridge.lease import Lease
-from thingbridge.models import ActionRequest, ConnectorClient, Thing, ThingMapping
+from thingbridge.models import Action, ActionRequest, ConnectorClient, Thing, ThingMapping
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
+from thingbridge.schemas.things import check_value
 from thingbridge.tasks import enqueue, enqueue_soon
 
 DELIVER_TASK = "thingbridge.deliver_action"
@@ -30,18 +33,58 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
 CLAIM_LEASE = 10.0
 
 
-def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
-                   parameters: dict) -> ActionRequest:
+def check_parameters(action: Action, parameters: dict) -> None:
+    """400 naming every way ``parameters`` break the action's declaration."""
+    declared = {p["name"]: p for p in action.parameters}
+    problems = [f"unknown parameter {name[:50]!r}" for name in parameters if name not in declared]
+    for name, spec in declared.items():
+        if name not in parameters:
+            if spec.get("required"):
+                problems.append(f"missing required parameter {name!r}")
+        elif problem := check_value(spec.get("type", "STRING"), parameters[name]):
+            problems.append(f"parameter {name!r}: {problem[:100]}")
+    if problems:
+        raise ApiError(400, "invalid action parameters: " + "; ".join(problems),
+                       "INVALID_PARAMETERS")
+
+
+def record_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
+                   parameters: dict, external_id: str | None = None,
+                   deliver: bool = False) -> ActionRequest:
+    """A PENDING request and its action.requested event, in one transaction; one a worker is
+    to ``deliver`` is due for it now."""
     now = utcnow()
     timeout = datetime.timedelta(seconds=current_app.config["ACTION_TIMEOUT"])
     with db.atomic():
         request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
                                        component_id=component_id, action_id=action_id,
                                        parameters=parameters, deadline=now + timeout,
-                                       next_attempt_at=now)
+                                       external_id=external_id,
+                                       next_attempt_at=now if deliver else None)
         events.emit(request.app_id, "action.requested", subject, request_body(request))
+    return request
+
+
+def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
+                   parameters: dict) -> ActionRequest:
+    """Record a request and have a worker deliver it: at once, or from the dispatcher if the
+    broker is down."""
+    request = record_request(app, subject, thing, component_id, action_id, parameters,
+                             deliver=True)
     enqueue_soon(DELIVER_TASK, request.id, str(uuid.uuid4()))
     return request
+
+
+def record_once(app, thing: Thing, component_id: str, action_id: str, parameters: dict,
+                external_id: str) -> tuple[ActionRequest, bool]:
+    """The app's request with the caller's ``external_id``, and whether this call created it
+    (a second call with the same id, concurrent or later, gets the first one's row)."""
+    try:
+        return record_request(app, thing.external_subject_id, thing, component_id, action_id,
+                              parameters, external_id), True
+    except IntegrityError:
+        return ActionRequest.get((ActionRequest.app == app)
+                                 & (ActionRequest.external_id == external_id)), False
 
 
 def _lease() -> Lease:

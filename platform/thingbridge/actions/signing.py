@@ -33,10 +33,12 @@ def verify(key: str, method: str, url: str, date: str | None, body: bytes,
         return f"missing {SIGNATURE_HEADER} or Date header"
     try:
         sent = email.utils.parsedate_to_datetime(date).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return "unparseable Date header"
     if abs((now if now is not None else time.time()) - sent) > MAX_SKEW_SECONDS:
         return "Date header too far from now (replay protection)"
-    if not hmac.compare_digest(signature(key, method, url, date, body), provided):
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header can hold.
+    expected = signature(key, method, url, date, body).encode()
+    if not hmac.compare_digest(expected, provided.encode("utf-8", "replace")):
         return "signature mismatch"
     return None

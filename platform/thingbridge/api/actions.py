@@ -6,12 +6,12 @@ from flask import g
 from flask.views import MethodView
 
 from thingbridge.actions import signing
-from thingbridge.actions.service import create_request, finish
-from thingbridge.api.common import Blueprint, protected
+from thingbridge.actions.service import check_parameters, create_request, finish
+from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.errors import ApiError, found
 from thingbridge.http.urls import outbound_url_problem
-from thingbridge.models import Action, ActionRequest, App, Thing
+from thingbridge.models import ActionRequest, App, Thing
 from thingbridge.schemas.actions import (
     ActionRequestOut,
     ActionRequestUpdate,
@@ -19,39 +19,27 @@ from thingbridge.schemas.actions import (
     CallbackRegistration,
     ParametersIn,
 )
-from thingbridge.schemas.things import check_value
 from thingbridge.things.service import own_action, own_component, own_thing
 
 blp = Blueprint("actions", __name__, url_prefix="/api/v1",
                 description="Actions on things, routed to the creating app's callback URL")
 ACTION = "connctd.things.action"
+REQUEST, CREATED = "/api/v1/actions/requests/{request_id}", "$response.body#/id"
 
 
-def _check_parameters(action: Action, parameters: dict) -> None:
-    declared = {p["name"]: p for p in action.parameters}
-    problems = [f"unknown parameter {name!r}" for name in parameters if name not in declared]
-    for name, spec in declared.items():
-        if name not in parameters:
-            if spec.get("required"):
-                problems.append(f"missing required parameter {name!r}")
-        elif problem := check_value(spec.get("type", "STRING"), parameters[name]):
-            problems.append(f"parameter {name!r}: {problem}")
-    if problems:
-        raise ApiError(400, "invalid action parameters: " + "; ".join(problems),
-                       "INVALID_PARAMETERS")
-
-
-@blp.route("/things/<thing_id>/components/<component_id>/actions/<action_id>",
-           methods=["POST"])
+@blp.route(f"/things/<{ID}:thing_id>/components/<{KEY}:component_id>/actions/"
+           f"<{KEY}:action_id>", methods=["POST"])
 @protected(blp, ACTION, subject=True, errors=(400, 404, 424))
 @blp.arguments(ParametersIn)
 @blp.response(201, ActionRequestOut)
+@blp.doc(**links(201, GetActionRequest=link(REQUEST, "get", True, request_id=CREATED),
+                 FinishActionRequest=link(REQUEST, "put", request_id=CREATED)))
 def trigger_action(parameters, thing_id, component_id, action_id):
     """Trigger an action; the request is PENDING until the thing's owner answers"""
     subject = subject_id()
     thing = own_thing(g.app, subject, thing_id)
     action = own_action(own_component(thing, component_id), action_id)
-    _check_parameters(action, parameters)
+    check_parameters(action, parameters)
     owner = App.get_by_id(thing.created_by_id)
     if thing.connector_client_id is None and not owner.callback_url:
         raise ApiError(424, "the app that created this thing has no action callback URL; "
@@ -66,7 +54,7 @@ def _request_for_reader(request_id: str) -> ActionRequest:
         & (ActionRequest.external_subject_id == subject_id())), "action request")
 
 
-@blp.route("/actions/requests/<request_id>")
+@blp.route(f"/actions/requests/<{ID}:request_id>")
 class ActionRequestById(MethodView):
     @protected(blp, ACTION, subject=True, errors=(400, 404))
     @blp.response(200, ActionRequestOut)

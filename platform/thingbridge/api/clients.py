@@ -4,7 +4,7 @@ from flask import g
 from flask.views import MethodView
 from peewee import IntegrityError
 
-from thingbridge.api.common import Blueprint, protected
+from thingbridge.api.common import ID, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.connectors import consent, lifecycle
 from thingbridge.connectors.registry import installed, resolve_type
@@ -27,6 +27,7 @@ from thingbridge.schemas.clients import (
 from thingbridge.schemas.links import ClientLink
 
 SCOPE = "connctd.connector"
+CLIENT, CREATED = "/api/v1/connectors/clients/{client_id}", "$response.body#/client_id"
 blp = Blueprint("clients", __name__, url_prefix="/api/v1/connectors/clients",
                 description="Connector clients: one end user's connection to a provider")
 
@@ -42,6 +43,8 @@ class Clients(MethodView):
     @protected(blp, SCOPE, subject=True, errors=(400, 409))
     @blp.arguments(ClientCreateSchema)
     @blp.response(201, ClientCreatedSchema)
+    @blp.doc(**links(201, GetClient=link(CLIENT, "get", True, client_id=CREATED),
+                     DeleteClient=link(CLIENT, "delete", True, client_id=CREATED)))
     @blp.alt_response(303, schema=ClientCreatedSchema,
                       description="OAuth connector: follow Location to the provider's consent "
                                   "page")
@@ -78,7 +81,7 @@ class Clients(MethodView):
         return subject_clients(g.app, subject_id())
 
 
-@blp.route("/<client_id>", endpoint="client")
+@blp.route(f"/<{ID}:client_id>", endpoint="client")
 class ClientById(MethodView):
     @protected(blp, SCOPE, subject=True, errors=(400, 404))
     @blp.response(200, ClientSchema)

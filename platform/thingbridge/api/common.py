@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import flask_smorest
+from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
+from werkzeug.routing import UnicodeConverter
 
 from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
-from thingbridge.schemas.common import ErrorBodySchema
+from thingbridge.schemas.common import NUL_REFUSED, ErrorBodySchema, has_nul
 
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
-                 "schema": {"type": "string", "maxLength": 255},
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
                  "description": "The app's end user this request acts for"}
+# Path converters bounded by what the ids can be: a longer one matches no route (404).
+ID = "key(maxlength=36)"  # the platform's own ids (UUIDs)
+KEY = "key(maxlength=200)"  # component, property and action ids
 
 ERROR_TEXT = {
     400: "Invalid input or missing X-External-Subject-Id",
@@ -26,27 +31,74 @@ ERROR_TEXT = {
 class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400  # the contract's status for bad input (webargs: 422)
 
+    def _load_location_data(self, *, schema, req, location):
+        data = super()._load_location_data(schema=schema, req=req, location=location)
+        if has_nul(data):
+            raise ValidationError(NUL_REFUSED)
+        return data
+
+
+class KeyConverter(UnicodeConverter):
+    """A path segment like ``string`` without NUL (no stored id holds one): 404, not a
+    database error."""
+
+    def __init__(self, map, *args, **kwargs):
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00]", 1)
+
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint whose bad input is a documented 400."""
+    """flask-smorest's Blueprint whose bad input is a documented 400, and whose ``protected``
+    routes document the subject header next to their other parameters."""
 
     ARGUMENTS_PARSER = _Parser()
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_subject_doc)
 
-def error_responses(*codes: int) -> dict:
-    """OpenAPI responses for ``codes``, each the standard error body."""
-    return {code: {"description": ERROR_TEXT.get(code, "Error"),
+    @staticmethod
+    def _prepare_subject_doc(doc, doc_info, **kwargs):
+        # Appended, not given to blp.doc: a manual "parameters" list would replace the query
+        # parameters that @blp.arguments documents.
+        if doc_info.get("subject"):
+            doc.setdefault("parameters", []).append(SUBJECT_PARAM)
+        return doc
+
+
+def error_responses(*codes: int, text: dict | None = None) -> dict:
+    """OpenAPI responses for ``codes``, each the standard error body (``text`` overrides the
+    usual descriptions)."""
+    text = {**ERROR_TEXT, **(text or {})}
+    return {code: {"description": text.get(code, "Error"),
                    "content": {"application/json": {"schema": ErrorBodySchema}}}
             for code in sorted(codes)}
+
+
+def link(path: str, method: str, subject: bool = False, **parameters: str) -> dict:
+    """An OpenAPI link to the operation ``method`` on ``path`` (as the document spells it),
+    its parameters taken from the request or response that links to it (runtime expressions
+    such as ``$response.body#/id``); ``subject`` carries X-External-Subject-Id over."""
+    if subject:
+        parameters[f"header.{SUBJECT_HEADER}"] = f"$request.header.{SUBJECT_HEADER}"
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {"operationRef": f"#/paths/{pointer}/{method}", "parameters": parameters}
+
+
+def links(status: int, **named: dict) -> dict:
+    """``blp.doc`` arguments adding ``named`` links to the ``status`` response: how a client
+    (or a stateful fuzzer) goes from a created resource to the operations on it."""
+    return {"responses": {status: {"links": named}}}  # int: merged with the decorator's
 
 
 def protected(blp, scope: str, subject: bool = False, errors=(400, 404)):
     """Require ``scope`` and document it, the subject header and the error responses."""
 
     def decorator(view):
-        return blp.doc(security=[{"bearerAuth": [scope]}],
-                       parameters=[SUBJECT_PARAM] if subject else [],
-                       responses=error_responses(401, 403, *errors))(require_scope(scope)(view))
+        wrapped = blp.doc(security=[{"bearerAuth": [scope]}],
+                          responses=error_responses(401, 403, *errors))(require_scope(scope)(view))
+        wrapped._apidoc["subject"] = subject
+        return wrapped
 
     return decorator
 

@@ -1,21 +1,34 @@
 """The app's action callback URL for connector things, and the signed endpoint behind it: a
 setup that delivers connector actions itself POSTs them here (no token: the URL's secret
-segment names the app, the signature proves the body)."""
+segment names the app, the signature proves the body). Each call is an action request like
+any other (its events included), performed at most once per request id."""
 
 from __future__ import annotations
 
 from flask import g, request
+from flask_smorest import abort
+from marshmallow import ValidationError
 
 from thingbridge.actions import signing
-from thingbridge.actions.service import perform_connector_action
-from thingbridge.api.common import Blueprint, protected
+from thingbridge.actions.service import (
+    check_parameters,
+    finish,
+    perform_connector_action,
+    record_once,
+)
+from thingbridge.api.common import Blueprint, error_responses, protected
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.errors import ApiError, found
-from thingbridge.models import App, Thing
-from thingbridge.schemas.links import ConnectorActionsLink
+from thingbridge.models import ActionRequest, App, Thing
+from thingbridge.schemas.actions import ConnectorActionIn
+from thingbridge.schemas.common import NUL_REFUSED, has_nul
+from thingbridge.schemas.links import ConnectorActionsLink, external_url
+from thingbridge.things.service import own_action, own_component
 
 blp = Blueprint("connector_actions", __name__, url_prefix="/api/v1/connectors",
                 description="Action callback URL and signed endpoint for connector things")
+# How a FAILED request's error says the provider was not reached (502, not a refusal).
+UNAVAILABLE = "provider unavailable: "
 
 
 @blp.route("/callbackurl", methods=["GET"])
@@ -26,34 +39,67 @@ def callback_url():
     return g.app
 
 
-@blp.route("/actions/<token>", methods=["POST"], endpoint="perform_action")
-@blp.doc(responses={"204": {"description": "Performed at the provider"},
-                    "400": {"description": "Refused by the provider (reason in description)"},
-                    "401": {"description": "Bad or missing X-Thingbridge-Signature"},
-                    "404": {"description": "Unknown token or thing"},
-                    "502": {"description": "Provider unreachable; retry"}})
+@blp.route("/actions/<key(maxlength=64):token>", methods=["POST"],
+           endpoint="perform_action")
+@blp.doc(requestBody={"required": True, "content": {"application/json": {
+    "schema": ConnectorActionIn}}}, parameters=[
+    {"in": "header", "name": signing.SIGNATURE_HEADER, "required": True,
+     "schema": {"type": "string", "maxLength": 100}, "description": "sha256=<hex>"},
+    {"in": "header", "name": "Date", "required": True, "schema": {"type": "string"}}],
+    responses={"204": {"description": "Performed at the provider (or performed before with "
+                                      "this request id)"}, **error_responses(
+        400, 401, 404, 409, 502, text={
+            400: "Invalid body or parameters, or refused by the provider",
+            401: "Bad or missing X-Thingbridge-Signature or Date",
+            409: "A request with this id is still being performed"})})
 def perform_action(token):
     """Connector service: perform a signed action delivery on a connector-created thing"""
     app = found(App.get_or_none(App.callback_token == token), "connector action endpoint")
-    body = request.get_data()
+    _verify_signature(app)
+    payload = request.get_json(silent=True)
+    try:
+        if has_nul(payload):
+            raise ValidationError(NUL_REFUSED)
+        body = ConnectorActionIn().load(payload)
+    except ValidationError as exc:
+        abort(400, messages={"json": exc.messages})
+    thing = found(Thing.get_or_none((Thing.id == body["thingId"]) & (Thing.app == app)
+                                    & Thing.connector_client.is_null(False)), "connector thing")
+    action = own_action(own_component(thing, body["componentId"]), body["actionId"])
+    check_parameters(action, body["parameters"])
+    action_request, first = record_once(app, thing, body["componentId"], body["actionId"],
+                                        body["parameters"], body["id"])
+    if not first:
+        return _answer(action_request)  # a replay: the first call's result, nothing performed
+    try:
+        perform_connector_action(thing, body["componentId"], body["actionId"],
+                                 body["parameters"])
+    except TransientError as exc:
+        finish(action_request.id, "FAILED", UNAVAILABLE + exc.reason)
+    except ConnectorError as exc:
+        finish(action_request.id, "FAILED", exc.reason)
+    else:
+        finish(action_request.id, "COMPLETED")
+    return _answer(ActionRequest.get_by_id(action_request.id))
+
+
+def _verify_signature(app: App) -> None:
+    """401 unless the body is signed with the app's key, over the URL we published."""
     if app.signing_key is None:
         raise ApiError(401, "no signing key registered for this app", "BAD_SIGNATURE")
-    problem = signing.verify(app.signing_key, "POST", request.url, request.headers.get("Date"),
-                             body, request.headers.get(signing.SIGNATURE_HEADER))
+    url = external_url("connector_actions.perform_action", token=app.callback_token)
+    problem = signing.verify(app.signing_key, "POST", url, request.headers.get("Date"),
+                             request.get_data(), request.headers.get(signing.SIGNATURE_HEADER))
     if problem:
         raise ApiError(401, problem, "BAD_SIGNATURE")
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict) or not all(
-            isinstance(payload.get(k), str) for k in ("thingId", "componentId", "actionId")):
-        raise ApiError(400, "body must be an action request {id, thingId, componentId, "
-                            "actionId, parameters}")
-    thing = found(Thing.get_or_none((Thing.id == payload["thingId"]) & (Thing.app == app)
-                                    & Thing.connector_client.is_null(False)), "connector thing")
-    parameters = payload.get("parameters") or {}
-    try:
-        perform_connector_action(thing, payload["componentId"], payload["actionId"], parameters)
-    except TransientError as exc:
-        raise ApiError(502, exc.reason, "PROVIDER_UNAVAILABLE") from exc
-    except ConnectorError as exc:
-        raise ApiError(400, exc.reason, "ACTION_REFUSED") from exc
-    return "", 204
+
+
+def _answer(action_request: ActionRequest):
+    if action_request.status == "COMPLETED":
+        return "", 204
+    if action_request.status == "PENDING":
+        raise ApiError(409, "a request with this id is still being performed", "IN_PROGRESS")
+    error = action_request.error or action_request.status
+    if error.startswith(UNAVAILABLE):
+        raise ApiError(502, error, "PROVIDER_UNAVAILABLE")
+    raise ApiError(400, error, "ACTION_REFUSED")

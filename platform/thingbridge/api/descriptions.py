@@ -22,7 +22,7 @@ def list_descriptions():
     return list(_installed())
 
 
-@blp.route("/<int:description_id>", methods=["GET"], endpoint="description")
+@blp.route("/<int(max=2147483647):description_id>", methods=["GET"], endpoint="description")
 @blp.doc(responses=error_responses(404))
 @blp.response(200, DescriptionSchema)
 def get_description(description_id):

@@ -1,39 +1,69 @@
-"""GET /health: can this process reach its database and broker? (no token)"""
+"""GET /health: can this process reach its database and broker? (no token)
+
+Anyone may ask whether each dependency is ok; only a caller with a valid app token also reads
+why one is failing (the first line of the error), which can name hosts and users."""
 
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from flask import current_app
+from marshmallow import Schema, fields, validate
 
 from thingbridge.api.common import Blueprint
+from thingbridge.auth.guard import has_valid_token
 from thingbridge.db import db
 
 blp = Blueprint("health", __name__, description="Liveness of the platform's dependencies")
+STATUSES = ("ok", "error")
 
 
-def _check_database() -> dict:
+class CheckOut(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    detail = fields.String(metadata={"description": "Why it failed: only with a valid token"})
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckOut), required=True,
+                         metadata={"description": "database, broker"})
+
+
+def _check_database() -> None:
+    db.execute_sql("SELECT 1").fetchone()
+
+
+def _check_broker() -> None:
+    celery = current_app.extensions["celery"]
+    with celery.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+def _failure(check) -> str | None:
+    """Why ``check`` fails (the first line of its error), or None when it passes."""
     try:
-        db.execute_sql("SELECT 1").fetchone()
-        return {"status": "ok"}
+        check()
     except Exception as exc:  # any driver error means "not reachable"
-        return {"status": "error", "detail": str(exc).splitlines()[0][:200]}
+        return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    return None
 
 
-def _check_broker() -> dict:
+def _may_read_details() -> bool:
     try:
-        celery = current_app.extensions["celery"]
-        with celery.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        return {"status": "ok"}
-    except Exception as exc:
-        return {"status": "error", "detail": str(exc).splitlines()[0][:200]}
+        return has_valid_token()
+    except Exception:  # the database that holds the tokens may be what is down
+        return False
 
 
 @blp.route("/health", methods=["GET"])
-@blp.doc(responses={"200": {"description": "All dependencies reachable"},
-                    "503": {"description": "A dependency is down; see checks"}})
+@blp.doc(security=[{}, {"bearerAuth": []}])  # no token needed; one adds the details
+@blp.response(200, HealthOut, description="All dependencies reachable")
+@blp.alt_response(503, schema=HealthOut, description="A dependency is down; see checks")
 def health():
-    """Database and broker reachability"""
-    checks = {"database": _check_database(), "broker": _check_broker()}
-    healthy = all(c["status"] == "ok" for c in checks.values())
-    return jsonify({"status": "ok" if healthy else "error", "checks": checks}), (
-        200 if healthy else 503)
+    """Database and broker reachability (why one fails: with a valid bearer token only)"""
+    failures = {"database": _failure(_check_database), "broker": _failure(_check_broker)}
+    if not any(failures.values()):
+        return {"status": "ok", "checks": {name: {"status": "ok"} for name in failures}}
+    detailed = _may_read_details()
+    checks = {name: {"status": "ok"} if why is None else
+              {"status": "error", **({"detail": why} if detailed else {})}
+              for name, why in failures.items()}
+    return {"status": "error", "checks": checks}, 503

@@ -4,7 +4,7 @@ from flask import g
 from flask.views import MethodView
 from peewee import IntegrityError
 
-from thingbridge.api.common import Blueprint, protected
+from thingbridge.api.common import ID, Blueprint, link, links, protected
 from thingbridge.connectors.contract import ConfigError, TransientError
 from thingbridge.connectors.registry import build_connector, installed, resolve_type
 from thingbridge.connectors.service import (
@@ -24,6 +24,8 @@ from thingbridge.schemas.instances import (
 from thingbridge.schemas.links import InstanceLink
 
 SCOPE = "connctd.connector"
+INSTANCE, CREATED = "/api/v1/connectors/instances/{instance_id}", "$response.body#/id"
+STILL_USED = "the instance still has connector clients; delete them first"
 blp = Blueprint("instances", __name__, url_prefix="/api/v1/connectors/instances",
                 description="Connector instances: provider credentials of an app (never returned)")
 
@@ -33,6 +35,8 @@ class Instances(MethodView):
     @protected(blp, SCOPE, errors=(400, 409, 502))
     @blp.arguments(InstanceCreateSchema)
     @blp.response(201, InstanceCreatedSchema)
+    @blp.doc(**links(201, GetInstance=link(INSTANCE, "get", instance_id=CREATED),
+                     DeleteInstance=link(INSTANCE, "delete", instance_id=CREATED)))
     def post(self, body):
         """Create the app's instance of a connector (validated with one real provider call)"""
         type_id = resolve_type(body["connector_type_id"])
@@ -63,7 +67,7 @@ class Instances(MethodView):
         return app_instances(g.app)
 
 
-@blp.route("/<instance_id>", endpoint="instance")
+@blp.route(f"/<{ID}:instance_id>", endpoint="instance")
 class InstanceById(MethodView):
     @protected(blp, SCOPE, errors=(404,))
     @blp.response(200, InstanceSchema)
@@ -76,8 +80,10 @@ class InstanceById(MethodView):
     def delete(self, instance_id):
         """Delete an instance that has no clients left"""
         instance = own_instance(g.app, instance_id)
-        with db.atomic():
-            if ConnectorClient.select().where(ConnectorClient.instance == instance).exists():
-                raise ApiError(409, "the instance still has connector clients; "
-                                    "delete them first")
-            instance.delete_instance()
+        if ConnectorClient.select().where(ConnectorClient.instance == instance).exists():
+            raise ApiError(409, STILL_USED)
+        try:
+            with db.atomic():
+                instance.delete_instance()
+        except IntegrityError as exc:  # a client created since the check holds it (RESTRICT)
+            raise ApiError(409, STILL_USED) from exc

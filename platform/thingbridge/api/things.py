@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import g, jsonify
+from flask import g
 from flask.views import MethodView
 
-from thingbridge.api.common import Blueprint, protected
+from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.models import Property, Thing
 from thingbridge.outbox import events
+from thingbridge.schemas.common import ISO
 from thingbridge.schemas.links import ThingLink
 from thingbridge.schemas.things import (
     ComponentOut,
@@ -24,7 +25,6 @@ from thingbridge.schemas.things import (
     check_value,
 )
 from thingbridge.things.service import (
-    ISO,
     component_spec,
     own_component,
     own_property,
@@ -41,6 +41,10 @@ from thingbridge.things.sync import create_component
 blp = Blueprint("things", __name__, url_prefix="/api/v1/things",
                 description="Things of an end user (X-External-Subject-Id)")
 WRITE, READ = "connctd.connector", "connctd.things.read"
+THING, CREATED = "/api/v1/things/{thing_id}", "$response.body#/Id"
+PROPERTY = f"{THING}/components/{{component_id}}/properties/{{property_id}}"
+FIRST_PROPERTY = {"thing_id": CREATED, "component_id": "$request.body#/components/0/id",
+                  "property_id": "$request.body#/components/0/properties/0/id"}
 
 
 def _data(thing: Thing) -> dict:
@@ -52,19 +56,31 @@ def _data(thing: Thing) -> dict:
 class Things(MethodView):
     @protected(blp, READ, subject=True, errors=(400,))
     @blp.arguments(ExpandArgs, location="query")
-    @blp.response(200, ThingLink(many=True), description="[{href}] links, or whole things "
-                                                         "(ThingOut) with ?expand=components")
+    @blp.response(200, description="[{href}] links, or whole things with ?expand=components")
+    @blp.doc(responses={200: {"content": {"application/json": {"schema": {"anyOf": [
+        {"type": "array", "items": ThingLink}, {"type": "array", "items": ThingOut}]}}}}})
     def get(self, args):
         """List the subject's things as links, or whole with ?expand=components"""
         query = subject_things(g.app, subject_id())
         if args.get("expand"):
-            # Another shape than the links the decorator dumps: a Response passes it by.
-            return jsonify(ThingOut(many=True).dump(read_things(query, expand=True)))
-        return query
+            return ThingOut(many=True).dump(read_things(query, expand=True))
+        return ThingLink(many=True).dump(query)
 
     @protected(blp, WRITE, subject=True, errors=(400,))
     @blp.arguments(ThingIn)
     @blp.response(201, ThingCreatedSchema)
+    @blp.doc(**links(
+        201, GetThing=link(THING, "get", True, thing_id=CREATED),
+        SetThingStatus=link(THING, "patch", True, thing_id=CREATED),
+        DeleteThing=link(THING, "delete", True, thing_id=CREATED),
+        GetMainComponent=link(f"{THING}/components/{{component_id}}", "get", True,
+                              thing_id=CREATED, component_id="$request.body#/maincomponentid"),
+        GetFirstProperty=link(PROPERTY, "get", True, **FIRST_PROPERTY),
+        SetFirstProperty=link(PROPERTY, "put", True, **FIRST_PROPERTY),
+        TriggerFirstAction=link(
+            f"{THING}/components/{{component_id}}/actions/{{action_id}}", "post", True,
+            thing_id=CREATED, component_id="$request.body#/components/0/id",
+            action_id="$request.body#/components/0/actions/0/id")))
     def post(self, body):
         """Create a thing of the app for the subject (lowercase or camelCase keys)"""
         subject = subject_id()
@@ -80,7 +96,7 @@ class Things(MethodView):
         return thing
 
 
-@blp.route("/<thing_id>", endpoint="thing")
+@blp.route(f"/<{ID}:thing_id>", endpoint="thing")
 class ThingById(MethodView):
     @protected(blp, READ, subject=True, errors=(400, 404))
     @blp.arguments(ExpandArgs, location="query")
@@ -118,7 +134,7 @@ class ThingById(MethodView):
                         {"thingId": thing.id})
 
 
-@blp.route("/<thing_id>/components/<component_id>", endpoint="component")
+@blp.route(f"/<{ID}:thing_id>/components/<{KEY}:component_id>", endpoint="component")
 @protected(blp, READ, subject=True, errors=(400, 404))
 @blp.response(200, ComponentOut)
 def get_component(thing_id, component_id):
@@ -126,7 +142,7 @@ def get_component(thing_id, component_id):
     return read_component(own_thing(g.app, subject_id(), thing_id), component_id)
 
 
-@blp.route("/<thing_id>/components/<component_id>/properties/<property_id>",
+@blp.route(f"/<{ID}:thing_id>/components/<{KEY}:component_id>/properties/<{KEY}:property_id>",
            endpoint="property")
 class PropertyById(MethodView):
     @protected(blp, READ, subject=True, errors=(400, 404))

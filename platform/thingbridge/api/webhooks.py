@@ -7,12 +7,13 @@ import datetime
 from flask import current_app, g
 from flask.views import MethodView
 
-from thingbridge.api.common import Blueprint, cursor_page, protected
+from thingbridge.api.common import ID, Blueprint, cursor_page, link, links, protected
 from thingbridge.db import db, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.http.urls import outbound_url_problem
 from thingbridge.models import WebhookDelivery, WebhookEndpoint
 from thingbridge.outbox import events, webhook_endpoints, webhook_signing
+from thingbridge.outbox.events import MAX_ID
 from thingbridge.schemas.webhooks import (
     DeliveriesQuery,
     DeliveryOut,
@@ -28,6 +29,10 @@ from thingbridge.schemas.webhooks import (
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                 description="Signed, retried, ordered event delivery to the app's endpoints")
 SCOPE = "thingbridge.events"
+WEBHOOK, CREATED = "/api/v1/webhooks/{webhook_id}", "$response.body#/id"
+WEBHOOK_OPERATIONS = [("GetWebhook", "", "get"), ("UpdateWebhook", "", "patch"),
+                      ("DeleteWebhook", "", "delete"), ("RotateSecret", "/rotate-secret", "post"),
+                      ("ListDeliveries", "/deliveries", "get"), ("Replay", "/replay", "post")]
 
 
 def _check_url(url: str) -> None:
@@ -44,6 +49,8 @@ class Webhooks(MethodView):
     @protected(blp, SCOPE, errors=(400,))
     @blp.arguments(WebhookIn)
     @blp.response(201, WebhookOut)
+    @blp.doc(**links(201, **{name: link(WEBHOOK + suffix, method, webhook_id=CREATED)
+                             for name, suffix, method in WEBHOOK_OPERATIONS}))
     def post(self, body):
         """Register an endpoint for events from now on; the signing secret is shown only here"""
         _check_url(body["url"])
@@ -63,7 +70,7 @@ class Webhooks(MethodView):
         return webhook_endpoints.app_endpoints(g.app)
 
 
-@blp.route("/<webhook_id>")
+@blp.route(f"/<{ID}:webhook_id>")
 class WebhookById(MethodView):
     @protected(blp, SCOPE, errors=(404,))
     @blp.response(200, WebhookOut)
@@ -91,7 +98,7 @@ class WebhookById(MethodView):
         _own(webhook_id).delete_instance(recursive=True)
 
 
-@blp.route("/<webhook_id>/rotate-secret", methods=["POST"])
+@blp.route(f"/<{ID}:webhook_id>/rotate-secret", methods=["POST"])
 @protected(blp, SCOPE, errors=(404,))
 @blp.response(200, SecretRotated)
 def rotate_secret(webhook_id):
@@ -106,7 +113,7 @@ def rotate_secret(webhook_id):
     return {"secret": secret, "previous_valid_until": now + overlap}
 
 
-@blp.route("/<webhook_id>/deliveries", methods=["GET"])
+@blp.route(f"/<{ID}:webhook_id>/deliveries", methods=["GET"])
 @protected(blp, SCOPE, errors=(400, 404))
 @blp.arguments(DeliveriesQuery, location="query")
 @blp.response(200, DeliveryPage)
@@ -119,7 +126,10 @@ def list_deliveries(args, webhook_id):
     return cursor_page(rows, args, lambda delivery: delivery.id)
 
 
-@blp.route("/<webhook_id>/deliveries/<int:delivery_id>", methods=["GET"])
+DELIVERY = f"/<{ID}:webhook_id>/deliveries/<int(max={MAX_ID}):delivery_id>"
+
+
+@blp.route(DELIVERY, methods=["GET"])
 @protected(blp, SCOPE, errors=(404,))
 @blp.response(200, DeliveryOut)
 def get_delivery(webhook_id, delivery_id):
@@ -127,15 +137,18 @@ def get_delivery(webhook_id, delivery_id):
     return webhook_endpoints.delivery(_own(webhook_id), delivery_id)
 
 
-@blp.route("/<webhook_id>/deliveries/<int:delivery_id>/redeliver", methods=["POST"])
+@blp.route(f"{DELIVERY}/redeliver", methods=["POST"])
 @protected(blp, SCOPE, errors=(404, 409))
 @blp.response(202, DeliveryOut)
+@blp.doc(**links(202, GetDelivery=link(WEBHOOK + "/deliveries/{delivery_id}", "get",
+                                       webhook_id="$request.path.webhook_id",
+                                       delivery_id="$response.body#/id")))
 def redeliver(webhook_id, delivery_id):
     """Send a delivered or dead-lettered event again, as a new delivery"""
     return webhook_endpoints.redeliver(_own(webhook_id), delivery_id)
 
 
-@blp.route("/<webhook_id>/replay", methods=["POST"])
+@blp.route(f"/<{ID}:webhook_id>/replay", methods=["POST"])
 @protected(blp, SCOPE, errors=(400, 404, 409))
 @blp.arguments(ReplayIn)
 @blp.response(202, ReplayOut)

@@ -18,8 +18,10 @@ SUBJECT_HEADER = "X-External-Subject-Id"
 
 class _Validator(BearerTokenValidator):
     def authenticate_token(self, token_string):
+        # A disabled app's tokens are revoked too; this also covers one issued meanwhile.
         return (AccessToken.select(AccessToken, App).join(App)
-                .where(AccessToken.token_hash == token_hash(token_string)).first())
+                .where((AccessToken.token_hash == token_hash(token_string))
+                       & App.disabled_at.is_null()).first())
 
 
 class _Protector(ResourceProtector):
@@ -56,6 +58,15 @@ def require_scope(scope: str):
         return wrapper
 
     return decorator
+
+
+def has_valid_token() -> bool:
+    """Whether the request carries a valid bearer token of any app, whatever its scopes."""
+    try:
+        protector.acquire_token()
+    except OAuth2Error:
+        return False
+    return True
 
 
 def subject_id() -> str:

@@ -1,24 +1,43 @@
-"""OAuth2 authorization server (authlib): client_credentials tokens for apps."""
+"""OAuth2 authorization server (authlib): client_credentials tokens for apps, and their
+revocation (RFC 7009). Errors keep the OAuth2 fields clients parse (``error``,
+``error_description``) and add the platform's ``status`` and ``description``."""
 
 from __future__ import annotations
 
 import json
 
+import flask_smorest
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
-from flask import Blueprint
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from flask import jsonify, request
 
 from thingbridge.db import utcnow
 from thingbridge.models import ALL_SCOPES, AccessToken, App, token_hash
+from thingbridge.schemas.auth import OAuthErrorSchema, TokenOut
+from thingbridge.schemas.common import NUL_REFUSED, has_nul
+
+CLIENT_AUTH = ["client_secret_basic", "client_secret_post"]
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     # Accept credentials in HTTP Basic (preferred) or in the form body.
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH
+
+    def query_token(self, token_string, token_type_hint):
+        return AccessToken.get_or_none(AccessToken.token_hash == token_hash(token_string))
+
+    def revoke_token(self, token, request):
+        AccessToken.update(revoked=True).where(AccessToken.id == token.id).execute()
 
 
 def _query_client(client_id):
-    return App.get_or_none(App.client_id == client_id)
+    """The app, unless disabled: a disabled app gets no tokens and revokes none."""
+    return App.get_or_none((App.client_id == client_id) & App.disabled_at.is_null())
 
 
 def _save_token(token, request):
@@ -28,16 +47,52 @@ def _save_token(token, request):
 
 
 server = AuthorizationServer(query_client=_query_client, save_token=_save_token)
+server.register_grant(ClientCredentialsGrant)
+server.register_endpoint(Revocation)
 
-bp = Blueprint("oauth2", __name__)
+blp = flask_smorest.Blueprint("oauth2", __name__, url_prefix="/oauth2",
+                              description="App tokens: issue (client_credentials) and revoke")
 
 
-@bp.post("/oauth2/token")
-def issue_token():
-    """Issue a bearer token (grant_type=client_credentials, HTTP Basic or form credentials)."""
-    response = server.create_token_response()
+# The longest form value either endpoint takes: a longer one is a 400 before authlib reads it.
+FORM_LIMITS = {"client_id": 64, "client_secret": 255, "scope": 500, "token": 500,
+               "grant_type": 100, "token_type_hint": 100}
+
+
+def _form(required: list[str], **properties) -> dict:
+    properties.update(client_id={"type": "string"}, client_secret={"type": "string"})
+    for name, schema in properties.items():
+        schema.setdefault("maxLength", FORM_LIMITS[name])
+    return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "required": required, "properties": properties}}}}
+
+
+CLIENT_SECURITY = [{"clientBasic": []}, {}]  # HTTP Basic, or client_id/secret in the form
+ERRORS = {code: {"description": text, "content": {"application/json": {
+    "schema": OAuthErrorSchema}}} for code, text in (
+    (400, "invalid_request, invalid_scope, unsupported_grant_type, invalid_grant ..."),
+    (401, "invalid_client (unknown or disabled app, wrong secret)"))}
+
+
+def _bad_form():
+    """A 400 invalid_request naming the first form value beyond its limit (or holding a NUL
+    character), or None."""
+    for name, limit in FORM_LIMITS.items():
+        value = request.form.get(name, "")
+        problem = (f"longer than {limit} characters" if len(value) > limit
+                   else NUL_REFUSED if has_nul(value) else None)
+        if problem:
+            description = f"{name}: {problem}"
+            response = jsonify(error="invalid_request", error_description=description,
+                               status=400, description=description)
+            response.status_code = 400
+            return response
+    return None
+
+
+def _standard_error_body(response):
+    """Keep the OAuth2 fields clients parse, plus the platform's standard error body."""
     if response.status_code >= 400:
-        # Keep the OAuth2 fields clients parse, plus the platform's standard error body.
         body = json.loads(response.get_data(as_text=True) or "{}")
         body.update(status=response.status_code,
                     description=body.get("error_description") or body.get("error", "error"))
@@ -45,10 +100,32 @@ def issue_token():
     return response
 
 
+@blp.route("/token", methods=["POST"], endpoint="issue_token")
+@blp.doc(security=CLIENT_SECURITY, responses=ERRORS, requestBody=_form(
+    ["grant_type"], grant_type={"type": "string", "enum": ["client_credentials"]},
+    scope={"type": "string", "example": "connctd.connector connctd.things.read"}))
+@blp.response(200, TokenOut)
+def issue_token():
+    """Issue an app bearer token (client_credentials)
+
+    `scope` is a space-separated subset of the app's scopes; omitted means all of them.
+    """
+    return _bad_form() or _standard_error_body(server.create_token_response())
+
+
+@blp.route("/revoke", methods=["POST"], endpoint="revoke_token")
+@blp.doc(security=CLIENT_SECURITY, responses=ERRORS, requestBody=_form(
+    ["token"], token={"type": "string"},
+    token_type_hint={"type": "string", "enum": ["access_token"]}))
+@blp.response(200, description="Revoked, or not a token (RFC 7009): the answer is the same")
+def revoke_token():
+    """Revoke one of the app's tokens (RFC 7009; the app authenticates as for a token)"""
+    return _bad_form() or _standard_error_body(
+        server.create_endpoint_response(Revocation.ENDPOINT_NAME))
+
+
 def init_app(app) -> None:
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(ALL_SCOPES))
     app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN",
                           {"client_credentials": app.config["TOKEN_EXPIRES_IN"]})
     server.init_app(app)
-    server.register_grant(ClientCredentialsGrant)
-    app.register_blueprint(bp)

@@ -98,13 +98,13 @@ def sync_descriptions(app) -> None:
                     ConnectorDescription.id == row.id).execute()
 
 
-def resolve_type(value) -> str:
-    """`connector_type_id` may be a description id (1, "1") or a type id ("netatmo")."""
+def resolve_type(value: int | str) -> str:
+    """`connector_type_id` as the API loads it: a description id (int) or a type id (str)."""
     query = ConnectorDescription.select()
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        row = query.where(ConnectorDescription.id == int(value)).first()
+    if isinstance(value, int):
+        row = query.where(ConnectorDescription.id == value).first()
     else:
-        row = query.where(ConnectorDescription.type_id == str(value)).first()
+        row = query.where(ConnectorDescription.type_id == value).first()
     if row is None or row.type_id not in connector_classes():
         raise ApiError(400, f"unknown connector_type_id {value!r}", "UNKNOWN_CONNECTOR_TYPE")
     return row.type_id

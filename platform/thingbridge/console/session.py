@@ -22,8 +22,9 @@ def _fingerprint(app: App) -> str:
 def signed_in_app() -> App | None:
     app_id = session.get("app_id")
     app = App.get_or_none(App.id == app_id) if app_id else None
-    if app is None or session.get("fingerprint") != _fingerprint(app):
-        return None
+    if app is None or app.disabled_at is not None \
+            or session.get("fingerprint") != _fingerprint(app):
+        return None  # signed out by a new secret, or the app was disabled
     return app
 
 
@@ -40,7 +41,8 @@ def login():
         return render_template("console/login.html", next=request.args.get("next", ""))
     client_id = request.form.get("client_id", "").strip()
     secret = request.form.get("client_secret", "")
-    app = App.get_or_none(App.client_id == client_id) if client_id else None
+    app = App.get_or_none((App.client_id == client_id) & App.disabled_at.is_null()) \
+        if client_id else None
     if app is None:
         check_password_hash(_NOBODY, secret)
     elif app.check_client_secret(secret):

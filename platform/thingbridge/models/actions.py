@@ -26,7 +26,14 @@ class ActionRequest(BaseModel):
     attempts = IntegerField(default=0)
     updated_at = DateTimeField(default=utcnow)
     # When a worker should next try to deliver it (None: nothing to send, e.g. the app
-    # answered 202), and the delivery task that holds it meanwhile.
+    # answered 202, or the request was performed by the connector-actions endpoint), and the
+    # delivery task that holds it meanwhile.
     next_attempt_at = DateTimeField(null=True, index=True)
     lease_token = CharField(max_length=36, null=True)
     leased_until = DateTimeField(null=True)
+    # The caller's request id, for requests made through the signed connector-actions
+    # endpoint: one request per id, so a replayed delivery is not performed twice.
+    external_id = CharField(max_length=200, null=True)
+
+    class Meta:
+        indexes = ((("app", "external_id"), True),)

@@ -7,7 +7,14 @@ import hashlib
 import secrets
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
-from peewee import BooleanField, CharField, ForeignKeyField, IntegerField, TextField
+from peewee import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from thingbridge.crypto import EncryptedJSONField
@@ -35,6 +42,8 @@ class App(BaseModel, ClientMixin):
                                default=lambda: secrets.token_urlsafe(32))
     # HMAC key signing action deliveries to callback_url; encrypted, shown once.
     signing_key = EncryptedJSONField(null=True)
+    # A disabled app's tokens are revoked and it gets no new ones until enabled again.
+    disabled_at = DateTimeField(null=True)
 
     @classmethod
     def register(cls, name: str, scopes=ALL_SCOPES) -> tuple[App, str]:

@@ -41,7 +41,10 @@ METRICS_OPERATION = {"get": {
                    "required.",
     "responses": {"200": {"description": "Prometheus text format",
                           "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
-                  "401": {"description": "THINGBRIDGE_METRICS_TOKEN is set and not given"}},
+                  "401": {"description": "THINGBRIDGE_METRICS_TOKEN is set and not given",
+                          "content": {"application/json": {
+                              "schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+                  "default": {"$ref": "#/components/responses/DEFAULT_ERROR"}},
 }}
 
 
@@ -118,8 +121,9 @@ def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> Ga
 def metrics_view():
     """The scrape: this server's counters, then the database gauges."""
     token = current_app.config.get("METRICS_TOKEN")
-    if token and not hmac.compare_digest(request.headers.get("Authorization", ""),
-                                         f"Bearer {token}"):
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header can hold.
+    given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+    if token and not hmac.compare_digest(given, f"Bearer {token}".encode()):
         abort(401)
     gauges = CollectorRegistry(auto_describe=False)
     gauges.register(DatabaseGauges(current_app))

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.models import Event, EventCounter
 from thingbridge.models.events import CLIENT_EVENTS
-from thingbridge.things.service import ISO
+from thingbridge.schemas.common import ISO
 
 EVENT_TYPES = (
     "connector.client.created", "connector.client.status_changed", "connector.client.deleted",
@@ -161,9 +161,11 @@ def type_matches(patterns: list[str], event_type: str) -> bool:
     return False
 
 
-def pattern_problem(pattern: str) -> str | None:
-    if pattern == "*" or pattern in EVENT_TYPES:
-        return None
-    if pattern.endswith(".*") and any(t.startswith(pattern[:-1]) for t in EVENT_TYPES):
-        return None
-    return f"unknown event type {pattern!r}"
+def _patterns() -> tuple[str, ...]:
+    families = {".".join(t.split(".")[:i]) + ".*" for t in EVENT_TYPES
+                for i in range(1, t.count(".") + 1)}
+    return ("*", *sorted(families), *EVENT_TYPES)
+
+
+# What a webhook may subscribe to: every type, a family of them, or one type.
+EVENT_PATTERNS = _patterns()

@@ -2,19 +2,77 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, post_dump
+from collections.abc import Mapping
+
+from marshmallow import Schema, fields, post_dump, validate
+
+ISO = "%Y-%m-%dT%H:%M:%S.%fZ"  # every time the API shows: UTC, RFC 3339
+
+# Values and parameters are stored as text; this is what one may be on the way in.
+MAX_VALUE = 4096
 
 
-class ValueString(fields.String):
+NUL_REFUSED = "text with a NUL character cannot be stored"
+
+
+def has_nul(value) -> bool:
+    """Whether a loaded JSON value (keys included) or form holds a NUL character anywhere:
+    PostgreSQL text cannot, so such a value is a 400 wherever it would go."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(item) for item in value)
+    return False
+
+
+def fits(column) -> validate.Length:
+    """No longer than ``column`` (a model's CharField) holds: a longer string is a 400 and is
+    documented as maxLength, never a database error."""
+    return validate.Length(max=column.max_length)
+
+
+class Timestamp(fields.DateTime):
+    """A stored (naive UTC) time as RFC 3339 with its ``Z``, like every time the API shows."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.strftime(ISO)
+
+
+class Flag(fields.Boolean):
+    """A JSON boolean, nothing else (marshmallow's Boolean also takes 0, 1, "yes", ...)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+VALUE_DOC = {"anyOf": [{"type": "string", "maxLength": MAX_VALUE}, {"type": "number"},
+                       {"type": "boolean"}]}
+
+
+class ValueString(fields.Field):
     """Values on the wire are strings; JSON numbers and booleans are taken as their string
-    form (``true``, ``21.5``), anything else is refused."""
+    form (``true``, ``21.5``), anything else is refused. At most ``MAX_VALUE`` characters."""
+
+    default_error_messages = {"invalid": "must be a string, a number or a boolean",
+                              "too_long": f"must be at most {MAX_VALUE} characters"}
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={**VALUE_DOC, **kwargs.pop("metadata", {})}, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, int | float):
             value = repr(value)
-        return super()._deserialize(value, attr, data, **kwargs)
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        if len(value) > MAX_VALUE:
+            raise self.make_error("too_long")
+        return value
 
 
 class WithWarnings(Schema):

@@ -13,8 +13,8 @@ class DescriptionSchema(Schema):
     id = fields.Integer(required=True)
     type_id = fields.String(required=True)
     name = fields.String(required=True)
-    description = fields.String()
-    logo = fields.String()
+    description = fields.String(required=True)
+    logo = fields.String(required=True)
     sample_instance_configuration = fields.Function(
         lambda d: _create_body(d, d.sample_instance_configuration), required=True,
         metadata={"type": "object", "description": "A whole POST /connectors/instances body"})

@@ -1,37 +1,35 @@
 """Webhook endpoints, their deliveries and attempts, rotation and replay."""
 
-from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates
+from marshmallow import Schema, fields, post_dump, validate
 
-from thingbridge.models import DELIVERY_STATUSES
-from thingbridge.outbox.events import MAX_ID, pattern_problem
+from thingbridge.models import DELIVERY_STATUSES, WebhookEndpoint
+from thingbridge.outbox.events import EVENT_PATTERNS, MAX_ID
+from thingbridge.schemas.common import Timestamp, fits
 
 TYPES_DOC = ("Event types to receive: exact (`thing.created`), a family (`thing.*`) or `*`; "
              "default all")
+MAX_URL = 2000
 
 
-class _TypesMixin:
-    @validates("event_types")
-    def known_types(self, value, **kwargs):
-        problems = [p for p in map(pattern_problem, value) if p]
-        if problems:
-            raise ValidationError("; ".join(problems))
+def event_types(**kwargs) -> fields.List:
+    pattern = fields.String(validate=validate.OneOf(
+        EVENT_PATTERNS, error="unknown event type {input!r}"))
+    return fields.List(pattern, validate=validate.Length(min=1, max=len(EVENT_PATTERNS)),
+                       metadata={"description": TYPES_DOC}, **kwargs)
 
 
-class WebhookIn(_TypesMixin, Schema):
-    url = fields.String(required=True, validate=validate.Length(max=2000), metadata={
+class WebhookIn(Schema):
+    url = fields.String(required=True, validate=validate.Length(max=MAX_URL), metadata={
         "description": "https (http only to localhost in development)",
         "example": "https://example.com/thingbridge/events"})
-    event_types = fields.List(fields.String(), load_default=lambda: ["*"],
-                              validate=validate.Length(min=1, max=50),
-                              metadata={"description": TYPES_DOC})
-    description = fields.String(load_default="", validate=validate.Length(max=500))
+    event_types = event_types(load_default=lambda: ["*"])
+    description = fields.String(load_default="", validate=fits(WebhookEndpoint.description))
 
 
-class WebhookPatch(_TypesMixin, Schema):
-    url = fields.String(validate=validate.Length(max=2000))
-    event_types = fields.List(fields.String(), validate=validate.Length(min=1, max=50),
-                              metadata={"description": TYPES_DOC})
-    description = fields.String(validate=validate.Length(max=500))
+class WebhookPatch(Schema):
+    url = fields.String(validate=validate.Length(max=MAX_URL))
+    event_types = event_types()
+    description = fields.String(validate=fits(WebhookEndpoint.description))
 
 
 class WebhookOut(Schema):
@@ -39,7 +37,7 @@ class WebhookOut(Schema):
     url = fields.String(required=True)
     event_types = fields.List(fields.String(), required=True)
     description = fields.String(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = Timestamp(required=True)
     cursor = fields.Integer(required=True, metadata={
         "description": "Last event id turned into deliveries for this endpoint"})
     secret = fields.String(metadata={
@@ -48,12 +46,12 @@ class WebhookOut(Schema):
 
 class SecretRotated(Schema):
     secret = fields.String(required=True, metadata={"description": "The new signing secret"})
-    previous_valid_until = fields.DateTime(allow_none=True, metadata={
+    previous_valid_until = Timestamp(allow_none=True, metadata={
         "description": "Until when deliveries are also signed with the previous secret"})
 
 
 class AttemptOut(Schema):
-    created_at = fields.DateTime(required=True, data_key="at")
+    created_at = Timestamp(required=True, data_key="at")
     status_code = fields.Integer(allow_none=True)
     error = fields.String(allow_none=True)
     duration_ms = fields.Integer(required=True)
@@ -67,12 +65,12 @@ class DeliveryOut(Schema):
     status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES), metadata={
         "description": "PENDING (queued or retrying), DELIVERED (2xx), DEAD (gave up)"})
     attempts = fields.Integer(required=True)
-    next_attempt_at = fields.DateTime(allow_none=True, metadata={
+    next_attempt_at = Timestamp(allow_none=True, metadata={
         "description": "When a PENDING delivery is tried next"})
     last_status_code = fields.Integer(allow_none=True)
     last_error = fields.String(allow_none=True)
-    created_at = fields.DateTime(required=True)
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp(required=True)
+    finished_at = Timestamp(allow_none=True)
     attempt_log = fields.List(fields.Nested(AttemptOut), required=True, attribute="attempt_rows")
 
     @post_dump(pass_original=True)

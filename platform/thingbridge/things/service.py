@@ -14,8 +14,6 @@ from thingbridge.connectors.contract import (
 from thingbridge.errors import ApiError, found
 from thingbridge.models import Action, Component, Property, Thing
 
-ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def thing_data(thing_id: str, name: str, manufacturer: str, display_type: str,
                main_component_id: str, status: str, attributes: dict | None = None,

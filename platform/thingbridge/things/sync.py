@@ -17,8 +17,9 @@ from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSp
 from thingbridge.db import locking, utcnow
 from thingbridge.models import Action, Component, ConnectorClient, Property, Thing, ThingMapping
 from thingbridge.outbox.events import Pending
+from thingbridge.schemas.common import ISO
 from thingbridge.things import poll_sql
-from thingbridge.things.service import ISO, thing_data
+from thingbridge.things.service import thing_data
 
 
 class ValueChange(NamedTuple):

@@ -1,0 +1,59 @@
+"""An app's credentials over their life: a new secret, every token revoked at once, disabled
+and enabled again, and the tokens nobody can use any more pruned."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+
+from werkzeug.security import generate_password_hash
+
+from thingbridge.db import db, utcnow
+from thingbridge.models import AccessToken, App
+
+
+def find(client_id: str) -> App | None:
+    return App.get_or_none(App.client_id == client_id)
+
+
+def revoke_all(app: App) -> int:
+    """Revoke every token of the app; how many were still unrevoked."""
+    return AccessToken.update(revoked=True).where(
+        (AccessToken.app == app) & (AccessToken.revoked == False)).execute()  # noqa: E712
+
+
+def rotate_secret(app: App, revoke_tokens: bool = False) -> str:
+    """A new client secret (returned once, stored hashed); the old one stops working now.
+    Tokens issued before stay valid until they expire unless ``revoke_tokens``."""
+    secret = secrets.token_urlsafe(32)
+    with db.atomic():
+        App.update(client_secret_hash=generate_password_hash(secret)).where(
+            App.id == app.id).execute()
+        if revoke_tokens:
+            revoke_all(app)
+    return secret
+
+
+def disable(app: App) -> int:
+    """Stop the app at once: every token revoked, no new ones; returns tokens revoked."""
+    with db.atomic():
+        App.update(disabled_at=utcnow()).where(App.id == app.id).execute()
+        return revoke_all(app)
+
+
+def enable(app: App) -> None:
+    App.update(disabled_at=None).where(App.id == app.id).execute()
+
+
+def prune_tokens(now: datetime.datetime | None = None) -> int:
+    """Delete revoked tokens and expired ones: neither can authenticate anything again. Token
+    lifetimes are few (one per setting of THINGBRIDGE_TOKEN_EXPIRES_IN), so each is one
+    portable DELETE by creation time."""
+    now = now or utcnow()
+    pruned = AccessToken.delete().where(AccessToken.revoked == True).execute()  # noqa: E712
+    lifetimes = [row.expires_in for row in AccessToken.select(AccessToken.expires_in).distinct()]
+    for seconds in lifetimes:
+        pruned += AccessToken.delete().where(
+            (AccessToken.expires_in == seconds)
+            & (AccessToken.created_at <= now - datetime.timedelta(seconds=seconds))).execute()
+    return pruned
