@@ -16,7 +16,8 @@ from cryptography.fernet import Fernet
 PG_ADMIN = os.environ.get("THINGBRIDGE_BENCH_DATABASE_URL",
                           "postgresql://postgres@127.0.0.1:5432/test")
 BROKER = os.environ.get("THINGBRIDGE_BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
-SCRATCH = "thingbridge_bench"
+# Several benches may share a machine (and its PostgreSQL): each gives its own scratch name.
+SCRATCH = os.environ.get("THINGBRIDGE_BENCH_SCRATCH_DB", "thingbridge_bench")
 
 
 def free_port() -> int:
@@ -57,7 +58,8 @@ def platform_env(database_url: str, **extra: str) -> dict:
     env.update({"THINGBRIDGE_DATABASE_URL": database_url, "THINGBRIDGE_BROKER_URL": BROKER,
                 "THINGBRIDGE_SECRET_KEYS": Fernet.generate_key().decode(),
                 "THINGBRIDGE_PUBLIC_BASE_URL": "http://127.0.0.1:8080",
-                "THINGBRIDGE_VAR_DIR": "/tmp/thingbridge-bench-var", **extra})
+                "THINGBRIDGE_VAR_DIR": os.environ.get("THINGBRIDGE_BENCH_VAR_DIR",
+                                                      "/tmp/thingbridge-bench-var"), **extra})
     return env
 
 

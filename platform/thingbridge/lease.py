@@ -47,6 +47,14 @@ class Lease:
         return bool(self.model.update(lease_token=token, leased_until=now + self.duration).where(
             where & self.takeable(token, now, due)).execute())
 
+    def take_own_row(self, where, token: str, due, now: datetime.datetime | None = None):
+        """:meth:`take_own` that also reads the row in the same statement: the row, or None."""
+        now = now or utcnow()
+        rows = list(self.model.update(lease_token=token, leased_until=now + self.duration)
+                    .where(where & self.takeable(token, now, due))
+                    .returning(self.model).execute())
+        return rows[0] if rows else None
+
     def renewal(self, now: datetime.datetime | None = None) -> dict:
         """Fields that extend a held lease from now (merge into the holder's UPDATE)."""
         return {"leased_until": (now or utcnow()) + self.duration}

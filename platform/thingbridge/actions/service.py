@@ -12,15 +12,21 @@ import datetime
 import uuid
 
 from flask import current_app
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError
 
-from thingbridge.connectors import lifecycle
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, locking, retry_idempotent, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.lease import Lease
-from thingbridge.models import Action, ActionRequest, ConnectorClient, Thing, ThingMapping
+from thingbridge.models import (
+    Action,
+    ActionRequest,
+    ConnectorClient,
+    ConnectorInstance,
+    Thing,
+    ThingMapping,
+)
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
@@ -91,13 +97,15 @@ def _lease() -> Lease:
     return Lease(ActionRequest, current_app.config["TASK_LEASE"])
 
 
-def take_delivery(request_id: str, token: str | None) -> bool:
-    """Hold a PENDING request for one delivery attempt; False if another task holds it or it
-    is not due (settled, or waiting for the app after a 202)."""
+def take_delivery(request_id: str, token: str | None) -> ActionRequest | None:
+    """Hold a PENDING request for one delivery attempt; the request (read by the same
+    statement), or None if another task holds it or it is not due (settled, or waiting for the
+    app after a 202)."""
     now = utcnow()
-    return _lease().take_own((ActionRequest.id == request_id)
-                             & (ActionRequest.status == "PENDING"), token or str(uuid.uuid4()),
-                             ActionRequest.next_attempt_at <= now, now)
+    return _lease().take_own_row((ActionRequest.id == request_id)
+                                 & (ActionRequest.status == "PENDING"),
+                                 token or str(uuid.uuid4()), ActionRequest.next_attempt_at <= now,
+                                 now)
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:
@@ -127,15 +135,21 @@ def dispatch_due(limit: int) -> int:
 
 
 @retry_idempotent
-def finish(request_id: str, status: str, error: str | None = None) -> bool:
-    """Move a PENDING request to a terminal state; False if it had already left PENDING.
-    The move emits action.completed, or action.failed (FAILED and CANCELED)."""
+def finish(request_id: str, status: str, error: str | None = None,
+           release: bool = False) -> bool:
+    """Move a PENDING request to a terminal state (``release``: and free its delivery lease in
+    the same statement); False if it had already left PENDING. The move emits
+    action.completed, or action.failed (FAILED and CANCELED)."""
     assert status in TERMINAL
+    fields = Lease.RELEASED if release else {}
     with db.atomic():
-        moved = ActionRequest.update(status=status, error=error, updated_at=utcnow()).where(
-            (ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")).execute()
+        moved = list(ActionRequest.update(status=status, error=error, updated_at=utcnow(),
+                                          **fields)
+                     .where((ActionRequest.id == request_id)
+                            & (ActionRequest.status == "PENDING"))
+                     .returning(ActionRequest).execute())
         if moved:
-            request = ActionRequest.get_by_id(request_id)
+            request = moved[0]
             metrics.action_finished(status, error, request.created_at)
             kind = "action.completed" if status == "COMPLETED" else "action.failed"
             events.emit(request.app_id, kind, request.external_subject_id,
@@ -165,12 +179,26 @@ def recent_requests(app, limit: int = 50, status: str | None = None) -> list[Act
     return list(query.order_by(ActionRequest.created_at.desc()).limit(limit))
 
 
-def perform_connector_action(thing: Thing, component_id: str, action_id: str,
-                             parameters: dict) -> None:
-    """Run an action on a connector thing through its plugin; raises contract errors."""
-    client = ConnectorClient.get_by_id(thing.connector_client_id)
-    mapping = ThingMapping.get(ThingMapping.thing == thing)
+def connector_target(thing_id: str) -> tuple[Thing, ConnectorClient | None, str | None]:
+    """The thing with, for a connector's thing, its client (instance loaded) and the
+    provider's id of the device: one query."""
+    thing = (Thing.select(Thing, ConnectorClient, ConnectorInstance,
+                          ThingMapping.connector_thing_id)
+             .join_from(Thing, ConnectorClient, JOIN.LEFT_OUTER,
+                        on=(Thing.connector_client == ConnectorClient.id))
+             .join_from(ConnectorClient, ConnectorInstance, JOIN.LEFT_OUTER)
+             .join_from(Thing, ThingMapping, JOIN.LEFT_OUTER,
+                        on=(ThingMapping.thing == Thing.id), attr="device")
+             .where(Thing.id == thing_id).get())
+    if thing.connector_client_id is None:
+        return thing, None, None
+    return thing, thing.connector_client, thing.device.connector_thing_id
+
+
+def perform_connector_action(client: ConnectorClient, device_id: str, component_id: str,
+                             action_id: str, parameters: dict) -> None:
+    """Run an action on a connector's device (as :func:`connector_target` found them) through
+    its plugin; raises contract errors."""
     connector = build_connector(client.type_id)
     call_plugin(connector, client, lambda ctx: connector.perform_action(
-        ctx, mapping.connector_thing_id, component_id, action_id, parameters))
-    lifecycle.schedule_first_poll(client)
+        ctx, device_id, component_id, action_id, parameters))
