@@ -40,15 +40,9 @@ class Lease:
             where & self.free(now)).execute()
         return token if taken else None
 
-    def take_own(self, where, token: str, due, now: datetime.datetime | None = None) -> bool:
+    def take_own(self, where, token: str, due, now: datetime.datetime | None = None):
         """Hold the row matching ``where`` with ``token`` (renewed from now) if it is
-        ``takeable``; False if it is not."""
-        now = now or utcnow()
-        return bool(self.model.update(lease_token=token, leased_until=now + self.duration).where(
-            where & self.takeable(token, now, due)).execute())
-
-    def take_own_row(self, where, token: str, due, now: datetime.datetime | None = None):
-        """:meth:`take_own` that also reads the row in the same statement: the row, or None."""
+        ``takeable``; the row as the same statement left it, or None if it is not."""
         now = now or utcnow()
         rows = list(self.model.update(lease_token=token, leased_until=now + self.duration)
                     .where(where & self.takeable(token, now, due))

@@ -104,10 +104,9 @@ def take_delivery(request_id: str, token: str | None) -> ActionRequest | None:
     statement), or None if another task holds it or it is not due (settled, or waiting for the
     app after a 202)."""
     now = utcnow()
-    return _lease().take_own_row((ActionRequest.id == request_id)
-                                 & (ActionRequest.status == "PENDING"),
-                                 token or str(uuid.uuid4()), ActionRequest.next_attempt_at <= now,
-                                 now)
+    return _lease().take_own((ActionRequest.id == request_id)
+                             & (ActionRequest.status == "PENDING"),
+                             token or str(uuid.uuid4()), ActionRequest.next_attempt_at <= now, now)
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:
