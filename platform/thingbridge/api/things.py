@@ -58,6 +58,10 @@ class ThingsQuery(ExpandArgs, PageQuery):
 
 
 LinkPage, ThingPage = page_schema("things", ThingLink), page_schema("things", ThingOut)
+# Made once: a schema builds its nested schemas on first use, which costs more per request than
+# dumping a few things with them (dumping changes no schema state, so threads may share them).
+DUMP = {(False, False): ThingLink(many=True), (True, False): ThingOut(many=True),
+        (False, True): LinkPage(), (True, True): ThingPage()}
 
 
 @blp.route("")
@@ -74,13 +78,11 @@ class Things(MethodView):
         first; every one, or a page with ?limit= and ?after=)"""
         query = subject_things(g.app, subject_id())
         expand = bool(args.get("expand"))
-        if wants_page(args):
-            page = page_of(query, Thing, args)
-            page["items"] = read_things(page["items"], expand=True) if expand else page["items"]
-            return (ThingPage if expand else LinkPage)().dump(page)
+        paged = wants_page(args)
+        found = page_of(query, Thing, args) if paged else {"items": query}
         if expand:
-            return ThingOut(many=True).dump(read_things(query, expand=True))
-        return ThingLink(many=True).dump(query)
+            found["items"] = read_things(found["items"], expand=True)
+        return DUMP[expand, paged].dump(found if paged else found["items"])
 
     @protected(blp, WRITE, subject=True, errors=(400,))
     @blp.arguments(ThingIn)
