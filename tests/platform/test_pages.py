@@ -63,8 +63,9 @@ def test_an_empty_page_keeps_the_cursor(api):
     assert last == {"things": [], "cursor": first["cursor"], "has_more": False}
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "after=%25%25",
-                                   "after=bm90LWEtY3Vyc29y", "after=" + "A" * 201])
+@pytest.mark.parametrize("query", [
+    "limit=0", "limit=1001", "limit=x", "after=%25%25", "after=bm90LWEtY3Vyc29y",
+    "after=1.a.b", "after=" + "1" * 18 + ".a"])
 def test_bad_page_arguments_are_400(api, query):
     resp = api.get(f"{THINGS}?{query}")
     assert resp.status_code == 400, resp.json
@@ -82,3 +83,10 @@ def test_clients_page_like_things(api):
     assert len(everything) == 1
     items, pages = _walk(api, CLIENTS, "clients", limit=1)
     assert items == everything and pages == 1
+
+
+def test_any_cursor_of_the_documented_shape_names_a_place_in_the_order(api):
+    ids = _things(api, 2)
+    page = api.get(f"{THINGS}?after=0.x").json  # before every thing
+    assert [link["href"].rsplit("/", 1)[1] for link in page["things"]] == ids
+    assert api.get(f"{THINGS}?after={'9' * 17}.x").json["things"] == []  # after every one
