@@ -79,10 +79,10 @@ class Things(MethodView):
         query = subject_things(g.app, subject_id())
         expand = bool(args.get("expand"))
         paged = wants_page(args)
-        found = page_of(query, Thing, args) if paged else {"items": query}
+        listed = page_of(query, Thing, args) if paged else {"items": query}
         if expand:
-            found["items"] = read_things(found["items"], expand=True)
-        return DUMP[expand, paged].dump(found if paged else found["items"])
+            listed["items"] = read_things(listed["items"], expand=True)
+        return DUMP[expand, paged].dump(listed if paged else listed["items"])
 
     @protected(blp, WRITE, subject=True, errors=(400,))
     @blp.arguments(ThingIn)
