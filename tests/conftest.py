@@ -17,6 +17,7 @@ from helpers import (
     SECRET_KEY,
     basic,
 )
+from worker_fixtures import clear_unacked
 
 pytest_plugins = ["worker_fixtures"]
 
@@ -95,6 +96,7 @@ def clean_db(flask_app):
         with db.connection_context():
             truncate_all()
             flask_app.extensions["celery"].control.purge()
+            clear_unacked()
         db.connect(reuse_if_open=True)
         yield
         if not db.is_closed():

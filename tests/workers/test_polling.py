@@ -7,6 +7,7 @@ import datetime
 import requests
 from flows import CLIENTS, client_row, owm_client, owm_instance, repoll, wait_status
 from helpers import OWM_KEY, wait_until
+from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
 
 from thingbridge.connectors import rate_budget
 from thingbridge.db import utcnow
@@ -178,21 +179,27 @@ def test_rate_limit_zero_lifts_the_budget(api, owm_sim, start_worker):
 
 def test_killed_worker_mid_poll_completes_once_without_duplicates(api, owm_sim, start_worker):
     owm_instance(api)
+    before = _sim_stats(owm_sim)  # the key check at creation
     requests.post(f"{owm_sim}/_sim/control", json={"mode": "timeout", "timeout_seconds": 2.5},
                   timeout=5)
     first = start_worker("doomed", concurrency=1)
     client_id = owm_client(api)
     # Wait until the worker is inside the provider call, then kill it without warning.
-    wait_until(lambda: requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"] >= 1,
-               message="poll in flight")
+    wait_until(lambda: _sim_stats(owm_sim)["calls"] > before["calls"], message="poll in flight")
+    # Not answered yet (the simulator sleeps 2.5 s): the kill lands inside the provider call.
+    assert _sim_stats(owm_sim)["responses_by_status"] == before["responses_by_status"]
     first.kill()
     requests.post(f"{owm_sim}/_sim/control", json={"mode": "ok"}, timeout=5)
     assert client_row(client_id).status == "STARTING"
+    # The unacknowledged task comes back once the visibility timeout has passed: a worker
+    # started after that restores it as it starts.
+    wait_until(unacked_visible, timeout=VISIBILITY_TIMEOUT * 3, message="task visible again")
     start_worker("rescuer")
-    # The unacknowledged task comes back after the broker's visibility timeout (6 s here).
-    client = wait_status(client_id, "STARTED", timeout=60)
+    client = wait_status(client_id, "STARTED")
     assert client.last_success_at is not None
     assert Thing.select().count() == 1 and ThingMapping.select().count() == 1
+    # The killed call and the redelivered one; the provider was asked exactly twice.
+    assert _sim_stats(owm_sim)["calls"] == before["calls"] + 2
 
 
 def test_a_stale_copy_of_a_poll_task_does_nothing(api, owm_sim):
