@@ -65,7 +65,10 @@ def test_patch_and_delete(api):
     resp = api.patch(f"{HOOKS}/{hook['id']}", json={"event_types": ["action.*"],
                                                      "url": "https://example.org/new"})
     assert resp.status_code == 200 and resp.json["url"] == "https://example.org/new"
+    stored = api.get(f"{HOOKS}/{hook['id']}").json  # read back: the change was kept
+    assert stored["url"] == "https://example.org/new" and stored["event_types"] == ["action.*"]
     assert api.patch(f"{HOOKS}/{hook['id']}", json={"url": "http://x.org"}).status_code == 400
+    assert api.get(f"{HOOKS}/{hook['id']}").json == stored  # a 400 changes nothing
     assert api.delete(f"{HOOKS}/{hook['id']}").status_code == 204
     assert api.get(f"{HOOKS}/{hook['id']}").status_code == 404
 
