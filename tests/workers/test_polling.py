@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 
 import requests
 from flows import CLIENTS, client_row, owm_client, owm_instance, repoll, wait_status
 from helpers import OWM_KEY, wait_until
 from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
 
-from thingbridge.connectors import rate_budget
+import thingbridge_openweathermap.client as owm_client_module
+from thingbridge import backoff
+from thingbridge.connectors import lifecycle, rate_budget
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, Property, Thing, ThingMapping
 
@@ -61,8 +64,11 @@ def test_transient_failure_backs_off_and_keeps_status(api, owm_sim, start_worker
     client = wait_until(lambda: client_row(client_id).failure_count == 1 and client_row(client_id),
                         message="failure recorded")
     assert client.status == "STARTED"
-    delay = (client.next_poll_at - utcnow()).total_seconds()
-    assert 15 < delay < 40  # 30 s first backoff, jittered
+    # The first backoff is RETRY_BASE give or take backoff.delay's spread, counted from the
+    # failed poll (both stamps are written together).
+    delay = (client.next_poll_at - client.last_polled_at).total_seconds()
+    spread = inspect.signature(backoff.delay).parameters["spread"].default
+    assert lifecycle.RETRY_BASE * (1 - spread) <= delay <= lifecycle.RETRY_BASE * (1 + spread)
 
 
 def test_rate_limit_429_honors_retry_after(api, owm_sim, start_worker):
@@ -73,7 +79,10 @@ def test_rate_limit_429_honors_retry_after(api, owm_sim, start_worker):
     client = wait_until(lambda: client_row(client_id).failure_count == 1 and client_row(client_id),
                         message="throttled")
     assert client.status == "STARTING"
-    assert (client.next_poll_at - utcnow()).total_seconds() > 45  # Retry-After: 60, jittered
+    # OpenWeatherMap's 429 has no Retry-After: the connector's default is the floor, and it
+    # outweighs the first (jittered) backoff.
+    delay = (client.next_poll_at - client.last_polled_at).total_seconds()
+    assert delay == owm_client_module.DEFAULT_RETRY_AFTER
 
 
 def test_revoked_key_is_error_with_reason(api, owm_sim, start_worker):
