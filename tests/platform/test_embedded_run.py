@@ -1,6 +1,7 @@
 """``thingbridge run`` as a new user starts it: a fresh var directory, free ports (API and
 simulators), an OpenWeatherMap client created through the API and polled to STARTED by the
-embedded worker and beat (SQLite, filesystem broker), then Ctrl-C stops every child."""
+embedded worker and beat (SQLite, filesystem broker), API threads writing while the worker
+polls (event numbering without gaps), then Ctrl-C stops every child."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import socket
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
-from helpers import OWM_KEY, wait_until
+from helpers import LAMP, OWM_KEY, wait_until
 
 pytestmark = pytest.mark.slow
 THINGBRIDGE = str(Path(sys.executable).parent / "thingbridge")
@@ -63,7 +65,10 @@ def embedded(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("THINGBRIDGE_")}
     env.update({"THINGBRIDGE_VAR_DIR": str(tmp_path / "var"),
                 "THINGBRIDGE_OPENWEATHERMAP_SIMULATOR_PORT": "0",
-                "THINGBRIDGE_NETATMO_SIMULATOR_PORT": "0"})
+                "THINGBRIDGE_NETATMO_SIMULATOR_PORT": "0",
+                # The worker polls again every second, so it writes while the API does.
+                "THINGBRIDGE_OPENWEATHERMAP_POLL_INTERVAL": "1",
+                "THINGBRIDGE_DISPATCH_INTERVAL": "0.5"})
     proc = subprocess.Popen([THINGBRIDGE, "run", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -116,7 +121,28 @@ def test_run_serves_polls_and_ctrl_c_stops_every_child(embedded, tmp_path):
     client = f"{api}/clients/{created.json()['client_id']}"
     wait_until(lambda: requests.get(client, headers=headers, timeout=10).json()["status"]
                == "STARTED", timeout=60, message="the client STARTED")
-    assert requests.get(f"{simulator}/_sim/stats", timeout=5).json()["calls"] >= 2
+    calls = requests.get(f"{simulator}/_sim/stats", timeout=5).json()["calls"]
+    assert calls >= 2
+
+    # SQLite under concurrent writers: API threads creating things (each numbers an event in
+    # an IMMEDIATE transaction) while the worker keeps polling through the filesystem broker.
+    def create_things(n):
+        return [requests.post(f"{embedded.base}/api/v1/things", headers=headers, json=LAMP,
+                              timeout=30).status_code for _ in range(n)]
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = [s for batch in pool.map(create_things, [8] * 4) for s in batch]
+    assert statuses == [201] * 32
+    wait_until(lambda: requests.get(f"{simulator}/_sim/stats", timeout=5).json()["calls"]
+               > calls, message="the worker polling meanwhile")
+    ids, cursor = [], 0
+    while page := requests.get(f"{embedded.base}/api/v1/events?after={cursor}&limit=100",
+                               headers=headers, timeout=10).json()["events"]:
+        ids += [e["id"] for e in page]
+        cursor = ids[-1]
+    assert ids == list(range(1, len(ids) + 1))  # no gap, no duplicate
+    created = requests.get(f"{embedded.base}/api/v1/things", headers=headers, timeout=10)
+    assert len(created.json()) == 33  # the weather thing and the 32 lamps
 
     children = embedded.children = _descendants(embedded.pid)
     assert len(children) >= 3  # api, worker, beat (and their own processes)
