@@ -17,7 +17,6 @@ from helpers import (
     SECRET_KEY,
     basic,
 )
-from worker_fixtures import clear_unacked
 
 pytest_plugins = ["worker_fixtures"]
 
@@ -118,13 +117,15 @@ def truncate_all() -> None:
 @pytest.fixture
 def clean_db(flask_app):
     """Empty tables and queue; the test body runs inside an app context, like a request."""
+    from worker_fixtures import clear_unacked  # after pytest loaded it as a plugin
+
     from thingbridge.db import db
 
     with flask_app.app_context():
         with db.connection_context():
             truncate_all()
             flask_app.extensions["celery"].control.purge()
-            clear_unacked()
+            clear_unacked()  # what a killed worker left unacknowledged survives a purge
         db.connect(reuse_if_open=True)
         yield
         if not db.is_closed():
