@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 PREFIX = "THINGBRIDGE_"
-PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT", "_PKCE")
+PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT", "_PKCE", "_SIMULATOR_PORT")
 TRUE = ("1", "true", "yes", "on")
 
 
@@ -90,7 +90,8 @@ def load_settings(overrides: dict | None = None) -> dict:
         # The console's session cookie lifetime, seconds.
         "CONSOLE_SESSION_LIFETIME": int(_env("CONSOLE_SESSION_LIFETIME", str(12 * 3600))),
     }
-    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL, _RATE_LIMIT and _PKCE.
+    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL, _RATE_LIMIT, _PKCE and
+    # _SIMULATOR_PORT (``thingbridge run``).
     for key, value in os.environ.items():
         if key.startswith(PREFIX) and key.endswith(PROVIDER_SETTINGS):
             settings[key[len(PREFIX):]] = value
