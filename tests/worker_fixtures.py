@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import requests
-from helpers import BROKER_URL, DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
+from helpers import BROKER_URL, DATABASE_URL, LOOPBACK, PUBLIC_BASE_URL, SECRET_KEY
 
 
 class WorkerProcess:
@@ -49,6 +49,7 @@ def worker_env(flask_app, simulators):
         "THINGBRIDGE_HTTP_TIMEOUT": "3", "THINGBRIDGE_BROKER_VISIBILITY_TIMEOUT": "6",
         "THINGBRIDGE_EVENT_PUMP_INTERVAL": "0.3", "THINGBRIDGE_WEBHOOK_RETRY_BASE": "0.2",
         "THINGBRIDGE_WEBHOOK_LEASE": "3", "THINGBRIDGE_WEBHOOK_TIMEOUT": "10",
+        "THINGBRIDGE_OUTBOUND_ALLOW": LOOPBACK,  # the receivers run on this machine
         "THINGBRIDGE_VAR_DIR": os.environ["THINGBRIDGE_VAR_DIR"],  # set by flask_app
     })
     return env

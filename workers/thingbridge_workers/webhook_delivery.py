@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import time
 
-import requests
 from flask import current_app
 
 from thingbridge.db import utcnow
+from thingbridge.http import outbound
 from thingbridge.http.retry_after import parse_retry_after
+from thingbridge.http.urls import allow_list
 from thingbridge.outbox import events, webhook_signing, webhooks
 from thingbridge.tasks import enqueue
 
@@ -22,8 +23,6 @@ log = logging.getLogger(__name__)
 DELIVER_TASK = "thingbridge.deliver_webhooks"
 TIME_SLICE = 20.0  # seconds a task walks its lane before yielding the worker to others
 RETRYABLE_4XX = (408, 425, 429)
-ERROR_EXCERPT = 300  # bytes of a failed answer kept in the delivery log
-_session = requests.Session()  # per worker process: keep-alive to busy receivers
 
 
 def pump() -> int:
@@ -58,25 +57,21 @@ def attempt(current: webhooks.Leased) -> webhooks.Outcome:
     # attempt, redelivery and replay, so receivers dedupe on it.
     headers = webhook_signing.headers(endpoint.secrets, f"{event.app_id}:{event.seq}", body,
                                       utcnow())
+    config = current_app.config
     started = time.monotonic()
-
-    def took() -> int:
-        return int((time.monotonic() - started) * 1000)
-
-    try:
-        # Streamed: only the first bytes of an answer are ever read (kept as the error text).
-        with _session.post(endpoint.url, data=body, headers=headers, allow_redirects=False,
-                           timeout=current_app.config["WEBHOOK_TIMEOUT"], stream=True) as resp:
-            code = resp.status_code
-            excerpt = resp.raw.read(ERROR_EXCERPT, decode_content=True) if code >= 400 else b""
-    except requests.RequestException as exc:
-        return webhooks.Outcome(None, f"unreachable: {exc.__class__.__name__}"[:500],
-                                took(), retryable=True)
+    answer = outbound.post(endpoint.url, body, headers, config["WEBHOOK_TIMEOUT"],
+                           allow_list())
+    code = answer.status
+    if code is None:
+        # No timing beside a failure: it would tell an app open, closed and filtered apart.
+        return webhooks.Outcome(None, f"unreachable: {answer.reason}", 0, retryable=True)
+    took = int((time.monotonic() - started) * 1000)
     if 200 <= code < 300:
-        return webhooks.Outcome(code, None, took(), ok=True)
-    reason = f"answered {code}: {excerpt.decode('utf-8', 'replace')}" if code >= 400 else \
+        return webhooks.Outcome(code, None, took, ok=True)
+    reason = f"answered {code}: {answer.text}" if code >= 400 else \
         f"answered {code} (redirects are not followed)"
     retryable = code >= 500 or code in RETRYABLE_4XX
-    retry_after = parse_retry_after(resp.headers.get("Retry-After"), None) if retryable else None
-    return webhooks.Outcome(code, reason, took(), retryable=retryable,
+    retry_after = parse_retry_after(answer.headers.get("Retry-After"), None) if retryable \
+        else None
+    return webhooks.Outcome(code, reason, took, retryable=retryable,
                             retry_after=min(retry_after, 86400.0) if retry_after else None)
