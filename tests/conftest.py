@@ -19,7 +19,7 @@ from helpers import (
     basic,
 )
 
-pytest_plugins = ["worker_fixtures"]
+pytest_plugins = ["worker_fixtures", "raw_receivers"]
 
 
 def _reachable(url: str) -> bool:

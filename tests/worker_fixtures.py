@@ -13,8 +13,9 @@ from helpers import BROKER_URL, DATABASE_URL, LOOPBACK, PUBLIC_BASE_URL, SECRET_
 
 
 class WorkerProcess:
-    def __init__(self, env: dict, name: str, concurrency: int = 2, beat: bool = False):
-        command = [sys.executable, "-m", "celery", "-A", "thingbridge_workers.celery_app:celery",
+    def __init__(self, env: dict, name: str, concurrency: int = 2, beat: bool = False,
+                 app: str = "thingbridge_workers.celery_app:celery"):
+        command = [sys.executable, "-m", "celery", "-A", app,
                    "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
                    "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip",
                    "--without-mingle"]
@@ -59,9 +60,10 @@ def worker_env(flask_app, simulators):
 def start_worker(worker_env, clean_db):
     started: list[WorkerProcess] = []
 
-    def start(name="w1", concurrency=2, beat=False, env=None) -> WorkerProcess:
+    def start(name="w1", concurrency=2, beat=False, env=None,
+              app="thingbridge_workers.celery_app:celery") -> WorkerProcess:
         worker = WorkerProcess({**worker_env, **(env or {})}, f"{name}-{len(started)}",
-                               concurrency, beat)
+                               concurrency, beat, app)
         started.append(worker)
         return worker
 

@@ -86,6 +86,8 @@ def load_settings(overrides: dict | None = None) -> dict:
         # (default: loopback in the embedded mode, none otherwise).
         "OUTBOUND_TIMEOUT": float(_env("OUTBOUND_TIMEOUT", "10")),
         "WEBHOOK_LEASE": float(_env("WEBHOOK_LEASE", "60")),
+        # Lanes one app's webhooks may hold at once (each takes a worker thread while it sends).
+        "WEBHOOK_APP_CONCURRENCY": int(_env("WEBHOOK_APP_CONCURRENCY", "4")),
         "WEBHOOK_SECRET_OVERLAP": float(_env("WEBHOOK_SECRET_OVERLAP", str(24 * 3600))),
         # Operations: log lines as text or json; a bearer token GET /metrics requires (if set).
         "LOG_FORMAT": (_env("LOG_FORMAT") or "text").lower(),

@@ -74,8 +74,12 @@ def _fan_out_endpoint(endpoint_id: str, batch: int) -> int | None:
 # --- lanes and leases ----------------------------------------------------------------------
 
 def claim_lanes(limit: int = 200) -> list[tuple[int, str]]:
-    """Lease the due head of up to ``limit`` idle lanes: [(delivery id, lease token)]."""
+    """Lease the due head of up to ``limit`` idle lanes: [(delivery id, lease token)].
+
+    Each app holds at most ``WEBHOOK_APP_CONCURRENCY`` lanes at once, so one app's slow or
+    dead receivers occupy that many worker threads and never the others' share."""
     now = utcnow()
+    share = current_app.config["WEBHOOK_APP_CONCURRENCY"]
     head, busy = WebhookDelivery.alias(), WebhookDelivery.alias()
     head_seq = head.select(fn.MIN(head.seq)).where(
         (head.endpoint == WebhookDelivery.endpoint) & (head.lane == WebhookDelivery.lane)
@@ -83,16 +87,30 @@ def claim_lanes(limit: int = 200) -> list[tuple[int, str]]:
     lane_busy = busy.select(busy.id).where(
         (busy.endpoint == WebhookDelivery.endpoint) & (busy.lane == WebhookDelivery.lane)
         & (busy.status == "PENDING") & (busy.leased_until > now))
-    candidates = [row[0] for row in WebhookDelivery.select(WebhookDelivery.id).where(
-        (WebhookDelivery.status == "PENDING") & (WebhookDelivery.next_attempt_at <= now)
-        & (WebhookDelivery.seq == head_seq) & ~fn.EXISTS(lane_busy))
-        .order_by(WebhookDelivery.next_attempt_at).limit(limit).tuples()]
+    ranked = (WebhookDelivery.select(
+        WebhookDelivery.id, WebhookEndpoint.app.alias("app_id"), WebhookDelivery.next_attempt_at,
+        fn.ROW_NUMBER().over(partition_by=[WebhookEndpoint.app],
+                             order_by=[WebhookDelivery.next_attempt_at]).alias("rank"))
+        .join(WebhookEndpoint)
+        .where((WebhookDelivery.status == "PENDING") & (WebhookDelivery.next_attempt_at <= now)
+               & (WebhookDelivery.seq == head_seq) & ~fn.EXISTS(lane_busy))).alias("ranked")
+    candidates = (WebhookDelivery.select(ranked.c.id, ranked.c.app_id).from_(ranked)
+                  .where(ranked.c.rank <= share).order_by(ranked.c.next_attempt_at)
+                  .limit(limit).tuples())
+    held = dict(WebhookDelivery.select(WebhookEndpoint.app, fn.COUNT(WebhookDelivery.id))
+                .join(WebhookEndpoint)
+                .where((WebhookDelivery.status == "PENDING")
+                       & (WebhookDelivery.leased_until > now))
+                .group_by(WebhookEndpoint.app).tuples())
     lease, claimed = _lease(), []
-    for delivery_id in candidates:
+    for delivery_id, app_id in list(candidates):
+        if held.get(app_id, 0) >= share:
+            continue
         token = lease.take((WebhookDelivery.id == delivery_id)
                            & (WebhookDelivery.status == "PENDING"), now)
         if token:
             claimed.append((delivery_id, token))
+            held[app_id] = held.get(app_id, 0) + 1
     return claimed
 
 
