@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from helpers import (
-    LOOPBACK,
     AMQP_URL,
     BROKER_URL,
     DATABASE_URL,
+    LOOPBACK,
     MQTT_URL,
     PUBLIC_BASE_URL,
     SECRET_KEY,
