@@ -89,6 +89,13 @@ def load_settings(overrides: dict | None = None) -> dict:
         # Lanes one app's webhooks may hold at once (each takes a worker thread while it sends).
         "WEBHOOK_APP_CONCURRENCY": int(_env("WEBHOOK_APP_CONCURRENCY", "4")),
         "WEBHOOK_SECRET_OVERLAP": float(_env("WEBHOOK_SECRET_OVERLAP", str(24 * 3600))),
+        # Fair share between apps (README "Running it safely"); 0 turns a limit off.
+        "TOKEN_REQUESTS_PER_MINUTE": int(_env("TOKEN_REQUESTS_PER_MINUTE", "300")),
+        "ACTION_TRIGGERS_PER_MINUTE": int(_env("ACTION_TRIGGERS_PER_MINUTE", "6000")),
+        "WEBHOOKS_PER_APP": int(_env("WEBHOOKS_PER_APP", "100")),
+        "REPLAYS_IN_FLIGHT": int(_env("REPLAYS_IN_FLIGHT", "5")),
+        "THINGS_PER_SUBJECT": int(_env("THINGS_PER_SUBJECT", "10000")),
+        "ACTION_APP_CONCURRENCY": int(_env("ACTION_APP_CONCURRENCY", "4")),
         # Operations: log lines as text or json; a bearer token GET /metrics requires (if set).
         "LOG_FORMAT": (_env("LOG_FORMAT") or "text").lower(),
         "METRICS_TOKEN": _env("METRICS_TOKEN"),

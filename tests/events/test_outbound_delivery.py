@@ -153,3 +153,36 @@ def test_an_apps_dead_receivers_leave_other_apps_deliveries_alone(make_app, serv
             WebhookEndpoint.app == noisy.model.id).exists()  # its attempts still hang
     finally:
         release.set()
+
+
+def test_an_apps_dead_callback_leaves_other_apps_actions_alone(make_app, servers,
+                                                               start_worker):
+    release = threading.Event()
+
+    def hang(conn):
+        conn.recv(65536)
+        release.wait(60)
+
+    dead, alive = servers(hang), servers(answering(b"204 No Content"))
+    noisy, quiet = make_app("noisy"), make_app("quiet")
+    triggers = []
+    for app, server in ((noisy, dead), (quiet, alive)):
+        app.post("/api/v1/actions/callback/register",
+                 json={"callbackUrl": f"http://127.0.0.1:{server.port}/cb"})
+        thing_id = app.post(THINGS, json=LAMP).json["Id"]
+        triggers.append(lambda app=app, thing_id=thing_id: app.post(
+            f"{THINGS}/{thing_id}/components/switch/actions/setOn", json={"on": "true"}))
+    share = 1
+    start_worker(concurrency=share + 1,
+                 env={"THINGBRIDGE_OUTBOUND_TIMEOUT": "120", "THINGBRIDGE_TASK_LEASE": "180",
+                      "THINGBRIDGE_ACTION_APP_CONCURRENCY": str(share)})
+    try:
+        for _ in range(5):
+            assert triggers[0]().status_code == 201
+        wait_until(lambda: dead.connections >= share, message="the noisy app's share busy")
+        request_id = triggers[1]().json["id"]
+        wait_until(lambda: ActionRequest.get_by_id(request_id).status == "COMPLETED",
+                   message="the quiet app's action")
+        assert dead.connections == share
+    finally:
+        release.set()

@@ -9,6 +9,7 @@ from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError
+from thingbridge.limits import quotas
 from thingbridge.models import Property, Thing
 from thingbridge.outbox import events
 from thingbridge.schemas.common import ISO
@@ -66,7 +67,7 @@ class Things(MethodView):
             return ThingOut(many=True).dump(read_things(query, expand=True))
         return ThingLink(many=True).dump(query)
 
-    @protected(blp, WRITE, subject=True, errors=(400,))
+    @protected(blp, WRITE, subject=True, errors=(400, 429))
     @blp.arguments(ThingIn)
     @blp.response(201, ThingCreatedSchema)
     @blp.doc(**links(
@@ -84,6 +85,9 @@ class Things(MethodView):
     def post(self, body):
         """Create a thing of the app for the subject (lowercase or camelCase keys)"""
         subject = subject_id()
+        quotas.check_size("THINGS_PER_SUBJECT", Thing.select().where(
+            (Thing.app == g.app) & (Thing.external_subject_id == subject)).count(),
+            "things for this subject")
         with db.atomic():
             thing = Thing.create(app=g.app, external_subject_id=subject, created_by=g.app,
                                  name=body["name"], manufacturer=body["manufacturer"],
