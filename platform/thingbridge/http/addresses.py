@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+ip_address = ipaddress.ip_address
 LOOPBACK = "127.0.0.0/8,::1/128"
 
 # Beyond what ``ipaddress`` flags: CGNAT (not "private" to it), NAT64 local use, and the

@@ -49,6 +49,30 @@ def outbound_url_problem(url: str) -> str | None:
     return None
 
 
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def redirect_url_problem(url: str) -> str | None:
+    """Why ``url`` may not be where an end user's browser is sent back to, or None. The
+    browser goes there, not Thingbridge, so no address policy: https, or http to localhost
+    where the operator opened loopback (development)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute http(s) URL"
+    if parts.scheme == "http":
+        if parts.hostname not in LOOPBACK_HOSTS:
+            return "must use https (plain http is allowed only for localhost)"
+        if not any(addresses.ip_address("127.0.0.1") in net for net in allow_list()
+                   if net.version == 4):
+            return "must use https (http to localhost is allowed only in development)"
+    if parts.username or parts.password:
+        return "must not contain credentials"
+    return None
+
+
 def plain_http_allowed(address, allow) -> bool:
     """At send time: http only to an operator-opened address."""
     return any(address in net for net in allow if net.version == address.version)
