@@ -20,7 +20,14 @@ from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, locking, retry_idempotent, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.lease import Lease
-from thingbridge.models import Action, ActionRequest, ConnectorClient, Thing, ThingMapping
+from thingbridge.models import (
+    Action,
+    ActionRequest,
+    App,
+    ConnectorClient,
+    Thing,
+    ThingMapping,
+)
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
@@ -104,15 +111,19 @@ def take_delivery(request_id: str, token: str | None) -> bool:
     mine = ((ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")
             & lease.takeable(token, now, ActionRequest.next_attempt_at <= now))
     share = current_app.config["ACTION_APP_CONCURRENCY"]
-    if share:
-        other = ActionRequest.alias()
-        in_flight = other.select(fn.COUNT(other.id)).where(
-            (other.app == app_id) & (other.status == "PENDING")
-            & (other.delivering_until > now) & (other.id != request_id))
-        mine &= in_flight < share
     until = now + lease.duration
-    return bool(ActionRequest.update(lease_token=token, leased_until=until,
-                                     delivering_until=until).where(mine).execute())
+    with db.atomic():
+        if share:
+            # Takes for one app run one at a time (its row locked), so concurrent tasks never
+            # both count the same free slot.
+            locking(App.select(App.id).where(App.id == app_id)).first()
+            other = ActionRequest.alias()
+            in_flight = other.select(fn.COUNT(other.id)).where(
+                (other.app == app_id) & (other.status == "PENDING")
+                & (other.delivering_until > now) & (other.id != request_id))
+            mine &= in_flight < share
+        return bool(ActionRequest.update(lease_token=token, leased_until=until,
+                                         delivering_until=until).where(mine).execute())
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:

@@ -16,7 +16,7 @@ from flask import current_app
 from peewee import IntegrityError, fn
 
 from thingbridge import backoff
-from thingbridge.db import db, locking, retry_idempotent, utcnow
+from thingbridge.db import db, is_postgres, locking, retry_idempotent, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from thingbridge.observability import metrics
@@ -73,11 +73,24 @@ def _fan_out_endpoint(endpoint_id: str, batch: int) -> int | None:
 
 # --- lanes and leases ----------------------------------------------------------------------
 
+CLAIM_LOCK = 0x7462_7768  # advisory lock key: one pump claims lanes at a time
+
+
 def claim_lanes(limit: int = 200) -> list[tuple[int, str]]:
     """Lease the due head of up to ``limit`` idle lanes: [(delivery id, lease token)].
 
     Each app holds at most ``WEBHOOK_APP_CONCURRENCY`` lanes at once, so one app's slow or
-    dead receivers occupy that many worker threads and never the others' share."""
+    dead receivers occupy that many worker threads and never the others' share. Pumps that
+    overlap (beat ticks faster than a loaded pump runs) would each count the same lanes as
+    free, so one claims at a time and the others skip their turn."""
+    with db.atomic():
+        if is_postgres() and not db.execute_sql(
+                "SELECT pg_try_advisory_xact_lock(%s)", (CLAIM_LOCK,)).fetchone()[0]:
+            return []
+        return _claim_lanes(limit)
+
+
+def _claim_lanes(limit: int) -> list[tuple[int, str]]:
     now = utcnow()
     share = current_app.config["WEBHOOK_APP_CONCURRENCY"]
     head, busy = WebhookDelivery.alias(), WebhookDelivery.alias()
