@@ -13,7 +13,7 @@ import datetime
 from dataclasses import dataclass
 
 from flask import current_app
-from peewee import IntegrityError, fn
+from peewee import fn
 
 from thingbridge import backoff
 from thingbridge.db import db, is_postgres, locking, retry_idempotent, utcnow
@@ -161,32 +161,34 @@ def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | Non
     config = current_app.config
     attempts = delivery.attempts + 1
     lease = _lease()
-    with db.atomic():
-        try:
-            with db.atomic():
-                WebhookAttempt.create(delivery=delivery.id, status_code=outcome.status_code,
-                                      error=outcome.error, duration_ms=outcome.duration_ms)
-        except IntegrityError:
-            return None  # the endpoint (and its deliveries) was deleted while we sent
-        mine = ((WebhookDelivery.id == delivery.id) & lease.held(token)
-                & (WebhookDelivery.status == "PENDING"))
-        fields = dict(attempts=attempts, last_status_code=outcome.status_code,
-                      last_error=outcome.error, **Lease.RELEASED)
-        too_old = now - delivery.created_at > datetime.timedelta(
-            seconds=config["WEBHOOK_MAX_AGE"])
-        if outcome.ok or not outcome.retryable or too_old:
-            status = "DELIVERED" if outcome.ok else "DEAD"
-            metrics.webhook_attempted(status)
-            if not WebhookDelivery.update(status=status, finished_at=now, **fields).where(
-                    mine).execute():
-                return None  # lease lost meanwhile: the new holder owns the lane
-            return _lease_next(delivery, token, now)
-        metrics.webhook_attempted("retry")
+    mine = ((WebhookDelivery.id == delivery.id) & lease.held(token)
+            & (WebhookDelivery.status == "PENDING"))
+    fields = dict(attempts=attempts, last_status_code=outcome.status_code,
+                  last_error=outcome.error, **Lease.RELEASED)
+    too_old = now - delivery.created_at > datetime.timedelta(seconds=config["WEBHOOK_MAX_AGE"])
+    final = outcome.ok or not outcome.retryable or too_old
+    if final:
+        status = "DELIVERED" if outcome.ok else "DEAD"
+        fields.update(status=status, finished_at=now)
+    else:
+        status = "retry"
         wait = backoff.delay(attempts, config["WEBHOOK_RETRY_BASE"], MAX_BACKOFF,
                              outcome.retry_after)
-        WebhookDelivery.update(next_attempt_at=now + datetime.timedelta(seconds=wait),
-                               **fields).where(mine).execute()
-        return None
+        fields.update(next_attempt_at=now + datetime.timedelta(seconds=wait))
+    with db.atomic():
+        # The UPDATE first: it locks the delivery row, so the attempt's row below cannot lose
+        # its delivery to a concurrent delete of the endpoint.
+        held = WebhookDelivery.update(**fields).where(mine).execute()
+        if not held and not WebhookDelivery.select().where(
+                WebhookDelivery.id == delivery.id).exists():
+            return None  # the endpoint (and its deliveries) was deleted while we sent
+        WebhookAttempt.insert(delivery=delivery.id, status_code=outcome.status_code,
+                              error=outcome.error, duration_ms=outcome.duration_ms,
+                              created_at=now).execute()
+        metrics.webhook_attempted(status)
+        if not held or not final:
+            return None  # lease lost meanwhile (the new holder owns the lane), or a retry
+        return lease_next(delivery, token, now)
 
 
 def lag() -> int:
@@ -198,8 +200,10 @@ def lag() -> int:
     return int(behind or 0) + pending
 
 
-def _lease_next(delivery: WebhookDelivery, token: str, now: datetime.datetime) -> int | None:
-    """Hand the lease on to the lane's next delivery if it is due now."""
+def lease_next(delivery: WebhookDelivery, token: str,
+               now: datetime.datetime | None = None) -> int | None:
+    """Hand the lease on to the lane's next delivery if it is due now (and free)."""
+    now = now or utcnow()
     nxt = (WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.next_attempt_at).where(
         (WebhookDelivery.endpoint == delivery.endpoint_id)
         & (WebhookDelivery.lane == delivery.lane) & (WebhookDelivery.status == "PENDING"))
@@ -207,3 +211,26 @@ def _lease_next(delivery: WebhookDelivery, token: str, now: datetime.datetime) -
     if nxt is None or nxt.next_attempt_at > now:
         return None
     return nxt.id if _lease().take(WebhookDelivery.id == nxt.id, now, token) else None
+
+
+def catch_up(endpoint_id: str) -> bool:
+    """Fan out the endpoint's new events now rather than at the pump's next tick (a sender
+    whose lane ran dry calls it); True if deliveries were created."""
+    created = False
+    while (count := _fan_out_endpoint(endpoint_id, 500)) is not None:
+        created = created or count > 0
+    return created
+
+
+def lane_after(delivery: WebhookDelivery, token: str, limit: int) -> list[Leased]:
+    """The delivery ``token`` holds and the lane's next PENDING ones, in order, with endpoint
+    and event: what a sender will probably send next, read in one query. Only the first is
+    held; the others are leased one by one as ``record`` hands the lease on."""
+    rows = (WebhookDelivery.select(WebhookDelivery, WebhookEndpoint, Event)
+            .join(WebhookEndpoint).switch(WebhookDelivery).join(Event)
+            .where((WebhookDelivery.endpoint == delivery.endpoint_id)
+                   & (WebhookDelivery.lane == delivery.lane)
+                   & (WebhookDelivery.status == "PENDING")
+                   & (WebhookDelivery.seq >= delivery.seq))
+            .order_by(WebhookDelivery.seq).limit(limit))
+    return [Leased(row, row.endpoint, row.event) for row in rows]
