@@ -22,7 +22,8 @@ from thingbridge.tasks import enqueue
 log = logging.getLogger(__name__)
 DELIVER_TASK = "thingbridge.deliver_webhooks"
 TIME_SLICE = 20.0  # seconds a task walks its lane before yielding the worker to others
-READ_AHEAD = 20  # deliveries of a lane read in one query
+READ_AHEAD = 20  # deliveries of a lane read in one query, and recorded in one transaction
+RUN_SECONDS = 1.0  # longest a sent delivery waits to be recorded
 RETRYABLE_4XX = (408, 425, 429)
 
 
@@ -39,24 +40,31 @@ def deliver_lane(delivery_id: int, token: str) -> int:
     """Send the lane's deliveries in order; returns how many were attempted.
 
     The lane's next deliveries are read ``READ_AHEAD`` at a time; each is sent as soon as the
-    one before it is acknowledged, and a lane that runs dry fans its endpoint's new events
-    out itself instead of waiting for the pump's next tick."""
+    one before it is acknowledged, and their outcomes are recorded together (a run ends at a
+    failure, at ``READ_AHEAD`` deliveries or after ``RUN_SECONDS``). A lane that runs dry fans
+    its endpoint's new events out itself instead of waiting for the pump's next tick."""
     until, sent = time.monotonic() + TIME_SLICE, 0
     current = webhooks.leased(delivery_id, token)
     ahead = webhooks.lane_after(current.delivery, token, READ_AHEAD) if current else []
     while ahead:
-        current = ahead.pop(0)
         if time.monotonic() > until:
-            enqueue(DELIVER_TASK, current.delivery.id, token)  # the lease comes along
+            enqueue(DELIVER_TASK, ahead[0].delivery.id, token)  # the lease comes along
             break
-        outcome = attempt(current)
-        sent += 1
-        next_id = webhooks.record(current.delivery, token, outcome)
+        run, run_ends = [], time.monotonic() + RUN_SECONDS
+        for current in ahead:
+            outcome = attempt(current)
+            run.append((current.delivery, outcome))
+            if not outcome.ok or time.monotonic() > run_ends:
+                break
+        sent += len(run)
+        last, outcome = run[-1]
+        next_id = webhooks.record_run(token, run)
         if next_id is None and (outcome.ok or not outcome.retryable) and \
-                webhooks.catch_up(current.endpoint.id):
-            next_id = webhooks.lease_next(current.delivery, token)
+                webhooks.catch_up(last.endpoint_id):
+            next_id = webhooks.lease_next(last, token)
         if next_id is None:
             break
+        ahead = ahead[len(run):]
         if not ahead or ahead[0].delivery.id != next_id:
             # Past what was read, or an older event came first (a replay, a redelivery).
             nxt = webhooks.leased(next_id, token)

@@ -153,42 +153,68 @@ class Outcome:
     retry_after: float | None = None
 
 
-@retry_idempotent
 def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | None:
     """Store an attempt and move the lane on. Returns the lane's next delivery, leased with
     the same token, when the caller should go on sending; else None."""
-    now = utcnow()
-    config = current_app.config
+    return record_run(token, [(delivery, outcome)])
+
+
+def _moved(delivery: WebhookDelivery, outcome: Outcome, now: datetime.datetime,
+           config) -> tuple[dict, bool, str]:
+    """The delivery's new fields after ``outcome``, whether it left PENDING, its metric."""
     attempts = delivery.attempts + 1
-    lease = _lease()
-    mine = ((WebhookDelivery.id == delivery.id) & lease.held(token)
-            & (WebhookDelivery.status == "PENDING"))
     fields = dict(attempts=attempts, last_status_code=outcome.status_code,
                   last_error=outcome.error, **Lease.RELEASED)
     too_old = now - delivery.created_at > datetime.timedelta(seconds=config["WEBHOOK_MAX_AGE"])
-    final = outcome.ok or not outcome.retryable or too_old
-    if final:
+    if outcome.ok or not outcome.retryable or too_old:
         status = "DELIVERED" if outcome.ok else "DEAD"
         fields.update(status=status, finished_at=now)
-    else:
-        status = "retry"
-        wait = backoff.delay(attempts, config["WEBHOOK_RETRY_BASE"], MAX_BACKOFF,
-                             outcome.retry_after)
-        fields.update(next_attempt_at=now + datetime.timedelta(seconds=wait))
+        return fields, True, status
+    wait = backoff.delay(attempts, config["WEBHOOK_RETRY_BASE"], MAX_BACKOFF,
+                         outcome.retry_after)
+    fields.update(next_attempt_at=now + datetime.timedelta(seconds=wait))
+    return fields, False, "retry"
+
+
+@retry_idempotent
+def record_run(token: str, run: list[tuple[WebhookDelivery, Outcome]]) -> int | None:
+    """Store the attempts of a run of one lane's consecutive deliveries, sent in order while
+    ``token`` held the first, in one transaction (a commit per run, not per delivery: a sender
+    that dies before it sends the run again, receivers dedupe). Every delivery but the last
+    left PENDING. Returns the lane's next delivery, leased with ``token``, or None."""
+    now, config = utcnow(), current_app.config
+    first = run[0][0]
     with db.atomic():
-        # The UPDATE first: it locks the delivery row, so the attempt's row below cannot lose
-        # its delivery to a concurrent delete of the endpoint.
-        held = WebhookDelivery.update(**fields).where(mine).execute()
-        if not held and not WebhookDelivery.select().where(
-                WebhookDelivery.id == delivery.id).exists():
-            return None  # the endpoint (and its deliveries) was deleted while we sent
-        WebhookAttempt.insert(delivery=delivery.id, status_code=outcome.status_code,
-                              error=outcome.error, duration_ms=outcome.duration_ms,
-                              created_at=now).execute()
+        # The UPDATE first: it locks the delivery row, so the attempts' rows below cannot
+        # lose their delivery to a concurrent delete of the endpoint.
+        fields, final, status = _moved(first, run[0][1], now, config)
+        held = WebhookDelivery.update(**fields).where(
+            (WebhookDelivery.id == first.id) & _lease().held(token)
+            & (WebhookDelivery.status == "PENDING")).execute()
+        if not held:
+            # Lease lost meanwhile: the new holder owns the lane and sends these again. Our
+            # attempts still happened; log them unless the endpoint is gone or a lost answer
+            # to our own commit brought us here (the lane moved on).
+            if WebhookDelivery.select().where((WebhookDelivery.id == first.id)
+                                              & (WebhookDelivery.status == "PENDING")).exists():
+                _log_attempts(run, now)
+            return None
         metrics.webhook_attempted(status)
-        if not held or not final:
-            return None  # lease lost meanwhile (the new holder owns the lane), or a retry
-        return lease_next(delivery, token, now)
+        for delivery, outcome in run[1:]:
+            fields, final, status = _moved(delivery, outcome, now, config)
+            WebhookDelivery.update(**fields).where(
+                (WebhookDelivery.id == delivery.id)
+                & (WebhookDelivery.status == "PENDING")).execute()
+            metrics.webhook_attempted(status)
+        _log_attempts(run, now)
+        return lease_next(run[-1][0], token, now) if final else None
+
+
+def _log_attempts(run: list[tuple[WebhookDelivery, Outcome]], now: datetime.datetime) -> None:
+    WebhookAttempt.insert_many([
+        dict(delivery=delivery.id, status_code=outcome.status_code, error=outcome.error,
+             duration_ms=outcome.duration_ms, created_at=now)
+        for delivery, outcome in run]).execute()
 
 
 def lag() -> int:
