@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per gunicorn worker (both apps; more than 1 is gthread)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -124,10 +126,12 @@ def main() -> None:
                            check=True, capture_output=True)
             # Exactly as the README's production section starts it.
             procs.append(gunicorn([THINGBRIDGE, "api", "--port", str(api_port),
-                                   "--workers", str(args.workers)],
+                                   "--workers", str(args.workers),
+                                   "--threads", str(args.threads)],
                                   env, api_port, args.workers))
             hello_env = {**env, "PYTHONPATH": os.path.dirname(os.path.abspath(__file__))}
             procs.append(gunicorn([sys.executable, "-m", "gunicorn", "-w", str(args.workers),
+                                   "--threads", str(args.threads),
                                    "-b", f"127.0.0.1:{hello_port}", HELLO],
                                   hello_env, hello_port, args.workers))
             base = f"http://127.0.0.1:{api_port}"
@@ -141,7 +145,8 @@ def main() -> None:
         stop(procs)
     baseline = max(before["rate"], after["rate"])
     print(f"\nbare Flask hello-world: {before['rate']:.0f} req/s before, "
-          f"{after['rate']:.0f} after (baseline {baseline:.0f}); gunicorn -w {args.workers}, "
+          f"{after['rate']:.0f} after (baseline {baseline:.0f}); gunicorn -w {args.workers} "
+          f"--threads {args.threads}, "
           f"wrk -t2 -c{args.connections} -d{args.duration}s")
     print(f"{'read':<44} {'req/s':>8} {'ratio':>6} {'p50':>9} {'p99':>9}")
     for name, result in results.items():

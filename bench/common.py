@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 PG_ADMIN = os.environ.get("THINGBRIDGE_BENCH_DATABASE_URL",
                           "postgresql://postgres@127.0.0.1:5432/test")
 BROKER = os.environ.get("THINGBRIDGE_BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
-# Benches run side by side on a shared machine each set their own scratch database and var dir.
+# A helper sharing the server with other benchmarks names its own scratch database and var dir.
 SCRATCH = os.environ.get("THINGBRIDGE_BENCH_SCRATCH", "thingbridge_bench")
 VAR_DIR = os.environ.get("THINGBRIDGE_BENCH_VAR_DIR", "/tmp/thingbridge-bench-var")
 

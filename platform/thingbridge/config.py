@@ -57,6 +57,9 @@ def load_settings(overrides: dict | None = None) -> dict:
         # Flask refuses a larger request body with 413 (in the standard error body).
         "MAX_CONTENT_LENGTH": int(_env("MAX_BODY", str(1024 * 1024))),
         "TOKEN_EXPIRES_IN": int(_env("TOKEN_EXPIRES_IN", "3600")),
+        # Seconds an API process trusts a bearer token it read (0: read it on every request):
+        # the most a revocation or an app disabled elsewhere takes to reach every process.
+        "TOKEN_CACHE_SECONDS": float(_env("TOKEN_CACHE_SECONDS", "5")),
         "OAUTH_STATE_TTL": int(_env("OAUTH_STATE_TTL", "600")),
         "DISPATCH_INTERVAL": float(_env("DISPATCH_INTERVAL", "5")),
         "DISPATCH_BATCH": int(_env("DISPATCH_BATCH", "500")),

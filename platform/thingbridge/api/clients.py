@@ -5,6 +5,7 @@ from flask.views import MethodView
 from peewee import IntegrityError
 
 from thingbridge.api.common import ID, Blueprint, link, links, protected
+from thingbridge.api.pages import PageQuery, page_of, page_schema, wants_page
 from thingbridge.auth.guard import subject_id
 from thingbridge.connectors import consent, lifecycle
 from thingbridge.connectors.registry import installed, resolve_type
@@ -28,6 +29,7 @@ from thingbridge.schemas.links import ClientLink
 
 SCOPE = "connctd.connector"
 CLIENT, CREATED = "/api/v1/connectors/clients/{client_id}", "$response.body#/client_id"
+ClientPage = page_schema("clients", ClientLink)
 blp = Blueprint("clients", __name__, url_prefix="/api/v1/connectors/clients",
                 description="Connector clients: one end user's connection to a provider")
 
@@ -75,10 +77,17 @@ class Clients(MethodView):
         return {"client_id": client.id, "warnings": checked.warnings}
 
     @protected(blp, SCOPE, subject=True, errors=(400,))
-    @blp.response(200, ClientLink(many=True))
-    def get(self):
-        """List the subject's clients as links"""
-        return subject_clients(g.app, subject_id())
+    @blp.arguments(PageQuery, location="query")
+    @blp.response(200, description="[{href}] links; a page of them with ?limit= or ?after=")
+    @blp.doc(responses={200: {"content": {"application/json": {"schema": {"anyOf": [
+        {"type": "array", "items": ClientLink}, ClientPage]}}}}})
+    def get(self, args):
+        """List the subject's clients as links (oldest first; every one, or a page with
+        ?limit= and ?after=)"""
+        query = subject_clients(g.app, subject_id())
+        if wants_page(args):
+            return ClientPage().dump(page_of(query, ConnectorClient, args))
+        return ClientLink(many=True).dump(query)
 
 
 @blp.route(f"/<{ID}:client_id>", endpoint="client")

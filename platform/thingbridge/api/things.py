@@ -6,6 +6,7 @@ from flask import g
 from flask.views import MethodView
 
 from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
+from thingbridge.api.pages import PageQuery, page_of, page_schema, wants_page
 from thingbridge.auth.guard import subject_id
 from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError
@@ -53,19 +54,36 @@ def _data(thing: Thing) -> dict:
                       thing.main_component_id, thing.status)
 
 
+class ThingsQuery(ExpandArgs, PageQuery):
+    pass
+
+
+LinkPage, ThingPage = page_schema("things", ThingLink), page_schema("things", ThingOut)
+# Made once: a schema builds its nested schemas on first use, which costs more per request than
+# dumping a few things with them (dumping changes no schema state, so threads may share them).
+DUMP = {(False, False): ThingLink(many=True), (True, False): ThingOut(many=True),
+        (False, True): LinkPage(), (True, True): ThingPage()}
+
+
 @blp.route("")
 class Things(MethodView):
     @protected(blp, READ, subject=True, errors=(400,))
-    @blp.arguments(ExpandArgs, location="query")
-    @blp.response(200, description="[{href}] links, or whole things with ?expand=components")
+    @blp.arguments(ThingsQuery, location="query")
+    @blp.response(200, description="[{href}] links, or whole things with ?expand=components; "
+                                   "a page of either with ?limit= or ?after=")
     @blp.doc(responses={200: {"content": {"application/json": {"schema": {"anyOf": [
-        {"type": "array", "items": ThingLink}, {"type": "array", "items": ThingOut}]}}}}})
+        {"type": "array", "items": ThingLink}, {"type": "array", "items": ThingOut},
+        LinkPage, ThingPage]}}}}})
     def get(self, args):
-        """List the subject's things as links, or whole with ?expand=components"""
+        """List the subject's things as links, or whole with ?expand=components (oldest
+        first; every one, or a page with ?limit= and ?after=)"""
         query = subject_things(g.app, subject_id())
-        if args.get("expand"):
-            return ThingOut(many=True).dump(read_things(query, expand=True))
-        return ThingLink(many=True).dump(query)
+        expand = bool(args.get("expand"))
+        paged = wants_page(args)
+        listed = page_of(query, Thing, args) if paged else {"items": query}
+        if expand:
+            listed["items"] = read_things(listed["items"], expand=True)
+        return DUMP[expand, paged].dump(listed if paged else listed["items"])
 
     @protected(blp, WRITE, subject=True, errors=(400, 429))
     @blp.arguments(ThingIn)

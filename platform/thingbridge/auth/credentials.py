@@ -8,6 +8,7 @@ import secrets
 
 from werkzeug.security import generate_password_hash
 
+from thingbridge.auth import token_cache
 from thingbridge.db import db, utcnow
 from thingbridge.models import AccessToken, App
 
@@ -17,9 +18,12 @@ def find(client_id: str) -> App | None:
 
 
 def revoke_all(app: App) -> int:
-    """Revoke every token of the app; how many were still unrevoked."""
-    return AccessToken.update(revoked=True).where(
+    """Revoke every token of the app; how many were still unrevoked. Other processes stop
+    accepting them within TOKEN_CACHE_SECONDS (see ``token_cache``), this one at once."""
+    revoked = AccessToken.update(revoked=True).where(
         (AccessToken.app == app) & (AccessToken.revoked == False)).execute()  # noqa: E712
+    token_cache.forget_app(app.id)
+    return revoked
 
 
 def rotate_secret(app: App, revoke_tokens: bool = False) -> str:
@@ -31,6 +35,7 @@ def rotate_secret(app: App, revoke_tokens: bool = False) -> str:
             App.id == app.id).execute()
         if revoke_tokens:
             revoke_all(app)
+    token_cache.forget_app(app.id)
     return secret
 
 
@@ -38,7 +43,9 @@ def disable(app: App) -> int:
     """Stop the app at once: every token revoked, no new ones; returns tokens revoked."""
     with db.atomic():
         App.update(disabled_at=utcnow()).where(App.id == app.id).execute()
-        return revoke_all(app)
+        revoked = revoke_all(app)
+    token_cache.forget_app(app.id)
+    return revoked
 
 
 def enable(app: App) -> None:

@@ -10,18 +10,15 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc6750.errors import InsufficientScopeError
 from flask import g, request
 
+from thingbridge.auth import token_cache
 from thingbridge.errors import ApiError
-from thingbridge.models import AccessToken, App, token_hash
 
 SUBJECT_HEADER = "X-External-Subject-Id"
 
 
 class _Validator(BearerTokenValidator):
     def authenticate_token(self, token_string):
-        # A disabled app's tokens are revoked too; this also covers one issued meanwhile.
-        return (AccessToken.select(AccessToken, App).join(App)
-                .where((AccessToken.token_hash == token_hash(token_string))
-                       & App.disabled_at.is_null()).first())
+        return token_cache.lookup(token_string)
 
 
 class _Protector(ResourceProtector):

@@ -12,6 +12,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from flask import jsonify, request
 
+from thingbridge.auth import token_cache
 from thingbridge.db import utcnow
 from thingbridge.limits import quotas
 from thingbridge.models import ALL_SCOPES, AccessToken, App, token_hash
@@ -34,6 +35,7 @@ class Revocation(RevocationEndpoint):
 
     def revoke_token(self, token, request):
         AccessToken.update(revoked=True).where(AccessToken.id == token.id).execute()
+        token_cache.forget(token)
 
 
 def _query_client(client_id):

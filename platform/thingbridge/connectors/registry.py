@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import requests
 from flask import current_app
@@ -78,6 +79,27 @@ def rate_limit(type_id: str, app=None) -> int | None:
     return value or None
 
 
+# Descriptions change only when a sync runs, so each process keeps the rows it read this many
+# seconds: a sync in another process (a migrate while the API runs) shows within the bound.
+DESCRIPTIONS_CACHE_SECONDS = 60
+_descriptions: dict[tuple, tuple[float, list[ConnectorDescription]]] = {}
+_descriptions_lock = threading.Lock()
+
+
+def installed_descriptions() -> list[ConnectorDescription]:
+    """The installed connectors' descriptions, by id (read-only rows, shared by requests)."""
+    installed = tuple(sorted(connector_classes()))  # an app's own set (tests make several)
+    with _descriptions_lock:
+        read_at, rows = _descriptions.get(installed, (None, None))
+    if read_at is not None and time.monotonic() - read_at < DESCRIPTIONS_CACHE_SECONDS:
+        return rows
+    rows = list(ConnectorDescription.select().where(
+        ConnectorDescription.type_id.in_(installed)).order_by(ConnectorDescription.id))
+    with _descriptions_lock:
+        _descriptions[installed] = (time.monotonic(), rows)
+    return rows
+
+
 def sync_descriptions(app) -> None:
     """Mirror the installed plugins into ConnectorDescription; existing ids never change.
     Run by ``thingbridge migrate`` and at the start of ``thingbridge run``, so installing a
@@ -96,6 +118,8 @@ def sync_descriptions(app) -> None:
             elif any(getattr(row, k) != v for k, v in fields.items()):
                 ConnectorDescription.update(**fields).where(
                     ConnectorDescription.id == row.id).execute()
+    with _descriptions_lock:
+        _descriptions.clear()
 
 
 def resolve_type(value: int | str) -> str:

@@ -85,9 +85,9 @@ def read_instance(app, instance_id: str) -> ConnectorInstance:
 
 
 def subject_clients(app, subject: str):
-    return ConnectorClient.select(ConnectorClient.id).where(
+    return ConnectorClient.select(ConnectorClient.id, ConnectorClient.created_at).where(
         (ConnectorClient.app == app) & (ConnectorClient.external_subject_id == subject)
-    ).order_by(ConnectorClient.created_at)
+    ).order_by(ConnectorClient.created_at, ConnectorClient.id)
 
 
 def own_client(app, subject: str, client_id: str) -> ConnectorClient:

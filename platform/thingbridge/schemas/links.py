@@ -3,6 +3,7 @@ URL's values from the object it is given, e.g. ``ThingLink().dump(thing)``."""
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from flask import current_app, url_for
@@ -16,10 +17,15 @@ def external_url(endpoint: str, **values) -> str:
     base = current_app.config.get("PUBLIC_BASE_URL")
     if not base:
         return url_for(endpoint, _external=True, **values)
+    return _adapter(current_app.url_map, base).build(endpoint, values, force_external=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _adapter(url_map, base: str):
+    """The URL map bound to the public base URL once, not once per link (a list of things
+    builds dozens); building URLs with it reads nothing that changes."""
     parts = urlsplit(base)
-    adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path or "/",
-                                       url_scheme=parts.scheme)
-    return adapter.build(endpoint, values, force_external=True)
+    return url_map.bind(parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme)
 
 
 def link(endpoint: str, **attributes: str) -> fields.Function:
