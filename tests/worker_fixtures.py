@@ -11,7 +11,7 @@ import time
 import pytest
 import redis
 import requests
-from helpers import BROKER_URL, DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
+from helpers import BROKER_URL, DATABASE_URL, LOOPBACK, PUBLIC_BASE_URL, SECRET_KEY
 
 # The workers' broker visibility timeout: a task a killed worker held comes back after it.
 VISIBILITY_TIMEOUT = 6
@@ -40,8 +40,9 @@ def unacked_visible() -> bool:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict, name: str, concurrency: int = 2, beat: bool = False):
-        command = [sys.executable, "-m", "celery", "-A", "thingbridge_workers.celery_app:celery",
+    def __init__(self, env: dict, name: str, concurrency: int = 2, beat: bool = False,
+                 app: str = "thingbridge_workers.celery_app:celery"):
+        command = [sys.executable, "-m", "celery", "-A", app,
                    "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
                    "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip",
                    "--without-mingle"]
@@ -77,6 +78,7 @@ def worker_env(flask_app, simulators):
         "THINGBRIDGE_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "THINGBRIDGE_EVENT_PUMP_INTERVAL": "0.3", "THINGBRIDGE_WEBHOOK_RETRY_BASE": "0.2",
         "THINGBRIDGE_WEBHOOK_LEASE": "3", "THINGBRIDGE_WEBHOOK_TIMEOUT": "10",
+        "THINGBRIDGE_OUTBOUND_ALLOW": LOOPBACK,  # the receivers run on this machine
         "THINGBRIDGE_VAR_DIR": os.environ["THINGBRIDGE_VAR_DIR"],  # set by flask_app
     })
     return env
@@ -86,9 +88,10 @@ def worker_env(flask_app, simulators):
 def start_worker(worker_env, clean_db):
     started: list[WorkerProcess] = []
 
-    def start(name="w1", concurrency=2, beat=False, env=None) -> WorkerProcess:
+    def start(name="w1", concurrency=2, beat=False, env=None,
+              app="thingbridge_workers.celery_app:celery") -> WorkerProcess:
         worker = WorkerProcess({**worker_env, **(env or {})}, f"{name}-{len(started)}",
-                               concurrency, beat)
+                               concurrency, beat, app)
         started.append(worker)
         return worker
 
