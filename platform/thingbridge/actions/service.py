@@ -13,7 +13,7 @@ import uuid
 from functools import cache
 
 from flask import current_app
-from peewee import JOIN, IntegrityError
+from peewee import JOIN, IntegrityError, fn
 
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
@@ -23,6 +23,7 @@ from thingbridge.lease import Lease
 from thingbridge.models import (
     Action,
     ActionRequest,
+    App,
     ConnectorClient,
     ConnectorInstance,
     Thing,
@@ -100,20 +101,41 @@ def _lease() -> Lease:
 
 
 def take_delivery(request_id: str, token: str | None) -> ActionRequest | None:
-    """Hold a PENDING request for one delivery attempt; the request (read by the same
-    statement), or None if another task holds it or it is not due (settled, or waiting for the
-    app after a 202)."""
+    """Hold a PENDING request for one delivery attempt; the request (read back by the same
+    statement), or None if another task holds it, it is not due (settled, or waiting for the
+    app after a 202), or its app already has ``ACTION_APP_CONCURRENCY`` deliveries in flight
+    (the dispatcher sends it again later, so one app's dead callback takes that many worker
+    threads and no more)."""
     now = utcnow()
-    return _lease().take_own((ActionRequest.id == request_id)
-                             & (ActionRequest.status == "PENDING"),
-                             token or str(uuid.uuid4()), ActionRequest.next_attempt_at <= now, now)
+    app_id = ActionRequest.select(ActionRequest.app).where(ActionRequest.id == request_id).scalar()
+    if app_id is None:
+        return None
+    lease, token = _lease(), token or str(uuid.uuid4())
+    mine = ((ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")
+            & lease.takeable(token, now, ActionRequest.next_attempt_at <= now))
+    share = current_app.config["ACTION_APP_CONCURRENCY"]
+    until = now + lease.duration
+    with db.atomic():
+        if share:
+            # Takes for one app run one at a time (its row locked), so concurrent tasks never
+            # both count the same free slot.
+            locking(App.select(App.id).where(App.id == app_id)).first()
+            other = ActionRequest.alias()
+            in_flight = other.select(fn.COUNT(other.id)).where(
+                (other.app == app_id) & (other.status == "PENDING")
+                & (other.delivering_until > now) & (other.id != request_id))
+            mine &= in_flight < share
+        taken = list(ActionRequest.update(lease_token=token, leased_until=until,
+                                          delivering_until=until).where(mine)
+                     .returning(ActionRequest).execute())
+    return taken[0] if taken else None
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:
     """After an attempt: free the request. One the app answered 202 for is not due again (the
     app finishes it); one to retry is due when the attempt said."""
     fields = {"next_attempt_at": None} if awaiting_app else {}
-    ActionRequest.update(**Lease.RELEASED, **fields).where(
+    ActionRequest.update(**Lease.RELEASED, delivering_until=None, **fields).where(
         ActionRequest.id == request_id).execute()
 
 
@@ -142,7 +164,7 @@ def finish(request_id: str, status: str, error: str | None = None,
     the same statement); False if it had already left PENDING. The move emits
     action.completed, or action.failed (FAILED and CANCELED)."""
     assert status in TERMINAL
-    fields = Lease.RELEASED if release else {}
+    fields = {**Lease.RELEASED, "delivering_until": None} if release else {}
     with db.atomic():
         moved = list(ActionRequest.update(status=status, error=error, updated_at=utcnow(),
                                           **fields)
