@@ -12,8 +12,9 @@ from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
 
 import thingbridge_openweathermap.client as owm_client_module
 from thingbridge import backoff
-from thingbridge.connectors import lifecycle, rate_budget
+from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
+from thingbridge.limits import window
 from thingbridge.models import ConnectorClient, Property, Thing, ThingMapping
 
 
@@ -130,7 +131,7 @@ def _spend_budget(client_ids) -> ConnectorClient:
             [budget] = RateBudget.select()
             # Postponed to when the spent window ends, give or take lifecycle.postpone's
             # jittered 5 s (±20 %), which spreads the clients it held.
-            delay = client.next_poll_at - (budget.window_start + rate_budget.WINDOW)
+            delay = client.next_poll_at - (budget.window_start + window.WINDOW)
             assert datetime.timedelta(seconds=4) <= delay <= datetime.timedelta(seconds=6)
             return client
         for client_id in client_ids:
@@ -157,7 +158,7 @@ def test_instance_rate_budget_caps_real_polls_across_clients(api, make_app, owm_
     limited = _spend_budget(client_ids)
     [budget] = RateBudget.select()
     assert budget.used == limit
-    window_end = budget.window_start + rate_budget.WINDOW
+    window_end = budget.window_start + window.WINDOW
 
     other = make_app("app-b")
     assert other.post("/api/v1/connectors/instances", json={

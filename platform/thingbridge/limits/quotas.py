@@ -13,13 +13,12 @@ import datetime
 import math
 
 from flask import current_app
-from peewee import IntegrityError
 
-from thingbridge.db import db, utcnow
+from thingbridge.db import utcnow
 from thingbridge.errors import ApiError
+from thingbridge.limits import window
 from thingbridge.models.limits import RateWindow
 
-WINDOW = datetime.timedelta(minutes=1)
 COUNT_RETRY_AFTER = 60  # seconds: a size limit frees up only when the app removes something
 
 
@@ -29,35 +28,10 @@ def too_many(description: str, retry_after: float) -> ApiError:
     return error
 
 
-def _spend(key: str, limit: int) -> datetime.datetime | None:
-    """Count one request; None if within ``limit``, else when the next window opens."""
-    window = utcnow().replace(second=0, microsecond=0)
-    # Two rounds: a row another process creates between our look and our insert is spent
-    # from in the second round.
-    for _ in range(2):
-        with db.atomic():
-            if RateWindow.update(used=RateWindow.used + 1).where(
-                    (RateWindow.key == key) & (RateWindow.window_start == window)
-                    & (RateWindow.used < limit)).execute():
-                return None
-            if RateWindow.update(window_start=window, used=1).where(
-                    (RateWindow.key == key) & (RateWindow.window_start < window)).execute():
-                return None
-            if RateWindow.select().where(RateWindow.key == key).exists():
-                return window + WINDOW
-        try:
-            with db.atomic():
-                RateWindow.create(key=key, window_start=window, used=1)
-            return None
-        except IntegrityError:
-            continue
-    return window + WINDOW
-
-
 def check_rate(setting: str, key: str, what: str) -> None:
     """429 once ``key`` has spent this minute's ``setting`` (per minute)."""
     limit = current_app.config[setting]
-    if limit and (opens := _spend(key[:300], limit)) is not None:
+    if limit and (opens := window.spend(RateWindow, RateWindow.key, key[:300], limit)) is not None:
         raise too_many(f"too many {what}: at most {limit} per minute "
                        f"(THINGBRIDGE_{setting})", (opens - utcnow()).total_seconds())
 
@@ -73,4 +47,4 @@ def check_size(setting: str, count: int, what: str) -> None:
 def prune(now: datetime.datetime | None = None) -> int:
     """Forget windows that ended: a client id seen once does not stay forever."""
     return RateWindow.delete().where(
-        RateWindow.window_start < (now or utcnow()) - WINDOW).execute()
+        RateWindow.window_start < (now or utcnow()) - window.WINDOW).execute()
