@@ -28,7 +28,7 @@ from thingbridge.models import (
 )
 
 
-def _param(name: str) -> Value:
+def param(name: str) -> Value:
     """A named placeholder while a statement is built; its value is given when it runs."""
     return Value(name, converter=False)
 
@@ -59,11 +59,11 @@ def _take_client(postgres: bool) -> Statement:
     # On PostgreSQL one statement takes the lease and reads the client with its instance.
     # Taking it twice with the same token is the same as once, so it may run again after a
     # lost connection. SQLite cannot return the joined instance from an UPDATE: it reads after.
-    holder = {ConnectorClient.lease_token: _param("token"),
-              ConnectorClient.leased_until: _param("until")}
-    takeable = ((ConnectorClient.id == _param("id"))
+    holder = {ConnectorClient.lease_token: param("token"),
+              ConnectorClient.leased_until: param("until")}
+    takeable = ((ConnectorClient.id == param("id"))
                 & Lease(ConnectorClient, 0).takeable(
-                   _param("token"), _param("now"), ConnectorClient.next_poll_at <= _param("now")))
+                   param("token"), param("now"), ConnectorClient.next_poll_at <= param("now")))
     if not postgres:
         return Statement.build(ConnectorClient.update(holder).where(takeable))
     statement = Statement.build(
@@ -76,10 +76,11 @@ def _take_client(postgres: bool) -> Statement:
 @cache
 def _load_client(postgres: bool) -> Statement:
     return Statement.build(ConnectorClient.select(*_CLIENT_FIELDS, *_INSTANCE_FIELDS)
-                           .join(ConnectorInstance).where(ConnectorClient.id == _param("id")))
+                           .join(ConnectorInstance).where(ConnectorClient.id == param("id")))
 
 
-def _model(model, fields, values):
+def from_row(model, fields, values):
+    """A model instance from a row of ``fields`` (as a constant statement returned them)."""
     instance = model(**{f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)})
     instance._dirty.clear()
     return instance
@@ -98,8 +99,8 @@ def take_client(client_id: str, token: str, now: datetime.datetime,
     if row is None:
         return None
     split = len(_CLIENT_FIELDS)
-    client = _model(ConnectorClient, _CLIENT_FIELDS, row[:split])
-    client.instance = _model(ConnectorInstance, _INSTANCE_FIELDS, row[split:])
+    client = from_row(ConnectorClient, _CLIENT_FIELDS, row[:split])
+    client.instance = from_row(ConnectorInstance, _INSTANCE_FIELDS, row[split:])
     return client
 
 
@@ -108,8 +109,8 @@ def _mark_polled(postgres: bool) -> Statement:
     fields = ("status_reason", "updated_at", "last_polled_at", "last_success_at",
               "failure_count", "next_poll_at", *RELEASED)
     return Statement.build(
-        ConnectorClient.update({getattr(ConnectorClient, f): _param(f) for f in fields})
-        .where((ConnectorClient.id == _param("id")) & (ConnectorClient.status == _param("status"))))
+        ConnectorClient.update({getattr(ConnectorClient, f): param(f) for f in fields})
+        .where((ConnectorClient.id == param("id")) & (ConnectorClient.status == param("status"))))
 
 
 def mark_polled(client_id: str, status: str, now: datetime.datetime,
@@ -153,7 +154,7 @@ def _read_things(postgres: bool) -> Statement:
         Component.id, Component.component_id, Property.id, Property.property_id, Property.value)
         .join(Thing).join(Component, JOIN.LEFT_OUTER, on=(Component.thing == Thing.id))
         .join(Property, JOIN.LEFT_OUTER, on=(Property.component == Component.id))
-        .where(ThingMapping.client == _param("client")))
+        .where(ThingMapping.client == param("client")))
 
 
 def read_things(client_id: str) -> list[StoredProperty]:
@@ -168,8 +169,8 @@ def read_things(client_id: str) -> list[StoredProperty]:
 def _swap_values(postgres: bool) -> Statement:
     if not postgres:
         return Statement.build(
-            Property.update({Property.value: _param("new"), Property.last_update: _param("now")})
-            .where((Property.id == _param("pk")) & (Property.value == _param("old"))))
+            Property.update({Property.value: param("new"), Property.last_update: param("now")})
+            .where((Property.id == param("pk")) & (Property.value == param("old"))))
     # The id array beside the JSON rows is what the planner sizes the scan by: joined only to
     # the JSON rows (which it guesses at 100) it seq-scanned the whole property table whenever
     # statistics were stale, as on a fresh database.
