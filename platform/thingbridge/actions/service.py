@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Callable
 from functools import cache
 
 from flask import current_app
@@ -59,12 +60,15 @@ def check_parameters(action: Action, parameters: dict) -> None:
 
 def record_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
                    parameters: dict, external_id: str | None = None,
-                   deliver: bool = False) -> ActionRequest:
-    """A PENDING request and its action.requested event, in one transaction; one a worker is
-    to ``deliver`` is due for it now."""
+                   deliver: bool = False, admit: Callable[[], None] | None = None
+                   ) -> ActionRequest:
+    """A PENDING request and its action.requested event, in one transaction (``admit`` runs
+    first in it and may refuse by raising); one a worker is to ``deliver`` is due for it now."""
     now = utcnow()
     timeout = datetime.timedelta(seconds=current_app.config["ACTION_TIMEOUT"])
     with db.atomic():
+        if admit:
+            admit()
         request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
                                        component_id=component_id, action_id=action_id,
                                        parameters=parameters, deadline=now + timeout,
@@ -75,11 +79,11 @@ def record_request(app, subject: str, thing: Thing, component_id: str, action_id
 
 
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
-                   parameters: dict) -> ActionRequest:
-    """Record a request and have a worker deliver it: at once, or from the dispatcher if the
-    broker is down."""
+                   parameters: dict, admit: Callable[[], None] | None = None) -> ActionRequest:
+    """Record a request (``admit``: as for :func:`record_request`) and have a worker deliver
+    it: at once, or from the dispatcher if the broker is down."""
     request = record_request(app, subject, thing, component_id, action_id, parameters,
-                             deliver=True)
+                             deliver=True, admit=admit)
     enqueue_soon(DELIVER_TASK, request.id, str(uuid.uuid4()))
     return request
 
@@ -107,9 +111,6 @@ def take_delivery(request_id: str, token: str | None) -> ActionRequest | None:
     (the dispatcher sends it again later, so one app's dead callback takes that many worker
     threads and no more)."""
     now = utcnow()
-    app_id = ActionRequest.select(ActionRequest.app).where(ActionRequest.id == request_id).scalar()
-    if app_id is None:
-        return None
     lease, token = _lease(), token or str(uuid.uuid4())
     mine = ((ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")
             & lease.takeable(token, now, ActionRequest.next_attempt_at <= now))
@@ -117,9 +118,11 @@ def take_delivery(request_id: str, token: str | None) -> ActionRequest | None:
     until = now + lease.duration
     with db.atomic():
         if share:
-            # Takes for one app run one at a time (its row locked), so concurrent tasks never
-            # both count the same free slot.
-            locking(App.select(App.id).where(App.id == app_id)).first()
+            # Takes for one app run one at a time (its row locked, found through the request
+            # in the same statement), so concurrent tasks never both count the same free slot.
+            app_id = _locked_app(request_id)
+            if app_id is None:
+                return None  # deleted
             other = ActionRequest.alias()
             in_flight = other.select(fn.COUNT(other.id)).where(
                 (other.app == app_id) & (other.status == "PENDING")
@@ -129,6 +132,13 @@ def take_delivery(request_id: str, token: str | None) -> ActionRequest | None:
                                           delivering_until=until).where(mine)
                      .returning(ActionRequest).execute())
     return taken[0] if taken else None
+
+
+def _locked_app(request_id: str) -> str | None:
+    query = (App.select(App.id).join(ActionRequest, on=(ActionRequest.app == App.id))
+             .where(ActionRequest.id == request_id))
+    row = (query.for_update(of=App) if is_postgres() else query).first()
+    return row.id if row else None
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:
