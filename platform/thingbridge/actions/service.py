@@ -183,6 +183,22 @@ def dispatch_due(limit: int) -> int:
     return len(ids)
 
 
+@cache
+def _move(postgres: bool, release: bool) -> Statement:
+    # Built once, as the take is; every value a placeholder. ``release`` also frees the
+    # delivery lease in the same statement.
+    nothing = param("nothing")
+    fields = {ActionRequest.status: param("status"), ActionRequest.error: param("error"),
+              ActionRequest.updated_at: param("now")}
+    if release:
+        fields.update({ActionRequest.lease_token: nothing, ActionRequest.leased_until: nothing,
+                       ActionRequest.delivering_until: nothing})
+    return Statement.build(
+        ActionRequest.update(fields)
+        .where((ActionRequest.id == param("id")) & (ActionRequest.status == param("pending")))
+        .returning(*_REQUEST_FIELDS))
+
+
 @retry_idempotent
 def finish(request_id: str, status: str, error: str | None = None,
            release: bool = False) -> bool:
@@ -190,20 +206,17 @@ def finish(request_id: str, status: str, error: str | None = None,
     the same statement); False if it had already left PENDING. The move emits
     action.completed, or action.failed (FAILED and CANCELED)."""
     assert status in TERMINAL
-    fields = {**Lease.RELEASED, "delivering_until": None} if release else {}
     with db.atomic():
-        moved = list(ActionRequest.update(status=status, error=error, updated_at=utcnow(),
-                                          **fields)
-                     .where((ActionRequest.id == request_id)
-                            & (ActionRequest.status == "PENDING"))
-                     .returning(ActionRequest).execute())
-        if moved:
-            request = moved[0]
+        row = _move(is_postgres(), release).run(
+            id=request_id, pending="PENDING", status=status, error=error, now=utcnow(),
+            nothing=None).fetchone()
+        if row:
+            request = from_row(ActionRequest, _REQUEST_FIELDS, row)
             metrics.action_finished(status, error, request.created_at)
             kind = "action.completed" if status == "COMPLETED" else "action.failed"
             events.emit(request.app_id, kind, request.external_subject_id,
                         {**request_body(request), "error": error})
-    return bool(moved)
+    return row is not None
 
 
 def expire_overdue() -> int:
