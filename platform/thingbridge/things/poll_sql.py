@@ -1,9 +1,6 @@
-"""The statements every poll runs, built once per dialect and then reused as constant text.
-
-Building a statement with peewee's query builder cost more worker CPU than running it, and
-constant text lets psycopg prepare each statement once per connection. So each statement is
-built from the models (peewee where it can express it, the models' table and column names where
-it cannot) on first use and kept. Only the poll's hot statements live here.
+"""The statements every poll runs, built once per dialect and then reused as constant text
+(``thingbridge.sql``): peewee where it can express them, the models' table and column names
+where it cannot. Only the poll's hot statements live here.
 """
 
 from __future__ import annotations
@@ -13,9 +10,9 @@ import json
 from functools import cache
 from typing import NamedTuple
 
-from peewee import JOIN, Value
+from peewee import JOIN
 
-from thingbridge.db import db, is_postgres
+from thingbridge.db import is_postgres
 from thingbridge.db_pool import repeatable
 from thingbridge.lease import Lease
 from thingbridge.models import (
@@ -26,26 +23,7 @@ from thingbridge.models import (
     Thing,
     ThingMapping,
 )
-
-
-def _param(name: str) -> Value:
-    """A named placeholder while a statement is built; its value is given when it runs."""
-    return Value(name, converter=False)
-
-
-class Statement(NamedTuple):
-    sql: str
-    names: tuple[str, ...]  # the placeholders' names, in the order the text takes them
-
-    @classmethod
-    def build(cls, query) -> Statement:
-        """The query's text, built once by peewee for this database."""
-        sql, names = query.sql()
-        return cls(sql, tuple(names))
-
-    def run(self, **values):
-        return db.execute_sql(self.sql, [values[name] for name in self.names])
-
+from thingbridge.sql import Statement, param
 
 # --- taking and releasing the client ------------------------------------------------------
 
@@ -59,11 +37,11 @@ def _take_client(postgres: bool) -> Statement:
     # On PostgreSQL one statement takes the lease and reads the client with its instance.
     # Taking it twice with the same token is the same as once, so it may run again after a
     # lost connection. SQLite cannot return the joined instance from an UPDATE: it reads after.
-    holder = {ConnectorClient.lease_token: _param("token"),
-              ConnectorClient.leased_until: _param("until")}
-    takeable = ((ConnectorClient.id == _param("id"))
+    holder = {ConnectorClient.lease_token: param("token"),
+              ConnectorClient.leased_until: param("until")}
+    takeable = ((ConnectorClient.id == param("id"))
                 & Lease(ConnectorClient, 0).takeable(
-                   _param("token"), _param("now"), ConnectorClient.next_poll_at <= _param("now")))
+                   param("token"), param("now"), ConnectorClient.next_poll_at <= param("now")))
     if not postgres:
         return Statement.build(ConnectorClient.update(holder).where(takeable))
     statement = Statement.build(
@@ -76,7 +54,7 @@ def _take_client(postgres: bool) -> Statement:
 @cache
 def _load_client(postgres: bool) -> Statement:
     return Statement.build(ConnectorClient.select(*_CLIENT_FIELDS, *_INSTANCE_FIELDS)
-                           .join(ConnectorInstance).where(ConnectorClient.id == _param("id")))
+                           .join(ConnectorInstance).where(ConnectorClient.id == param("id")))
 
 
 def _model(model, fields, values):
@@ -108,8 +86,8 @@ def _mark_polled(postgres: bool) -> Statement:
     fields = ("status_reason", "updated_at", "last_polled_at", "last_success_at",
               "failure_count", "next_poll_at", *RELEASED)
     return Statement.build(
-        ConnectorClient.update({getattr(ConnectorClient, f): _param(f) for f in fields})
-        .where((ConnectorClient.id == _param("id")) & (ConnectorClient.status == _param("status"))))
+        ConnectorClient.update({getattr(ConnectorClient, f): param(f) for f in fields})
+        .where((ConnectorClient.id == param("id")) & (ConnectorClient.status == param("status"))))
 
 
 def mark_polled(client_id: str, status: str, now: datetime.datetime,
@@ -153,7 +131,7 @@ def _read_things(postgres: bool) -> Statement:
         Component.id, Component.component_id, Property.id, Property.property_id, Property.value)
         .join(Thing).join(Component, JOIN.LEFT_OUTER, on=(Component.thing == Thing.id))
         .join(Property, JOIN.LEFT_OUTER, on=(Property.component == Component.id))
-        .where(ThingMapping.client == _param("client")))
+        .where(ThingMapping.client == param("client")))
 
 
 def read_things(client_id: str) -> list[StoredProperty]:
@@ -168,8 +146,8 @@ def read_things(client_id: str) -> list[StoredProperty]:
 def _swap_values(postgres: bool) -> Statement:
     if not postgres:
         return Statement.build(
-            Property.update({Property.value: _param("new"), Property.last_update: _param("now")})
-            .where((Property.id == _param("pk")) & (Property.value == _param("old"))))
+            Property.update({Property.value: param("new"), Property.last_update: param("now")})
+            .where((Property.id == param("pk")) & (Property.value == param("old"))))
     # The id array beside the JSON rows is what the planner sizes the scan by: joined only to
     # the JSON rows (which it guesses at 100) it seq-scanned the whole property table whenever
     # statistics were stale, as on a fresh database.
