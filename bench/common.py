@@ -16,8 +16,9 @@ from cryptography.fernet import Fernet
 PG_ADMIN = os.environ.get("THINGBRIDGE_BENCH_DATABASE_URL",
                           "postgresql://postgres@127.0.0.1:5432/test")
 BROKER = os.environ.get("THINGBRIDGE_BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
-# A helper sharing the server with other benchmarks names its own scratch database.
+# A helper sharing the server with other benchmarks names its own scratch database and var dir.
 SCRATCH = os.environ.get("THINGBRIDGE_BENCH_SCRATCH", "thingbridge_bench")
+VAR_DIR = os.environ.get("THINGBRIDGE_BENCH_VAR_DIR", "/tmp/thingbridge-bench-var")
 
 
 def free_port() -> int:
@@ -58,7 +59,7 @@ def platform_env(database_url: str, **extra: str) -> dict:
     env.update({"THINGBRIDGE_DATABASE_URL": database_url, "THINGBRIDGE_BROKER_URL": BROKER,
                 "THINGBRIDGE_SECRET_KEYS": Fernet.generate_key().decode(),
                 "THINGBRIDGE_PUBLIC_BASE_URL": "http://127.0.0.1:8080",
-                "THINGBRIDGE_VAR_DIR": "/tmp/thingbridge-bench-var", **extra})
+                "THINGBRIDGE_VAR_DIR": VAR_DIR, **extra})
     return env
 
 

@@ -191,7 +191,7 @@ def main() -> None:
     try:
         with scratch_database() as url:
             env = platform_env(url, THINGBRIDGE_EVENT_PUMP_INTERVAL="0.5",
-                               THINGBRIDGE_ALLOW_HTTP_LOOPBACK="1")
+                               THINGBRIDGE_OUTBOUND_ALLOW="127.0.0.0/8")
             os.makedirs(env["THINGBRIDGE_VAR_DIR"], exist_ok=True)
             os.environ.update(env)
             from thingbridge import create_app, db

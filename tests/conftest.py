@@ -12,13 +12,21 @@ from helpers import (
     AMQP_URL,
     BROKER_URL,
     DATABASE_URL,
+    LOOPBACK,
     MQTT_URL,
     PUBLIC_BASE_URL,
     SECRET_KEY,
     basic,
 )
 
-pytest_plugins = ["worker_fixtures"]
+pytest_plugins = ["worker_fixtures", "raw_receivers"]
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that starts worker processes is ``slow``: ``-m "not slow"`` is the quick run."""
+    for item in items:
+        if {"start_worker", "worker_env"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def _reachable(url: str) -> bool:
@@ -68,13 +76,34 @@ def flask_app(simulators, tmp_path_factory):
         "DATABASE_URL": DATABASE_URL, "BROKER_URL": BROKER_URL, "SECRET_KEYS": SECRET_KEY,
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
         "NETATMO_BASE_URL": simulators["netatmo"], "HTTP_TIMEOUT": 3, "TESTING": True,
-        "ALLOW_HTTP_LOOPBACK": True, "WEBHOOK_RETRY_BASE": 0.2, "WEBHOOK_LEASE": 3,
+        "OUTBOUND_ALLOW": LOOPBACK, "WEBHOOK_RETRY_BASE": 0.2, "WEBHOOK_LEASE": 3,
     })
     with db.db.connection_context():
         _reset_schema(db.db)
         db.migrate_up()
         registry.sync_descriptions(app)
     return app
+
+
+@pytest.fixture
+def second_app(flask_app, monkeypatch):
+    """``create_app`` for a test that needs an app configured otherwise. Building one replaces
+    process globals (database proxy, secret keyring, Celery's default app, the OAuth server's
+    app); every one is restored afterwards, so later tests still run against ``flask_app``."""
+    from celery import _state
+
+    from thingbridge import create_app, crypto
+    from thingbridge import db as database
+    from thingbridge.auth.server import server
+
+    saved_db, saved_celery = database.db.obj, _state.default_app
+    saved_server = dict(vars(server))
+    monkeypatch.setattr(crypto, "_keyring", crypto.keyring())
+    yield create_app
+    database.db.initialize(saved_db)
+    _state.set_default_app(saved_celery)
+    vars(server).clear()
+    vars(server).update(saved_server)
 
 
 def truncate_all() -> None:
@@ -111,12 +140,15 @@ def database(request, tmp_path):
 @pytest.fixture
 def clean_db(flask_app):
     """Empty tables and queue; the test body runs inside an app context, like a request."""
+    from worker_fixtures import clear_unacked  # after pytest loaded it as a plugin
+
     from thingbridge.db import db
 
     with flask_app.app_context():
         with db.connection_context():
             truncate_all()
             flask_app.extensions["celery"].control.purge()
+            clear_unacked()  # what a killed worker left unacknowledged survives a purge
         db.connect(reuse_if_open=True)
         yield
         if not db.is_closed():

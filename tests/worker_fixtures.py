@@ -6,15 +6,43 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import redis
 import requests
-from helpers import BROKER_URL, DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
+from helpers import BROKER_URL, DATABASE_URL, LOOPBACK, PUBLIC_BASE_URL, SECRET_KEY
+
+# The workers' broker visibility timeout: a task a killed worker held comes back after it.
+VISIBILITY_TIMEOUT = 6
+
+
+def _broker_redis() -> redis.Redis | None:
+    return redis.Redis.from_url(BROKER_URL) if BROKER_URL.startswith("redis://") else None
+
+
+def clear_unacked() -> None:
+    """Drop tasks a killed worker left unacknowledged (kombu's Redis ``unacked`` hash): a purge
+    leaves them, and they would come back in a later test."""
+    client = _broker_redis()
+    if client is not None:
+        client.delete("unacked", "unacked_index", "unacked_mutex")
+
+
+def unacked_visible() -> bool:
+    """True once a killed worker's unacknowledged tasks are older than the visibility timeout.
+    A worker started from then on restores them as it starts; one started earlier finds them
+    only at kombu's next sweep (every ``unacked_restore_interval * unacked_restore_throttle``,
+    100 s by default)."""
+    client = _broker_redis()
+    scores = [score for _, score in client.zrange("unacked_index", 0, -1, withscores=True)]
+    return bool(scores) and max(scores) <= time.time() - VISIBILITY_TIMEOUT
 
 
 class WorkerProcess:
-    def __init__(self, env: dict, name: str, concurrency: int = 2, beat: bool = False):
-        command = [sys.executable, "-m", "celery", "-A", "thingbridge_workers.celery_app:celery",
+    def __init__(self, env: dict, name: str, concurrency: int = 2, beat: bool = False,
+                 app: str = "thingbridge_workers.celery_app:celery"):
+        command = [sys.executable, "-m", "celery", "-A", app,
                    "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
                    "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip",
                    "--without-mingle"]
@@ -46,9 +74,11 @@ def worker_env(flask_app, simulators):
         "THINGBRIDGE_SECRET_KEYS": SECRET_KEY, "THINGBRIDGE_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "THINGBRIDGE_OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
         "THINGBRIDGE_NETATMO_BASE_URL": simulators["netatmo"],
-        "THINGBRIDGE_HTTP_TIMEOUT": "3", "THINGBRIDGE_BROKER_VISIBILITY_TIMEOUT": "6",
+        "THINGBRIDGE_HTTP_TIMEOUT": "3",
+        "THINGBRIDGE_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "THINGBRIDGE_EVENT_PUMP_INTERVAL": "0.3", "THINGBRIDGE_WEBHOOK_RETRY_BASE": "0.2",
         "THINGBRIDGE_WEBHOOK_LEASE": "3", "THINGBRIDGE_WEBHOOK_TIMEOUT": "10",
+        "THINGBRIDGE_OUTBOUND_ALLOW": LOOPBACK,  # the receivers run on this machine
         "THINGBRIDGE_VAR_DIR": os.environ["THINGBRIDGE_VAR_DIR"],  # set by flask_app
     })
     return env
@@ -58,9 +88,10 @@ def worker_env(flask_app, simulators):
 def start_worker(worker_env, clean_db):
     started: list[WorkerProcess] = []
 
-    def start(name="w1", concurrency=2, beat=False, env=None) -> WorkerProcess:
+    def start(name="w1", concurrency=2, beat=False, env=None,
+              app="thingbridge_workers.celery_app:celery") -> WorkerProcess:
         worker = WorkerProcess({**worker_env, **(env or {})}, f"{name}-{len(started)}",
-                               concurrency, beat)
+                               concurrency, beat, app)
         started.append(worker)
         return worker
 

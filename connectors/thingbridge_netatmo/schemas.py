@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from thingbridge.http.urls import outbound_url_problem
+from thingbridge.http.urls import redirect_url_problem
 
 
 class InstanceConfig(Schema):
@@ -15,7 +15,7 @@ class InstanceConfig(Schema):
 
     @validates("origin_callback_uri")
     def https_or_localhost(self, value, **kwargs):
-        if problem := outbound_url_problem(value):
+        if problem := redirect_url_problem(value):
             raise ValidationError(f"origin_callback_uri {problem}")
 
 

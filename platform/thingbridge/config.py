@@ -7,8 +7,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from thingbridge.http import addresses
+
 PREFIX = "THINGBRIDGE_"
-PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT", "_PKCE")
+PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT", "_PKCE", "_SIMULATOR_PORT")
 TRUE = ("1", "true", "yes", "on")
 
 
@@ -81,16 +83,30 @@ def load_settings(overrides: dict | None = None) -> dict:
         # Webhooks: first retry delay (doubling), give-up age, per-attempt timeout, lease.
         "WEBHOOK_RETRY_BASE": float(_env("WEBHOOK_RETRY_BASE", "10")),
         "WEBHOOK_MAX_AGE": float(_env("WEBHOOK_MAX_AGE", str(3 * 24 * 3600))),
-        "WEBHOOK_TIMEOUT": float(_env("WEBHOOK_TIMEOUT", "10")),
+        "WEBHOOK_TIMEOUT": float(_env("WEBHOOK_TIMEOUT", _env("OUTBOUND_TIMEOUT", "10"))),
+        # Sending to apps' URLs (README "Running it safely"): the whole-attempt deadline of an
+        # action callback, and the CIDR ranges outside the public internet that may be reached
+        # (default: loopback in the embedded mode, none otherwise).
+        "OUTBOUND_TIMEOUT": float(_env("OUTBOUND_TIMEOUT", "10")),
         "WEBHOOK_LEASE": float(_env("WEBHOOK_LEASE", "60")),
+        # Lanes one app's webhooks may hold at once (each takes a worker thread while it sends).
+        "WEBHOOK_APP_CONCURRENCY": int(_env("WEBHOOK_APP_CONCURRENCY", "4")),
         "WEBHOOK_SECRET_OVERLAP": float(_env("WEBHOOK_SECRET_OVERLAP", str(24 * 3600))),
+        # Fair share between apps (README "Running it safely"); 0 turns a limit off.
+        "TOKEN_REQUESTS_PER_MINUTE": int(_env("TOKEN_REQUESTS_PER_MINUTE", "300")),
+        "ACTION_TRIGGERS_PER_MINUTE": int(_env("ACTION_TRIGGERS_PER_MINUTE", "6000")),
+        "WEBHOOKS_PER_APP": int(_env("WEBHOOKS_PER_APP", "100")),
+        "REPLAYS_IN_FLIGHT": int(_env("REPLAYS_IN_FLIGHT", "5")),
+        "THINGS_PER_SUBJECT": int(_env("THINGS_PER_SUBJECT", "10000")),
+        "ACTION_APP_CONCURRENCY": int(_env("ACTION_APP_CONCURRENCY", "4")),
         # Operations: log lines as text or json; a bearer token GET /metrics requires (if set).
         "LOG_FORMAT": (_env("LOG_FORMAT") or "text").lower(),
         "METRICS_TOKEN": _env("METRICS_TOKEN"),
         # The console's session cookie lifetime, seconds.
         "CONSOLE_SESSION_LIFETIME": int(_env("CONSOLE_SESSION_LIFETIME", str(12 * 3600))),
     }
-    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL, _RATE_LIMIT and _PKCE.
+    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL, _RATE_LIMIT, _PKCE and
+    # _SIMULATOR_PORT (``thingbridge run``).
     for key, value in os.environ.items():
         if key.startswith(PREFIX) and key.endswith(PROVIDER_SETTINGS):
             settings[key[len(PREFIX):]] = value
@@ -100,12 +116,22 @@ def load_settings(overrides: dict | None = None) -> dict:
         _require_production_settings(settings)
     elif not settings["SECRET_KEYS"]:
         settings["SECRET_KEYS"] = _dev_secret_keys()
-    # Development convenience, a risk in production: callbacks and webhooks to http://localhost.
-    if "ALLOW_HTTP_LOOPBACK" not in settings:
-        loopback = _env("ALLOW_HTTP_LOOPBACK")
-        settings["ALLOW_HTTP_LOOPBACK"] = (embedded if loopback is None
-                                           else loopback.lower() in TRUE)
+    if "OUTBOUND_ALLOW" not in settings:
+        settings["OUTBOUND_ALLOW"] = _outbound_allow(embedded)
+    addresses.parse_allow(settings["OUTBOUND_ALLOW"])  # a bad range stops the start
     return settings
+
+
+def _outbound_allow(embedded: bool) -> str:
+    """Development convenience, a risk in production: callbacks and webhooks to this machine.
+    THINGBRIDGE_ALLOW_HTTP_LOOPBACK=1 (the older switch) adds the loopback range."""
+    allow = _env("OUTBOUND_ALLOW")
+    loopback = _env("ALLOW_HTTP_LOOPBACK")
+    if allow is None:
+        allow = addresses.LOOPBACK if embedded and loopback is None else ""
+    if loopback is not None and loopback.lower() in TRUE:
+        allow = ",".join(filter(None, [allow, addresses.LOOPBACK]))
+    return allow
 
 
 def _require_production_settings(settings: dict) -> None:

@@ -12,7 +12,7 @@ import os
 import sys
 
 from thingbridge import create_app
-from thingbridge.config import var_dir
+from thingbridge.config import provider_setting, var_dir
 from thingbridge.connectors.registry import connector_classes, sync_descriptions
 from thingbridge.db import db, migrate_up
 from thingbridge.localserver import LocalServer
@@ -30,7 +30,10 @@ def _start_simulators(app) -> dict[str, LocalServer]:
             continue
         module, factory = cls.simulator.split(":")
         wsgi = getattr(importlib.import_module(module), factory)()
-        servers[type_id] = LocalServer(wsgi, port=SIMULATOR_PORTS.get(type_id, 0)).start()
+        # THINGBRIDGE_<TYPE>_SIMULATOR_PORT moves it (0: any free port), e.g. beside another run.
+        port = int(provider_setting(app.config, type_id, "SIMULATOR_PORT",
+                                    SIMULATOR_PORTS.get(type_id, 0)))
+        servers[type_id] = LocalServer(wsgi, port=port).start()
         os.environ[f"THINGBRIDGE_{type_id.upper()}_BASE_URL"] = servers[type_id].url
     return servers
 

@@ -46,16 +46,15 @@ def test_webhook_cursor_and_kept_deliveries_hold_events(api):
     assert seqs(api.model.id) == [3]
 
 
-def test_a_lagging_broker_publisher_holds_events(api, flask_app):
+def test_a_lagging_broker_publisher_holds_events(api, flask_app, monkeypatch):
     for _ in range(3):
         api.post(THINGS, json=LAMP)
     age(8, 1, 3)
-    flask_app.config["EVENT_BROKERS"] = "redis://127.0.0.1:6379/13?stream=retention-test"
-    try:
+    with monkeypatch.context() as patch:
+        patch.setitem(flask_app.config, "EVENT_BROKERS",
+                      "redis://127.0.0.1:6379/13?stream=retention-test")
         assert retention.prune() == 0  # that publisher has published nothing yet
         name = retention.publisher_names()[0]
         PublisherCursor.create(publisher=name, app=api.model.id, last_seq=2)
         assert retention.prune() == 2
-    finally:
-        flask_app.config["EVENT_BROKERS"] = ""
     assert seqs(api.model.id) == [3]

@@ -43,14 +43,11 @@ def test_bad_urls_are_400(api, url):
     assert resp.status_code == 400 and resp.json["status"] == 400, resp.json
 
 
-def test_plain_http_to_localhost_only_in_development(api, flask_app):
+def test_plain_http_only_to_operator_opened_addresses(api, flask_app, monkeypatch):
     assert api.post(HOOKS, json={"url": "http://127.0.0.1:9/hook"}).status_code == 201
-    flask_app.config["ALLOW_HTTP_LOOPBACK"] = False
-    try:
-        resp = api.post(HOOKS, json={"url": "http://127.0.0.1:9/hook"})
-        assert resp.status_code == 400 and "development" in resp.json["description"]
-    finally:
-        flask_app.config["ALLOW_HTTP_LOOPBACK"] = True
+    monkeypatch.setitem(flask_app.config, "OUTBOUND_ALLOW", "")
+    resp = api.post(HOOKS, json={"url": "http://127.0.0.1:9/hook"})
+    assert resp.status_code == 400 and "public address" in resp.json["description"]
 
 
 def test_unknown_event_types_are_400(api):

@@ -64,3 +64,16 @@ def test_the_command_says_what_is_missing(tmp_path):
     assert result.returncode == 1
     assert "Error: THINGBRIDGE_DATABASE_URL names a shared database" in result.stderr
     assert "THINGBRIDGE_SECRET_KEYS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_outbound_allow_list_defaults_and_the_older_switch(environment):
+    assert load_settings()["OUTBOUND_ALLOW"] == "127.0.0.0/8,::1/128"  # embedded: loopback
+    production = {"DATABASE_URL": DATABASE_URL, "SECRET_KEYS": SECRET_KEY,
+                  "PUBLIC_BASE_URL": PUBLIC_BASE_URL}
+    assert load_settings(production)["OUTBOUND_ALLOW"] == ""  # production opens nothing
+    environment.setenv("THINGBRIDGE_OUTBOUND_ALLOW", "10.1.0.0/16")
+    environment.setenv("THINGBRIDGE_ALLOW_HTTP_LOOPBACK", "1")
+    assert load_settings(production)["OUTBOUND_ALLOW"] == "10.1.0.0/16,127.0.0.0/8,::1/128"
+    environment.setenv("THINGBRIDGE_OUTBOUND_ALLOW", "10.1.0.0/16,intranet")
+    with pytest.raises(ValueError, match="'intranet' is not a CIDR range"):
+        load_settings(production)

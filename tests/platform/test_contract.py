@@ -4,8 +4,10 @@ import importlib
 
 import marshmallow as ma
 import pytest
+import requests
 
 from thingbridge.connectors.contract import Connector, OAuth2Endpoints, load_connectors
+from thingbridge.localserver import serving
 
 PLUGINS = load_connectors()
 
@@ -41,4 +43,8 @@ def test_plugin_declares_the_contract(type_id):
 def test_plugin_ships_a_wsgi_simulator(type_id):
     module, factory = PLUGINS[type_id].simulator.split(":")
     app = getattr(importlib.import_module(module), factory)()
-    assert callable(app)
+    # Served over real HTTP, it answers the simulators' test-control surface.
+    with serving(app) as server:
+        assert requests.post(f"{server.url}/_sim/reset", timeout=5).status_code == 200
+        stats = requests.get(f"{server.url}/_sim/stats", timeout=5)
+        assert stats.status_code == 200 and isinstance(stats.json(), dict)

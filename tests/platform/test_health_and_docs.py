@@ -4,8 +4,6 @@ import re
 
 from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
 
-from thingbridge import create_app
-
 
 def test_health_ok(http):
     resp = http.get("/health")
@@ -14,19 +12,14 @@ def test_health_ok(http):
                                                     "broker": {"status": "ok"}}}
 
 
-def test_health_503_names_the_broken_dependency_and_only_a_token_holder_reads_why(api):
-    import thingbridge.db as tdb
-
-    saved = tdb.db.obj
-    try:
-        broken = create_app({"DATABASE_URL": DATABASE_URL, "SECRET_KEYS": SECRET_KEY,
-                             "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-                             "BROKER_URL": "redis://127.0.0.1:1/0"}).test_client()
-        anonymous = broken.get("/health")
-        insider = broken.get("/health", headers={"Authorization": f"Bearer {api.token}"})
-        forged = broken.get("/health", headers={"Authorization": "Bearer forged"})
-    finally:
-        tdb.db.initialize(saved)
+def test_health_503_names_the_broken_dependency_and_only_a_token_holder_reads_why(
+        api, second_app):
+    broken = second_app({"DATABASE_URL": DATABASE_URL, "SECRET_KEYS": SECRET_KEY,
+                         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                         "BROKER_URL": "redis://127.0.0.1:1/0"}).test_client()
+    anonymous = broken.get("/health")
+    insider = broken.get("/health", headers={"Authorization": f"Bearer {api.token}"})
+    forged = broken.get("/health", headers={"Authorization": "Bearer forged"})
     for resp in (anonymous, insider, forged):
         assert resp.status_code == 503
         assert resp.json["status"] == "error"

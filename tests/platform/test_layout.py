@@ -27,3 +27,14 @@ def test_import_platform_from_repo_root_in_a_fresh_interpreter():
 def test_source_roots_have_no_top_level_package():
     for root in ("platform", "connectors", "workers"):
         assert not (ROOT / root / "__init__.py").exists()
+
+
+def test_no_source_file_reads_outside_the_repository():
+    """A clone anywhere must run: fixtures live in tests/fixtures/, never in a sibling folder."""
+    outside = ("provider-samples", "../shared/", '"shared" /', "/work/")
+    offenders = [str(path.relative_to(ROOT))
+                 for folder in ("tests", "bench", "connectors", "workers", "platform", "scripts")
+                 for path in (ROOT / folder).rglob("*.py")
+                 if path.name != "test_layout.py"
+                 and any(needle in path.read_text(encoding="utf-8") for needle in outside)]
+    assert offenders == []

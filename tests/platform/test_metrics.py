@@ -102,18 +102,13 @@ def test_requests_get_an_id_and_keep_a_plain_one_of_their_own(http):
                     ).headers["X-Request-Id"] != hostile
 
 
-def test_metrics_token_when_set(http, flask_app):
-    flask_app.config["METRICS_TOKEN"] = "s3cret"
-    try:
-        assert http.get("/metrics").status_code == 401
-        assert http.get("/metrics", headers={"Authorization": "Bearer wrong"}
-                        ).status_code == 401
-        resp = http.get("/metrics", headers={"Authorization": "Bearer \u00e9".encode("latin-1")})
-        assert resp.status_code == 401 and resp.json["status"] == 401
-        assert http.get("/metrics", headers={"Authorization": "Bearer s3cret"}
-                        ).status_code == 200
-    finally:
-        flask_app.config["METRICS_TOKEN"] = None
+def test_metrics_token_when_set(http, flask_app, monkeypatch):
+    monkeypatch.setitem(flask_app.config, "METRICS_TOKEN", "s3cret")
+    assert http.get("/metrics").status_code == 401
+    assert http.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    resp = http.get("/metrics", headers={"Authorization": "Bearer \u00e9".encode("latin-1")})
+    assert resp.status_code == 401 and resp.json["status"] == 401
+    assert http.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
 def test_poll_tallies_add_up_per_app_and_minute(api, make_app, owm_sim):

@@ -9,11 +9,12 @@ from playhouse.migrations import Runner
 from thingbridge.db import MIGRATIONS_DIR, open_database
 from thingbridge.models import ALL_MODELS
 
-SCRATCH = "thingbridge_migration_check"
+# Named after the session's database, so suites of several checkouts never share it.
+SCRATCH = DATABASE_URL.rsplit("/", 1)[1] + "_migrations"
 TABLES = {m._meta.table_name for m in ALL_MODELS}
 ALL_MIGRATIONS = ["0001_initial", "0002_events", "0003_lean_indexes",
                   "0004_client_lifecycle", "0005_app_lifecycle", "0007_work_leases",
-                  "0008_console"]
+                  "0008_console", "0009_outbound_limits"]
 
 
 @pytest.fixture

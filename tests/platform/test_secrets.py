@@ -31,31 +31,25 @@ def test_database_dump_has_no_secret_in_clear(api):
     assert "thingbridge-demo" not in dump  # the whole configuration is encrypted
 
 
-def test_rotation_reencrypts_with_the_new_key(api, flask_app):
+def test_rotation_reencrypts_with_the_new_key(api, flask_app, monkeypatch):
+    """The instance side; tests/workers/test_key_rotation.py covers every encrypted column."""
+    monkeypatch.setattr(crypto, "_keyring", crypto.keyring())  # restored after the test
     instance_id = api.post("/api/v1/connectors/instances", json=NETATMO).json["id"]
     old_key = flask_app.config["SECRET_KEYS"]
     new_key = Fernet.generate_key().decode()
-    try:
-        crypto.configure(f"{new_key},{old_key}")
-        assert rotate_all() >= 1
-        crypto.configure(new_key)  # the old key is retired: everything must still decrypt
-        config = ConnectorInstance.get_by_id(instance_id).configuration
-        assert config["client_secret"] == "demo-secret"
-    finally:
-        # Rotate back so the rest of the session keeps using the session key.
-        crypto.configure(f"{old_key},{new_key}")
-        rotate_all()
-        crypto.configure(old_key)
+    crypto.configure(f"{new_key},{old_key}")
+    assert rotate_all() >= 1
+    crypto.configure(new_key)  # the old key is retired: everything must still decrypt
+    config = ConnectorInstance.get_by_id(instance_id).configuration
+    assert config["client_secret"] == "demo-secret"
 
 
-def test_unknown_key_fails_loudly_not_silently(api, flask_app):
+def test_unknown_key_fails_loudly_not_silently(api, monkeypatch):
+    monkeypatch.setattr(crypto, "_keyring", crypto.keyring())  # restored after the test
     instance_id = api.post("/api/v1/connectors/instances", json=NETATMO).json["id"]
     crypto.configure(Fernet.generate_key().decode())
-    try:
-        with pytest.raises(crypto.SecretKeyError):
-            ConnectorInstance.get_by_id(instance_id).configuration  # noqa: B018
-    finally:
-        crypto.configure(flask_app.config["SECRET_KEYS"])
+    with pytest.raises(crypto.SecretKeyError):
+        ConnectorInstance.get_by_id(instance_id).configuration  # noqa: B018
 
 
 def test_invalid_key_configuration_is_rejected():

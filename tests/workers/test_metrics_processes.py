@@ -32,8 +32,10 @@ def total(url: str, name: str, **labels) -> float:
     """The sum of ``name``'s samples at ``url`` whose labels include ``labels``."""
     try:
         text = requests.get(url, timeout=5).text
-    except requests.ConnectionError:
-        return -1.0  # not listening yet
+    except (requests.ConnectionError, requests.Timeout):
+        # Not listening yet, or listening while its workers still boot (a loaded machine):
+        # the caller's wait_until bounds how long that may last.
+        return -1.0
     return sum(s.value for family in text_string_to_metric_families(text)
                for s in family.samples
                if s.name == name and labels.items() <= s.labels.items())

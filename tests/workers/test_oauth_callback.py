@@ -87,11 +87,9 @@ def test_a_newer_consent_link_supersedes_the_older_one(api, netatmo_sim):
 
 
 @pytest.fixture
-def netatmo_pkce(flask_app):
+def netatmo_pkce(flask_app, monkeypatch):
     """PKCE on for Netatmo, as THINGBRIDGE_NETATMO_PKCE=1 sets it."""
-    flask_app.config["NETATMO_PKCE"] = "1"
-    yield
-    flask_app.config.pop("NETATMO_PKCE")
+    monkeypatch.setitem(flask_app.config, "NETATMO_PKCE", "1")
 
 
 def test_pkce_s256_is_sent_and_verified_by_the_provider(api, netatmo_sim, netatmo_pkce,

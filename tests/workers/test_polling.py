@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import time
+import datetime
+import inspect
 
 import requests
 from flows import CLIENTS, client_row, owm_client, owm_instance, repoll, wait_status
 from helpers import OWM_KEY, wait_until
+from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
 
+import thingbridge_openweathermap.client as owm_client_module
+from thingbridge import backoff
+from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
+from thingbridge.limits import window
 from thingbridge.models import ConnectorClient, Property, Thing, ThingMapping
 
 
@@ -59,8 +65,11 @@ def test_transient_failure_backs_off_and_keeps_status(api, owm_sim, start_worker
     client = wait_until(lambda: client_row(client_id).failure_count == 1 and client_row(client_id),
                         message="failure recorded")
     assert client.status == "STARTED"
-    delay = (client.next_poll_at - utcnow()).total_seconds()
-    assert 15 < delay < 40  # 30 s first backoff, jittered
+    # The first backoff is RETRY_BASE give or take backoff.delay's spread, counted from the
+    # failed poll (both stamps are written together).
+    delay = (client.next_poll_at - client.last_polled_at).total_seconds()
+    spread = inspect.signature(backoff.delay).parameters["spread"].default
+    assert lifecycle.RETRY_BASE * (1 - spread) <= delay <= lifecycle.RETRY_BASE * (1 + spread)
 
 
 def test_rate_limit_429_honors_retry_after(api, owm_sim, start_worker):
@@ -71,7 +80,10 @@ def test_rate_limit_429_honors_retry_after(api, owm_sim, start_worker):
     client = wait_until(lambda: client_row(client_id).failure_count == 1 and client_row(client_id),
                         message="throttled")
     assert client.status == "STARTING"
-    assert (client.next_poll_at - utcnow()).total_seconds() > 45  # Retry-After: 60, jittered
+    # OpenWeatherMap's 429 has no Retry-After: the connector's default is the floor, and it
+    # outweighs the first (jittered) backoff.
+    delay = (client.next_poll_at - client.last_polled_at).total_seconds()
+    assert delay == owm_client_module.DEFAULT_RETRY_AFTER
 
 
 def test_revoked_key_is_error_with_reason(api, owm_sim, start_worker):
@@ -85,43 +97,119 @@ def test_revoked_key_is_error_with_reason(api, owm_sim, start_worker):
     assert client.next_poll_at is None
 
 
-def test_instance_rate_budget_is_shared_by_all_clients(api, owm_sim, start_worker, flask_app):
-    """The OWM key's budget (60/min by default) caps polls across every client."""
+OTHER_KEY = "fedcba9876543210fedcba9876543210"
+
+
+def _sim_stats(owm_sim) -> dict:
+    return requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()
+
+
+def _postponed(client_id) -> ConnectorClient | None:
+    """The worker's recorded rate-limited outcome: never polled, no failure counted, next poll
+    in the future (a new client is due at once)."""
+    client = client_row(client_id)
+    due = client.next_poll_at
+    if (client.last_success_at is None and client.failure_count == 0 and due is not None
+            and due > utcnow()):
+        return client
+    return None
+
+
+def _spend_budget(client_ids) -> ConnectorClient:
+    """Poll more clients than the budget allows until one is postponed within one window. A
+    minute turning between the polls opens a fresh window and lets every poll through: then
+    the started ones are polled again in the new window (a window holds many polls, so the
+    second round cannot be split too)."""
     from thingbridge.models import RateBudget
 
-    start_worker()
-    client_ids = [owm_client(api.as_subject(f"user{i}"), "London") for i in range(3)]
+    for _ in range(3):
+        wait_until(lambda: all(client_row(c).status == "STARTED" or _postponed(c)
+                               for c in client_ids), message="every client polled or postponed")
+        limited = [c for c in client_ids if _postponed(c)]
+        if limited:
+            [client] = [_postponed(c) for c in limited]
+            [budget] = RateBudget.select()
+            # Postponed to when the spent window ends, give or take lifecycle.postpone's
+            # jittered 5 s (±20 %), which spreads the clients it held.
+            delay = client.next_poll_at - (budget.window_start + window.WINDOW)
+            assert datetime.timedelta(seconds=4) <= delay <= datetime.timedelta(seconds=6)
+            return client
+        for client_id in client_ids:
+            repoll(client_id)
+    raise AssertionError("no window held all the polls")
+
+
+def test_instance_rate_budget_caps_real_polls_across_clients(api, make_app, owm_sim,
+                                                             start_worker):
+    """Budget N per instance: N+1 clients of one app's key are polled for real, one is
+    postponed to the next window, the provider never answers 429 (it enforces the same N), and
+    another app's instance has its own budget."""
+    from thingbridge.models import RateBudget
+
+    limit = 3
+    owm_instance(api)
+    # Creating the instance checks the key with one call the budget does not count: start the
+    # provider's own count after it.
+    requests.post(f"{owm_sim}/_sim/reset", timeout=5).raise_for_status()
+    requests.post(f"{owm_sim}/_sim/control", json={"rate_limit_per_minute": limit},
+                  timeout=5).raise_for_status()
+    start_worker(env={"THINGBRIDGE_OPENWEATHERMAP_RATE_LIMIT": str(limit)})
+    client_ids = [owm_client(api.as_subject(f"user{i}"), "London") for i in range(limit + 1)]
+    limited = _spend_budget(client_ids)
+    [budget] = RateBudget.select()
+    assert budget.used == limit
+    window_end = budget.window_start + window.WINDOW
+
+    other = make_app("app-b")
+    assert other.post("/api/v1/connectors/instances", json={
+        "connector_type_id": "openweathermap",
+        "configuration": {"app_key": OTHER_KEY}}).status_code == 201
+    before = _sim_stats(owm_sim)["calls_by_key"][OTHER_KEY]  # the key check at creation
+    other_client = owm_client(other, "London")
+    polled = wait_status(other_client, "STARTED").last_success_at
+    # Only isolation lets it through while app A's window is spent.
+    assert polled < window_end and _postponed(limited.id)
+    stats = _sim_stats(owm_sim)
+    assert "429" not in stats["responses_by_status"]
+    assert stats["calls_by_key"][OTHER_KEY] == before + 1
+
+
+def test_rate_limit_zero_lifts_the_budget(api, owm_sim, start_worker):
+    from thingbridge.models import RateBudget
+
+    start_worker(env={"THINGBRIDGE_OPENWEATHERMAP_RATE_LIMIT": "0"})
+    owm_instance(api)
+    calls = _sim_stats(owm_sim)["calls"]
+    client_ids = [owm_client(api.as_subject(f"user{i}"), "London") for i in range(4)]
     for client_id in client_ids:
         wait_status(client_id, "STARTED")
-    RateBudget.update(used=60).execute()  # the key's minute is spent
-    stamp = {c: client_row(c).last_success_at for c in client_ids}
-    calls_before = requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"]
-    for client_id in client_ids:
-        repoll(client_id)
-    wait_until(lambda: all(client_row(c).next_poll_at > utcnow() for c in client_ids),
-               message="rescheduled")
-    time.sleep(1)
-    assert requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"] == calls_before
-    assert all(client_row(c).last_success_at == stamp[c] for c in client_ids)
+    assert RateBudget.select().count() == 0  # no budget consulted, none counted
+    assert _sim_stats(owm_sim)["calls"] == calls + len(client_ids)
 
 
 def test_killed_worker_mid_poll_completes_once_without_duplicates(api, owm_sim, start_worker):
     owm_instance(api)
+    before = _sim_stats(owm_sim)  # the key check at creation
     requests.post(f"{owm_sim}/_sim/control", json={"mode": "timeout", "timeout_seconds": 2.5},
                   timeout=5)
     first = start_worker("doomed", concurrency=1)
     client_id = owm_client(api)
     # Wait until the worker is inside the provider call, then kill it without warning.
-    wait_until(lambda: requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"] >= 1,
-               message="poll in flight")
+    wait_until(lambda: _sim_stats(owm_sim)["calls"] > before["calls"], message="poll in flight")
+    # Not answered yet (the simulator sleeps 2.5 s): the kill lands inside the provider call.
+    assert _sim_stats(owm_sim)["responses_by_status"] == before["responses_by_status"]
     first.kill()
     requests.post(f"{owm_sim}/_sim/control", json={"mode": "ok"}, timeout=5)
     assert client_row(client_id).status == "STARTING"
+    # The unacknowledged task comes back once the visibility timeout has passed: a worker
+    # started after that restores it as it starts.
+    wait_until(unacked_visible, timeout=VISIBILITY_TIMEOUT * 3, message="task visible again")
     start_worker("rescuer")
-    # The unacknowledged task comes back after the broker's visibility timeout (6 s here).
-    client = wait_status(client_id, "STARTED", timeout=60)
+    client = wait_status(client_id, "STARTED")
     assert client.last_success_at is not None
     assert Thing.select().count() == 1 and ThingMapping.select().count() == 1
+    # The killed call and the redelivered one; the provider was asked exactly twice.
+    assert _sim_stats(owm_sim)["calls"] == before["calls"] + 2
 
 
 def test_a_stale_copy_of_a_poll_task_does_nothing(api, owm_sim):

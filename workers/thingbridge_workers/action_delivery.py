@@ -7,7 +7,6 @@ import datetime
 import json
 import logging
 
-import requests
 from flask import current_app
 
 from thingbridge import backoff
@@ -15,6 +14,8 @@ from thingbridge.actions import signing
 from thingbridge.actions.service import DELIVER_TASK, finish, perform_connector_action, request_body
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.db import utcnow
+from thingbridge.http import outbound
+from thingbridge.http.urls import allow_list
 from thingbridge.models import ActionRequest, App
 from thingbridge.tasks import enqueue_soon
 
@@ -57,29 +58,28 @@ def _post_to_callback(request: ActionRequest, owner: App) -> str:
     headers = {"Content-Type": "application/json", "Date": date,
                signing.SIGNATURE_HEADER: signing.signature(owner.signing_key, "POST",
                                                            owner.callback_url, date, body)}
-    try:
-        resp = requests.post(owner.callback_url, data=body, headers=headers,
-                             timeout=current_app.config["HTTP_TIMEOUT"], allow_redirects=False)
-    except requests.RequestException as exc:
-        return _retry(request, f"callback unreachable: {exc.__class__.__name__}")
-    if resp.status_code in (200, 204):
+    answer = outbound.post(owner.callback_url, body, headers,
+                           current_app.config["OUTBOUND_TIMEOUT"], allow_list())
+    if answer.status is None:
+        return _retry(request, f"callback unreachable: {answer.reason}")
+    if answer.status in (200, 204):
         finish(request.id, "COMPLETED")
         return "completed"
-    if resp.status_code == 202:
+    if answer.status == 202:
         return "accepted"  # the app finishes it later with PUT /actions/requests/{id}
-    if resp.status_code == 429 or resp.status_code >= 500:
-        return _retry(request, f"callback answered {resp.status_code}")
-    finish(request.id, "FAILED", _reason(resp))
+    if answer.status == 429 or answer.status >= 500:
+        return _retry(request, f"callback answered {answer.status}")
+    finish(request.id, "FAILED", _reason(answer))
     return "failed"
 
 
-def _reason(resp: requests.Response) -> str:
+def _reason(answer: outbound.Answer) -> str:
     try:
-        body = resp.json()
+        body = json.loads(answer.text)
         text = body.get("error") or body.get("description") or json.dumps(body)
-    except ValueError:
-        text = resp.text
-    return f"callback answered {resp.status_code}: {str(text)[:500]}"
+    except (ValueError, AttributeError):
+        text = answer.text
+    return f"callback answered {answer.status}: {str(text)[:outbound.EXCERPT]}"
 
 
 def _retry(request: ActionRequest, reason: str) -> str:

@@ -12,7 +12,7 @@ import datetime
 import uuid
 
 from flask import current_app
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.plugin_call import call_plugin
@@ -20,7 +20,14 @@ from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, locking, retry_idempotent, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.lease import Lease
-from thingbridge.models import Action, ActionRequest, ConnectorClient, Thing, ThingMapping
+from thingbridge.models import (
+    Action,
+    ActionRequest,
+    App,
+    ConnectorClient,
+    Thing,
+    ThingMapping,
+)
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
@@ -92,19 +99,38 @@ def _lease() -> Lease:
 
 
 def take_delivery(request_id: str, token: str | None) -> bool:
-    """Hold a PENDING request for one delivery attempt; False if another task holds it or it
-    is not due (settled, or waiting for the app after a 202)."""
+    """Hold a PENDING request for one delivery attempt; False if another task holds it, it
+    is not due (settled, or waiting for the app after a 202), or its app already has
+    ``ACTION_APP_CONCURRENCY`` deliveries in flight (the dispatcher sends it again later, so
+    one app's dead callback takes that many worker threads and no more)."""
     now = utcnow()
-    return _lease().take_own((ActionRequest.id == request_id)
-                             & (ActionRequest.status == "PENDING"), token or str(uuid.uuid4()),
-                             ActionRequest.next_attempt_at <= now, now)
+    app_id = ActionRequest.select(ActionRequest.app).where(ActionRequest.id == request_id).scalar()
+    if app_id is None:
+        return False
+    lease, token = _lease(), token or str(uuid.uuid4())
+    mine = ((ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")
+            & lease.takeable(token, now, ActionRequest.next_attempt_at <= now))
+    share = current_app.config["ACTION_APP_CONCURRENCY"]
+    until = now + lease.duration
+    with db.atomic():
+        if share:
+            # Takes for one app run one at a time (its row locked), so concurrent tasks never
+            # both count the same free slot.
+            locking(App.select(App.id).where(App.id == app_id)).first()
+            other = ActionRequest.alias()
+            in_flight = other.select(fn.COUNT(other.id)).where(
+                (other.app == app_id) & (other.status == "PENDING")
+                & (other.delivering_until > now) & (other.id != request_id))
+            mine &= in_flight < share
+        return bool(ActionRequest.update(lease_token=token, leased_until=until,
+                                         delivering_until=until).where(mine).execute())
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:
     """After an attempt: free the request. One the app answered 202 for is not due again (the
     app finishes it); one to retry is due when the attempt said."""
     fields = {"next_attempt_at": None} if awaiting_app else {}
-    ActionRequest.update(**Lease.RELEASED, **fields).where(
+    ActionRequest.update(**Lease.RELEASED, delivering_until=None, **fields).where(
         ActionRequest.id == request_id).execute()
 
 

@@ -11,6 +11,7 @@ from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.errors import ApiError, found
 from thingbridge.http.urls import outbound_url_problem
+from thingbridge.limits import quotas
 from thingbridge.models import ActionRequest, App, Thing
 from thingbridge.schemas.actions import (
     ActionRequestOut,
@@ -29,7 +30,7 @@ REQUEST, CREATED = "/api/v1/actions/requests/{request_id}", "$response.body#/id"
 
 @blp.route(f"/things/<{ID}:thing_id>/components/<{KEY}:component_id>/actions/"
            f"<{KEY}:action_id>", methods=["POST"])
-@protected(blp, ACTION, subject=True, errors=(400, 404, 424))
+@protected(blp, ACTION, subject=True, errors=(400, 404, 424, 429))
 @blp.arguments(ParametersIn)
 @blp.response(201, ActionRequestOut)
 @blp.doc(**links(201, GetActionRequest=link(REQUEST, "get", True, request_id=CREATED),
@@ -37,6 +38,7 @@ REQUEST, CREATED = "/api/v1/actions/requests/{request_id}", "$response.body#/id"
 def trigger_action(parameters, thing_id, component_id, action_id):
     """Trigger an action; the request is PENDING until the thing's owner answers"""
     subject = subject_id()
+    quotas.check_rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{g.app.id}", "action triggers")
     thing = own_thing(g.app, subject, thing_id)
     action = own_action(own_component(thing, component_id), action_id)
     check_parameters(action, parameters)

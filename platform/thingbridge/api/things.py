@@ -10,6 +10,7 @@ from thingbridge.api.pages import PageQuery, page_bounds, page_from, page_schema
 from thingbridge.auth.guard import subject_id
 from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError, found
+from thingbridge.limits import quotas
 from thingbridge.models import Property, Thing
 from thingbridge.outbox import events
 from thingbridge.schemas.common import ISO
@@ -84,7 +85,7 @@ class Things(MethodView):
         rows = reading.subject_things(g.app.id, subject, depth, limit + 1, after)
         return DUMP[expand, paged](page_from(rows, args))
 
-    @protected(blp, WRITE, subject=True, errors=(400,))
+    @protected(blp, WRITE, subject=True, errors=(400, 429))
     @blp.arguments(ThingIn)
     @blp.response(201, ThingCreatedSchema)
     @blp.doc(**links(
@@ -102,6 +103,9 @@ class Things(MethodView):
     def post(self, body):
         """Create a thing of the app for the subject (lowercase or camelCase keys)"""
         subject = subject_id()
+        quotas.check_size("THINGS_PER_SUBJECT", Thing.select().where(
+            (Thing.app == g.app) & (Thing.external_subject_id == subject)).count(),
+            "things for this subject")
         with db.atomic():
             thing = Thing.create(app=g.app, external_subject_id=subject, created_by=g.app,
                                  name=body["name"], manufacturer=body["manufacturer"],

@@ -11,6 +11,7 @@ from thingbridge.api.common import ID, Blueprint, cursor_page, link, links, prot
 from thingbridge.db import db, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.http.urls import outbound_url_problem
+from thingbridge.limits import quotas
 from thingbridge.models import WebhookDelivery, WebhookEndpoint
 from thingbridge.outbox import events, webhook_endpoints, webhook_signing
 from thingbridge.outbox.events import MAX_ID
@@ -46,7 +47,7 @@ def _own(webhook_id: str, lock: bool = False) -> WebhookEndpoint:
 
 @blp.route("")
 class Webhooks(MethodView):
-    @protected(blp, SCOPE, errors=(400,))
+    @protected(blp, SCOPE, errors=(400, 429))
     @blp.arguments(WebhookIn)
     @blp.response(201, WebhookOut)
     @blp.doc(**links(201, **{name: link(WEBHOOK + suffix, method, webhook_id=CREATED)
@@ -54,6 +55,8 @@ class Webhooks(MethodView):
     def post(self, body):
         """Register an endpoint for events from now on; the signing secret is shown only here"""
         _check_url(body["url"])
+        quotas.check_size("WEBHOOKS_PER_APP", webhook_endpoints.app_endpoints(g.app).count(),
+                          "webhooks for this app")
         secret = webhook_signing.new_secret()
         endpoint = WebhookEndpoint.create(app=g.app, url=body["url"],
                                           event_types=body["event_types"],
@@ -149,7 +152,7 @@ def redeliver(webhook_id, delivery_id):
 
 
 @blp.route(f"/<{ID}:webhook_id>/replay", methods=["POST"])
-@protected(blp, SCOPE, errors=(400, 404, 409))
+@protected(blp, SCOPE, errors=(400, 404, 409, 429))
 @blp.arguments(ReplayIn)
 @blp.response(202, ReplayOut)
 def replay(body, webhook_id):

@@ -14,6 +14,7 @@ from flask import jsonify, request
 
 from thingbridge.auth import token_cache
 from thingbridge.db import utcnow
+from thingbridge.limits import quotas
 from thingbridge.models import ALL_SCOPES, AccessToken, App, token_hash
 from thingbridge.schemas.auth import OAuthErrorSchema, TokenOut
 from thingbridge.schemas.common import NUL_REFUSED, has_nul
@@ -73,7 +74,8 @@ CLIENT_SECURITY = [{"clientBasic": []}, {}]  # HTTP Basic, or client_id/secret i
 ERRORS = {code: {"description": text, "content": {"application/json": {
     "schema": OAuthErrorSchema}}} for code, text in (
     (400, "invalid_request, invalid_scope, unsupported_grant_type, invalid_grant ..."),
-    (401, "invalid_client (unknown or disabled app, wrong secret)"))}
+    (401, "invalid_client (unknown or disabled app, wrong secret)"),
+    (429, "too many token requests for this client id (Retry-After says when to try again)"))}
 
 
 def _bad_form():
@@ -102,6 +104,16 @@ def _standard_error_body(response):
     return response
 
 
+def _limit_client() -> None:
+    """429 past THINGBRIDGE_TOKEN_REQUESTS_PER_MINUTE for the client id presented (known or
+    not: guessing costs the same)."""
+    client_id = (request.authorization.username if request.authorization
+                 and request.authorization.username else request.form.get("client_id"))
+    if client_id:
+        quotas.check_rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
+                          "token requests for this client id")
+
+
 @blp.route("/token", methods=["POST"], endpoint="issue_token")
 @blp.doc(security=CLIENT_SECURITY, responses=ERRORS, requestBody=_form(
     ["grant_type"], grant_type={"type": "string", "enum": ["client_credentials"]},
@@ -112,6 +124,7 @@ def issue_token():
 
     `scope` is a space-separated subset of the app's scopes; omitted means all of them.
     """
+    _limit_client()
     return _bad_form() or _standard_error_body(server.create_token_response())
 
 

@@ -1,5 +1,11 @@
-"""Outbound URL policy: https everywhere, plain http only to this machine in development
-(``ALLOW_HTTP_LOOPBACK``: on by default in the embedded SQLite mode, off otherwise)."""
+"""Checking a URL an app registers for callbacks or webhooks (the sender checks again).
+
+https everywhere; plain http only to addresses the operator opened with ``OUTBOUND_ALLOW``
+(the embedded mode opens loopback, so http://localhost works in development). An IP literal
+or a name that resolves only to refused addresses (``addresses``) is refused here with a
+clear message; a name that does not resolve yet is accepted, since every send resolves and
+checks it again.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,49 @@ from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
 
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+from thingbridge.http import addresses
+
+
+def allow_list() -> tuple:
+    setting = current_app.config.get("OUTBOUND_ALLOW") if has_app_context() else None
+    return addresses.parse_allow(setting)
 
 
 def outbound_url_problem(url: str) -> str | None:
-    """Why ``url`` may not receive callbacks or redirects, or None if it may."""
+    """Why ``url`` may not receive callbacks or webhooks, or None if it may."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute http(s) URL"
+    if parts.username or parts.password:
+        return "must not contain credentials"
+    allow = allow_list()
+    try:
+        found = addresses.resolve(parts.hostname, port)
+    except (OSError, UnicodeError, ValueError):
+        found = []
+    usable = [address for address in found if addresses.is_allowed(address, allow)]
+    if found and not usable:
+        return (f"must reach a public address: {parts.hostname} is (or resolves to) a "
+                "loopback, private, link-local or otherwise reserved address; an operator "
+                "may open a range with THINGBRIDGE_OUTBOUND_ALLOW")
+    if parts.scheme == "http" and not (usable and all(
+            plain_http_allowed(address, allow) for address in usable)):
+        return ("must use https (plain http is allowed only to addresses the operator opened "
+                "with THINGBRIDGE_OUTBOUND_ALLOW, e.g. localhost in development)")
+    return None
+
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def redirect_url_problem(url: str) -> str | None:
+    """Why ``url`` may not be where an end user's browser is sent back to, or None. The
+    browser goes there, not Thingbridge, so no address policy: https, or http to localhost
+    where the operator opened loopback (development)."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -21,8 +65,16 @@ def outbound_url_problem(url: str) -> str | None:
     if parts.scheme == "http":
         if parts.hostname not in LOOPBACK_HOSTS:
             return "must use https (plain http is allowed only for localhost)"
-        if has_app_context() and not current_app.config.get("ALLOW_HTTP_LOOPBACK", True):
+        loopback = addresses.ip_address("127.0.0.1")
+        if has_app_context() and not any(loopback in net for net in allow_list()
+                                         if net.version == 4):
             return "must use https (http to localhost is allowed only in development)"
     if parts.username or parts.password:
         return "must not contain credentials"
     return None
+
+
+def plain_http_allowed(address, allow) -> bool:
+    """At send time: http only to an operator-opened address."""
+    return any(address in net for net in allow if net.version == address.version)
+

@@ -12,6 +12,7 @@ from thingbridge.models.connectors import (
     RateBudget,
 )
 from thingbridge.models.events import Event, EventCounter, PublisherCursor
+from thingbridge.models.limits import RateWindow
 from thingbridge.models.things import (
     PROPERTY_TYPES,
     THING_STATUSES,
@@ -32,12 +33,14 @@ ALL_MODELS = [
     App, AccessToken, ConnectorDescription, ConnectorInstance, ConnectorClient, OAuthState,
     RateBudget, PollTally, Thing, Component, Property, Action, ThingMapping, ActionRequest,
     EventCounter, Event, PublisherCursor, WebhookEndpoint, WebhookDelivery, WebhookAttempt,
+    RateWindow,
 ]
 
 __all__ = [
     "ACTION_STATUSES", "ALL_MODELS", "ALL_SCOPES", "AccessToken", "Action", "ActionRequest", "App",
     "CLIENT_STATUSES", "Component", "ConnectorClient", "ConnectorDescription", "ConnectorInstance",
     "DELIVERY_STATUSES", "Event", "EventCounter", "OAuthState", "PROPERTY_TYPES", "Property",
-    "PollTally", "PublisherCursor", "RateBudget", "THING_STATUSES", "Thing", "ThingMapping",
+    "PollTally", "PublisherCursor", "RateBudget", "RateWindow", "THING_STATUSES", "Thing",
+    "ThingMapping",
     "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "token_hash",
 ]

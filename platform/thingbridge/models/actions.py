@@ -31,6 +31,8 @@ class ActionRequest(BaseModel):
     next_attempt_at = DateTimeField(null=True, index=True)
     lease_token = CharField(max_length=36, null=True)
     leased_until = DateTimeField(null=True)
+    # Until when a task is sending it (an app's deliveries in flight are bounded).
+    delivering_until = DateTimeField(null=True)
     # The caller's request id, for requests made through the signed connector-actions
     # endpoint: one request per id, so a replayed delivery is not performed twice.
     external_id = CharField(max_length=200, null=True)

@@ -32,6 +32,9 @@ class WebhookEndpoint(BaseModel):
     # Last event seq of the app that fan-out has turned into deliveries for this endpoint.
     cursor = BigIntegerField(default=0)
     updated_at = DateTimeField(default=utcnow)
+    # The app's last event when it last asked for a replay: the replay is in flight until
+    # every delivery up to it has left PENDING (a fair-share limit counts these).
+    replay_until = BigIntegerField(null=True)
 
 
 class WebhookDelivery(BaseModel):

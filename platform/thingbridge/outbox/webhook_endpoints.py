@@ -8,6 +8,7 @@ from peewee import fn, prefetch
 
 from thingbridge.db import db, locking, utcnow
 from thingbridge.errors import ApiError, found
+from thingbridge.limits import quotas
 from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from thingbridge.outbox import events
 from thingbridge.outbox.events import MAX_ID
@@ -71,11 +72,22 @@ def replay(app, webhook_id: str, after: int) -> int:
         if after < last and (oldest is None or oldest.seq > after + 1):
             raise ApiError(409, "events after that cursor are no longer kept (retention); "
                                 f"the oldest kept id is {oldest.seq if oldest else 'none'}")
+        quotas.check_size("REPLAYS_IN_FLIGHT", replays_in_flight(app), "replays in flight")
         # Never forward: events between the old cursor and `after` are not fanned out yet.
         cursor = min(after, endpoint.cursor)
-        WebhookEndpoint.update(cursor=cursor, updated_at=utcnow()).where(
+        WebhookEndpoint.update(cursor=cursor, updated_at=utcnow(), replay_until=last).where(
             WebhookEndpoint.id == endpoint.id).execute()
     return cursor
+
+
+def replays_in_flight(app) -> int:
+    """The app's endpoints still delivering what a replay asked for."""
+    pending = WebhookDelivery.select(WebhookDelivery.id).where(
+        (WebhookDelivery.endpoint == WebhookEndpoint.id) & (WebhookDelivery.status == "PENDING")
+        & (WebhookDelivery.seq <= WebhookEndpoint.replay_until))
+    return WebhookEndpoint.select().where(
+        (WebhookEndpoint.app == app) & WebhookEndpoint.replay_until.is_null(False)
+        & ((WebhookEndpoint.cursor < WebhookEndpoint.replay_until) | fn.EXISTS(pending))).count()
 
 
 def delivery_health(app) -> dict[str, dict[str, int]]:

@@ -13,10 +13,10 @@ import datetime
 from dataclasses import dataclass
 
 from flask import current_app
-from peewee import IntegrityError, fn
+from peewee import fn
 
 from thingbridge import backoff
-from thingbridge.db import db, locking, retry_idempotent, utcnow
+from thingbridge.db import db, is_postgres, locking, retry_idempotent, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from thingbridge.observability import metrics
@@ -73,9 +73,26 @@ def _fan_out_endpoint(endpoint_id: str, batch: int) -> int | None:
 
 # --- lanes and leases ----------------------------------------------------------------------
 
+CLAIM_LOCK = 0x7462_7768  # advisory lock key: one pump claims lanes at a time
+
+
 def claim_lanes(limit: int = 200) -> list[tuple[int, str]]:
-    """Lease the due head of up to ``limit`` idle lanes: [(delivery id, lease token)]."""
+    """Lease the due head of up to ``limit`` idle lanes: [(delivery id, lease token)].
+
+    Each app holds at most ``WEBHOOK_APP_CONCURRENCY`` lanes at once, so one app's slow or
+    dead receivers occupy that many worker threads and never the others' share. Pumps that
+    overlap (beat ticks faster than a loaded pump runs) would each count the same lanes as
+    free, so one claims at a time and the others skip their turn."""
+    with db.atomic():
+        if is_postgres() and not db.execute_sql(
+                "SELECT pg_try_advisory_xact_lock(%s)", (CLAIM_LOCK,)).fetchone()[0]:
+            return []
+        return _claim_lanes(limit)
+
+
+def _claim_lanes(limit: int) -> list[tuple[int, str]]:
     now = utcnow()
+    share = current_app.config["WEBHOOK_APP_CONCURRENCY"]
     head, busy = WebhookDelivery.alias(), WebhookDelivery.alias()
     head_seq = head.select(fn.MIN(head.seq)).where(
         (head.endpoint == WebhookDelivery.endpoint) & (head.lane == WebhookDelivery.lane)
@@ -83,16 +100,30 @@ def claim_lanes(limit: int = 200) -> list[tuple[int, str]]:
     lane_busy = busy.select(busy.id).where(
         (busy.endpoint == WebhookDelivery.endpoint) & (busy.lane == WebhookDelivery.lane)
         & (busy.status == "PENDING") & (busy.leased_until > now))
-    candidates = [row[0] for row in WebhookDelivery.select(WebhookDelivery.id).where(
-        (WebhookDelivery.status == "PENDING") & (WebhookDelivery.next_attempt_at <= now)
-        & (WebhookDelivery.seq == head_seq) & ~fn.EXISTS(lane_busy))
-        .order_by(WebhookDelivery.next_attempt_at).limit(limit).tuples()]
+    ranked = (WebhookDelivery.select(
+        WebhookDelivery.id, WebhookEndpoint.app.alias("app_id"), WebhookDelivery.next_attempt_at,
+        fn.ROW_NUMBER().over(partition_by=[WebhookEndpoint.app],
+                             order_by=[WebhookDelivery.next_attempt_at]).alias("rank"))
+        .join(WebhookEndpoint)
+        .where((WebhookDelivery.status == "PENDING") & (WebhookDelivery.next_attempt_at <= now)
+               & (WebhookDelivery.seq == head_seq) & ~fn.EXISTS(lane_busy))).alias("ranked")
+    candidates = (WebhookDelivery.select(ranked.c.id, ranked.c.app_id).from_(ranked)
+                  .where(ranked.c.rank <= share).order_by(ranked.c.next_attempt_at)
+                  .limit(limit).tuples())
+    held = dict(WebhookDelivery.select(WebhookEndpoint.app, fn.COUNT(WebhookDelivery.id))
+                .join(WebhookEndpoint)
+                .where((WebhookDelivery.status == "PENDING")
+                       & (WebhookDelivery.leased_until > now))
+                .group_by(WebhookEndpoint.app).tuples())
     lease, claimed = _lease(), []
-    for delivery_id in candidates:
+    for delivery_id, app_id in list(candidates):
+        if held.get(app_id, 0) >= share:
+            continue
         token = lease.take((WebhookDelivery.id == delivery_id)
                            & (WebhookDelivery.status == "PENDING"), now)
         if token:
             claimed.append((delivery_id, token))
+            held[app_id] = held.get(app_id, 0) + 1
     return claimed
 
 
@@ -122,40 +153,68 @@ class Outcome:
     retry_after: float | None = None
 
 
-@retry_idempotent
 def record(delivery: WebhookDelivery, token: str, outcome: Outcome) -> int | None:
     """Store an attempt and move the lane on. Returns the lane's next delivery, leased with
     the same token, when the caller should go on sending; else None."""
-    now = utcnow()
-    config = current_app.config
+    return record_run(token, [(delivery, outcome)])
+
+
+def _moved(delivery: WebhookDelivery, outcome: Outcome, now: datetime.datetime,
+           config) -> tuple[dict, bool, str]:
+    """The delivery's new fields after ``outcome``, whether it left PENDING, its metric."""
     attempts = delivery.attempts + 1
-    lease = _lease()
+    fields = dict(attempts=attempts, last_status_code=outcome.status_code,
+                  last_error=outcome.error, **Lease.RELEASED)
+    too_old = now - delivery.created_at > datetime.timedelta(seconds=config["WEBHOOK_MAX_AGE"])
+    if outcome.ok or not outcome.retryable or too_old:
+        status = "DELIVERED" if outcome.ok else "DEAD"
+        fields.update(status=status, finished_at=now)
+        return fields, True, status
+    wait = backoff.delay(attempts, config["WEBHOOK_RETRY_BASE"], MAX_BACKOFF,
+                         outcome.retry_after)
+    fields.update(next_attempt_at=now + datetime.timedelta(seconds=wait))
+    return fields, False, "retry"
+
+
+@retry_idempotent
+def record_run(token: str, run: list[tuple[WebhookDelivery, Outcome]]) -> int | None:
+    """Store the attempts of a run of one lane's consecutive deliveries, sent in order while
+    ``token`` held the first, in one transaction (a commit per run, not per delivery: a sender
+    that dies before it sends the run again, receivers dedupe). Every delivery but the last
+    left PENDING. Returns the lane's next delivery, leased with ``token``, or None."""
+    now, config = utcnow(), current_app.config
+    first = run[0][0]
     with db.atomic():
-        try:
-            with db.atomic():
-                WebhookAttempt.create(delivery=delivery.id, status_code=outcome.status_code,
-                                      error=outcome.error, duration_ms=outcome.duration_ms)
-        except IntegrityError:
-            return None  # the endpoint (and its deliveries) was deleted while we sent
-        mine = ((WebhookDelivery.id == delivery.id) & lease.held(token)
-                & (WebhookDelivery.status == "PENDING"))
-        fields = dict(attempts=attempts, last_status_code=outcome.status_code,
-                      last_error=outcome.error, **Lease.RELEASED)
-        too_old = now - delivery.created_at > datetime.timedelta(
-            seconds=config["WEBHOOK_MAX_AGE"])
-        if outcome.ok or not outcome.retryable or too_old:
-            status = "DELIVERED" if outcome.ok else "DEAD"
+        # The UPDATE first: it locks the delivery row, so the attempts' rows below cannot
+        # lose their delivery to a concurrent delete of the endpoint.
+        fields, final, status = _moved(first, run[0][1], now, config)
+        held = WebhookDelivery.update(**fields).where(
+            (WebhookDelivery.id == first.id) & _lease().held(token)
+            & (WebhookDelivery.status == "PENDING")).execute()
+        if not held:
+            # Lease lost meanwhile: the new holder owns the lane and sends these again. Our
+            # attempts still happened; log them unless the endpoint is gone or a lost answer
+            # to our own commit brought us here (the lane moved on).
+            if WebhookDelivery.select().where((WebhookDelivery.id == first.id)
+                                              & (WebhookDelivery.status == "PENDING")).exists():
+                _log_attempts(run, now)
+            return None
+        metrics.webhook_attempted(status)
+        for delivery, outcome in run[1:]:
+            fields, final, status = _moved(delivery, outcome, now, config)
+            WebhookDelivery.update(**fields).where(
+                (WebhookDelivery.id == delivery.id)
+                & (WebhookDelivery.status == "PENDING")).execute()
             metrics.webhook_attempted(status)
-            if not WebhookDelivery.update(status=status, finished_at=now, **fields).where(
-                    mine).execute():
-                return None  # lease lost meanwhile: the new holder owns the lane
-            return _lease_next(delivery, token, now)
-        metrics.webhook_attempted("retry")
-        wait = backoff.delay(attempts, config["WEBHOOK_RETRY_BASE"], MAX_BACKOFF,
-                             outcome.retry_after)
-        WebhookDelivery.update(next_attempt_at=now + datetime.timedelta(seconds=wait),
-                               **fields).where(mine).execute()
-        return None
+        _log_attempts(run, now)
+        return lease_next(run[-1][0], token, now) if final else None
+
+
+def _log_attempts(run: list[tuple[WebhookDelivery, Outcome]], now: datetime.datetime) -> None:
+    WebhookAttempt.insert_many([
+        dict(delivery=delivery.id, status_code=outcome.status_code, error=outcome.error,
+             duration_ms=outcome.duration_ms, created_at=now)
+        for delivery, outcome in run]).execute()
 
 
 def lag() -> int:
@@ -167,8 +226,10 @@ def lag() -> int:
     return int(behind or 0) + pending
 
 
-def _lease_next(delivery: WebhookDelivery, token: str, now: datetime.datetime) -> int | None:
-    """Hand the lease on to the lane's next delivery if it is due now."""
+def lease_next(delivery: WebhookDelivery, token: str,
+               now: datetime.datetime | None = None) -> int | None:
+    """Hand the lease on to the lane's next delivery if it is due now (and free)."""
+    now = now or utcnow()
     nxt = (WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.next_attempt_at).where(
         (WebhookDelivery.endpoint == delivery.endpoint_id)
         & (WebhookDelivery.lane == delivery.lane) & (WebhookDelivery.status == "PENDING"))
@@ -176,3 +237,26 @@ def _lease_next(delivery: WebhookDelivery, token: str, now: datetime.datetime) -
     if nxt is None or nxt.next_attempt_at > now:
         return None
     return nxt.id if _lease().take(WebhookDelivery.id == nxt.id, now, token) else None
+
+
+def catch_up(endpoint_id: str) -> bool:
+    """Fan out the endpoint's new events now rather than at the pump's next tick (a sender
+    whose lane ran dry calls it); True if deliveries were created."""
+    created = False
+    while (count := _fan_out_endpoint(endpoint_id, 500)) is not None:
+        created = created or count > 0
+    return created
+
+
+def lane_after(delivery: WebhookDelivery, token: str, limit: int) -> list[Leased]:
+    """The delivery ``token`` holds and the lane's next PENDING ones, in order, with endpoint
+    and event: what a sender will probably send next, read in one query. Only the first is
+    held; the others are leased one by one as ``record`` hands the lease on."""
+    rows = (WebhookDelivery.select(WebhookDelivery, WebhookEndpoint, Event)
+            .join(WebhookEndpoint).switch(WebhookDelivery).join(Event)
+            .where((WebhookDelivery.endpoint == delivery.endpoint_id)
+                   & (WebhookDelivery.lane == delivery.lane)
+                   & (WebhookDelivery.status == "PENDING")
+                   & (WebhookDelivery.seq >= delivery.seq))
+            .order_by(WebhookDelivery.seq).limit(limit))
+    return [Leased(row, row.endpoint, row.event) for row in rows]

@@ -22,7 +22,7 @@ from thingbridge_netatmo.mapping import station_things
 from thingbridge_netatmo.schemas import InstanceConfig
 from thingbridge_netatmo.simulator import create_simulator
 
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "provider-samples" / "netatmo"
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "netatmo"
 ID = re.compile(r"^[a-zA-Z0-9\-_]{1,200}$")
 DEMO = {"client_id": "thingbridge-demo", "client_secret": "demo-secret",
         "origin_callback_uri": "http://localhost:3000/done"}

@@ -15,7 +15,7 @@ from thingbridge.localserver import serving
 from thingbridge_openweathermap.connector import OpenWeatherMapConnector
 from thingbridge_openweathermap.simulator import create_simulator
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "openweathermap"
 
 
 START = 1_800_000_015.0  # 15 s into a minute and into a 10-minute reading bucket

@@ -4,9 +4,11 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 import pytest
+from helpers import OWM_KEY
 from marshmallow import ValidationError
 
-from thingbridge.connectors.contract import ENTRY_POINT_GROUP
+from thingbridge.connectors.contract import ENTRY_POINT_GROUP, ClientContext
+from thingbridge.localserver import serving
 from thingbridge_openweathermap.connector import OpenWeatherMapConnector
 from thingbridge_openweathermap.schemas import ClientConfig, InstanceConfig
 
@@ -78,4 +80,9 @@ def test_registered_as_entry_point_with_a_simulator_factory():
     assert ep.load() is OpenWeatherMapConnector
     module, _, factory = OpenWeatherMapConnector.simulator.partition(":")
     app = getattr(import_module(module), factory)()
-    assert callable(app)
+    # The plugin, pointed at its simulator served over HTTP, reads a city into a thing.
+    with serving(app) as server:
+        plugin = OpenWeatherMapConnector(base_url=server.url)
+        context = ClientContext({"app_key": OWM_KEY}, {"city": "Berlin"})
+        [thing] = plugin.map_things(plugin.fetch(context), {"city": "Berlin"})
+    assert thing.connector_thing_id == "city:berlin"

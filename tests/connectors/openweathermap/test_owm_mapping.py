@@ -1,4 +1,4 @@
-"""The pure mapping on real recorded OpenWeatherMap responses (vendored in samples/)."""
+"""The pure mapping on real recorded OpenWeatherMap responses (tests/fixtures/openweathermap/)."""
 
 import re
 

@@ -1,0 +1,1 @@
+"""Fair share between apps: per-app limits that answer 429 with Retry-After."""

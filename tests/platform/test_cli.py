@@ -1,0 +1,94 @@
+"""The ``thingbridge`` maintenance commands through click's runner, on both databases:
+``migrate`` (and ``--down``), ``create-app`` / ``app create``, ``rotate-secrets``; production
+mode (PostgreSQL) refuses to start without its required settings."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from cryptography.fernet import Fernet
+from helpers import DATABASE_URL, PUBLIC_BASE_URL
+
+from thingbridge import crypto
+from thingbridge.cli import main
+from thingbridge.db import MIGRATIONS_DIR, db
+from thingbridge.models import App
+
+MIGRATIONS = sorted(p.stem for p in MIGRATIONS_DIR.glob("0*.py"))
+# Named after the session's database, so suites of several checkouts never share it.
+SCRATCH = DATABASE_URL.rsplit("/", 1)[1] + "_cli"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cli.db'}"
+        return
+    admin = psycopg.connect(DATABASE_URL, autocommit=True)
+    admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
+    admin.execute(f"CREATE DATABASE {SCRATCH}")
+    yield DATABASE_URL.rsplit("/", 1)[0] + "/" + SCRATCH
+    db.close()  # the commands' connection, before the database goes
+    admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture
+def cli(second_app, database_url, tmp_path):
+    """Run a command as an operator would, against ``database_url``; returns its output.
+    ``second_app`` restores the globals each command's create_app replaces."""
+    runner = CliRunner()
+    base = {"THINGBRIDGE_DATABASE_URL": database_url, "THINGBRIDGE_BROKER_URL": "memory://",
+            "THINGBRIDGE_VAR_DIR": str(tmp_path / "var"),
+            "THINGBRIDGE_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+            "THINGBRIDGE_SECRET_KEYS": Fernet.generate_key().decode()}
+
+    def run(*args, ok=True, **env):
+        result = runner.invoke(main, list(args), env={**base, **env}, catch_exceptions=False)
+        assert (result.exit_code == 0) == ok, result.output
+        return result.output
+
+    run.env = base
+    return run
+
+
+def test_migrate_apps_rotate_and_down(cli, database_url):
+    applied = cli("migrate")
+    assert applied.split() == [w for n in MIGRATIONS for w in ("applied:", n)]
+    assert cli("migrate").strip() == "nothing to do"
+
+    created = dict(line.split("=", 1) for line in cli("create-app", "legacy").splitlines())
+    grouped = dict(line.split("=", 1)
+                   for line in cli("app", "create", "backend", "--scope",
+                                   "thingbridge.events").splitlines())
+    with db.connection_context():
+        apps = {a.client_id: a for a in App.select()}
+        assert apps[created["client_id"]].name == "legacy"
+        assert apps[grouped["client_id"]].scopes == "thingbridge.events"
+        assert apps[created["client_id"]].check_client_secret(created["client_secret"])
+        App.update(signing_key={"key": "k1"}).execute()  # two encrypted values
+
+    old_key, new_key = cli.env["THINGBRIDGE_SECRET_KEYS"], Fernet.generate_key().decode()
+    rotated = cli("rotate-secrets", THINGBRIDGE_SECRET_KEYS=f"{new_key},{old_key}")
+    assert rotated.strip() == "re-encrypted 2 values"
+    crypto.configure(new_key)  # the old key retired (second_app restores the keyring)
+    with db.connection_context():
+        assert [a.signing_key for a in App.select()] == [{"key": "k1"}] * 2
+
+    reverted = cli("migrate", "--down", THINGBRIDGE_SECRET_KEYS=new_key)
+    assert reverted.split() == ["reverted:", MIGRATIONS[-1]]
+    assert cli("migrate", THINGBRIDGE_SECRET_KEYS=new_key).split() == ["applied:",
+                                                                        MIGRATIONS[-1]]
+
+
+def test_production_needs_keys_and_public_url(cli, database_url):
+    if database_url.startswith("sqlite"):
+        # Embedded: a development key is made up and kept in the var directory.
+        assert "applied:" in cli("migrate", THINGBRIDGE_SECRET_KEYS=None,
+                                 THINGBRIDGE_PUBLIC_BASE_URL=None)
+        return
+    refused = cli("migrate", ok=False, THINGBRIDGE_SECRET_KEYS=None,
+                  THINGBRIDGE_PUBLIC_BASE_URL=None)
+    assert "names a shared database" in refused
+    assert "THINGBRIDGE_SECRET_KEYS" in refused and "THINGBRIDGE_PUBLIC_BASE_URL" in refused

@@ -1,0 +1,84 @@
+"""Fair share between apps: every per-app limit answers 429 in the standard error body with
+Retry-After, and leaves other apps (and other subjects) alone."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import LAMP, basic
+
+THINGS = "/api/v1/things"
+HOOKS = "/api/v1/webhooks"
+
+
+@pytest.fixture
+def limits(flask_app, monkeypatch):
+    def set_limit(name, value):
+        monkeypatch.setitem(flask_app.config, name, value)
+    return set_limit
+
+
+def assert_429(resp, setting):
+    assert resp.status_code == 429, resp.json
+    assert resp.json["status"] == 429 and resp.json["error"] == "TOO_MANY_REQUESTS"
+    assert f"THINGBRIDGE_{setting}" in resp.json["description"]
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+
+
+def first_refusal(send, limit):
+    """Send until refused; a minute that rolls over mid-way grants one more window at most."""
+    answers = [send() for _ in range(2 * limit + 1)]
+    refused = [resp for resp in answers if resp.status_code == 429]
+    assert refused, [resp.status_code for resp in answers]
+    return refused[0]
+
+
+def test_token_requests_per_client_id(api, make_app, limits, http):
+    limits("TOKEN_REQUESTS_PER_MINUTE", 2)
+    auth = {"Authorization": basic(api.client_id, api.secret)}
+
+    def ask(headers=auth):
+        return http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                         headers=headers)
+
+    assert_429(first_refusal(ask, 2), "TOKEN_REQUESTS_PER_MINUTE")
+    other = make_app("other")  # its own client id, its own count
+    assert ask({"Authorization": basic(other.client_id, other.secret)}).status_code == 200
+
+
+def test_action_triggers_per_minute(api, make_app, limits):
+    api.post("/api/v1/actions/callback/register", json={"callbackUrl": "https://example.com/a"})
+    thing_id = api.post(THINGS, json=LAMP).json["Id"]
+    limits("ACTION_TRIGGERS_PER_MINUTE", 2)
+
+    def trigger():
+        return api.post(f"{THINGS}/{thing_id}/components/switch/actions/setOn",
+                        json={"on": "true"})
+
+    assert_429(first_refusal(trigger, 2), "ACTION_TRIGGERS_PER_MINUTE")
+
+
+def test_webhooks_per_app(api, make_app, limits):
+    limits("WEBHOOKS_PER_APP", 2)
+    for _ in range(2):
+        assert api.post(HOOKS, json={"url": "https://example.com/h"}).status_code == 201
+    assert_429(api.post(HOOKS, json={"url": "https://example.com/h"}), "WEBHOOKS_PER_APP")
+    other = make_app("other")
+    assert other.post(HOOKS, json={"url": "https://example.com/h"}).status_code == 201
+
+
+def test_things_per_subject(api, limits):
+    limits("THINGS_PER_SUBJECT", 2)
+    for _ in range(2):
+        assert api.post(THINGS, json=LAMP).status_code == 201
+    assert_429(api.post(THINGS, json=LAMP), "THINGS_PER_SUBJECT")
+    assert api.as_subject("bob").post(THINGS, json=LAMP).status_code == 201
+
+
+def test_replays_in_flight(api, limits):
+    limits("REPLAYS_IN_FLIGHT", 1)
+    first = api.post(HOOKS, json={"url": "https://example.com/a"}).json
+    second = api.post(HOOKS, json={"url": "https://example.com/b"}).json
+    api.post(THINGS, json=LAMP)  # an event to replay; no worker delivers it meanwhile
+    assert api.post(f"{HOOKS}/{first['id']}/replay", json={"after": 0}).status_code == 202
+    assert_429(api.post(f"{HOOKS}/{second['id']}/replay", json={"after": 0}),
+               "REPLAYS_IN_FLIGHT")
