@@ -7,10 +7,12 @@ from flask import Flask
 __all__ = ["create_app"]
 
 
-def create_app(overrides: dict | None = None) -> Flask:
-    from thingbridge import api, console, crypto, observability, tasks
+def create_app(overrides: dict | None = None, serve_http: bool = True) -> Flask:
+    """The platform's Flask app. Workers and beat pass ``serve_http=False``: they get the
+    settings, database, connectors and Celery, but not the API, its OpenAPI machinery, the
+    OAuth server or the console, which they never use and which would only take memory."""
+    from thingbridge import crypto, observability, tasks
     from thingbridge import db as database
-    from thingbridge.auth import server as auth_server
     from thingbridge.config import load_settings
     from thingbridge.connectors import registry
 
@@ -25,8 +27,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     database.init_app(app)
     registry.init_app(app)
     tasks.celery_init_app(app)
-    auth_server.init_app(app)
-    api.init_app(app)  # its Api answers every error in the standard body
-    console.init_app(app)
+    if serve_http:
+        from thingbridge import api, console
+        from thingbridge.auth import server as auth_server
+
+        auth_server.init_app(app)
+        api.init_app(app)  # its Api answers every error in the standard body
+        console.init_app(app)
 
     return app

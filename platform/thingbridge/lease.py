@@ -40,12 +40,14 @@ class Lease:
             where & self.free(now)).execute()
         return token if taken else None
 
-    def take_own(self, where, token: str, due, now: datetime.datetime | None = None) -> bool:
+    def take_own(self, where, token: str, due, now: datetime.datetime | None = None):
         """Hold the row matching ``where`` with ``token`` (renewed from now) if it is
-        ``takeable``; False if it is not."""
+        ``takeable``; the row as the same statement left it, or None if it is not."""
         now = now or utcnow()
-        return bool(self.model.update(lease_token=token, leased_until=now + self.duration).where(
-            where & self.takeable(token, now, due)).execute())
+        rows = list(self.model.update(lease_token=token, leased_until=now + self.duration)
+                    .where(where & self.takeable(token, now, due))
+                    .returning(self.model).execute())
+        return rows[0] if rows else None
 
     def renewal(self, now: datetime.datetime | None = None) -> dict:
         """Fields that extend a held lease from now (merge into the holder's UPDATE)."""

@@ -11,7 +11,14 @@ from flask import current_app
 
 from thingbridge import backoff
 from thingbridge.actions import signing
-from thingbridge.actions.service import DELIVER_TASK, finish, perform_connector_action, request_body
+from thingbridge.actions.service import (
+    DELIVER_TASK,
+    connector_target,
+    finish,
+    perform_connector_action,
+    request_body,
+)
+from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
@@ -23,35 +30,39 @@ log = logging.getLogger(__name__)
 RETRY_BASE, MAX_RETRY_DELAY = 1.0, 30.0
 
 
-def deliver(request_id: str) -> str:
-    request = ActionRequest.get_or_none(ActionRequest.id == request_id)
-    if request is None or request.status != "PENDING":
-        return "settled"
+# Outcomes after which the request left PENDING, its lease freed by the same statement.
+SETTLED = ("completed", "failed", "timeout")
+
+
+def deliver(request: ActionRequest) -> str:
+    """One attempt for a request this task holds (as :func:`service.take_delivery` read it)."""
     if utcnow() >= request.deadline:
-        finish(request.id, "FAILED", "timeout")
+        finish(request.id, "FAILED", "timeout", release=True)
         return "timeout"
-    thing = request.thing
-    if thing.connector_client_id is not None:
-        return _perform_on_connector(request, thing)
+    thing, client, device_id = connector_target(request.thing_id)
+    if client is not None:
+        return _perform_on_connector(request, client, device_id)
     return _post_to_callback(request, App.get_by_id(thing.created_by_id))
 
 
-def _perform_on_connector(request: ActionRequest, thing) -> str:
+def _perform_on_connector(request: ActionRequest, client, device_id: str) -> str:
     try:
-        perform_connector_action(thing, request.component_id, request.action_id,
+        perform_connector_action(client, device_id, request.component_id, request.action_id,
                                  request.parameters)
     except TransientError as exc:
         return _retry(request, exc.reason)
     except ConnectorError as exc:
-        finish(request.id, "FAILED", exc.reason)
+        finish(request.id, "FAILED", exc.reason, release=True)
         return "failed"
-    finish(request.id, "COMPLETED")
+    # COMPLETED as soon as the provider accepted; the device's new values follow in a poll.
+    finish(request.id, "COMPLETED", release=True)
+    lifecycle.refresh_soon(client)
     return "completed"
 
 
 def _post_to_callback(request: ActionRequest, owner: App) -> str:
     if not owner.callback_url or not owner.signing_key:
-        finish(request.id, "FAILED", "the thing's app has no action callback URL")
+        finish(request.id, "FAILED", "the thing's app has no action callback URL", release=True)
         return "failed"
     body = json.dumps(request_body(request), separators=(",", ":")).encode()
     date = signing.http_date()
@@ -63,13 +74,13 @@ def _post_to_callback(request: ActionRequest, owner: App) -> str:
     if answer.status is None:
         return _retry(request, f"callback unreachable: {answer.reason}")
     if answer.status in (200, 204):
-        finish(request.id, "COMPLETED")
+        finish(request.id, "COMPLETED", release=True)
         return "completed"
     if answer.status == 202:
         return "accepted"  # the app finishes it later with PUT /actions/requests/{id}
     if answer.status == 429 or answer.status >= 500:
         return _retry(request, f"callback answered {answer.status}")
-    finish(request.id, "FAILED", _reason(answer))
+    finish(request.id, "FAILED", _reason(answer), release=True)
     return "failed"
 
 

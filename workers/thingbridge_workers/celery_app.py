@@ -8,7 +8,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, worker_i
 from thingbridge import create_app
 from thingbridge.observability import exposition, logs
 
-flask_app = create_app()
+flask_app = create_app(serve_http=False)  # no API, OpenAPI or console in a worker
 celery = flask_app.extensions["celery"]
 celery.conf.update(
     include=["thingbridge_workers.tasks.polling", "thingbridge_workers.tasks.actions",

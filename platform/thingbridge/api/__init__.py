@@ -17,8 +17,8 @@ from thingbridge.api import (
     webhooks,
 )
 from thingbridge.api.common import KeyConverter
+from thingbridge.api.error_body import Api
 from thingbridge.auth import server as auth_server
-from thingbridge.errors import Api
 from thingbridge.observability.exposition import METRICS_OPERATION
 
 BLUEPRINTS = [descriptions.blp, instances.blp, clients.blp, oauth_callback.blp,

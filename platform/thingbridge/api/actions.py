@@ -20,7 +20,7 @@ from thingbridge.schemas.actions import (
     CallbackRegistration,
     ParametersIn,
 )
-from thingbridge.things.service import own_action, own_component, own_thing
+from thingbridge.things.service import own_action_target
 
 blp = Blueprint("actions", __name__, url_prefix="/api/v1",
                 description="Actions on things, routed to the creating app's callback URL")
@@ -39,11 +39,9 @@ def trigger_action(parameters, thing_id, component_id, action_id):
     """Trigger an action; the request is PENDING until the thing's owner answers"""
     subject = subject_id()
     quotas.check_rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{g.app.id}", "action triggers")
-    thing = own_thing(g.app, subject, thing_id)
-    action = own_action(own_component(thing, component_id), action_id)
+    thing, action = own_action_target(g.app, subject, thing_id, component_id, action_id)
     check_parameters(action, parameters)
-    owner = App.get_by_id(thing.created_by_id)
-    if thing.connector_client_id is None and not owner.callback_url:
+    if thing.connector_client_id is None and not thing.created_by.callback_url:
         raise ApiError(424, "the app that created this thing has no action callback URL; "
                             "register one with POST /api/v1/actions/callback/register",
                        "NO_CALLBACK_URL")

@@ -12,11 +12,13 @@ from marshmallow import ValidationError
 from thingbridge.actions import signing
 from thingbridge.actions.service import (
     check_parameters,
+    connector_target,
     finish,
     perform_connector_action,
     record_once,
 )
 from thingbridge.api.common import Blueprint, error_responses, protected
+from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.errors import ApiError, found
 from thingbridge.models import ActionRequest, App, Thing
@@ -71,8 +73,9 @@ def perform_action(token):
                                         body["parameters"], body["id"])
     if not first:
         return _answer(action_request)  # a replay: the first call's result, nothing performed
+    _thing, client, device_id = connector_target(thing.id)
     try:
-        perform_connector_action(thing, body["componentId"], body["actionId"],
+        perform_connector_action(client, device_id, body["componentId"], body["actionId"],
                                  body["parameters"])
     except TransientError as exc:
         finish(action_request.id, "FAILED", UNAVAILABLE + exc.reason)
@@ -80,6 +83,7 @@ def perform_action(token):
         finish(action_request.id, "FAILED", exc.reason)
     else:
         finish(action_request.id, "COMPLETED")
+        lifecycle.refresh_soon(client)
     return _answer(ActionRequest.get_by_id(action_request.id))
 
 

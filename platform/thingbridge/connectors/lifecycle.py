@@ -55,6 +55,18 @@ def schedule_first_poll(client: ConnectorClient) -> None:
     poll_soon(client)
 
 
+def refresh_soon(client: ConnectorClient) -> None:
+    """After an action the provider accepted: poll the client now to read the device's new
+    state. A client already due that no poll holds has a poll coming (sent already, or the
+    dispatcher's), so a burst of actions adds one poll rather than one each."""
+    now = utcnow()
+    coming = ((ConnectorClient.next_poll_at <= now)
+              & (ConnectorClient.leased_until.is_null() | (ConnectorClient.leased_until <= now)))
+    if ConnectorClient.update(next_poll_at=now, updated_at=now).where(
+            (ConnectorClient.id == client.id) & ~coming).execute():
+        poll_soon(client)
+
+
 def poll_soon(client: ConnectorClient) -> None:
     """After the commit that made the client due: send its poll at once, so its things appear
     without waiting for the dispatcher, which still finds it if the broker is down."""

@@ -57,7 +57,8 @@ def _load_client(postgres: bool) -> Statement:
                            .join(ConnectorInstance).where(ConnectorClient.id == param("id")))
 
 
-def _model(model, fields, values):
+def from_row(model, fields, values):
+    """A model instance from a row of ``fields`` (as a constant statement returned them)."""
     instance = model(**{f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)})
     instance._dirty.clear()
     return instance
@@ -76,8 +77,8 @@ def take_client(client_id: str, token: str, now: datetime.datetime,
     if row is None:
         return None
     split = len(_CLIENT_FIELDS)
-    client = _model(ConnectorClient, _CLIENT_FIELDS, row[:split])
-    client.instance = _model(ConnectorInstance, _INSTANCE_FIELDS, row[split:])
+    client = from_row(ConnectorClient, _CLIENT_FIELDS, row[:split])
+    client.instance = from_row(ConnectorInstance, _INSTANCE_FIELDS, row[split:])
     return client
 
 

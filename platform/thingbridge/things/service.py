@@ -3,6 +3,8 @@ subject's thing is 404). Whole things for reading are ``things.reading``'s."""
 
 from __future__ import annotations
 
+from peewee import JOIN
+
 from thingbridge.connectors.contract import (
     ActionParameterSpec,
     ActionSpec,
@@ -10,7 +12,7 @@ from thingbridge.connectors.contract import (
     PropertySpec,
 )
 from thingbridge.errors import ApiError, found
-from thingbridge.models import Action, Component, Property, Thing
+from thingbridge.models import Action, App, Component, Property, Thing
 
 
 def thing_data(thing_id: str, name: str, manufacturer: str, display_type: str,
@@ -102,3 +104,27 @@ def component_spec(data: dict) -> ComponentSpec:
         actions=[ActionSpec(id=a["id"], parameters=[
             ActionParameterSpec(name=p["name"], type=p["type"], required=p["required"])
             for p in a["parameters"]]) for a in data["actions"]])
+
+
+def own_action_target(app, subject: str, thing_id: str, component_id: str,
+                      action_id: str) -> tuple[Thing, Action]:
+    """The subject's thing (its creating app as ``thing.created_by``) and the action of its
+    component, in one query; 404 naming the first of thing, component, action that is not
+    there."""
+    owner = App.alias()
+    row = (Thing.select(Thing, owner, Component.id, Action)
+           .join_from(Thing, owner, on=(Thing.created_by == owner.id), attr="created_by")
+           .join_from(Thing, Component, JOIN.LEFT_OUTER,
+                      on=(Component.thing == Thing.id) & (Component.component_id == component_id),
+                      attr="target_component")
+           .join_from(Component, Action, JOIN.LEFT_OUTER,
+                      on=(Action.component == Component.id) & (Action.action_id == action_id),
+                      attr="target_action")
+           .where((Thing.app == app) & (Thing.external_subject_id == subject)
+                  & (Thing.id == thing_id)).first())
+    thing = found(row, "thing")
+    # An outer join that found nothing leaves an empty row (or none) under its attribute.
+    component = getattr(thing, "target_component", None)
+    found(component and component.id, "component")
+    action = getattr(component, "target_action", None)
+    return thing, found(action if action and action.id else None, "action")
