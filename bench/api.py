@@ -6,8 +6,9 @@ hello-world under the same gunicorn settings, both loaded with wrk in the same r
 
 Seeds one app, one subject with 20 things (app-created, three properties each) and one
 OpenWeatherMap client, then measures each read with wrk and prints req/s, the ratio to the bare
-Flask rate (measured before and after the reads; the better of the two is the baseline) and
-p50/p99 latency.
+Flask rate (measured before and after the reads; the better of the two is the baseline),
+p50/p99 latency, and the CPU milliseconds each request cost the server's processes and
+PostgreSQL: the rates drift with whatever else the machine runs, the CPU per request much less.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import (  # noqa: E402
+    cpu_between,
     free_port,
     platform_env,
     scratch_database,
+    snapshot,
     start_simulator,
     stop,
 )
@@ -63,17 +66,23 @@ def gunicorn(args: list[str], env: dict, port: int, workers: int) -> subprocess.
     raise SystemExit(f"{' '.join(args)} did not start")
 
 
-def wrk(url: str, headers: dict, duration: int, connections: int) -> dict:
+def wrk(url: str, headers: dict, duration: int, connections: int,
+        server: subprocess.Popen) -> dict:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
+    before = snapshot()
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    after = snapshot()
+    count = max(int(re.search(r"(\d+) requests in", out).group(1)), 1)
+    cpu_ms = {"server": cpu_between(before, after, roots=[server.pid]) * 1000 / count,
+              "postgres": cpu_between(before, after, comm="postgres") * 1000 / count}
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} non-2xx answers under load")
-    return {"rate": rate, "p50": latency.get("50", "?"), "p99": latency.get("99", "?")}
+    return {"rate": rate, "p50": latency.get("50", "?"), "p99": latency.get("99", "?"), **cpu_ms}
 
 
 def seed(base: str, env: dict) -> tuple[dict, dict]:
@@ -125,22 +134,25 @@ def main() -> None:
             subprocess.run([THINGBRIDGE, "migrate"], env=env,
                            check=True, capture_output=True)
             # Exactly as the README's production section starts it.
-            procs.append(gunicorn([THINGBRIDGE, "api", "--port", str(api_port),
+            api = gunicorn([THINGBRIDGE, "api", "--port", str(api_port),
                                    "--workers", str(args.workers),
                                    "--threads", str(args.threads)],
-                                  env, api_port, args.workers))
+                           env, api_port, args.workers)
+            procs.append(api)
             hello_env = {**env, "PYTHONPATH": os.path.dirname(os.path.abspath(__file__))}
-            procs.append(gunicorn([sys.executable, "-m", "gunicorn", "-w", str(args.workers),
-                                   "--threads", str(args.threads),
-                                   "-b", f"127.0.0.1:{hello_port}", HELLO],
-                                  hello_env, hello_port, args.workers))
+            hello_server = gunicorn([sys.executable, "-m", "gunicorn", "-w", str(args.workers),
+                                     "--threads", str(args.threads),
+                                     "-b", f"127.0.0.1:{hello_port}", HELLO],
+                                    hello_env, hello_port, args.workers)
+            procs.append(hello_server)
             base = f"http://127.0.0.1:{api_port}"
             headers, paths = seed(base, env)
             hello = f"http://127.0.0.1:{hello_port}/"
             load = (args.duration, args.connections)
-            before = wrk(hello, {}, *load)
-            results = {name: wrk(base + path, headers, *load) for name, path in paths.items()}
-            after = wrk(hello, {}, *load)
+            before = wrk(hello, {}, *load, hello_server)
+            results = {name: wrk(base + path, headers, *load, api)
+                       for name, path in paths.items()}
+            after = wrk(hello, {}, *load, hello_server)
     finally:
         stop(procs)
     baseline = max(before["rate"], after["rate"])
@@ -148,10 +160,13 @@ def main() -> None:
           f"{after['rate']:.0f} after (baseline {baseline:.0f}); gunicorn -w {args.workers} "
           f"--threads {args.threads}, "
           f"wrk -t2 -c{args.connections} -d{args.duration}s")
-    print(f"{'read':<44} {'req/s':>8} {'ratio':>6} {'p50':>9} {'p99':>9}")
-    for name, result in results.items():
+    print(f"{'read':<44} {'req/s':>8} {'ratio':>6} {'p50':>9} {'p99':>9} "
+          f"{'CPU ms/req: server':>19} {'postgres':>8}")
+    for name, result in {"hello-world (before)": before, **results,
+                         "hello-world (after)": after}.items():
         print(f"{name:<44} {result['rate']:>8.0f} {result['rate'] / baseline:>6.2f} "
-              f"{result['p50']:>9} {result['p99']:>9}")
+              f"{result['p50']:>9} {result['p99']:>9} "
+              f"{result['server']:>19.2f} {result['postgres']:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -143,6 +143,21 @@ def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
     return used
 
 
+def snapshot() -> dict:
+    """Every process now, to diff with ``cpu_between``."""
+    return _processes()
+
+
+def cpu_between(before: dict, after: dict, roots: list[int] | None = None,
+                comm: str | None = None) -> float:
+    """CPU seconds used between two snapshots by the process trees under ``roots``, or by the
+    processes named ``comm``; only processes alive at both count (one that ended took its
+    counters with it, and would make the difference negative)."""
+    pids = _tree(after, roots) if roots is not None else [
+        pid for pid, (_ppid, name, _cpu, _rss) in after.items() if name == comm]
+    return sum(after[pid][2] - before[pid][2] for pid in pids if pid in before)
+
+
 def tree_rss_mb(pids: list[int]) -> float:
     """Resident memory of the given processes and all their descendants, in MiB."""
     procs = _processes()

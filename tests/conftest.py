@@ -115,6 +115,28 @@ def truncate_all() -> None:
     db.execute_sql(f"TRUNCATE {tables} CASCADE")
 
 
+@pytest.fixture(params=["postgres", "sqlite"])
+def database(request, tmp_path):
+    """Run the test body on the suite's PostgreSQL, or on a fresh migrated SQLite file (the
+    embedded default): for code whose statements differ between the two."""
+    from thingbridge.db import db, migrate_up, open_database
+
+    if request.param == "postgres":
+        request.getfixturevalue("clean_db")
+        yield "postgres"
+        return
+    request.getfixturevalue("flask_app")  # configures the secret keys
+    saved = db.obj
+    sqlite = open_database(f"sqlite:///{tmp_path / 'embedded.db'}")
+    try:
+        with db.connection_context():
+            migrate_up()
+            yield "sqlite"
+    finally:
+        sqlite.close()
+        db.initialize(saved)
+
+
 @pytest.fixture
 def clean_db(flask_app):
     """Empty tables and queue; the test body runs inside an app context, like a request."""

@@ -7,7 +7,7 @@ import pytest
 from helpers import sync_things
 
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
-from thingbridge.db import db, open_database, utcnow
+from thingbridge.db import db, utcnow
 from thingbridge.models import (
     App,
     Component,
@@ -18,27 +18,6 @@ from thingbridge.models import (
 )
 from thingbridge.outbox import events
 from thingbridge.things import poll_sql, sync
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def database(request, tmp_path):
-    """Run the test body on the suite's PostgreSQL, or on a fresh migrated SQLite file."""
-    if request.param == "postgres":
-        request.getfixturevalue("clean_db")
-        yield "postgres"
-        return
-    request.getfixturevalue("flask_app")  # configures the secret keys
-    saved = db.obj
-    sqlite = open_database(f"sqlite:///{tmp_path / 'sync.db'}")
-    try:
-        with db.connection_context():
-            from thingbridge.db import migrate_up
-
-            migrate_up()
-            yield "sqlite"
-    finally:
-        sqlite.close()
-        db.initialize(saved)
 
 
 def _client(name="station-app") -> ConnectorClient:

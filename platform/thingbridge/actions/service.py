@@ -33,8 +33,9 @@ from thingbridge.models import (
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
+from thingbridge.sql import Statement, param
 from thingbridge.tasks import enqueue, enqueue_soon
-from thingbridge.things.poll_sql import Statement, from_row, param
+from thingbridge.things.poll_sql import from_row
 
 DELIVER_TASK = "thingbridge.deliver_action"
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED")

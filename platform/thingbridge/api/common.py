@@ -57,6 +57,12 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         self._prepare_doc_cbks.append(self._prepare_subject_doc)
 
+    def arguments(self, schema, *args, **kwargs):
+        # Given a class, webargs makes (and sets up) a new schema on every request; loading
+        # changes no schema state, so one instance serves every request and thread.
+        return super().arguments(schema() if isinstance(schema, type) else schema,
+                                 *args, **kwargs)
+
     @staticmethod
     def _prepare_subject_doc(doc, doc_info, **kwargs):
         # Appended, not given to blp.doc: a manual "parameters" list would replace the query

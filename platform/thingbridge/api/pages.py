@@ -48,11 +48,20 @@ def wants_page(args: dict) -> bool:
 def page_of(query, model, args: dict) -> dict:
     """One page of ``query`` (ordered by ``model``'s created_at and id), read with limit + 1
     rows to tell whether more follow."""
+    limit, after = page_bounds(args)
+    if after:
+        query = query.where(Tuple(model.created_at, model.id) > Tuple(*after))
+    return page_from(list(query.limit(limit + 1)), args)
+
+
+def page_bounds(args: dict) -> tuple[int, tuple[datetime.datetime, str] | None]:
+    """The page's size and the (created_at, id) it starts after (None for the first page)."""
+    return args.get("limit", DEFAULT_LIMIT), _decode(args["after"]) if args.get("after") else None
+
+
+def page_from(rows: list, args: dict) -> dict:
+    """The page of ``rows`` read with ``page_bounds`` (limit + 1 of them at most)."""
     limit = args.get("limit", DEFAULT_LIMIT)
-    if args.get("after"):
-        stamp, last_id = _decode(args["after"])
-        query = query.where(Tuple(model.created_at, model.id) > Tuple(stamp, last_id))
-    rows = list(query.limit(limit + 1))
     items = rows[:limit]
     return {"items": items, "cursor": _encode(items[-1]) if items else args.get("after"),
             "has_more": len(rows) > limit}

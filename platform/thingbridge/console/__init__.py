@@ -9,6 +9,7 @@ import hashlib
 import hmac
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -31,9 +32,20 @@ def _session_key(fernet_key: str) -> bytes:
                     hashlib.sha256).digest()
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, whose signer is built only for a request that carries
+    the cookie: every API call would otherwise build one (a tenth of a small request's CPU)."""
+
+    def open_session(self, app, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app) -> None:
     keys = [k for k in app.config["SECRET_KEYS"].split(",") if k.strip()]
     app.secret_key = _session_key(keys[0])
+    app.session_interface = _SessionInterface()
     app.config.update(
         SECRET_KEY_FALLBACKS=[_session_key(k) for k in keys[1:]],  # sessions survive rotation
         WTF_CSRF_CHECK_DEFAULT=False,  # the API is token-authenticated: only the console checks

@@ -10,7 +10,7 @@ from thingbridge.connectors.service import app_client, app_clients
 from thingbridge.console import bp
 from thingbridge.models import CLIENT_STATUSES
 from thingbridge.outbox.events import client_history
-from thingbridge.things.service import client_things
+from thingbridge.things.reading import client_things
 
 PAGE = 50
 
@@ -35,7 +35,7 @@ def clients():
 def client(client_id):
     row = app_client(g.app, client_id)
     return render_template("console/client.html", client=row, history=client_history(row),
-                           things=client_things(row), interval=poll_interval(row.type_id),
+                           things=client_things(row.id), interval=poll_interval(row.type_id),
                            consents=consent.uses_consent(row.type_id))
 
 
@@ -65,7 +65,7 @@ def delete_client(client_id):
     row = app_client(g.app, client_id)
     if request.method == "GET":
         return render_template("console/client_delete.html", client=row,
-                               things=len(client_things(row)))
+                               things=len(client_things(row.id)))
     lifecycle.delete_client(row)
     flash(f"Deleted the {row.type_id} client of {row.external_subject_id} and its things.",
           "info")

@@ -4,20 +4,23 @@ URL's values from the object it is given, e.g. ``ThingLink().dump(thing)``."""
 from __future__ import annotations
 
 import functools
-from urllib.parse import urlsplit
+import re
+from urllib.parse import quote, urlsplit
 
 from flask import current_app, url_for
 from marshmallow import Schema, fields
-from marshmallow.utils import get_value
+
+from thingbridge.schemas.compiled import attribute_getter
 
 
 def external_url(endpoint: str, **values) -> str:
     """The absolute URL of one of our endpoints: under ``THINGBRIDGE_PUBLIC_BASE_URL`` when set
     (a proxy's scheme, host and path prefix), else where the request came in."""
-    base = current_app.config.get("PUBLIC_BASE_URL")
+    app = current_app._get_current_object()
+    base = app.config.get("PUBLIC_BASE_URL")
     if not base:
         return url_for(endpoint, _external=True, **values)
-    return _adapter(current_app.url_map, base).build(endpoint, values, force_external=True)
+    return _template(app.url_map, base, endpoint, tuple(values))(values)
 
 
 @functools.lru_cache(maxsize=8)
@@ -28,12 +31,53 @@ def _adapter(url_map, base: str):
     return url_map.bind(parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme)
 
 
+# What werkzeug's path converters leave unquoted in a value (BaseConverter.to_url), and a
+# value made only of such characters (ids are), which needs no quoting at all.
+_SEGMENT_SAFE = "!$&'()*+,/:;=@"
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~!$&'()*+,/:;=@-]*")
+_PROBE = "a b/%\u00fc?#\"'"  # a value every converter that shares that quoting must quote
+
+
+@functools.lru_cache(maxsize=64)
+def _template(url_map, base: str, endpoint: str, names: tuple[str, ...]):
+    """``values -> URL`` for one endpoint: the URL built once by werkzeug with a marker per
+    value, then each value quoted into its place, a fraction of a full build per link. If the
+    endpoint's converters take no such marker or quote otherwise (checked with a probe value),
+    werkzeug builds each."""
+    adapter = _adapter(url_map, base)
+
+    def build(values):
+        return adapter.build(endpoint, values, force_external=True)
+
+    markers = {name: f"_link_value_{i}_" for i, name in enumerate(names)}
+    try:
+        pieces = re.split("(" + "|".join(markers.values()) + ")", build(markers))
+    except ValueError:  # a converter that takes no text, such as int
+        return build
+    by_marker = {marker: name for name, marker in markers.items()}
+    slots = [by_marker.get(piece) for piece in pieces[1::2]]
+    if sorted(slots, key=str) != sorted(names):
+        return build
+    head, tails = pieces[0], pieces[2::2]
+
+    def fill(values):
+        url = head
+        for name, tail in zip(slots, tails, strict=True):
+            value = str(values[name])
+            url += (value if _UNQUOTED.fullmatch(value) else quote(value, safe=_SEGMENT_SAFE)
+                    ) + tail
+        return url
+
+    probe = dict.fromkeys(names, _PROBE)
+    return fill if fill(probe) == build(probe) else build
+
+
 def link(endpoint: str, **attributes: str) -> fields.Function:
     """The URL of ``endpoint``, its values read from the object's ``attributes`` (dotted paths
     reach related objects)."""
+    getters = [(key, attribute_getter(attribute)) for key, attribute in attributes.items()]
     return fields.Function(
-        lambda obj: external_url(endpoint, **{key: get_value(obj, attribute)
-                                              for key, attribute in attributes.items()}),
+        lambda obj: external_url(endpoint, **{key: get(obj) for key, get in getters}),
         required=True, metadata={"type": "string", "format": "uri",
                                  "description": "Absolute URL of the resource"})
 

@@ -1,9 +1,6 @@
-"""The statements every poll runs, built once per dialect and then reused as constant text.
-
-Building a statement with peewee's query builder cost more worker CPU than running it, and
-constant text lets psycopg prepare each statement once per connection. So each statement is
-built from the models (peewee where it can express it, the models' table and column names where
-it cannot) on first use and kept. Only the poll's hot statements live here.
+"""The statements every poll runs, built once per dialect and then reused as constant text
+(``thingbridge.sql``): peewee where it can express them, the models' table and column names
+where it cannot. Only the poll's hot statements live here.
 """
 
 from __future__ import annotations
@@ -13,9 +10,9 @@ import json
 from functools import cache
 from typing import NamedTuple
 
-from peewee import JOIN, Value
+from peewee import JOIN
 
-from thingbridge.db import db, is_postgres
+from thingbridge.db import is_postgres
 from thingbridge.db_pool import repeatable
 from thingbridge.lease import Lease
 from thingbridge.models import (
@@ -26,26 +23,7 @@ from thingbridge.models import (
     Thing,
     ThingMapping,
 )
-
-
-def param(name: str) -> Value:
-    """A named placeholder while a statement is built; its value is given when it runs."""
-    return Value(name, converter=False)
-
-
-class Statement(NamedTuple):
-    sql: str
-    names: tuple[str, ...]  # the placeholders' names, in the order the text takes them
-
-    @classmethod
-    def build(cls, query) -> Statement:
-        """The query's text, built once by peewee for this database."""
-        sql, names = query.sql()
-        return cls(sql, tuple(names))
-
-    def run(self, **values):
-        return db.execute_sql(self.sql, [values[name] for name in self.names])
-
+from thingbridge.sql import Statement, param
 
 # --- taking and releasing the client ------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Finding and reading a subject's things: ownership (another app's or subject's thing is 404)
-and whole things in a constant number of queries, however many things."""
+"""Finding a subject's things, components and properties: ownership (another app's or
+subject's thing is 404). Whole things for reading are ``things.reading``'s."""
 
 from __future__ import annotations
 
@@ -28,34 +28,6 @@ def subject_things(app, subject: str):
     """The subject's things, oldest first."""
     return Thing.select().where((Thing.app == app) & (Thing.external_subject_id == subject)
                                 ).order_by(Thing.created_at, Thing.id)
-
-
-def read_things(query, expand: bool = False) -> list[Thing]:
-    """Run ``query`` (or take the things already read) with every thing's components attached
-    as ``thing.components``; with ``expand`` also each component's ``properties`` and
-    ``actions``, and the components as ``thing.expanded_components`` (what the API shows
-    with ``?expand=components``).
-    One query per table, however many things: the children are read by the parents' ids
-    (cheaper to build and to plan than peewee's ``prefetch`` subqueries)."""
-    things = list(query)
-    components = _children(things, Component.select().order_by(Component.position),
-                           Component.thing, "components")
-    if expand:
-        _attach_contents(components)
-        for thing in things:
-            thing.expanded_components = thing.components
-    return things
-
-
-def client_things(client) -> list[Thing]:
-    """A connector client's things, whole (the client was found as its app's own)."""
-    return read_things(Thing.select().where(Thing.connector_client == client.id)
-                       .order_by(Thing.created_at, Thing.id), expand=True)
-
-
-def read_thing(app, subject: str, thing_id: str, expand: bool = False) -> Thing:
-    things = read_things(subject_things(app, subject).where(Thing.id == thing_id), expand)
-    return found(things[0] if things else None, "thing")
 
 
 def read_component(thing: Thing, component_id: str) -> Component:

@@ -1,0 +1,53 @@
+"""Statements built once by peewee and then run as constant text with parameters.
+
+Building a statement with peewee's query builder costs more CPU than running a small one, and
+constant text lets psycopg prepare each statement once per connection. So a hot path builds its
+statements from the models on first use (per dialect) and keeps them; placeholders are named
+while building and given values when the statement runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from peewee import SQL, Cast, NodeList, Value, fn
+
+from thingbridge.db import db
+
+
+def param(name: str) -> Value:
+    """A named placeholder while a statement is built; its value is given when it runs."""
+    return Value(name, converter=False)
+
+
+class Statement(NamedTuple):
+    sql: str
+    names: tuple[str, ...]  # the placeholders' names, in the order the text takes them
+
+    @classmethod
+    def build(cls, query) -> Statement:
+        """The query's text, built once by peewee for this database."""
+        sql, names = query.sql()
+        return cls(sql, tuple(names))
+
+    def run(self, **values):
+        return db.execute_sql(self.sql, [values[name] for name in self.names])
+
+
+def one_of(column, name: str, postgres: bool, array_type: str):
+    """``column`` is one of the list given as ``name`` when the statement runs (pass it
+    through ``id_list``): one placeholder, so the text is the same for any number of ids."""
+    if postgres:
+        return column == fn.ANY(Cast(param(name), array_type))
+    return column.in_(NodeList((SQL("SELECT value FROM json_each("), param(name), SQL(")")),
+                               glue="", parens=True))
+
+
+def id_list(ids: list, postgres: bool) -> str:
+    """The value of a ``one_of`` placeholder: one text parameter (psycopg adapting a list
+    element by element cost more than the statement), a PostgreSQL array literal or JSON."""
+    if not postgres:
+        return json.dumps(ids)
+    return "{" + ",".join('"' + str(i).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for i in ids) + "}"
