@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Callable
 from functools import cache
 
 from flask import current_app
@@ -60,12 +61,15 @@ def check_parameters(action: Action, parameters: dict) -> None:
 
 def record_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
                    parameters: dict, external_id: str | None = None,
-                   deliver: bool = False) -> ActionRequest:
-    """A PENDING request and its action.requested event, in one transaction; one a worker is
-    to ``deliver`` is due for it now."""
+                   deliver: bool = False, admit: Callable[[], None] | None = None
+                   ) -> ActionRequest:
+    """A PENDING request and its action.requested event, in one transaction (``admit`` runs
+    first in it and may refuse by raising); one a worker is to ``deliver`` is due for it now."""
     now = utcnow()
     timeout = datetime.timedelta(seconds=current_app.config["ACTION_TIMEOUT"])
     with db.atomic():
+        if admit:
+            admit()
         request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
                                        component_id=component_id, action_id=action_id,
                                        parameters=parameters, deadline=now + timeout,
@@ -76,11 +80,11 @@ def record_request(app, subject: str, thing: Thing, component_id: str, action_id
 
 
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
-                   parameters: dict) -> ActionRequest:
-    """Record a request and have a worker deliver it: at once, or from the dispatcher if the
-    broker is down."""
+                   parameters: dict, admit: Callable[[], None] | None = None) -> ActionRequest:
+    """Record a request (``admit``: as for :func:`record_request`) and have a worker deliver
+    it: at once, or from the dispatcher if the broker is down."""
     request = record_request(app, subject, thing, component_id, action_id, parameters,
-                             deliver=True)
+                             deliver=True, admit=admit)
     enqueue_soon(DELIVER_TASK, request.id, str(uuid.uuid4()))
     return request
 
@@ -101,6 +105,35 @@ def _lease() -> Lease:
     return Lease(ActionRequest, current_app.config["TASK_LEASE"])
 
 
+_REQUEST_FIELDS = ActionRequest._meta.sorted_fields
+
+
+@cache
+def _take(postgres: bool, share: bool) -> tuple[Statement, Statement]:
+    # Built once per database and share setting: peewee spent more CPU building the take (the
+    # lease condition, the in-flight count) than PostgreSQL spent running it.
+    now, request_id = param("now"), param("id")
+    app = App.select(App.id).join(ActionRequest, on=(ActionRequest.app == App.id)).where(
+        ActionRequest.id == request_id)
+    # Every value is a placeholder: a constant in the text would be taken for one's name.
+    pending = param("pending")
+    mine = ((ActionRequest.id == request_id) & (ActionRequest.status == pending)
+            & Lease(ActionRequest, 0).takeable(param("token"), now,
+                                               ActionRequest.next_attempt_at <= now))
+    if share:
+        other = ActionRequest.alias()
+        mine &= other.select(fn.COUNT(other.id)).where(
+            (other.app == param("app")) & (other.status == pending)
+            & (other.delivering_until > now) & (other.id != request_id)) < param("share")
+    until = param("until")
+    take = (ActionRequest.update({ActionRequest.lease_token: param("token"),
+                                  ActionRequest.leased_until: until,
+                                  ActionRequest.delivering_until: until})
+            .where(mine).returning(*_REQUEST_FIELDS))
+    return (Statement.build(app.for_update(of=App) if postgres else app),
+            Statement.build(take))
+
+
 def take_delivery(request_id: str, token: str | None) -> ActionRequest | None:
     """Hold a PENDING request for one delivery attempt; the request (read back by the same
     statement), or None if another task holds it, it is not due (settled, or waiting for the
@@ -108,28 +141,21 @@ def take_delivery(request_id: str, token: str | None) -> ActionRequest | None:
     (the dispatcher sends it again later, so one app's dead callback takes that many worker
     threads and no more)."""
     now = utcnow()
-    app_id = ActionRequest.select(ActionRequest.app).where(ActionRequest.id == request_id).scalar()
-    if app_id is None:
-        return None
-    lease, token = _lease(), token or str(uuid.uuid4())
-    mine = ((ActionRequest.id == request_id) & (ActionRequest.status == "PENDING")
-            & lease.takeable(token, now, ActionRequest.next_attempt_at <= now))
+    token = token or str(uuid.uuid4())
     share = current_app.config["ACTION_APP_CONCURRENCY"]
-    until = now + lease.duration
+    lock_app, take = _take(is_postgres(), bool(share))
+    values = {"id": request_id, "now": now, "token": token, "pending": "PENDING",
+              "until": now + _lease().duration}
     with db.atomic():
         if share:
-            # Takes for one app run one at a time (its row locked), so concurrent tasks never
-            # both count the same free slot.
-            locking(App.select(App.id).where(App.id == app_id)).first()
-            other = ActionRequest.alias()
-            in_flight = other.select(fn.COUNT(other.id)).where(
-                (other.app == app_id) & (other.status == "PENDING")
-                & (other.delivering_until > now) & (other.id != request_id))
-            mine &= in_flight < share
-        taken = list(ActionRequest.update(lease_token=token, leased_until=until,
-                                          delivering_until=until).where(mine)
-                     .returning(ActionRequest).execute())
-    return taken[0] if taken else None
+            # Takes for one app run one at a time (its row locked, found through the request
+            # in the same statement), so concurrent tasks never both count the same free slot.
+            app = lock_app.run(id=request_id).fetchone()
+            if app is None:
+                return None  # deleted
+            values.update(app=app[0], share=share)
+        row = take.run(**values).fetchone()
+    return from_row(ActionRequest, _REQUEST_FIELDS, row) if row else None
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:
@@ -158,6 +184,22 @@ def dispatch_due(limit: int) -> int:
     return len(ids)
 
 
+@cache
+def _move(postgres: bool, release: bool) -> Statement:
+    # Built once, as the take is; every value a placeholder. ``release`` also frees the
+    # delivery lease in the same statement.
+    nothing = param("nothing")
+    fields = {ActionRequest.status: param("status"), ActionRequest.error: param("error"),
+              ActionRequest.updated_at: param("now")}
+    if release:
+        fields.update({ActionRequest.lease_token: nothing, ActionRequest.leased_until: nothing,
+                       ActionRequest.delivering_until: nothing})
+    return Statement.build(
+        ActionRequest.update(fields)
+        .where((ActionRequest.id == param("id")) & (ActionRequest.status == param("pending")))
+        .returning(*_REQUEST_FIELDS))
+
+
 @retry_idempotent
 def finish(request_id: str, status: str, error: str | None = None,
            release: bool = False) -> bool:
@@ -165,20 +207,17 @@ def finish(request_id: str, status: str, error: str | None = None,
     the same statement); False if it had already left PENDING. The move emits
     action.completed, or action.failed (FAILED and CANCELED)."""
     assert status in TERMINAL
-    fields = {**Lease.RELEASED, "delivering_until": None} if release else {}
     with db.atomic():
-        moved = list(ActionRequest.update(status=status, error=error, updated_at=utcnow(),
-                                          **fields)
-                     .where((ActionRequest.id == request_id)
-                            & (ActionRequest.status == "PENDING"))
-                     .returning(ActionRequest).execute())
-        if moved:
-            request = moved[0]
+        row = _move(is_postgres(), release).run(
+            id=request_id, pending="PENDING", status=status, error=error, now=utcnow(),
+            nothing=None).fetchone()
+        if row:
+            request = from_row(ActionRequest, _REQUEST_FIELDS, row)
             metrics.action_finished(status, error, request.created_at)
             kind = "action.completed" if status == "COMPLETED" else "action.failed"
             events.emit(request.app_id, kind, request.external_subject_id,
                         {**request_body(request), "error": error})
-    return bool(moved)
+    return row is not None
 
 
 def expire_overdue() -> int:

@@ -38,14 +38,23 @@ REQUEST, CREATED = "/api/v1/actions/requests/{request_id}", "$response.body#/id"
 def trigger_action(parameters, thing_id, component_id, action_id):
     """Trigger an action; the request is PENDING until the thing's owner answers"""
     subject = subject_id()
-    quotas.check_rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{g.app.id}", "action triggers")
-    thing, action = own_action_target(g.app, subject, thing_id, component_id, action_id)
-    check_parameters(action, parameters)
-    if thing.connector_client_id is None and not thing.created_by.callback_url:
-        raise ApiError(424, "the app that created this thing has no action callback URL; "
-                            "register one with POST /api/v1/actions/callback/register",
-                       "NO_CALLBACK_URL")
-    return create_request(g.app, subject, thing, component_id, action_id, parameters)
+
+    def admit() -> None:
+        quotas.check_rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{g.app.id}",
+                          "action triggers")
+
+    try:
+        thing, action = own_action_target(g.app, subject, thing_id, component_id, action_id)
+        check_parameters(action, parameters)
+        if thing.connector_client_id is None and not thing.created_by.callback_url:
+            raise ApiError(424, "the app that created this thing has no action callback URL; "
+                                "register one with POST /api/v1/actions/callback/register",
+                           "NO_CALLBACK_URL")
+    except ApiError:
+        admit()  # a refused trigger counts too, and a spent minute answers 429 first
+        raise
+    # An accepted trigger is counted in the transaction that records it: one commit.
+    return create_request(g.app, subject, thing, component_id, action_id, parameters, admit)
 
 
 def _request_for_reader(request_id: str) -> ActionRequest:
