@@ -14,15 +14,6 @@ from thingbridge.models import ActionRequest
 THINGS = "/api/v1/things"
 
 
-@pytest.fixture
-def receiver():
-    recv = Receiver()
-    server = LocalServer(recv).start()
-    recv.url = server.url + "/callback"
-    yield recv
-    server.stop()
-
-
 def _register(api, url) -> str:
     resp = api.post("/api/v1/actions/callback/register", json={"CallbackUrl": url})
     assert resp.status_code == 200, resp.json

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from cryptography.fernet import Fernet
 from flows import client_row, consent, owm_client, wait_status
-from helpers import LAMP, OWM_KEY, Receiver, wait_until
+from helpers import LAMP, OWM_KEY, wait_until
 
 from thingbridge import crypto
 from thingbridge.actions import signing
 from thingbridge.db import db
-from thingbridge.localserver import LocalServer
 from thingbridge.models import (
     ActionRequest,
     App,
@@ -26,15 +24,6 @@ from thingbridge.outbox import webhook_signing
 from thingbridge.secrets_rotation import rotate_all
 
 THINGS = "/api/v1/things"
-
-
-@pytest.fixture
-def receiver():
-    recv = Receiver()
-    server = LocalServer(recv).start()
-    recv.url = server.url + "/callback"
-    yield recv
-    server.stop()
 
 
 SECRET_COLUMNS = ((ConnectorInstance, ["configuration"]),
