@@ -9,11 +9,12 @@ while building and given values when the statement runs.
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import NamedTuple
 
 from peewee import SQL, Cast, NodeList, Value, fn
 
-from thingbridge.db import db
+from thingbridge.db import db, is_postgres
 
 
 def param(name: str) -> Value:
@@ -33,6 +34,20 @@ class Statement(NamedTuple):
 
     def run(self, **values):
         return db.execute_sql(self.sql, [values[name] for name in self.names])
+
+
+@cache
+def _insert(model, postgres: bool) -> Statement:
+    return Statement.build(model.insert({f: param(f.name) for f in model._meta.sorted_fields}))
+
+
+def insert(instance) -> None:
+    """Insert a model instance built in Python (its defaults filled in by the model) with a
+    statement built once per model and dialect, where ``Model.create`` builds it each time."""
+    data = instance.__data__
+    _insert(type(instance), is_postgres()).run(
+        **{f.name: f.db_value(data.get(f.name)) for f in instance._meta.sorted_fields})
+    instance._dirty.clear()
 
 
 def one_of(column, name: str, postgres: bool, array_type: str):

@@ -16,6 +16,7 @@ from functools import cache
 from flask import current_app
 from peewee import JOIN, IntegrityError, fn
 
+from thingbridge import sql
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, is_postgres, locking, retry_idempotent, utcnow
@@ -70,11 +71,11 @@ def record_request(app, subject: str, thing: Thing, component_id: str, action_id
     with db.atomic():
         if admit:
             admit()
-        request = ActionRequest.create(app=app, external_subject_id=subject, thing=thing,
-                                       component_id=component_id, action_id=action_id,
-                                       parameters=parameters, deadline=now + timeout,
-                                       external_id=external_id,
-                                       next_attempt_at=now if deliver else None)
+        request = ActionRequest(app=app, external_subject_id=subject, thing=thing,
+                                component_id=component_id, action_id=action_id,
+                                parameters=parameters, deadline=now + timeout,
+                                external_id=external_id, next_attempt_at=now if deliver else None)
+        sql.insert(request)
         events.emit(request.app_id, "action.requested", subject, request_body(request))
     return request
 
