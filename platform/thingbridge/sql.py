@@ -32,8 +32,12 @@ class Statement(NamedTuple):
         sql, names = query.sql()
         return cls(sql, tuple(names))
 
+    def values(self, **values) -> list:
+        """The parameters in the order the text takes them."""
+        return [values[name] for name in self.names]
+
     def run(self, **values):
-        return db.execute_sql(self.sql, [values[name] for name in self.names])
+        return db.execute_sql(self.sql, self.values(**values))
 
 
 @cache
