@@ -13,7 +13,7 @@ from thingbridge import backoff
 from thingbridge.actions import signing
 from thingbridge.actions.service import (
     DELIVER_TASK,
-    connector_target,
+    Target,
     finish,
     perform_connector_action,
     request_body,
@@ -34,12 +34,13 @@ RETRY_BASE, MAX_RETRY_DELAY = 1.0, 30.0
 SETTLED = ("completed", "failed", "timeout")
 
 
-def deliver(request: ActionRequest) -> str:
-    """One attempt for a request this task holds (as :func:`service.take_delivery` read it)."""
+def deliver(request: ActionRequest, target: Target) -> str:
+    """One attempt for a request this task holds, with its target (as
+    :func:`service.take_delivery` read them)."""
     if utcnow() >= request.deadline:
         finish(request, "FAILED", "timeout", release=True)
         return "timeout"
-    thing, client, device_id = connector_target(request.thing_id)
+    thing, client, device_id = target
     if client is not None:
         return _perform_on_connector(request, client, device_id)
     return _post_to_callback(request, App.get_by_id(thing.created_by_id))
