@@ -45,13 +45,15 @@ def _insert(model, postgres: bool) -> Statement:
     return Statement.build(model.insert({f: param(f.name) for f in model._meta.sorted_fields}))
 
 
-def insert(instance) -> None:
-    """Insert a model instance built in Python (its defaults filled in by the model) with a
-    statement built once per model and dialect, where ``Model.create`` builds it each time."""
+def insert_values(instance) -> tuple[str, list]:
+    """The statement (built once per model and dialect, where ``Model.create`` builds it each
+    time) and parameters that insert a model instance built in Python, its defaults filled in
+    by the model."""
     data = instance.__data__
-    _insert(type(instance), is_postgres()).run(
-        **{f.name: f.db_value(data.get(f.name)) for f in instance._meta.sorted_fields})
+    statement = _insert(type(instance), is_postgres())
     instance._dirty.clear()
+    return statement.sql, statement.values(
+        **{f.name: f.db_value(data.get(f.name)) for f in instance._meta.sorted_fields})
 
 
 def one_of(column, name: str, postgres: bool, array_type: str):

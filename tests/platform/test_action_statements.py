@@ -1,6 +1,7 @@
 """An action's trigger, delivery take and terminal move on both databases they run on, and how
-many statements each sends on PostgreSQL: the take reads the target with it, and the move
-appends its event in the same statement, outside any transaction."""
+many statements each sends on PostgreSQL: the request's insert and the terminal move each
+append their event in the same statement (the move outside any transaction), and the take
+reads the delivery's target with it."""
 
 import pytest
 
@@ -71,8 +72,11 @@ def test_trigger_take_and_finish(database, flask_app, monkeypatch):
             room.id, app.id, "setRoomThermPoint")
         assert action.parameters[0]["name"] == "mode"
         assert len(statements.sql) == 1  # thing, its creating app, component and action
+        statements.reset()
         request = service.record_request(app, "alice", thing, "thermostat",
                                          "setRoomThermPoint", {"mode": "max"}, deliver=True)
+        if database == "postgres":
+            assert len(statements.sql) == 1  # the request and its event
         stored = ActionRequest.get_by_id(request.id)
         assert (stored.status, stored.parameters, stored.next_attempt_at) == (
             "PENDING", {"mode": "max"}, request.next_attempt_at)

@@ -75,8 +75,8 @@ def record_request(app, subject: str, thing: Thing, component_id: str, action_id
                                 component_id=component_id, action_id=action_id,
                                 parameters=parameters, deadline=now + timeout,
                                 external_id=external_id, next_attempt_at=now if deliver else None)
-        sql.insert(request)
-        events.emit(request.app_id, "action.requested", subject, request_body(request))
+        events.emit_after(*sql.insert_values(request), request.app_id, "action.requested",
+                          subject, request_body(request))
     return request
 
 
@@ -226,17 +226,9 @@ def finish(request: ActionRequest, status: str, error: str | None = None,
     # What the event says of the request never changes after it is created, but its status.
     data = {**request_body(request), "status": status, "error": error}
     move = _move(is_postgres(), release)
-    values = move.values(id=request.id, pending="PENDING", status=status, error=error,
-                         now=utcnow(), nothing=None)
-    if is_postgres():
-        # The move and its event in one statement, committed on its own: one round trip.
-        moved = events.emit_if(move.sql, values, request.app_id, kind,
-                               request.external_subject_id, data)
-    else:
-        with db.atomic():
-            moved = db.execute_sql(move.sql, values).fetchone() is not None
-            if moved:
-                events.emit(request.app_id, kind, request.external_subject_id, data)
+    moved = events.emit_after(move.sql, move.values(
+        id=request.id, pending="PENDING", status=status, error=error, now=utcnow(),
+        nothing=None), request.app_id, kind, request.external_subject_id, data)
     if moved:
         metrics.action_finished(status, error, request.created_at)
     return moved

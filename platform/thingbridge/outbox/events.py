@@ -93,14 +93,21 @@ def _append(app_id: str, events: list[Pending], now: datetime.datetime,
                                                 count, now, items)).rowcount
 
 
-def emit_if(guard: str, guard_params: list | tuple, app_id: str, type_: str,
-            subject: str | None, data: dict) -> bool:
-    """PostgreSQL: run ``guard`` (a statement that changes a row and returns it, or returns
-    nothing) and, if it returned a row, append the event, in one statement (committed on its
-    own outside a transaction): the change and its event in one round trip. True if the guard
-    returned a row."""
+def emit_after(change: str, params: list | tuple, app_id: str, type_: str,
+               subject: str | None, data: dict) -> bool:
+    """Run ``change`` (a statement that writes a row, or finds none to write and changes
+    nothing) and, if it wrote one, append the event: True if it did. On PostgreSQL both are one
+    statement (committed on its own outside a transaction): the change and its event in one
+    round trip."""
     assert type_ in EVENT_TYPES, type_
-    return _append(app_id, [Pending(type_, subject, data)], utcnow(), guard, guard_params) > 0
+    if is_postgres():
+        return _append(app_id, [Pending(type_, subject, data)], utcnow(), change, params) > 0
+    with contextlib.nullcontext() if db.in_transaction() else db.atomic():
+        cursor = db.execute_sql(change, params)
+        if not (cursor.fetchall() or cursor.rowcount > 0):
+            return False
+        emit(app_id, type_, subject, data)
+    return True
 
 
 def _reserve(app_id: str, count: int) -> int:
