@@ -3,11 +3,15 @@ many statements each sends on PostgreSQL: the request's insert and the terminal 
 append their event in the same statement (the move outside any transaction), and the take
 reads the delivery's target with it, its transaction sent to the server in one flight."""
 
+import time
+
+import psycopg
 import pytest
 from peewee import DataError
 
 from thingbridge.actions import service
 from thingbridge.db import db
+from thingbridge.db_pool import CommitUncertain
 from thingbridge.models import (
     Action,
     ActionRequest,
@@ -144,3 +148,25 @@ def test_flight_rolls_back_on_a_statement_error(database, flask_app):
                                              ('SELECT "name" FROM "app" WHERE "id" = %s',
                                               [app.id])]) == ("renamed",)
         assert App.get_by_id(app.id).name == "renamed"
+
+
+def test_flight_on_a_lost_connection(database, flask_app):
+    """A connection the server hung up on while idle is replaced before the flight is sent; one
+    lost under the flight raises CommitUncertain (a task is retried whole, the API answers 503)
+    and the next statement runs on a new connection."""
+    if database != "postgres":
+        pytest.skip("the flight is PostgreSQL's pipeline mode")
+    with flask_app.app_context():
+        app, _ = App.register("flights")
+        rename = 'UPDATE "app" SET "name" = %s WHERE "id" = %s'
+        pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(flask_app.config["DATABASE_URL"], autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        time.sleep(0.2)  # the server's goodbye reaches the idle connection
+        assert db.transaction_in_one_flight([(rename, ["healed", app.id]),
+                                             ("SELECT 1", [])]) == (1,)
+        with pytest.raises(CommitUncertain):
+            db.transaction_in_one_flight([(rename, ["lost", app.id]),
+                                          ("SELECT pg_terminate_backend(pg_backend_pid())",
+                                           [])])
+        assert App.get_by_id(app.id).name == "healed"
