@@ -72,6 +72,9 @@ def _formatter(field: fields.Field, name: str) -> Callable:
     if isinstance(field, fields.List) and _same_serialize(field, fields.List):
         inner = _formatter(field.inner, name)
         return lambda value, obj: None if value is None else [inner(each, obj) for each in value]
+    if isinstance(field, fields.Function) and _same_serialize(field, fields.Function):
+        func = field.serialize_func
+        return lambda value, obj: func(obj)
     fallback = field._serialize
     if _same_serialize(field, fields.String):
         return lambda value, obj: value if value.__class__ is str else fallback(value, name, obj)
@@ -120,8 +123,12 @@ def compile_object(schema: Schema) -> Callable:
         getter = attribute_getter(path) if field._CHECK_ATTRIBUTE else None
         plan.append((key, getter, formatter, default))
         if getter is None:
-            lines += [f"    v = format{i}(None, obj)",
-                      "    if v is not missing:",
+            if isinstance(field, fields.Function) and _same_serialize(field, fields.Function):
+                namespace[f"function{i}"] = field.serialize_func  # what its _serialize calls
+                lines.append(f"    v = function{i}(obj)")
+            else:
+                lines.append(f"    v = format{i}(None, obj)")
+            lines += ["    if v is not missing:",
                       f"        out[{key!r}] = v"]
             continue
         if "." in path:
