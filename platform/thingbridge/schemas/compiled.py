@@ -50,7 +50,8 @@ def attribute_getter(path: str) -> Callable:
 
     def get(obj):
         for key in keys:
-            obj = _get(obj, key)
+            obj = getattr(obj, key, missing) if obj.__class__ in _ATTRIBUTES_ONLY else _get(
+                obj, key)
         return obj
 
     return get
