@@ -149,19 +149,20 @@ def _tree(where: str, depth: int, postgres: bool) -> Statement:
 _THING_JSON, _COMPONENT_JSON, _ACTION_JSON = (
     Thing.attributes.python_value, Component.capabilities.python_value,
     Action.parameters.python_value)
-_TIME = Thing.created_at.python_value  # a string on SQLite, a datetime already on PostgreSQL
+# A time comes as a string from SQLite, as a datetime already from PostgreSQL.
+_TIME = {False: Thing.created_at.python_value, True: lambda value: value}
 
 
 def _read(where: str, depth: int, **values) -> list[ThingRow]:
     postgres = is_postgres()
-    cursor = _tree(where, depth, postgres).run(**values)
+    cursor, time_value = _tree(where, depth, postgres).run(**values), _TIME[postgres]
     if depth == LINKS:
-        return [ThingRow(*row[:6], _THING_JSON(row[6]), _TIME(row[7]), [])
+        return [ThingRow(*row[:6], _THING_JSON(row[6]), time_value(row[7]), [])
                 for row in cursor.fetchall()]
     things, by_id, components = [], {}, {}
     for kind, _, own_id, parent, t1, t2, t3, t4, t5, t6, t7, time in cursor.fetchall():
         if kind == 0:
-            thing = ThingRow(t1, t2, t3, t4, t5, t6, _THING_JSON(t7), _TIME(time), [])
+            thing = ThingRow(t1, t2, t3, t4, t5, t6, _THING_JSON(t7), time_value(time), [])
             things.append(thing)
             by_id[t1] = thing
         elif kind == 1:
@@ -170,7 +171,7 @@ def _read(where: str, depth: int, **values) -> list[ThingRow]:
             by_id[t1].components.append(component)
         elif kind == 2:
             owner = components[parent]
-            owner.properties.append(PropertyRow(owner, t1, t2, t3, t4, t5, t6, _TIME(time)))
+            owner.properties.append(PropertyRow(owner, t1, t2, t3, t4, t5, t6, time_value(time)))
         else:
             owner = components[parent]
             owner.actions.append(ActionRow(owner, t1, _ACTION_JSON(t7)))
