@@ -1,13 +1,16 @@
 """Where one poll's time goes: polls run in this process, one after another, outside Celery.
 
-    .venv/bin/python bench/poll_profile.py --clients 100 [--profile]
+    .venv/bin/python bench/poll_profile.py --clients 300 [--profile]
 
 Seeds N clients as ``bench/polling.py`` does (half OpenWeatherMap, half Netatmo), polls each
-once (things created), then runs a steady round (readings pinned to the same bucket) and a
-changed round (the pin moved on), each calling ``thingbridge_workers.polling.poll`` for every
-client. Per round and connector it prints CPU and wall milliseconds per poll, the statements
-each poll sent and the wall time spent in them (PostgreSQL's share plus the round trips);
-``--profile`` adds cProfile's top functions per round.
+once (things created), then runs steady rounds (readings pinned to the same bucket) and changed
+rounds (the pin moved on), calling ``thingbridge_workers.polling.poll`` for every client. Per
+round and connector it prints the CPU and wall milliseconds per poll, the CPU of each phase of
+the poll (take, fetch, map, read, plan, record, apply, emit; nested phases are included in
+their parents), the statements each poll sent by kind, and the CPU the PostgreSQL backend
+serving this process spent on them. ``--profile`` adds cProfile's top functions per round
+(``POLL_PROFILE_DUMP=/tmp/x`` also writes each round's stats file). What it leaves out, the
+workers' Celery and thread overhead, is the difference to ``bench/polling.py``'s CPU per poll.
 """
 
 from __future__ import annotations
@@ -26,21 +29,21 @@ from polling import pin_readings, setup  # noqa: E402
 
 
 class StatementMeter:
-    """Counts the statements sent through the database handle and the wall time in them."""
+    """Counts the statements sent through the database handle, by kind, with the wall time in
+    them and the CPU the PostgreSQL backend serving this process spent on them (read from
+    /proc before and after each one: ticks of 10 ms, so only sums over many statements mean
+    anything)."""
 
     def __init__(self, database):
-        self.database, self.count, self.seconds = database, 0, 0.0
+        self.database, self.backend = database, None
         self.kinds: collections.Counter = collections.Counter()
+        self.backend_seconds: collections.Counter = collections.Counter()
+        self.reset()
         original = database.execute_sql
 
         def execute_sql(sql, params=None, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(sql, params, *args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-                self.count += 1
-                self.kinds[" ".join(sql.split()[:3])[:40]] += 1
+            return self._measure(" ".join(sql.split()[:3])[:40],
+                                 lambda: original(sql, params, *args, **kwargs))
 
         database.execute_sql = execute_sql
         for name in ("begin", "commit"):
@@ -48,21 +51,33 @@ class StatementMeter:
 
     def _wrap(self, name):
         original = getattr(self.database, name)
+        setattr(self.database, name,
+                lambda *args, **kwargs: self._measure(name.upper(),
+                                                      lambda: original(*args, **kwargs)))
 
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-                self.count += 1
-                self.kinds[name.upper()] += 1
-
-        setattr(self.database, name, timed)
+    def _measure(self, kind, run):
+        pg = backend_cpu(self.backend) if self.backend else 0.0
+        start = time.perf_counter()
+        try:
+            return run()
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.count += 1
+            self.kinds[kind] += 1
+            if self.backend:
+                self.backend_seconds[kind] += backend_cpu(self.backend) - pg
 
     def reset(self):
         self.count, self.seconds = 0, 0.0
         self.kinds.clear()
+        self.backend_seconds.clear()
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds the PostgreSQL backend ``pid`` used so far (it runs on this machine)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 PHASES: collections.Counter = collections.Counter()
@@ -99,13 +114,6 @@ def instrument():
         _timed(cls, "fetch")
 
 
-def backend_cpu(pid: int) -> float:
-    """CPU seconds the PostgreSQL backend serving this process used so far (same machine)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_round(label, ids_by_type, meter, profile: bool, backend: int):
     from thingbridge.db import utcnow
     from thingbridge.models import ConnectorClient
@@ -131,7 +139,9 @@ def run_round(label, ids_by_type, meter, profile: bool, backend: int):
               f"{wall * 1000 / n:5.2f} ms, PostgreSQL CPU {pg * 1000 / n:4.2f} ms, "
               f"{meter.count / n:4.1f} statements "
               f"({meter.seconds * 1000 / n:4.2f} ms in them) {dict(outcomes)}")
-        print("          " + ", ".join(f"{k}: {v / n:.1f}" for k, v in meter.kinds.items()))
+        print("          statements/poll (backend CPU ms/poll): " + ", ".join(
+            f"{k}: {v / n:.1f} ({meter.backend_seconds[k] * 1000 / n:.2f})"
+            for k, v in meter.kinds.items()))
         print("          CPU ms/poll: " + ", ".join(f"{k} {v * 1000 / n:.2f}"
                                                     for k, v in PHASES.items()))
         if profiler and os.environ.get("POLL_PROFILE_DUMP"):
@@ -169,6 +179,7 @@ def main() -> None:
                 meter = StatementMeter(db.db.obj)
                 instrument()
                 backend = db.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+                meter.backend = backend
                 bucket = int(time.time() // 600)
                 for label, pin in (("first", bucket), ("steady", bucket),
                                    ("changed", bucket + 1), ("steady", bucket + 1),
