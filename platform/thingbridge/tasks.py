@@ -78,6 +78,8 @@ def enqueue(task_name: str, *args, countdown: float | None = None) -> None:
 def enqueue_many(task_name: str, arg_lists: list[tuple]) -> None:
     """Send one task per argument tuple over one producer (one broker connection taken from
     the pool for the batch, not one per task): a dispatcher sends hundreds at a time."""
+    if not arg_lists:
+        return  # nothing due: no broker connection taken
     celery = current_app.extensions["celery"]
     headers = logs.task_headers()
     with celery.producer_or_acquire() as producer:
