@@ -9,11 +9,12 @@ while building and given values when the statement runs.
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import NamedTuple
 
 from peewee import SQL, Cast, NodeList, Value, fn
 
-from thingbridge.db import db
+from thingbridge.db import db, is_postgres
 
 
 def param(name: str) -> Value:
@@ -31,8 +32,28 @@ class Statement(NamedTuple):
         sql, names = query.sql()
         return cls(sql, tuple(names))
 
+    def values(self, **values) -> list:
+        """The parameters in the order the text takes them."""
+        return [values[name] for name in self.names]
+
     def run(self, **values):
-        return db.execute_sql(self.sql, [values[name] for name in self.names])
+        return db.execute_sql(self.sql, self.values(**values))
+
+
+@cache
+def _insert(model, postgres: bool) -> Statement:
+    return Statement.build(model.insert({f: param(f.name) for f in model._meta.sorted_fields}))
+
+
+def insert_values(instance) -> tuple[str, list]:
+    """The statement (built once per model and dialect, where ``Model.create`` builds it each
+    time) and parameters that insert a model instance built in Python, its defaults filled in
+    by the model."""
+    data = instance.__data__
+    statement = _insert(type(instance), is_postgres())
+    instance._dirty.clear()
+    return statement.sql, statement.values(
+        **{f.name: f.db_value(data.get(f.name)) for f in instance._meta.sorted_fields})
 
 
 def one_of(column, name: str, postgres: bool, array_type: str):

@@ -1,11 +1,17 @@
 """The client lifecycle through the API alone: reauthorize and PATCH guarded like every client
 route, what a client shows about its status, and configuration keys a connector does not know."""
 
+import datetime
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from flows import CLIENTS, netatmo_instance, owm_client, owm_instance
+import redis
+from flows import CLIENTS, client_row, netatmo_instance, owm_client, owm_instance
+from helpers import BROKER_URL
 
+from thingbridge.connectors import lifecycle
+from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, ConnectorInstance, OAuthState
 
 
@@ -131,3 +137,21 @@ def test_a_connector_may_refuse_unknown_keys(api, owm_sim):
     resp = api.post(CLIENTS, json={"connector_type_id": "openweathermap",
                                    "configuration": {"city": "Berlin", "zip": "10115"}})
     assert resp.status_code == 400 and "zip" in resp.json["description"]
+
+
+def test_polls_after_a_burst_of_actions_are_one_poll_after_a_settle(api, owm_sim, flask_app):
+    """Each accepted action asks for a poll to read the device's new state: the first makes the
+    client due a settle from now and sends one poll for then; the burst's others find it
+    coming."""
+    client_id = owm_client(api)
+    ConnectorClient.update(next_poll_at=utcnow() + datetime.timedelta(hours=1)).where(
+        ConnectorClient.id == client_id).execute()  # polled, the next poll far off
+    flask_app.extensions["celery"].control.purge()
+    start = utcnow()
+    for _ in range(3):
+        lifecycle.refresh_soon(client_row(client_id))
+    due = client_row(client_id).next_poll_at
+    assert start + datetime.timedelta(seconds=lifecycle.REFRESH_SETTLE) <= due < (
+        start + datetime.timedelta(hours=1))
+    [sent] = [json.loads(m) for m in redis.Redis.from_url(BROKER_URL).lrange("celery", 0, -1)]
+    assert sent["headers"]["task"] == lifecycle.POLL_TASK and sent["headers"]["eta"]

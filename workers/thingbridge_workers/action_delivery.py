@@ -13,7 +13,7 @@ from thingbridge import backoff
 from thingbridge.actions import signing
 from thingbridge.actions.service import (
     DELIVER_TASK,
-    connector_target,
+    Target,
     finish,
     perform_connector_action,
     request_body,
@@ -34,12 +34,13 @@ RETRY_BASE, MAX_RETRY_DELAY = 1.0, 30.0
 SETTLED = ("completed", "failed", "timeout")
 
 
-def deliver(request: ActionRequest) -> str:
-    """One attempt for a request this task holds (as :func:`service.take_delivery` read it)."""
+def deliver(request: ActionRequest, target: Target) -> str:
+    """One attempt for a request this task holds, with its target (as
+    :func:`service.take_delivery` read them)."""
     if utcnow() >= request.deadline:
-        finish(request.id, "FAILED", "timeout", release=True)
+        finish(request, "FAILED", "timeout", release=True)
         return "timeout"
-    thing, client, device_id = connector_target(request.thing_id)
+    thing, client, device_id = target
     if client is not None:
         return _perform_on_connector(request, client, device_id)
     return _post_to_callback(request, App.get_by_id(thing.created_by_id))
@@ -52,17 +53,17 @@ def _perform_on_connector(request: ActionRequest, client, device_id: str) -> str
     except TransientError as exc:
         return _retry(request, exc.reason)
     except ConnectorError as exc:
-        finish(request.id, "FAILED", exc.reason, release=True)
+        finish(request, "FAILED", exc.reason, release=True)
         return "failed"
     # COMPLETED as soon as the provider accepted; the device's new values follow in a poll.
-    finish(request.id, "COMPLETED", release=True)
+    finish(request, "COMPLETED", release=True)
     lifecycle.refresh_soon(client)
     return "completed"
 
 
 def _post_to_callback(request: ActionRequest, owner: App) -> str:
     if not owner.callback_url or not owner.signing_key:
-        finish(request.id, "FAILED", "the thing's app has no action callback URL", release=True)
+        finish(request, "FAILED", "the thing's app has no action callback URL", release=True)
         return "failed"
     body = json.dumps(request_body(request), separators=(",", ":")).encode()
     date = signing.http_date()
@@ -74,13 +75,13 @@ def _post_to_callback(request: ActionRequest, owner: App) -> str:
     if answer.status is None:
         return _retry(request, f"callback unreachable: {answer.reason}")
     if answer.status in (200, 204):
-        finish(request.id, "COMPLETED", release=True)
+        finish(request, "COMPLETED", release=True)
         return "completed"
     if answer.status == 202:
         return "accepted"  # the app finishes it later with PUT /actions/requests/{id}
     if answer.status == 429 or answer.status >= 500:
         return _retry(request, f"callback answered {answer.status}")
-    finish(request.id, "FAILED", _reason(answer), release=True)
+    finish(request, "FAILED", _reason(answer), release=True)
     return "failed"
 
 

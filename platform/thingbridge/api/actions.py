@@ -79,7 +79,7 @@ class ActionRequestById(MethodView):
         request = found(ActionRequest.select(ActionRequest).join(Thing).where(
             (ActionRequest.id == request_id) & (Thing.created_by == g.app)).first(),
             "action request")
-        if not finish(request.id, body["status"], body["error"]):
+        if not finish(request, body["status"], body["error"]):
             current = ActionRequest.get_by_id(request.id).status
             raise ApiError(409, f"action request is already {current}")
         return ActionRequest.get_by_id(request.id)

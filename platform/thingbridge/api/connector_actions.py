@@ -78,11 +78,11 @@ def perform_action(token):
         perform_connector_action(client, device_id, body["componentId"], body["actionId"],
                                  body["parameters"])
     except TransientError as exc:
-        finish(action_request.id, "FAILED", UNAVAILABLE + exc.reason)
+        finish(action_request, "FAILED", UNAVAILABLE + exc.reason)
     except ConnectorError as exc:
-        finish(action_request.id, "FAILED", exc.reason)
+        finish(action_request, "FAILED", exc.reason)
     else:
-        finish(action_request.id, "COMPLETED")
+        finish(action_request, "COMPLETED")
         lifecycle.refresh_soon(client)
     return _answer(ActionRequest.get_by_id(action_request.id))
 

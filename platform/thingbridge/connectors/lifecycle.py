@@ -30,6 +30,8 @@ CONSENT_GIVEN = "consent given; waiting for the first poll"
 RECONFIGURED = "configuration changed; waiting for the first poll"
 # A transient failure waits this long, doubling per failure in a row, up to the cap.
 RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
+# Seconds between an accepted action and the poll that reads the device's new state.
+REFRESH_SETTLE = 1.0
 
 
 def client_data(client: ConnectorClient, **extra) -> dict:
@@ -49,28 +51,32 @@ def created(client: ConnectorClient, poll_now: bool) -> None:
 
 def schedule_first_poll(client: ConnectorClient) -> None:
     """Due now, and sent at once: read the client's devices now rather than at its next
-    scheduled poll (after an action, or asked for in the console)."""
+    scheduled poll (asked for in the console)."""
     ConnectorClient.update(next_poll_at=utcnow(), updated_at=utcnow()).where(
         ConnectorClient.id == client.id).execute()
     poll_soon(client)
 
 
 def refresh_soon(client: ConnectorClient) -> None:
-    """After an action the provider accepted: poll the client now to read the device's new
-    state. A client already due that no poll holds has a poll coming (sent already, or the
-    dispatcher's), so a burst of actions adds one poll rather than one each."""
+    """After an action the provider accepted: poll the client ``REFRESH_SETTLE`` seconds from
+    now to read the device's new state. The wait lets the actions of a burst share one poll
+    (without it, actions a poll's length apart each brought their own, which competed with the
+    next action for the worker); a client already due by then that no poll holds has a poll
+    coming (sent already, or the dispatcher's)."""
     now = utcnow()
-    coming = ((ConnectorClient.next_poll_at <= now)
+    at = now + datetime.timedelta(seconds=REFRESH_SETTLE)
+    coming = ((ConnectorClient.next_poll_at <= at)
               & (ConnectorClient.leased_until.is_null() | (ConnectorClient.leased_until <= now)))
-    if ConnectorClient.update(next_poll_at=now, updated_at=now).where(
+    if ConnectorClient.update(next_poll_at=at, updated_at=now).where(
             (ConnectorClient.id == client.id) & ~coming).execute():
-        poll_soon(client)
+        poll_soon(client, countdown=REFRESH_SETTLE)
 
 
-def poll_soon(client: ConnectorClient) -> None:
-    """After the commit that made the client due: send its poll at once, so its things appear
-    without waiting for the dispatcher, which still finds it if the broker is down."""
-    enqueue_soon(POLL_TASK, client.id, str(uuid.uuid4()))
+def poll_soon(client: ConnectorClient, countdown: float | None = None) -> None:
+    """After the commit that made the client due (``countdown``: due that many seconds from
+    now): send its poll, so its things appear without waiting for the dispatcher, which still
+    finds it if the broker is down."""
+    enqueue_soon(POLL_TASK, client.id, str(uuid.uuid4()), countdown=countdown)
 
 
 def take(client_id: str, token: str | None) -> ConnectorClient | None:

@@ -62,27 +62,52 @@ def emit_many(app_id: str, events: list[Pending]) -> None:
 
 
 @cache
-def _append_sql() -> str:
+def _append_sql(guard: str | None = None) -> str:
+    """The append: the app's counter row first (taken and held to commit), then the events. With
+    a ``guard`` (a statement whose rows say whether to append), nothing is appended when it
+    returns none, and it runs first, in the same statement."""
     counter, event = EventCounter._meta.table_name, Event._meta.table_name
     return (
-        f"WITH counter AS (INSERT INTO {counter} (app_id, last_seq, created_at)"
-        " VALUES (%s, %s, %s) ON CONFLICT (app_id)"
+        (f"WITH guard AS ({guard}), " if guard else "WITH ")
+        + f"counter AS (INSERT INTO {counter} (app_id, last_seq, created_at)"
+        + (" SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM guard)" if guard else
+           " VALUES (%s, %s, %s)")
+        + " ON CONFLICT (app_id)"
         f" DO UPDATE SET last_seq = {counter}.last_seq + EXCLUDED.last_seq RETURNING last_seq)"
         f" INSERT INTO {event} (app_id, seq, type, external_subject_id, data, created_at)"
         " SELECT %s, counter.last_seq - %s + e.n, e.item->>0, e.item->>1, e.item->>2, %s"
         " FROM counter, json_array_elements(%s::json) WITH ORDINALITY AS e(item, n)")
 
 
-def _append(app_id: str, events: list[Pending], now: datetime.datetime) -> None:
+def _append(app_id: str, events: list[Pending], now: datetime.datetime,
+            guard: str | None = None, guard_params: list | tuple = ()) -> int:
     """PostgreSQL: reserve the ids and insert every event in one statement, the counter row
-    taken first and held to commit. The rows travel as one JSON text parameter (psycopg adapts
-    a list element by element, which cost more than the statement), each event's data as its
-    own JSON text, what ``JSONField`` stores: as a nested object PostgreSQL would parse it and
-    refuse a NUL character or a lone surrogate."""
+    taken first and held to commit; the number of events appended. The rows travel as one JSON
+    text parameter (psycopg adapts a list element by element, which cost more than the
+    statement), each event's data as its own JSON text, what ``JSONField`` stores: as a nested
+    object PostgreSQL would parse it and refuse a NUL character or a lone surrogate."""
     count = len(events)
     items = json.dumps([[e.type, e.subject, json.dumps(e.data, separators=(",", ":"))]
                         for e in events], separators=(",", ":"))
-    db.execute_sql(_append_sql(), (app_id, count, now, app_id, count, now, items))
+    return db.execute_sql(_append_sql(guard), (*guard_params, app_id, count, now, app_id,
+                                                count, now, items)).rowcount
+
+
+def emit_after(change: str, params: list | tuple, app_id: str, type_: str,
+               subject: str | None, data: dict) -> bool:
+    """Run ``change`` (a statement that writes a row, or finds none to write and changes
+    nothing) and, if it wrote one, append the event: True if it did. On PostgreSQL both are one
+    statement (committed on its own outside a transaction): the change and its event in one
+    round trip."""
+    assert type_ in EVENT_TYPES, type_
+    if is_postgres():
+        return _append(app_id, [Pending(type_, subject, data)], utcnow(), change, params) > 0
+    with contextlib.nullcontext() if db.in_transaction() else db.atomic():
+        cursor = db.execute_sql(change, params)
+        if not (cursor.fetchall() or cursor.rowcount > 0):
+            return False
+        emit(app_id, type_, subject, data)
+    return True
 
 
 def _reserve(app_id: str, count: int) -> int:

@@ -10,10 +10,10 @@ from thingbridge_workers import action_delivery
 @shared_task(name="thingbridge.deliver_action", acks_late=True, ignore_result=True)
 def deliver_action(request_id: str, token: str | None = None) -> str:
     """One delivery attempt, holding the request's lease (``token``: the sender's claim)."""
-    request = service.take_delivery(request_id, token)
-    if request is None:
+    taken = service.take_delivery(request_id, token)
+    if taken is None:
         return "held"  # another task holds it, or it is no longer PENDING
-    outcome = action_delivery.deliver(request)
+    outcome = action_delivery.deliver(*taken)
     if outcome not in action_delivery.SETTLED:
         service.release_delivery(request_id, awaiting_app=outcome == "accepted")
     return outcome

@@ -1,0 +1,117 @@
+"""An action's trigger, delivery take and terminal move on both databases they run on, and how
+many statements each sends on PostgreSQL: the request's insert and the terminal move each
+append their event in the same statement (the move outside any transaction), and the take
+reads the delivery's target with it."""
+
+import pytest
+
+from thingbridge.actions import service
+from thingbridge.db import db
+from thingbridge.models import (
+    Action,
+    ActionRequest,
+    App,
+    Component,
+    ConnectorClient,
+    ConnectorInstance,
+    Thing,
+    ThingMapping,
+)
+from thingbridge.outbox import events
+from thingbridge.things.service import own_action_target
+
+
+def _room():
+    app, _ = App.register("thermostats")
+    instance = ConnectorInstance.create(app=app, type_id="netatmo",
+                                        configuration={"client_id": "c", "client_secret": "s"})
+    client = ConnectorClient.create(app=app, instance=instance, type_id="netatmo",
+                                    external_subject_id="alice", configuration={},
+                                    tokens={"access_token": "secret"})
+    thing = Thing.create(app=app, external_subject_id="alice", created_by=app,
+                         connector_client=client, name="Living room",
+                         main_component_id="thermostat")
+    component = Component.create(thing=thing, component_id="thermostat")
+    Action.create(component=component, action_id="setRoomThermPoint",
+                  parameters=[{"name": "mode", "type": "STRING", "required": True}])
+    ThingMapping.create(client=client, thing=thing, connector_thing_id="room:h:r")
+    return app, thing
+
+
+class Statements:
+    """Counts the statements and transactions the database is sent."""
+
+    def __init__(self, monkeypatch):
+        self.sql, self.transactions = [], 0
+        database = db.obj
+        execute, begin = database.execute_sql, database.begin
+
+        def counting_execute(sql, params=None, *args, **kwargs):
+            self.sql.append(sql)
+            return execute(sql, params, *args, **kwargs)
+
+        def counting_begin(*args, **kwargs):
+            self.transactions += 1
+            return begin(*args, **kwargs)
+
+        monkeypatch.setattr(database, "execute_sql", counting_execute)
+        monkeypatch.setattr(database, "begin", counting_begin)
+
+    def reset(self) -> None:
+        self.sql.clear()
+        self.transactions = 0
+
+
+def test_trigger_take_and_finish(database, flask_app, monkeypatch):
+    with flask_app.app_context():
+        app, room = _room()
+        statements = Statements(monkeypatch)
+        thing, action = own_action_target(app, "alice", room.id, "thermostat",
+                                          "setRoomThermPoint")
+        assert (thing.id, thing.created_by.id, action.action_id) == (
+            room.id, app.id, "setRoomThermPoint")
+        assert action.parameters[0]["name"] == "mode"
+        assert len(statements.sql) == 1  # thing, its creating app, component and action
+        statements.reset()
+        request = service.record_request(app, "alice", thing, "thermostat",
+                                         "setRoomThermPoint", {"mode": "max"}, deliver=True)
+        if database == "postgres":
+            assert len(statements.sql) == 1  # the request and its event
+        stored = ActionRequest.get_by_id(request.id)
+        assert (stored.status, stored.parameters, stored.next_attempt_at) == (
+            "PENDING", {"mode": "max"}, request.next_attempt_at)
+
+        statements.reset()
+        taken, (target_thing, client, device_id) = service.take_delivery(request.id, None)
+        assert taken.id == request.id and taken.lease_token
+        assert target_thing.id == room.id and device_id == "room:h:r"
+        assert client.tokens == {"access_token": "secret"}
+        assert client.instance.configuration == {"client_id": "c", "client_secret": "s"}
+        if database == "postgres":
+            assert len(statements.sql) == 2  # the app locked; the take with the target
+        assert service.take_delivery(request.id, None) is None  # held
+
+        statements.reset()
+        assert service.finish(taken, "COMPLETED", release=True)
+        if database == "postgres":
+            assert (len(statements.sql), statements.transactions) == (1, 0)
+        assert not service.finish(taken, "FAILED", "late")  # moved once
+        stored = ActionRequest.get_by_id(request.id)
+        assert (stored.status, stored.lease_token, stored.delivering_until) == (
+            "COMPLETED", None, None)
+        feed = [(e.type, e.data) for e in events.read_after(app.id, 0, 10)]
+        body = {"id": request.id, "thingId": room.id, "componentId": "thermostat",
+                "actionId": "setRoomThermPoint", "parameters": {"mode": "max"}}
+        assert feed == [("action.requested", {**body, "status": "PENDING"}),
+                        ("action.completed", {**body, "status": "COMPLETED", "error": None})]
+
+
+@pytest.mark.parametrize("share", [0, 4])
+def test_take_without_the_app_limit(database, flask_app, monkeypatch, share):
+    with flask_app.app_context():
+        monkeypatch.setitem(flask_app.config, "ACTION_APP_CONCURRENCY", share)
+        app, room = _room()
+        request = service.record_request(app, "alice", room, "thermostat",
+                                         "setRoomThermPoint", {"mode": "max"}, deliver=True)
+        taken, (thing, client, device_id) = service.take_delivery(request.id, None)
+        assert (taken.id, thing.id, device_id) == (request.id, room.id, "room:h:r")
