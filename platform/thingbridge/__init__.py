@@ -29,8 +29,10 @@ def create_app(overrides: dict | None = None, serve_http: bool = True) -> Flask:
     tasks.celery_init_app(app)
     if serve_http:
         from thingbridge import api, console
+        from thingbridge.api.json_provider import JSONProvider
         from thingbridge.auth import server as auth_server
 
+        app.json = JSONProvider(app)
         auth_server.init_app(app)
         api.init_app(app)  # its Api answers every error in the standard body
         console.init_app(app)

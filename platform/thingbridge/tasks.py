@@ -75,6 +75,18 @@ def enqueue(task_name: str, *args, countdown: float | None = None) -> None:
                                                headers=logs.task_headers())
 
 
+def enqueue_many(task_name: str, arg_lists: list[tuple]) -> None:
+    """Send one task per argument tuple over one producer (one broker connection taken from
+    the pool for the batch, not one per task): a dispatcher sends hundreds at a time."""
+    if not arg_lists:
+        return  # nothing due: no broker connection taken
+    celery = current_app.extensions["celery"]
+    headers = logs.task_headers()
+    with celery.producer_or_acquire() as producer:
+        for args in arg_lists:
+            celery.send_task(task_name, args=args, headers=headers, producer=producer)
+
+
 def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
     """Send a task that only speeds work up: the same work is already recorded as due in the
     database, where the dispatcher (beat) finds it. A broker that is down is logged, not

@@ -3,9 +3,10 @@
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import OWM_KEY
+from helpers import OWM_KEY, sync_things
 
-from thingbridge.models import ConnectorClient, OAuthState
+from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
+from thingbridge.models import ConnectorClient, OAuthState, ThingMapping
 
 CLIENTS = "/api/v1/connectors/clients"
 OWM_CLIENT = {"connector_type_id": "openweathermap", "configuration": {"city": "Berlin"}}
@@ -67,6 +68,25 @@ def test_get_and_list_are_per_subject(owm):
     assert bob.get(CLIENTS).json == []
     assert bob.get(f"{CLIENTS}/{client_id}").status_code == 404
     assert bob.delete(f"{CLIENTS}/{client_id}").status_code == 404
+
+
+def test_a_client_with_its_mappings_is_read_in_one_statement(owm, caplog):
+    client_id = owm.post(CLIENTS, json=OWM_CLIENT).json["client_id"]
+    client = ConnectorClient.get_by_id(client_id)
+    sync_things(client, [ThingSpec(f"station-{n}", f"Station {n}", "climate", [ComponentSpec(
+        "climate", properties=[PropertySpec("temperature", "20.5", unit="°C")])])
+        for n in (3, 1, 2)])
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="peewee"):
+        shown = owm.get(f"{CLIENTS}/{client_id}").json
+    assert sum(1 for r in caplog.records if r.name == "peewee") == 1  # token: from the cache
+    stored = ThingMapping.select().where(ThingMapping.client == client_id)
+    assert shown["mappings"] == [
+        {"connector_thing_id": m.connector_thing_id, "thing_id": m.thing_id}
+        for m in sorted(stored, key=lambda m: m.connector_thing_id)]
+    assert [m["connector_thing_id"] for m in shown["mappings"]] == [
+        "station-1", "station-2", "station-3"]
+    assert shown["status_since"] == client.status_since.isoformat()
 
 
 def test_other_app_same_subject_gets_404(owm, make_app):

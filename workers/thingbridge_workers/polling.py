@@ -35,7 +35,7 @@ from thingbridge.lease import Lease
 from thingbridge.models import ConnectorClient
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
-from thingbridge.tasks import enqueue
+from thingbridge.tasks import enqueue_many
 from thingbridge.things import sync
 from thingbridge.things.poll_sql import RELEASED
 
@@ -117,6 +117,5 @@ def claim_due(limit: int) -> tuple[list[str], str]:
 
 def dispatch() -> int:
     ids, token = claim_due(current_app.config["DISPATCH_BATCH"])
-    for client_id in ids:
-        enqueue(lifecycle.POLL_TASK, client_id, token)
+    enqueue_many(lifecycle.POLL_TASK, [(client_id, token) for client_id in ids])
     return len(ids)

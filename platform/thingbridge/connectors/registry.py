@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from http.cookiejar import DefaultCookiePolicy
 
 import requests
 from flask import current_app
@@ -46,6 +47,9 @@ def _session(type_id: str) -> requests.Session:
     sessions = _local.__dict__.setdefault("sessions", {})
     if type_id not in sessions:
         session = metrics.ProviderSession(type_id)  # counts every answer by code
+        # The session serves every end user a thread polls: a cookie one user's answer set must
+        # never ride along with another user's request, so none is kept or sent.
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=()))
         # With trust_env, requests re-reads the environment on every request, a cost per poll.
         # Without proxy variables, read the CA bundle variables once here instead.
         if not any(k.lower() in PROXY_VARIABLES for k in os.environ):

@@ -3,20 +3,23 @@ is 404), each with its connector's description, and configuration checked by the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import functools
 from typing import NamedTuple
 
 from marshmallow import Schema, ValidationError, fields
-from peewee import SQL, Case, fn, prefetch
+from peewee import JOIN, SQL, Case, fn, prefetch
 
-from thingbridge.db import utcnow
-from thingbridge.errors import ApiError, found
+from thingbridge.db import is_postgres, utcnow
+from thingbridge.errors import ApiError, found, not_found
 from thingbridge.models import (
     ConnectorClient,
     ConnectorDescription,
     ConnectorInstance,
     ThingMapping,
 )
+from thingbridge.sql import Statement, param
 
 
 class Checked(NamedTuple):
@@ -95,21 +98,63 @@ def own_client(app, subject: str, client_id: str) -> ConnectorClient:
                  "connector client")
 
 
-def read_client(app, subject: str, client_id: str) -> ConnectorClient:
+class Shown(NamedTuple):
+    """A related object of a shown client, by id (its link needs nothing else)."""
+
+    id: str | int
+
+
+class ShownMapping(NamedTuple):
+    connector_thing_id: str
+    thing_id: str
+
+
+@dataclasses.dataclass
+class ShownClient:
+    id: str
+    status: str
+    status_reason: str | None
+    status_since: datetime.datetime
+    last_polled_at: datetime.datetime | None
+    next_poll_at: datetime.datetime | None
+    instance: Shown
+    description: Shown
+    mappings: list[ShownMapping]
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+_SHOWN_CLIENT = (ConnectorClient.id, ConnectorClient.status, ConnectorClient.status_reason,
+                 ConnectorClient.status_since, ConnectorClient.last_polled_at,
+                 ConnectorClient.next_poll_at, ConnectorClient.instance, ConnectorDescription.id,
+                 ThingMapping.connector_thing_id, ThingMapping.thing)
+
+
+@functools.cache
+def _read_client_statement(postgres: bool) -> Statement:
+    """The client, its description's id and a row per mapping (none: one row, the mapping's
+    columns NULL), built once per dialect: building it with peewee per request cost more CPU
+    than the rest of the request."""
+    return Statement.build(_client(
+        ConnectorClient.select(*_SHOWN_CLIENT)
+        .join(ConnectorDescription, on=_described_by(ConnectorClient))
+        .switch(ConnectorClient)
+        .join(ThingMapping, JOIN.LEFT_OUTER, on=ThingMapping.client == ConnectorClient.id),
+        param("app"), param("subject"), param("client"))
+        .order_by(ThingMapping.connector_thing_id))
+
+
+def read_client(app, subject: str, client_id: str) -> ShownClient:
     """The client as the API shows it: status (why, since when, polled when), its ``instance``
     and ``description`` (ids) and its thing ``mappings`` (configuration and tokens are never
     read for it)."""
-    query = _client(ConnectorClient.select(
-        ConnectorClient.id, ConnectorClient.type_id, ConnectorClient.status,
-        ConnectorClient.status_reason, ConnectorClient.status_since,
-        ConnectorClient.last_polled_at, ConnectorClient.next_poll_at, ConnectorInstance.id,
-        ConnectorDescription.id
-    ).join(ConnectorInstance).switch(ConnectorClient).join(
-        ConnectorDescription, on=_described_by(ConnectorClient), attr="description"),
-        app, subject, client_id)
-    mappings = ThingMapping.select().order_by(ThingMapping.connector_thing_id)
-    clients = prefetch(query, mappings)
-    return found(clients[0] if clients else None, "connector client")
+    rows = _read_client_statement(is_postgres()).run(
+        app=app.id, subject=subject, client=client_id).fetchall()
+    if not rows:
+        raise not_found("connector client")
+    times = [ConnectorClient.status_since.python_value(value) for value in rows[0][3:6]]
+    (id_, status, reason), (instance, description) = rows[0][:3], rows[0][6:8]
+    return ShownClient(id_, status, reason, *times, Shown(instance), Shown(description),
+                       [ShownMapping(row[8], row[9]) for row in rows if row[8] is not None])
 
 
 # What the console shows of a client: never its configuration or tokens.

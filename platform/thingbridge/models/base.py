@@ -14,6 +14,11 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+# Empty collections are the most common stored values (no attributes, no capabilities): made
+# directly, without the JSON parser's call.
+_EMPTY = {"[]": list, "{}": dict}
+
+
 class JSONField(TextField):
     """Plain JSON text; portable across SQLite and PostgreSQL."""
 
@@ -21,7 +26,10 @@ class JSONField(TextField):
         return None if value is None else json.dumps(value, separators=(",", ":"))
 
     def python_value(self, value):
-        return None if value is None else json.loads(value)
+        if value is None:
+            return None
+        empty = _EMPTY.get(value)
+        return empty() if empty is not None else json.loads(value)
 
 
 def UUIDKey():  # noqa: N802 - reads like a field class at the call site

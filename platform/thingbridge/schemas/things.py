@@ -12,7 +12,7 @@ import re
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from thingbridge.models import PROPERTY_TYPES, THING_STATUSES, Component, Property, Thing
-from thingbridge.schemas.common import ISO, Flag, ValueString, fits
+from thingbridge.schemas.common import Flag, ValueString, fits, iso
 from thingbridge.schemas.links import ComponentLink, PropertyLink
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9\-_]{1,200}$")
@@ -168,7 +168,7 @@ class PropertyOut(Schema):
     unit = fields.String(required=True)
     type = fields.String(required=True, validate=validate.OneOf(PROPERTY_TYPES))
     last_update = fields.Function(
-        lambda prop: prop.last_update.strftime(ISO), data_key="lastUpdate", required=True,
+        lambda prop: iso(prop.last_update), data_key="lastUpdate", required=True,
         metadata={"type": "string", "format": "date-time",
                   "example": "2026-11-23T09:30:00.000000Z"})
     property_type = fields.String(required=True, data_key="propertyType")

@@ -2,9 +2,10 @@
 (``thingbridge.sql``) into named tuples that carry the models' attribute names, so the schemas
 dump them as they dump model instances.
 
-A constant number of statements, however many things: the things, then the components of all
-of them by the things' ids, then (expanded) the properties and actions of all those components.
-Building peewee model instances and statements cost more CPU than these reads take to run.
+One statement, however many things and however deep: the things, then (as UNION ALL branches of
+the same statement) their components and, expanded, those components' properties and actions.
+Building peewee model instances and statements cost more CPU than these reads take to run, and
+each round trip more than the rows it brings.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from peewee import Tuple
 from thingbridge.db import is_postgres
 from thingbridge.models import Action, Component, Property, Thing
 from thingbridge.models.base import JSONField
-from thingbridge.sql import Statement, id_list, one_of, param
+from thingbridge.sql import Statement, param
 
 
 class ThingRow(NamedTuple):
@@ -64,34 +65,15 @@ class ActionRow(NamedTuple):
     parameters: list[dict]
 
 
-# The columns each statement reads, in the order of the row's fields that come from the table.
+# The columns each branch of the read takes, in the order of the row's fields that come from
+# the table.
 _THING = (Thing.id, Thing.name, Thing.manufacturer, Thing.display_type,
           Thing.main_component_id, Thing.status, Thing.attributes, Thing.created_at)
-_COMPONENT = (Component.id, Component.thing, Component.component_id, Component.name,
+_COMPONENT = (Component.thing, Component.component_id, Component.name,
               Component.component_type, Component.capabilities)
-_PROPERTY = (Property.component, Property.property_id, Property.name, Property.value,
-             Property.unit, Property.type, Property.property_type, Property.last_update)
-_ACTION = (Action.component, Action.action_id, Action.parameters)
-
-
-def _converters(columns) -> list:
-    """Per column, how a raw value becomes the model's Python value (None: as it comes). Only
-    JSON text and, on SQLite, date strings need it; text and numbers come as they are."""
-    return [column.python_value if isinstance(column, JSONField)
-            or column.field_type == "DATETIME" else None for column in columns]
-
-
-def _rows(cursor, converters) -> list[list]:
-    if not any(converters):
-        return cursor.fetchall()
-    rows = []
-    for raw in cursor.fetchall():
-        row = list(raw)
-        for i, convert in enumerate(converters):
-            if convert is not None:
-                row[i] = convert(row[i])
-        rows.append(row)
-    return rows
+_PROPERTY = (Property.property_id, Property.name, Property.value, Property.unit,
+             Property.type, Property.property_type, Property.last_update)
+_ACTION = (Action.action_id, Action.parameters)
 
 
 @cache
@@ -112,51 +94,89 @@ def _things(where: str, postgres: bool) -> Statement:
     return Statement.build(query.order_by(Thing.created_at, Thing.id))
 
 
-@cache
-def _children(table: str, postgres: bool) -> Statement:
-    """The rows of a table whose parent is one of ``parents``, in the order shown."""
-    if table == "component":
-        return Statement.build(Component.select(*_COMPONENT).where(
-            one_of(Component.thing, "parents", postgres, "varchar[]"))
-            .order_by(Component.position, Component.id))
-    model, columns = (Property, _PROPERTY) if table == "property" else (Action, _ACTION)
-    return Statement.build(model.select(*columns).where(
-        one_of(model.component, "parents", postgres, "integer[]"))
-        .order_by(model.position, model.id))
-
-
-_CONVERT = {"thing": _converters(_THING), "component": _converters(_COMPONENT),
-            "property": _converters(_PROPERTY), "action": _converters(_ACTION)}
-
-
 # How much of each thing a read fills in: nothing below it (links to things), the components
 # (their links), everything (?expand=components).
 LINKS, COMPONENTS, EXPANDED = range(3)
 
+# Every row of the read has these columns: the kind (an index into _KINDS), its place among
+# its siblings, its id, its parent component's id, then seven texts and a time, NULL where the
+# kind has none. One statement, whatever the depth: round trips cost more than the rows.
+_TEXTS, _KINDS = 7, ((_THING[:-1], _THING[-1]), (_COMPONENT, None),
+                     (_PROPERTY[:-1], _PROPERTY[-1]), (_ACTION, None))
+
+
+def _q(name: str) -> str:
+    return '"' + name + '"'
+
+
+def _branch(kind: int, order: str, own_id: str, parent: str, table: str, where: str) -> str:
+    texts, time = _KINDS[kind]
+    # A kind's one JSON column is the last text, its other texts fill from the first.
+    plain = [_q(c.column_name) for c in texts if not isinstance(c, JSONField)]
+    json_column = [_q(c.column_name) for c in texts if isinstance(c, JSONField)]
+    columns = (plain + ["CAST(NULL AS text)"] * (_TEXTS - 1 - len(plain))
+               + (json_column or ["CAST(NULL AS text)"]))
+    columns.append(_q(time.column_name) if time else "CAST(NULL AS timestamp)")
+    return (f"SELECT {kind}, {order}, {own_id}, {parent}, {', '.join(columns)} "
+            f"FROM {table}{where}")
+
+
+@cache
+def _tree(where: str, depth: int, postgres: bool) -> Statement:
+    """The things and, down to ``depth``, their components, properties and actions, in one
+    statement: the things' own statement as a CTE, each kind below it a UNION ALL branch,
+    ordered by kind, then position (the things': created_at, id), then id."""
+    things = _things(where, postgres)
+    if depth == LINKS:
+        return things
+    no_id = "CAST(NULL AS integer)"
+    component, prop, action = (_q(m._meta.table_name) for m in (Component, Property, Action))
+    of_components = f' WHERE {_q(Property.component.column_name)} IN (SELECT "id" FROM c)'
+    branches = [
+        _branch(0, 'ROW_NUMBER() OVER (ORDER BY "created_at", "id")', "0", no_id, "t", ""),
+        _branch(1, '"position"', '"id"', no_id, "c", "")]
+    if depth == EXPANDED:
+        branches += [_branch(2, '"position"', '"id"', _q(Property.component.column_name),
+                             prop, of_components),
+                     _branch(3, '"position"', '"id"', _q(Action.component.column_name),
+                             action, of_components)]
+    sql = (f"WITH t AS ({things.sql}), c AS (SELECT * FROM {component} "
+           f'WHERE {_q(Component.thing.column_name)} IN (SELECT "id" FROM t)) '
+           + " UNION ALL ".join(branches) + " ORDER BY 1, 2, 3")
+    return Statement(sql, things.names)
+
+
+_THING_JSON, _COMPONENT_JSON, _ACTION_JSON = (
+    Thing.attributes.python_value, Component.capabilities.python_value,
+    Action.parameters.python_value)
+# A time comes as a string from SQLite, as a datetime already from PostgreSQL.
+_TIME = {False: Thing.created_at.python_value, True: lambda value: value}
+
 
 def _read(where: str, depth: int, **values) -> list[ThingRow]:
     postgres = is_postgres()
-    things = [ThingRow(*row, []) for row in _rows(_things(where, postgres).run(**values),
-                                                  _CONVERT["thing"])]
-    if not things or depth == LINKS:
-        return things
-    by_id = {thing.id: thing for thing in things}
-    components = {}
-    for row in _rows(_children("component", postgres).run(
-            parents=id_list(list(by_id), postgres)), _CONVERT["component"]):
-        component = ComponentRow(*row, [], [])
-        components[component.id] = component
-        by_id[component.thing_id].components.append(component)
+    cursor, time_value = _tree(where, depth, postgres).run(**values), _TIME[postgres]
+    if depth == LINKS:
+        return [ThingRow(*row[:6], _THING_JSON(row[6]), time_value(row[7]), [])
+                for row in cursor.fetchall()]
+    things, by_id, components = [], {}, {}
+    for kind, _, own_id, parent, t1, t2, t3, t4, t5, t6, t7, time in cursor.fetchall():
+        if kind == 0:
+            thing = ThingRow(t1, t2, t3, t4, t5, t6, _THING_JSON(t7), time_value(time), [])
+            things.append(thing)
+            by_id[t1] = thing
+        elif kind == 1:
+            component = ComponentRow(own_id, t1, t2, t3, t4, _COMPONENT_JSON(t7), [], [])
+            components[own_id] = component
+            by_id[t1].components.append(component)
+        elif kind == 2:
+            owner = components[parent]
+            owner.properties.append(PropertyRow(owner, t1, t2, t3, t4, t5, t6, time_value(time)))
+        else:
+            owner = components[parent]
+            owner.actions.append(ActionRow(owner, t1, _ACTION_JSON(t7)))
     if depth == EXPANDED:
-        things = [thing._replace(expanded_components=thing.components) for thing in things]
-        if components:
-            parents = id_list(list(components), postgres)
-            for table, row_type, attr in (("property", PropertyRow, "properties"),
-                                          ("action", ActionRow, "actions")):
-                for row in _rows(_children(table, postgres).run(parents=parents),
-                                 _CONVERT[table]):
-                    parent = components[row[0]]
-                    getattr(parent, attr).append(row_type(parent, *row[1:]))
+        return [thing._replace(expanded_components=thing.components) for thing in things]
     return things
 
 
