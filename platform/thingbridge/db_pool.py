@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import select
 
-from peewee import InterfaceError, OperationalError
+from peewee import InterfaceError, OperationalError, __exception_wrapper__
 from playhouse.pool import MaxConnectionsExceeded
 from playhouse.postgres_ext import PooledPsycopg3Database
+from psycopg.pq import TransactionStatus
 
 # Statement texts that may run twice with the effect of once: reads, and the writes that
 # declared themselves so with ``repeatable`` (a lease taken with the caller's own token).
@@ -97,6 +98,40 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
         if _unusable(self._state.conn):
             return  # the server rolls back a transaction whose connection went
         return super().rollback()
+
+    def transaction_in_one_flight(self, statements: list[tuple[str, list]]):
+        """``BEGIN``, ``statements`` and ``COMMIT`` sent together (psycopg's pipeline mode):
+        one round trip where a transaction sent statement by statement waits for each. The
+        server still runs each statement after the one before it ended, with its own snapshot,
+        so a row lock one takes holds for what the next one reads. Returns the last statement's
+        first row. A connection lost under it raises ``CommitUncertain`` (the COMMIT was on its
+        way); a statement's own error rolls the transaction back and propagates."""
+        if self.in_transaction():  # inside a caller's transaction: no BEGIN or COMMIT of ours
+            cursors = [self.execute_sql(sql, params) for sql, params in statements]
+            return cursors[-1].fetchone()
+        self.cursor()  # connects, and replaces a connection the server hung up on meanwhile
+        conn = self._state.conn
+        try:
+            with __exception_wrapper__, conn.pipeline():
+                conn.execute("BEGIN")
+                cursors = [conn.execute(sql, params) for sql, params in statements]
+                conn.execute("COMMIT")
+            return cursors[-1].fetchone()
+        except (OperationalError, InterfaceError) as exc:
+            if _dead(conn):
+                raise CommitUncertain(f"connection lost: {_first_line(exc)}") from exc
+            self._roll_back_aborted(conn)
+            raise
+        except Exception:
+            if not _dead(conn):
+                self._roll_back_aborted(conn)
+            raise
+
+    @staticmethod
+    def _roll_back_aborted(conn) -> None:
+        # After an error the pipeline skips the rest, COMMIT too: the transaction stays open.
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
 
     def _healing(self, run, repeatable: bool, lost=DatabaseUnavailable):
         try:

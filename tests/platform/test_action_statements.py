@@ -1,12 +1,17 @@
 """An action's trigger, delivery take and terminal move on both databases they run on, and how
 many statements each sends on PostgreSQL: the request's insert and the terminal move each
 append their event in the same statement (the move outside any transaction), and the take
-reads the delivery's target with it."""
+reads the delivery's target with it, its transaction sent to the server in one flight."""
 
+import time
+
+import psycopg
 import pytest
+from peewee import DataError
 
 from thingbridge.actions import service
 from thingbridge.db import db
+from thingbridge.db_pool import CommitUncertain
 from thingbridge.models import (
     Action,
     ActionRequest,
@@ -42,9 +47,17 @@ class Statements:
     """Counts the statements and transactions the database is sent."""
 
     def __init__(self, monkeypatch):
-        self.sql, self.transactions = [], 0
+        self.sql, self.transactions, self.flights = [], 0, []
         database = db.obj
         execute, begin = database.execute_sql, database.begin
+        flight = getattr(database, "transaction_in_one_flight", None)
+
+        def counting_flight(statements):
+            self.flights.append(len(statements))
+            return flight(statements)
+
+        if flight is not None:
+            monkeypatch.setattr(database, "transaction_in_one_flight", counting_flight)
 
         def counting_execute(sql, params=None, *args, **kwargs):
             self.sql.append(sql)
@@ -60,6 +73,7 @@ class Statements:
     def reset(self) -> None:
         self.sql.clear()
         self.transactions = 0
+        self.flights.clear()
 
 
 def test_trigger_take_and_finish(database, flask_app, monkeypatch):
@@ -88,7 +102,8 @@ def test_trigger_take_and_finish(database, flask_app, monkeypatch):
         assert client.tokens == {"access_token": "secret"}
         assert client.instance.configuration == {"client_id": "c", "client_secret": "s"}
         if database == "postgres":
-            assert len(statements.sql) == 2  # the app locked; the take with the target
+            # BEGIN, the app locked, the take with the target and COMMIT: one flight.
+            assert (statements.sql, statements.transactions, statements.flights) == ([], 0, [2])
         assert service.take_delivery(request.id, None) is None  # held
 
         statements.reset()
@@ -115,3 +130,43 @@ def test_take_without_the_app_limit(database, flask_app, monkeypatch, share):
                                          "setRoomThermPoint", {"mode": "max"}, deliver=True)
         taken, (thing, client, device_id) = service.take_delivery(request.id, None)
         assert (taken.id, thing.id, device_id) == (request.id, room.id, "room:h:r")
+
+
+def test_flight_rolls_back_on_a_statement_error(database, flask_app):
+    """A statement that fails inside a flight undoes the ones before it and leaves the
+    connection usable: the pipeline skips the COMMIT after an error."""
+    if database != "postgres":
+        pytest.skip("the flight is PostgreSQL's pipeline mode")
+    with flask_app.app_context():
+        app, _ = App.register("flights")
+        rename = 'UPDATE "app" SET "name" = %s WHERE "id" = %s'
+        with pytest.raises(DataError):
+            db.transaction_in_one_flight([(rename, ["renamed", app.id]),
+                                          ("SELECT 1 / 0", [])])
+        assert App.get_by_id(app.id).name == "flights"
+        assert db.transaction_in_one_flight([(rename, ["renamed", app.id]),
+                                             ('SELECT "name" FROM "app" WHERE "id" = %s',
+                                              [app.id])]) == ("renamed",)
+        assert App.get_by_id(app.id).name == "renamed"
+
+
+def test_flight_on_a_lost_connection(database, flask_app):
+    """A connection the server hung up on while idle is replaced before the flight is sent; one
+    lost under the flight raises CommitUncertain (a task is retried whole, the API answers 503)
+    and the next statement runs on a new connection."""
+    if database != "postgres":
+        pytest.skip("the flight is PostgreSQL's pipeline mode")
+    with flask_app.app_context():
+        app, _ = App.register("flights")
+        rename = 'UPDATE "app" SET "name" = %s WHERE "id" = %s'
+        pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(flask_app.config["DATABASE_URL"], autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        time.sleep(0.2)  # the server's goodbye reaches the idle connection
+        assert db.transaction_in_one_flight([(rename, ["healed", app.id]),
+                                             ("SELECT 1", [])]) == (1,)
+        with pytest.raises(CommitUncertain):
+            db.transaction_in_one_flight([(rename, ["lost", app.id]),
+                                          ("SELECT pg_terminate_backend(pg_backend_pid())",
+                                           [])])
+        assert App.get_by_id(app.id).name == "healed"

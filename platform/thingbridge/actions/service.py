@@ -123,8 +123,10 @@ def _take(postgres: bool, share: bool) -> tuple[Statement, Statement]:
                                                ActionRequest.next_attempt_at <= now))
     if share:
         other = ActionRequest.alias()
+        # The app is the taken request's own (a correlated count): the take needs nothing the
+        # lock's answer says, so on PostgreSQL both go to the server in one flight.
         mine &= other.select(fn.COUNT(other.id)).where(
-            (other.app == param("app")) & (other.status == pending)
+            (other.app == ActionRequest.app) & (other.status == pending)
             & (other.delivering_until > now) & (other.id != request_id)) < param("share")
     until = param("until")
     take = (ActionRequest.update({ActionRequest.lease_token: param("token"),
@@ -156,15 +158,18 @@ def take_delivery(request_id: str, token: str | None) -> tuple[ActionRequest, Ta
     lock_app, take = _take(is_postgres(), bool(share))
     values = {"id": request_id, "now": now, "token": token, "pending": "PENDING",
               "until": now + _lease().duration}
-    with db.atomic():
-        if share:
-            # Takes for one app run one at a time (its row locked, found through the request
-            # in the same statement), so concurrent tasks never both count the same free slot.
-            app = lock_app.run(id=request_id).fetchone()
-            if app is None:
-                return None  # deleted
-            values.update(app=app[0], share=share)
-        row = take.run(**values).fetchone()
+    if share:
+        values["share"] = share
+    # Takes for one app run one at a time (its row locked, found through the request, in a
+    # statement before the take), so concurrent tasks never both count the same free slot.
+    statements = ([(lock_app.sql, lock_app.values(id=request_id))] if share else []) + [
+        (take.sql, take.values(**values))]
+    if is_postgres():
+        row = db.transaction_in_one_flight(statements)
+    else:
+        with db.atomic():
+            for sql, params in statements:
+                row = db.execute_sql(sql, params).fetchone()
     if row is None:
         return None
     request = from_row(ActionRequest, _REQUEST_FIELDS, row[:len(_REQUEST_FIELDS)])
