@@ -132,11 +132,9 @@ def test_take_without_the_app_limit(database, flask_app, monkeypatch, share):
         assert (taken.id, thing.id, device_id) == (request.id, room.id, "room:h:r")
 
 
-def test_flight_rolls_back_on_a_statement_error(database, flask_app):
+def test_flight_rolls_back_on_a_statement_error(clean_db, flask_app):
     """A statement that fails inside a flight undoes the ones before it and leaves the
     connection usable: the pipeline skips the COMMIT after an error."""
-    if database != "postgres":
-        pytest.skip("the flight is PostgreSQL's pipeline mode")
     with flask_app.app_context():
         app, _ = App.register("flights")
         rename = 'UPDATE "app" SET "name" = %s WHERE "id" = %s'
@@ -150,12 +148,10 @@ def test_flight_rolls_back_on_a_statement_error(database, flask_app):
         assert App.get_by_id(app.id).name == "renamed"
 
 
-def test_flight_on_a_lost_connection(database, flask_app):
+def test_flight_on_a_lost_connection(clean_db, flask_app):
     """A connection the server hung up on while idle is replaced before the flight is sent; one
     lost under the flight raises CommitUncertain (a task is retried whole, the API answers 503)
     and the next statement runs on a new connection."""
-    if database != "postgres":
-        pytest.skip("the flight is PostgreSQL's pipeline mode")
     with flask_app.app_context():
         app, _ = App.register("flights")
         rename = 'UPDATE "app" SET "name" = %s WHERE "id" = %s'
