@@ -3,6 +3,7 @@ many statements each sends on PostgreSQL: the request's insert and the terminal 
 append their event in the same statement (the move outside any transaction), and the take
 reads the delivery's target with it, its transaction sent to the server in one flight."""
 
+import threading
 import time
 
 import psycopg
@@ -166,3 +167,29 @@ def test_flight_on_a_lost_connection(clean_db, flask_app):
                                           ("SELECT pg_terminate_backend(pg_backend_pid())",
                                            [])])
         assert App.get_by_id(app.id).name == "healed"
+
+
+def test_a_take_in_progress_lets_the_apps_events_through(clean_db, flask_app, monkeypatch):
+    """A take holds its app's row while it counts the app's deliveries in flight; a terminal
+    move meanwhile holds its request and appends an event whose foreign key share-locks the
+    app. The take's lock must let that pass, else the two deadlock."""
+    with flask_app.app_context():
+        monkeypatch.setitem(flask_app.config, "ACTION_APP_CONCURRENCY", 2)
+        app, room = _room()
+        request = service.record_request(app, "alice", room, "thermostat",
+                                         "setRoomThermPoint", {"mode": "max"}, deliver=True)
+        lock_app, _ = service._take(True, True)
+        finished = {}
+
+        def finish():
+            with flask_app.app_context():
+                finished["moved"] = service.finish(request, "FAILED", "timeout")
+
+        with psycopg.connect(flask_app.config["DATABASE_URL"]) as taking:
+            taking.execute(lock_app.sql, lock_app.values(id=request.id))  # the take's lock
+            mover = threading.Thread(target=finish)
+            mover.start()
+            mover.join(30)  # blocked for good if the lock conflicts: the take never ends
+            assert finished == {"moved": True}
+            taking.rollback()
+        assert ActionRequest.get_by_id(request.id).status == "FAILED"

@@ -27,6 +27,7 @@ BODIES = [
     {"id": uuid.UUID(int=7), "amount": decimal.Decimal("1.10"), "point": Point(3, "p")},
     {"html": Markup("<b>x</b>"), "tuple": (1, "two")},
     {"unicode": "Küche °C \u2603 \U0001f600"},  # Flask escapes these: its encoder writes them
+    {"control": "tab\t nul\x00 del\x7f end"},  # DEL is ASCII, and Flask escapes it too
     {"huge": 2**70, "negative": -(2**63)},  # beyond orjson's 64 bits: Flask's encoder
     {1: "integer key"},  # Flask's encoder turns it into "1"
     {"floats": [0.1, 21.5, 1e16, 1.5e300, 123456789.125, -3.0]},
@@ -44,7 +45,7 @@ def test_bodies_are_the_bytes_flask_writes(flask_app, body):
 
 
 def test_an_api_answer_is_sorted_compact_ascii_json(api):
-    body = {**LAMP, "name": "Lampe \u00fcber dem Tisch"}
+    body = {**LAMP, "name": "Lampe \u00fcber dem Tisch\x7f"}
     assert api.post("/api/v1/things", json=LAMP).status_code == 201
     assert api.post("/api/v1/things", json=body).status_code == 201
     for path in ("/api/v1/things?expand=components", "/api/v1/things"):

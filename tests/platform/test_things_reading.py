@@ -8,7 +8,9 @@ import pytest
 from helpers import LAMP, sync_things
 from peewee import prefetch
 
+from thingbridge import db_pool
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
+from thingbridge.db import db
 from thingbridge.models import (
     Action,
     App,
@@ -121,3 +123,21 @@ def test_link_templates_build_what_werkzeug_builds(flask_app, base, monkeypatch)
         # An int converter takes no text marker: werkzeug builds each such link.
         assert external_url("descriptions.description", description_id=7).endswith(
             "/api/v1/connectors/descriptions/7")
+
+
+def test_every_read_may_run_again_on_a_lost_connection(seeded, monkeypatch):
+    """The pool runs a statement again on a new connection only if it cannot repeat a write;
+    the things reads begin with WITH, not SELECT, so they say so themselves."""
+    app, client = seeded
+    sent, execute = [], db.obj.execute_sql
+    monkeypatch.setattr(db.obj, "execute_sql",
+                        lambda sql, params=None, *a, **k: sent.append(sql)
+                        or execute(sql, params, *a, **k))
+    for depth in (reading.LINKS, reading.COMPONENTS, reading.EXPANDED):
+        rows = reading.subject_things(app.id, "alice", depth)
+        reading.subject_things(app.id, "alice", depth, limit=1,
+                               after=(rows[0].created_at, rows[0].id))
+        reading.subject_thing(app.id, "alice", rows[0].id, depth)
+    reading.client_things(client.id)
+    assert len(sent) == 10
+    assert all(db_pool._repeatable(sql) for sql in sent), sent

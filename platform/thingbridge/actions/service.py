@@ -141,8 +141,12 @@ def _take(postgres: bool, share: bool) -> tuple[Statement, Statement]:
             taken.select_from(*[getattr(taken.c, f.column_name) for f in _REQUEST_FIELDS],
                               *_TARGET_COLUMNS)
             .join(Thing, JOIN.LEFT_OUTER, on=(Thing.id == taken.c.thing_id)))
-    return (Statement.build(app.for_update(of=App) if postgres else app),
-            Statement.build(take))
+    # NO KEY UPDATE: takes for one app still queue behind each other, and the key-share lock an
+    # event row's foreign key takes on the app passes; with FOR UPDATE a terminal move (holding
+    # the request, appending its event) and a take (holding the app, taking the request) would
+    # deadlock.
+    locked = app.for_update("FOR NO KEY UPDATE", of=App) if postgres else app
+    return Statement.build(locked), Statement.build(take)
 
 
 def take_delivery(request_id: str, token: str | None) -> tuple[ActionRequest, Target] | None:

@@ -3,11 +3,12 @@
 Flask's provider encodes with the standard library (keys sorted, non-ASCII escaped, dates as
 HTTP dates); for a list of 20 expanded things that took a tenth of the request's CPU, orjson a
 tenth of that. orjson writes only what it writes the same way: every other case (non-ASCII
-text, which Flask escapes as ``\\uXXXX``; keys that are not strings; integers beyond 64 bits;
-debug mode's indented output) goes to Flask's encoder. Values Flask hands to its ``default``
-(dates, decimals, dataclasses, ``__html__``) are handed to the same function. Two notations
-differ, for the same values: a float between 1e-9 and 1e-4 (``1e-05`` is ``0.00001``, ``1e-07``
-``1e-7``), and NaN or infinity, ``null`` (the standard library's ``NaN`` is not JSON).
+text and DEL, which Flask escapes as ``\\uXXXX``; keys that are not strings; integers beyond
+64 bits; debug mode's indented output) goes to Flask's encoder. Values Flask hands to its
+``default`` (dates, decimals, dataclasses, ``__html__``) are handed to the same function. Two
+notations differ, for the same values: a float between 1e-9 and 1e-4 (``1e-05`` is
+``0.00001``, ``1e-07`` ``1e-7``), and NaN or infinity, ``null`` (the standard library's ``NaN``
+is not JSON).
 """
 
 from __future__ import annotations
@@ -28,6 +29,6 @@ class JSONProvider(DefaultJSONProvider):
             body = orjson.dumps(obj, default=self.default, option=_OPTIONS)
         except TypeError:  # orjson.JSONEncodeError: Flask's encoder decides (or raises)
             return super().response(*args, **kwargs)
-        if not body.isascii():
+        if not body.isascii() or b"\x7f" in body:  # Flask escapes DEL too
             return super().response(*args, **kwargs)
         return self._app.response_class(body, mimetype=self.mimetype)

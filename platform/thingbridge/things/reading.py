@@ -18,6 +18,7 @@ from marshmallow import missing
 from peewee import Tuple
 
 from thingbridge.db import is_postgres
+from thingbridge.db_pool import repeatable
 from thingbridge.models import Action, Component, Property, Thing
 from thingbridge.models.base import JSONField
 from thingbridge.sql import Statement, param
@@ -143,7 +144,9 @@ def _tree(where: str, depth: int, postgres: bool) -> Statement:
     sql = (f"WITH t AS ({things.sql}), c AS (SELECT * FROM {component} "
            f'WHERE {_q(Component.thing.column_name)} IN (SELECT "id" FROM t)) '
            + " UNION ALL ".join(branches) + " ORDER BY 1, 2, 3")
-    return Statement(sql, things.names)
+    # A read, though it does not start with SELECT: run again on a new connection if the one
+    # it met was lost, as every other read is.
+    return Statement(repeatable(sql), things.names)
 
 
 _THING_JSON, _COMPONENT_JSON, _ACTION_JSON = (
