@@ -139,6 +139,25 @@ def test_a_connector_may_refuse_unknown_keys(api, owm_sim):
     assert resp.status_code == 400 and "zip" in resp.json["description"]
 
 
+def test_a_poll_asked_for_while_a_poll_runs_is_kept(api, owm_sim, flask_app):
+    """An action accepted while a poll runs asks for a poll to read the device's new state; the
+    running poll may have read it before the action took effect, so its end must not push the
+    asked-for poll back to the regular interval."""
+    client_id = owm_client(api)
+    ConnectorClient.update(status="STARTED", next_poll_at=utcnow()).where(
+        ConnectorClient.id == client_id).execute()
+    flask_app.extensions["celery"].control.purge()
+    running = lifecycle.take(client_id, None)
+    lifecycle.refresh_soon(client_row(client_id))
+    asked = client_row(client_id).next_poll_at
+    assert lifecycle.mark_polled(running)  # the running poll ends, nothing changed
+    assert client_row(client_id).next_poll_at == asked
+    assert client_row(client_id).lease_token is None
+    polled = client_row(client_id)  # the next poll, with no refresh asked for meanwhile
+    assert lifecycle.mark_polled(polled)
+    assert client_row(client_id).next_poll_at > asked + datetime.timedelta(seconds=60)
+
+
 def test_polls_after_a_burst_of_actions_are_one_poll_after_a_settle(api, owm_sim, flask_app):
     """Each accepted action asks for a poll to read the device's new state: the first makes the
     client due a settle from now and sends one poll for then; the burst's others find it

@@ -64,13 +64,17 @@ def test_take_client_decrypts_holds_and_mark_polled_releases(database):
     assert poll_sql.take_client(client.id, "token-a", now, later) is not None  # its own
     assert poll_sql.take_client(client.id, "token-b", later, later) is not None  # ran out
     assert poll_sql.take_client("no-such-client", "token-a", now, later) is None
-    assert not poll_sql.mark_polled(client.id, "STARTED", now, now)  # still STARTING
+    assert not poll_sql.mark_polled(client.id, "STARTED", now, now, loaded.next_poll_at)  # STARTING
     ConnectorClient.update(status="STARTED", failure_count=3).where(
         ConnectorClient.id == client.id).execute()
-    assert poll_sql.mark_polled(client.id, "STARTED", now, now)
+    assert poll_sql.mark_polled(client.id, "STARTED", now, now, loaded.next_poll_at)
     row = ConnectorClient.get_by_id(client.id)
     assert (row.failure_count, row.last_success_at, row.next_poll_at) == (0, now, now)
     assert (row.lease_token, row.leased_until) == (None, None)
+    sooner = now + datetime.timedelta(seconds=1)  # a poll asked for while the poll ran
+    ConnectorClient.update(next_poll_at=sooner).where(ConnectorClient.id == client.id).execute()
+    assert poll_sql.mark_polled(client.id, "STARTED", now, later, now)
+    assert ConnectorClient.get_by_id(client.id).next_poll_at == sooner
 
 
 def _types(said) -> list[str]:

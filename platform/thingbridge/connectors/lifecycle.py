@@ -137,7 +137,8 @@ def _next_poll(client: ConnectorClient) -> dict:
 def mark_polled(client: ConnectorClient) -> bool:
     """A successful poll of a STARTED client: one UPDATE (releasing it), nothing to emit. False
     if the client is not STARTED (any more), and ``record_success`` must move it."""
-    return poll_sql.mark_polled(client.id, "STARTED", **_next_poll(client))
+    return poll_sql.mark_polled(client.id, "STARTED", **_next_poll(client),
+                                seen=client.next_poll_at)
 
 
 def record_success(client: ConnectorClient) -> list[Pending] | None:

@@ -10,7 +10,7 @@ import json
 from functools import cache
 from typing import NamedTuple
 
-from peewee import JOIN
+from peewee import JOIN, Case, fn
 
 from thingbridge.db import is_postgres
 from thingbridge.db_pool import repeatable
@@ -85,19 +85,24 @@ def take_client(client_id: str, token: str, now: datetime.datetime,
 @cache
 def _mark_polled(postgres: bool) -> Statement:
     fields = ("status_reason", "updated_at", "last_polled_at", "last_success_at",
-              "failure_count", "next_poll_at", *RELEASED)
+              "failure_count", *RELEASED)
+    # A poll asked for while this one ran (after an action: it may have read the device before
+    # the action took effect) moved next_poll_at from what the take saw; the sooner one stays.
+    due, scheduled = ConnectorClient.next_poll_at, param("next_poll_at")
+    sooner = (fn.LEAST if postgres else fn.MIN)(fn.COALESCE(due, scheduled), scheduled)
     return Statement.build(
-        ConnectorClient.update({getattr(ConnectorClient, f): param(f) for f in fields})
+        ConnectorClient.update({**{getattr(ConnectorClient, f): param(f) for f in fields},
+                                due: Case(None, [(due == param("seen"), scheduled)], sooner)})
         .where((ConnectorClient.id == param("id")) & (ConnectorClient.status == param("status"))))
 
 
 def mark_polled(client_id: str, status: str, now: datetime.datetime,
-                next_poll_at: datetime.datetime) -> bool:
+                next_poll_at: datetime.datetime, seen: datetime.datetime | None) -> bool:
     """Record a successful poll of a client already in ``status`` and release its lease; False
-    if it is not in that status."""
+    if it is not in that status. ``seen``: the client's next_poll_at when the poll took it."""
     return _mark_polled(is_postgres()).run(
         status_reason=None, updated_at=now, last_polled_at=now, last_success_at=now,
-        failure_count=0, next_poll_at=next_poll_at, id=client_id, status=status,
+        failure_count=0, next_poll_at=next_poll_at, seen=seen, id=client_id, status=status,
         **RELEASED).rowcount == 1
 
 
