@@ -16,11 +16,17 @@ from thingbridge.schemas.compiled import attribute_getter
 def external_url(endpoint: str, **values) -> str:
     """The absolute URL of one of our endpoints: under ``THINGBRIDGE_PUBLIC_BASE_URL`` when set
     (a proxy's scheme, host and path prefix), else where the request came in."""
+    return _external(endpoint, tuple(values), list(values.values()))
+
+
+def _external(endpoint: str, names: tuple[str, ...], values: list) -> str:
+    """:func:`external_url` with the values given in the order of ``names`` (a link fills
+    dozens per answer without building keyword arguments for each)."""
     app = current_app._get_current_object()
     base = app.config.get("PUBLIC_BASE_URL")
     if not base:
-        return url_for(endpoint, _external=True, **values)
-    return _template(app.url_map, base, endpoint, tuple(values))(list(values.values()))
+        return url_for(endpoint, _external=True, **dict(zip(names, values, strict=True)))
+    return _template(app.url_map, base, endpoint, names)(values)
 
 
 @functools.lru_cache(maxsize=8)
@@ -81,14 +87,7 @@ def link(endpoint: str, **attributes: str) -> fields.Function:
     getters = [attribute_getter(attribute) for attribute in attributes.values()]
 
     def href(obj) -> str:
-        # external_url, without building keyword arguments per link (a list of 20 expanded
-        # things has 80 links).
-        app = current_app._get_current_object()
-        base = app.config.get("PUBLIC_BASE_URL")
-        values = [get(obj) for get in getters]
-        if not base:
-            return url_for(endpoint, _external=True, **dict(zip(names, values, strict=True)))
-        return _template(app.url_map, base, endpoint, names)(values)
+        return _external(endpoint, names, [get(obj) for get in getters])
 
     return fields.Function(href, required=True, metadata={
         "type": "string", "format": "uri", "description": "Absolute URL of the resource"})
