@@ -36,7 +36,7 @@ from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
 from thingbridge.sql import Statement, param
 from thingbridge.tasks import enqueue, enqueue_soon
-from thingbridge.things.poll_sql import from_row
+from thingbridge.things.poll_sql import from_row, row_parts
 
 DELIVER_TASK = "thingbridge.deliver_action"
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
@@ -176,10 +176,11 @@ def take_delivery(request_id: str, token: str | None) -> tuple[ActionRequest, Ta
                 row = db.execute_sql(sql, params).fetchone()
     if row is None:
         return None
-    request = from_row(ActionRequest, _REQUEST_FIELDS, row[:len(_REQUEST_FIELDS)])
-    if len(row) == len(_REQUEST_FIELDS):
+    request_part, target_part = row_parts(row, _REQUEST_FIELDS)
+    request = from_row(ActionRequest, _REQUEST_FIELDS, request_part)
+    if not target_part:  # SQLite: the take returns the request alone
         return request, connector_target(request.thing_id)
-    return request, _target_from(row[len(_REQUEST_FIELDS):], request.thing_id)
+    return request, _target_from(target_part, request.thing_id)
 
 
 def release_delivery(request_id: str, awaiting_app: bool) -> None:
@@ -292,16 +293,13 @@ Target = tuple[Thing, ConnectorClient | None, str | None]
 def _target_from(row: tuple, thing_id: str) -> Target:
     if row is None or row[0] is None:
         raise Thing.DoesNotExist(thing_id)
-    parts, start = [], 0
-    for fields in _TARGET_FIELDS:
-        parts.append(row[start:start + len(fields)])
-        start += len(fields)
-    thing = from_row(Thing, _TARGET_FIELDS[0], parts[0])
+    thing_part, client_part, instance_part, (device_id,) = row_parts(row, *_TARGET_FIELDS)
+    thing = from_row(Thing, _TARGET_FIELDS[0], thing_part)
     if thing.connector_client_id is None:
         return thing, None, None
-    client = from_row(ConnectorClient, _TARGET_FIELDS[1], parts[1])
-    client.instance = from_row(ConnectorInstance, _TARGET_FIELDS[2], parts[2])
-    return thing, client, row[-1]
+    client = from_row(ConnectorClient, _TARGET_FIELDS[1], client_part)
+    client.instance = from_row(ConnectorInstance, _TARGET_FIELDS[2], instance_part)
+    return thing, client, device_id
 
 
 def connector_target(thing_id: str) -> Target:

@@ -64,6 +64,16 @@ def from_row(model, fields, values):
     return instance
 
 
+def row_parts(row, *groups) -> list[tuple]:
+    """``row`` cut into consecutive parts, one per group of columns (a joined statement's
+    row, each table's fields in turn); what is left over is a last part."""
+    parts, start = [], 0
+    for group in groups:
+        parts.append(row[start:start + len(group)])
+        start += len(group)
+    return [*parts, row[start:]]
+
+
 def take_client(client_id: str, token: str, now: datetime.datetime,
                 until: datetime.datetime) -> ConnectorClient | None:
     """Hold the client until ``until`` if ``token`` holds it already, or it is free and due;
@@ -76,9 +86,9 @@ def take_client(client_id: str, token: str, now: datetime.datetime,
         row = _load_client(False).run(id=client_id).fetchone() if taken.rowcount else None
     if row is None:
         return None
-    split = len(_CLIENT_FIELDS)
-    client = from_row(ConnectorClient, _CLIENT_FIELDS, row[:split])
-    client.instance = from_row(ConnectorInstance, _INSTANCE_FIELDS, row[split:])
+    client_part, instance_part, _ = row_parts(row, _CLIENT_FIELDS, _INSTANCE_FIELDS)
+    client = from_row(ConnectorClient, _CLIENT_FIELDS, client_part)
+    client.instance = from_row(ConnectorInstance, _INSTANCE_FIELDS, instance_part)
     return client
 
 

@@ -17,7 +17,7 @@ from thingbridge.db import is_postgres
 from thingbridge.errors import ApiError, found
 from thingbridge.models import Action, App, Component, Property, Thing
 from thingbridge.sql import Statement, param
-from thingbridge.things.poll_sql import from_row
+from thingbridge.things.poll_sql import from_row, row_parts
 
 
 def thing_data(thing_id: str, name: str, manufacturer: str, display_type: str,
@@ -144,11 +144,10 @@ def own_action_target(app, subject: str, thing_id: str, component_id: str,
         thing=thing_id).fetchone()
     found(row, "thing")
     thing_fields, owner_fields, action_fields = _ACTION_TARGET_FIELDS
-    owner_end = len(thing_fields) + len(owner_fields)
-    thing = from_row(Thing, thing_fields, row[:len(thing_fields)])
-    thing.created_by = from_row(App, App._meta.sorted_fields,
-                                row[len(thing_fields):owner_end])
+    thing_part, owner_part, (component_pk,), action = row_parts(row, thing_fields,
+                                                                owner_fields, (Component.id,))
+    thing = from_row(Thing, thing_fields, thing_part)
+    thing.created_by = from_row(App, App._meta.sorted_fields, owner_part)
     # An outer join that found nothing leaves NULLs: no component, or no action on it.
-    found(row[owner_end], "component")
-    action = row[owner_end + 1:]
+    found(component_pk, "component")
     return thing, from_row(Action, action_fields, found(action if action[0] else None, "action"))
