@@ -100,19 +100,24 @@ def stop(procs: list[subprocess.Popen]) -> None:
             proc.kill()
 
 
+def process_stat(pid: int | str) -> tuple[int, str, float, int]:
+    """(parent pid, command name, CPU seconds so far, RSS bytes) of one process."""
+    with open(f"/proc/{pid}/stat") as f:
+        head, tail = f.read().rsplit(")", 1)
+    fields = tail.split()
+    return (int(fields[1]), head.split("(", 1)[1],
+            (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+            int(fields[21]) * os.sysconf("SC_PAGE_SIZE"))
+
+
 def _processes() -> dict[int, tuple[int, str, float, int]]:
     """pid -> (parent pid, command name, CPU seconds, RSS bytes) of every process."""
-    procs, tick, page = {}, os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
+    procs = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                head, tail = f.read().rsplit(")", 1)
-            fields = tail.split()
-            procs[int(entry)] = (int(fields[1]), head.split("(", 1)[1],
-                                 (int(fields[11]) + int(fields[12])) / tick,
-                                 int(fields[21]) * page)
+            procs[int(entry)] = process_stat(entry)
         except (OSError, IndexError, ValueError):
             continue
     return procs

@@ -24,7 +24,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import platform_env, scratch_database, start_simulator, stop  # noqa: E402
+from common import (  # noqa: E402
+    platform_env,
+    process_stat,
+    scratch_database,
+    start_simulator,
+    stop,
+)
 from polling import pin_readings, setup  # noqa: E402
 
 
@@ -75,9 +81,7 @@ class StatementMeter:
 
 def backend_cpu(pid: int) -> float:
     """CPU seconds the PostgreSQL backend ``pid`` used so far (it runs on this machine)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_stat(pid)[2]
 
 
 PHASES: collections.Counter = collections.Counter()

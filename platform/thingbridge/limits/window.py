@@ -21,9 +21,10 @@ WINDOW = datetime.timedelta(minutes=1)
 def spend(model: type[Model], key_field: Field, key, limit: int) -> datetime.datetime | None:
     """Count one use of ``key`` in ``model`` (columns ``window_start`` and ``used``); None if
     within ``limit``, else when the next window opens."""
-    window = utcnow().replace(second=0, microsecond=0)
+    now = utcnow()
+    window = now.replace(second=0, microsecond=0)
     rows = _spend(model, key_field, is_postgres()).run(
-        key=key, now=utcnow(), window=window, used=1, limit=limit).fetchall()
+        key=key, now=now, window=window, used=1, limit=limit).fetchall()
     return None if rows else window + WINDOW
 
 
