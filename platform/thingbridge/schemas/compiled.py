@@ -62,6 +62,13 @@ def _same_serialize(field: fields.Field, base: type[fields.Field]) -> bool:
     return type(field)._serialize is base._serialize
 
 
+def _plain_function(field: fields.Field) -> Callable | None:
+    """What a ``Function`` field that formats as ``Function`` does calls with the object."""
+    if isinstance(field, fields.Function) and _same_serialize(field, fields.Function):
+        return field.serialize_func
+    return None
+
+
 def _formatter(field: fields.Field, name: str) -> Callable:
     """``value, obj -> output`` equal to ``field._serialize(value, name, obj)``."""
     if isinstance(field, fields.Nested) and _same_serialize(field, fields.Nested):
@@ -73,8 +80,7 @@ def _formatter(field: fields.Field, name: str) -> Callable:
     if isinstance(field, fields.List) and _same_serialize(field, fields.List):
         inner = _formatter(field.inner, name)
         return lambda value, obj: None if value is None else [inner(each, obj) for each in value]
-    if isinstance(field, fields.Function) and _same_serialize(field, fields.Function):
-        func = field.serialize_func
+    if (func := _plain_function(field)) is not None:
         return lambda value, obj: func(obj)
     fallback = field._serialize
     if _same_serialize(field, fields.String):
@@ -124,8 +130,8 @@ def compile_object(schema: Schema) -> Callable:
         getter = attribute_getter(path) if field._CHECK_ATTRIBUTE else None
         plan.append((key, getter, formatter, default))
         if getter is None:
-            if isinstance(field, fields.Function) and _same_serialize(field, fields.Function):
-                namespace[f"function{i}"] = field.serialize_func  # what its _serialize calls
+            if (func := _plain_function(field)) is not None:
+                namespace[f"function{i}"] = func
                 lines.append(f"    v = function{i}(obj)")
             else:
                 lines.append(f"    v = format{i}(None, obj)")
