@@ -3,8 +3,8 @@ many statements each sends on PostgreSQL: the request's insert and the terminal 
 append their event in the same statement (the move outside any transaction), and the take
 reads the delivery's target with it, its transaction sent to the server in one flight."""
 
+import select
 import threading
-import time
 
 import psycopg
 import pytest
@@ -159,7 +159,8 @@ def test_flight_on_a_lost_connection(clean_db, flask_app):
         pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
         with psycopg.connect(flask_app.config["DATABASE_URL"], autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s)", [pid])
-        time.sleep(0.2)  # the server's goodbye reaches the idle connection
+        # Wait for the server's goodbye to reach the idle connection, however long it takes.
+        assert select.select([db._state.conn.fileno()], [], [], 30)[0]
         assert db.transaction_in_one_flight([(rename, ["healed", app.id]),
                                              ("SELECT 1", [])]) == (1,)
         with pytest.raises(CommitUncertain):
