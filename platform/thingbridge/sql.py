@@ -12,7 +12,7 @@ import json
 from functools import cache
 from typing import NamedTuple
 
-from peewee import SQL, Cast, NodeList, Value, fn
+from peewee import SQL, Cast, NodeList, Select, Value, fn
 
 from thingbridge.db import db, is_postgres
 
@@ -41,16 +41,22 @@ class Statement(NamedTuple):
 
 
 @cache
-def _insert(model, postgres: bool) -> Statement:
-    return Statement.build(model.insert({f: param(f.name) for f in model._meta.sorted_fields}))
+def _insert(model, postgres: bool, only_if: str | None) -> Statement:
+    fields = model._meta.sorted_fields
+    values = [param(f.name) for f in fields]
+    if only_if is None:
+        return Statement.build(model.insert(dict(zip(fields, values, strict=True))))
+    return Statement.build(model.insert_from(
+        Select(columns=values).where(SQL(f"EXISTS (SELECT 1 FROM {only_if})")), fields))
 
 
-def insert_values(instance) -> tuple[str, list]:
+def insert_values(instance, only_if: str | None = None) -> tuple[str, list]:
     """The statement (built once per model and dialect, where ``Model.create`` builds it each
     time) and parameters that insert a model instance built in Python, its defaults filled in
-    by the model."""
+    by the model. ``only_if`` names a CTE the statement is to follow (PostgreSQL): the row is
+    inserted only if that CTE returns one."""
     data = instance.__data__
-    statement = _insert(type(instance), is_postgres())
+    statement = _insert(type(instance), is_postgres(), only_if)
     instance._dirty.clear()
     return statement.sql, statement.values(
         **{f.name: f.db_value(data.get(f.name)) for f in instance._meta.sorted_fields})

@@ -1,18 +1,23 @@
 """An action's trigger, delivery take and terminal move on both databases they run on, and how
-many statements each sends on PostgreSQL: the request's insert and the terminal move each
-append their event in the same statement (the move outside any transaction), and the take
-reads the delivery's target with it, its transaction sent to the server in one flight."""
+many statements each sends on PostgreSQL: the trigger's rate spend, its request's insert and
+the request's event are one statement, the terminal move appends its event in the same
+statement (both outside any transaction), and the take reads the delivery's target with it,
+its transaction sent to the server in one flight."""
 
+import math
 import select
 import threading
 
 import psycopg
 import pytest
+from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
 from peewee import DataError
 
 from thingbridge.actions import service
-from thingbridge.db import db
+from thingbridge.db import db, utcnow
 from thingbridge.db_pool import CommitUncertain
+from thingbridge.errors import ApiError
+from thingbridge.limits import quotas
 from thingbridge.models import (
     Action,
     ActionRequest,
@@ -20,6 +25,8 @@ from thingbridge.models import (
     Component,
     ConnectorClient,
     ConnectorInstance,
+    EventCounter,
+    RateWindow,
     Thing,
     ThingMapping,
 )
@@ -91,7 +98,8 @@ def test_trigger_take_and_finish(database, flask_app, monkeypatch):
         request = service.record_request(app, "alice", thing, "thermostat",
                                          "setRoomThermPoint", {"mode": "max"}, deliver=True)
         if database == "postgres":
-            assert len(statements.sql) == 1  # the request and its event
+            # The request and its event, no transaction around them.
+            assert (len(statements.sql), statements.transactions) == (1, 0)
         stored = ActionRequest.get_by_id(request.id)
         assert (stored.status, stored.parameters, stored.next_attempt_at) == (
             "PENDING", {"mode": "max"}, request.next_attempt_at)
@@ -120,6 +128,92 @@ def test_trigger_take_and_finish(database, flask_app, monkeypatch):
                 "actionId": "setRoomThermPoint", "parameters": {"mode": "max"}}
         assert feed == [("action.requested", {**body, "status": "PENDING"}),
                         ("action.completed", {**body, "status": "COMPLETED", "error": None})]
+
+
+def _rate(app, flask_app, monkeypatch, limit=2):
+    monkeypatch.setitem(flask_app.config, "ACTION_TRIGGERS_PER_MINUTE", limit)
+    return quotas.Rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{app.id}", "action triggers")
+
+
+def _window(app) -> tuple:
+    window = RateWindow.get(RateWindow.key == f"actions:{app.id}")
+    return window.window_start, window.used
+
+
+def _trigger(app, room, rate, **kwargs):
+    return service.create_request(app, "alice", room, "thermostat", "setRoomThermPoint",
+                                  {"mode": "max"}, rate=rate, **kwargs)
+
+
+def test_trigger_spends_and_records_in_one_statement(database, flask_app, monkeypatch):
+    """An accepted trigger: the rate spend, the request and its event in one statement on
+    PostgreSQL (a transaction of two on SQLite); a spent minute refuses the trigger with a 429
+    whose Retry-After is the window's end, and records nothing."""
+    with flask_app.app_context():
+        app, room = _room()
+        rate = _rate(app, flask_app, monkeypatch)
+        statements = Statements(monkeypatch)
+        accepted = [_trigger(app, room, rate)]
+        if database == "postgres":
+            assert (len(statements.sql), statements.transactions, statements.flights) == (
+                1, 0, [])
+        else:
+            assert (len(statements.sql), statements.transactions) == (4, 1)  # spend, request,
+            # counter, events
+        accepted.append(_trigger(app, room, rate))
+        statements.reset()
+        with pytest.raises(ApiError) as refused:
+            _trigger(app, room, rate)
+        if database == "postgres":
+            assert (len(statements.sql), statements.transactions) == (1, 0)
+        now = utcnow()
+        assert refused.value.code == 429 and refused.value.error == "TOO_MANY_REQUESTS"
+        assert refused.value.description == (
+            "too many action triggers: at most 2 per minute "
+            "(THINGBRIDGE_ACTION_TRIGGERS_PER_MINUTE)")
+        window_end = now.replace(second=0, microsecond=0).timestamp() + 60
+        retry_after = int(refused.value.data["headers"]["Retry-After"])
+        assert retry_after in {max(1, math.ceil(window_end - now.timestamp())), 60}
+        stored = ActionRequest.select().order_by(ActionRequest.created_at)
+        assert [r.id for r in stored] == [r.id for r in accepted]
+        assert all(r.status == "PENDING" and r.next_attempt_at for r in stored)
+        feed = events.read_after(app.id, 0, 10)
+        assert [(e.type, e.data["id"]) for e in feed] == [
+            ("action.requested", r.id) for r in accepted]
+        # A full window stays as it is; a minute that rolled over mid-test starts a new one.
+        assert _window(app)[1] in {2, 1}
+
+
+def test_a_trigger_records_its_spend_request_and_event_together_or_not_at_all(
+        database, flask_app, monkeypatch):
+    """A request whose event cannot be appended is not recorded, and its spend is undone with
+    it: nothing of a failed trigger is committed."""
+    with flask_app.app_context():
+        app, room = _room()
+        rate = _rate(app, flask_app, monkeypatch, limit=5)
+        _trigger(app, room, rate)
+        spent = _window(app)
+        table = events.Event._meta.table_name
+        if database == "postgres":
+            db.execute_sql("CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql"
+                           " AS $$BEGIN RAISE EXCEPTION 'event refused'; END$$")
+            db.execute_sql(f'CREATE TRIGGER refuse_event BEFORE INSERT ON "{table}"'
+                           " FOR EACH ROW EXECUTE FUNCTION refuse_event()")
+        else:
+            db.execute_sql(f'CREATE TRIGGER refuse_event BEFORE INSERT ON "{table}"'
+                           " BEGIN SELECT RAISE(ABORT, 'event refused'); END")
+        try:
+            with pytest.raises(Exception, match="event refused"):
+                _trigger(app, room, rate)
+        finally:
+            db.execute_sql("DROP FUNCTION refuse_event() CASCADE" if database == "postgres"
+                           else "DROP TRIGGER refuse_event")
+        assert ActionRequest.select().count() == 1
+        assert len(events.read_after(app.id, 0, 10)) == 1
+        assert EventCounter.get(EventCounter.app == app.id).last_seq == 1
+        assert _window(app) == spent  # the failed trigger's spend was undone
+        _trigger(app, room, rate)  # the connection is usable: the statement rolled back
+        assert ActionRequest.select().count() == 2
 
 
 @pytest.mark.parametrize("share", [0, 4])
@@ -194,3 +288,24 @@ def test_a_take_in_progress_lets_the_apps_events_through(clean_db, flask_app, mo
             assert finished == {"moved": True}
             taking.rollback()
         assert ActionRequest.get_by_id(request.id).status == "FAILED"
+
+
+def test_a_trigger_with_its_broker_down_is_left_due_for_the_dispatcher(
+        clean_db, flask_app, second_app, monkeypatch, caplog):
+    """The delivery task is sent after the statement committed: a broker that is down leaves
+    the request recorded and due, and the dispatcher sends it once the broker is back."""
+    broken = second_app({"DATABASE_URL": DATABASE_URL, "SECRET_KEYS": SECRET_KEY,
+                         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                         "BROKER_URL": "redis://127.0.0.1:1/0"})
+    with broken.app_context():
+        app, room = _room()
+        rate = _rate(app, broken, monkeypatch)
+        statements = Statements(monkeypatch)
+        request = _trigger(app, room, rate)
+        assert (len(statements.sql), statements.transactions) == (1, 0)
+        assert "broker unavailable, thingbridge.deliver_action left to the dispatcher" in (
+            caplog.text)
+        stored = ActionRequest.get_by_id(request.id)
+        assert stored.status == "PENDING" and stored.next_attempt_at <= utcnow()
+        assert [e.type for e in events.read_after(app.id, 0, 10)] == ["action.requested"]
+    assert service.dispatch_due(10) == 1  # this app's broker is up

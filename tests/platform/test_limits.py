@@ -6,6 +6,10 @@ from __future__ import annotations
 import pytest
 from helpers import LAMP, basic
 
+from thingbridge.db import utcnow
+from thingbridge.limits import window
+from thingbridge.models import ActionRequest
+
 THINGS = "/api/v1/things"
 HOOKS = "/api/v1/webhooks"
 
@@ -55,6 +59,26 @@ def test_action_triggers_per_minute(api, make_app, limits):
                         json={"on": "true"})
 
     assert_429(first_refusal(trigger, 2), "ACTION_TRIGGERS_PER_MINUTE")
+
+
+def test_a_refused_trigger_counts_against_the_rate(api, limits, monkeypatch):
+    """404, 400 and 424 triggers spend from the minute as accepted ones do; once it is spent,
+    the next trigger is a 429 and records nothing."""
+    now = utcnow()  # one minute throughout: a minute that rolled over would grant another
+    monkeypatch.setattr(window, "utcnow", lambda: now)
+    thing_id = api.post(THINGS, json=LAMP).json["Id"]
+    actions = f"{THINGS}/{thing_id}/components/switch/actions"
+    limits("ACTION_TRIGGERS_PER_MINUTE", 4)
+    refused = [api.post(f"{actions}/{action}", json=body).status_code for action, body in (
+        ("setOn", {"on": "true"}),  # no callback URL yet
+        ("nothing", {}),
+        ("setOn", {"bogus": "1"}))]
+    assert refused == [424, 404, 400]
+    api.post("/api/v1/actions/callback/register", json={"callbackUrl": "https://example.com/a"})
+    assert api.post(f"{actions}/setOn", json={"on": "true"}).status_code == 201
+    assert_429(api.post(f"{actions}/setOn", json={"on": "true"}), "ACTION_TRIGGERS_PER_MINUTE")
+    assert_429(api.post(f"{actions}/nothing", json={}), "ACTION_TRIGGERS_PER_MINUTE")
+    assert ActionRequest.select().count() == 1
 
 
 def test_webhooks_per_app(api, make_app, limits):

@@ -8,9 +8,9 @@ that no task holds, so a broker outage delays a delivery and never loses one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import uuid
-from collections.abc import Callable
 from functools import cache
 
 from flask import current_app
@@ -22,6 +22,7 @@ from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, is_postgres, locking, retry_idempotent, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.lease import Lease
+from thingbridge.limits import quotas
 from thingbridge.models import (
     Action,
     ActionRequest,
@@ -62,30 +63,41 @@ def check_parameters(action: Action, parameters: dict) -> None:
 
 def record_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
                    parameters: dict, external_id: str | None = None,
-                   deliver: bool = False, admit: Callable[[], None] | None = None
-                   ) -> ActionRequest:
-    """A PENDING request and its action.requested event, in one transaction (``admit`` runs
-    first in it and may refuse by raising); one a worker is to ``deliver`` is due for it now."""
+                   deliver: bool = False, rate: quotas.Rate | None = None) -> ActionRequest:
+    """A PENDING request and its action.requested event, committed together; one a worker is
+    to ``deliver`` is due for it now. With a ``rate``, the request spends one use of it,
+    committed with the request, and is refused (429, nothing recorded) if the rate is spent."""
     now = utcnow()
     timeout = datetime.timedelta(seconds=current_app.config["ACTION_TIMEOUT"])
-    with db.atomic():
-        if admit:
-            admit()
-        request = ActionRequest(app=app, external_subject_id=subject, thing=thing,
-                                component_id=component_id, action_id=action_id,
-                                parameters=parameters, deadline=now + timeout,
-                                external_id=external_id, next_attempt_at=now if deliver else None)
+    request = ActionRequest(app=app, external_subject_id=subject, thing=thing,
+                            component_id=component_id, action_id=action_id,
+                            parameters=parameters, deadline=now + timeout,
+                            external_id=external_id, next_attempt_at=now if deliver else None)
+    use = rate.use() if rate else None
+    if use is not None and is_postgres():
+        # The spend, the request and its event in one statement, one round trip: the request
+        # is inserted only if the spend returned a row, the event only if the request was.
+        if not events.emit_after(*sql.insert_values(request, only_if="spent"), request.app_id,
+                                 "action.requested", subject, request_body(request),
+                                 events.Ahead("spent", use.sql, use.params)):
+            raise rate.refused(use)
+        return request
+    # SQLite runs no write in a CTE: the spend is a statement of its own, in one transaction
+    # with the request's.
+    with db.atomic() if use is not None else contextlib.nullcontext():
+        if use is not None and not use.run():
+            raise rate.refused(use)
         events.emit_after(*sql.insert_values(request), request.app_id, "action.requested",
                           subject, request_body(request))
     return request
 
 
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
-                   parameters: dict, admit: Callable[[], None] | None = None) -> ActionRequest:
-    """Record a request (``admit``: as for :func:`record_request`) and have a worker deliver
+                   parameters: dict, rate: quotas.Rate | None = None) -> ActionRequest:
+    """Record a request (``rate``: as for :func:`record_request`) and have a worker deliver
     it: at once, or from the dispatcher if the broker is down."""
     request = record_request(app, subject, thing, component_id, action_id, parameters,
-                             deliver=True, admit=admit)
+                             deliver=True, rate=rate)
     enqueue_soon(DELIVER_TASK, request.id, str(uuid.uuid4()))
     return request
 

@@ -39,9 +39,7 @@ def trigger_action(parameters, thing_id, component_id, action_id):
     """Trigger an action; the request is PENDING until the thing's owner answers"""
     subject = subject_id()
 
-    def admit() -> None:
-        quotas.check_rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{g.app.id}",
-                          "action triggers")
+    rate = quotas.Rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{g.app.id}", "action triggers")
 
     try:
         thing, action = own_action_target(g.app, subject, thing_id, component_id, action_id)
@@ -51,10 +49,10 @@ def trigger_action(parameters, thing_id, component_id, action_id):
                                 "register one with POST /api/v1/actions/callback/register",
                            "NO_CALLBACK_URL")
     except ApiError:
-        admit()  # a refused trigger counts too, and a spent minute answers 429 first
+        rate.check()  # a refused trigger counts too, and a spent minute answers 429 first
         raise
-    # An accepted trigger is counted in the transaction that records it: one commit.
-    return create_request(g.app, subject, thing, component_id, action_id, parameters, admit)
+    # An accepted trigger is counted with the request it records, committed together.
+    return create_request(g.app, subject, thing, component_id, action_id, parameters, rate)
 
 
 def _request_for_reader(request_id: str) -> ActionRequest:

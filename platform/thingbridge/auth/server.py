@@ -110,8 +110,8 @@ def _limit_client() -> None:
     client_id = (request.authorization.username if request.authorization
                  and request.authorization.username else request.form.get("client_id"))
     if client_id:
-        quotas.check_rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
-                          "token requests for this client id")
+        quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
+                    "token requests for this client id").check()
 
 
 @blp.route("/token", methods=["POST"], endpoint="issue_token")

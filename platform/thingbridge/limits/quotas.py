@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import math
+from typing import NamedTuple
 
 from flask import current_app
 
@@ -28,12 +29,28 @@ def too_many(description: str, retry_after: float) -> ApiError:
     return error
 
 
-def check_rate(setting: str, key: str, what: str) -> None:
-    """429 once ``key`` has spent this minute's ``setting`` (per minute)."""
-    limit = current_app.config[setting]
-    if limit and (opens := window.spend(RateWindow, RateWindow.key, key[:300], limit)) is not None:
-        raise too_many(f"too many {what}: at most {limit} per minute "
-                       f"(THINGBRIDGE_{setting})", (opens - utcnow()).total_seconds())
+class Rate(NamedTuple):
+    """A per-minute rate ``key`` spends from: ``setting`` names the limit, ``what`` what the
+    429 says was too many."""
+    setting: str
+    key: str
+    what: str
+
+    def use(self) -> window.Spend | None:
+        """One use, not yet spent (run it, or fold it into a statement); None: no limit."""
+        if not (limit := current_app.config[self.setting]):
+            return None
+        return window.spending(RateWindow, RateWindow.key, self.key[:300], limit)
+
+    def refused(self, use: window.Spend) -> ApiError:
+        """The 429 for a ``use`` the window had no room for."""
+        return too_many(f"too many {self.what}: at most {use.limit} per minute "
+                        f"(THINGBRIDGE_{self.setting})", (use.opens - utcnow()).total_seconds())
+
+    def check(self) -> None:
+        """429 once ``key`` has spent this minute's limit."""
+        if (use := self.use()) is not None and not use.run():
+            raise self.refused(use)
 
 
 def check_size(setting: str, count: int, what: str) -> None:

@@ -37,6 +37,13 @@ class Pending(NamedTuple):
     data: dict
 
 
+class Ahead(NamedTuple):
+    """A statement a change reads as the CTE ``name`` of the change's own statement."""
+    name: str
+    sql: str
+    params: list | tuple
+
+
 def emit(app_id: str, type_: str, subject: str | None, data: dict) -> None:
     emit_many(app_id, [Pending(type_, subject, data)])
 
@@ -62,13 +69,16 @@ def emit_many(app_id: str, events: list[Pending]) -> None:
 
 
 @cache
-def _append_sql(guard: str | None = None) -> str:
+def _append_sql(guard: str | None = None, ahead: str | None = None,
+                ahead_sql: str | None = None) -> str:
     """The append: the app's counter row first (taken and held to commit), then the events. With
     a ``guard`` (a statement whose rows say whether to append), nothing is appended when it
-    returns none, and it runs first, in the same statement."""
+    returns none, and it runs first, in the same statement; ``ahead_sql`` runs before the guard,
+    which may read it by the name ``ahead``."""
     counter, event = EventCounter._meta.table_name, Event._meta.table_name
     return (
-        (f"WITH guard AS ({guard}), " if guard else "WITH ")
+        "WITH " + (f"{ahead} AS ({ahead_sql}), " if ahead else "")
+        + (f"guard AS ({guard}), " if guard else "")
         + f"counter AS (INSERT INTO {counter} (app_id, last_seq, created_at)"
         + (" SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM guard)" if guard else
            " VALUES (%s, %s, %s)")
@@ -80,7 +90,8 @@ def _append_sql(guard: str | None = None) -> str:
 
 
 def _append(app_id: str, events: list[Pending], now: datetime.datetime,
-            guard: str | None = None, guard_params: list | tuple = ()) -> int:
+            guard: str | None = None, guard_params: list | tuple = (),
+            ahead: Ahead | None = None) -> int:
     """PostgreSQL: reserve the ids and insert every event in one statement, the counter row
     taken first and held to commit; the number of events appended. The rows travel as one JSON
     text parameter (psycopg adapts a list element by element, which cost more than the
@@ -89,19 +100,26 @@ def _append(app_id: str, events: list[Pending], now: datetime.datetime,
     count = len(events)
     items = json.dumps([[e.type, e.subject, json.dumps(e.data, separators=(",", ":"))]
                         for e in events], separators=(",", ":"))
-    return db.execute_sql(_append_sql(guard), (*guard_params, app_id, count, now, app_id,
-                                                count, now, items)).rowcount
+    statement = _append_sql(guard)
+    if ahead:
+        statement = _append_sql(guard, ahead.name, ahead.sql)
+        guard_params = (*ahead.params, *guard_params)
+    return db.execute_sql(statement, (*guard_params, app_id, count, now, app_id, count, now,
+                                      items)).rowcount
 
 
 def emit_after(change: str, params: list | tuple, app_id: str, type_: str,
-               subject: str | None, data: dict) -> bool:
+               subject: str | None, data: dict, ahead: Ahead | None = None) -> bool:
     """Run ``change`` (a statement that writes a row, or finds none to write and changes
     nothing) and, if it wrote one, append the event: True if it did. On PostgreSQL both are one
     statement (committed on its own outside a transaction): the change and its event in one
-    round trip."""
+    round trip. ``ahead`` (PostgreSQL only) runs before the change in that statement; the change
+    reads it by its name."""
     assert type_ in EVENT_TYPES, type_
     if is_postgres():
-        return _append(app_id, [Pending(type_, subject, data)], utcnow(), change, params) > 0
+        return _append(app_id, [Pending(type_, subject, data)], utcnow(), change, params,
+                       ahead) > 0
+    assert ahead is None, "a statement ahead of the change needs PostgreSQL"
     with contextlib.nullcontext() if db.in_transaction() else db.atomic():
         cursor = db.execute_sql(change, params)
         if not (cursor.fetchall() or cursor.rowcount > 0):
