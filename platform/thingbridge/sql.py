@@ -43,11 +43,11 @@ class Statement(NamedTuple):
 @cache
 def _insert(model, postgres: bool, only_if: str | None) -> Statement:
     fields = model._meta.sorted_fields
-    values = [param(f.name) for f in fields]
     if only_if is None:
-        return Statement.build(model.insert(dict(zip(fields, values, strict=True))))
+        return Statement.build(model.insert({f: param(f.name) for f in fields}))
     return Statement.build(model.insert_from(
-        Select(columns=values).where(SQL(f"EXISTS (SELECT 1 FROM {only_if})")), fields))
+        Select(columns=[param(f.name) for f in fields])
+        .where(SQL(f"EXISTS (SELECT 1 FROM {only_if})")), fields))
 
 
 def insert_values(instance, only_if: str | None = None) -> tuple[str, list]:
