@@ -96,3 +96,11 @@ def test_the_dispatcher_reads_the_due_requests_not_the_finished_ones(clean_db, s
     read = rows_read(sql, params)
     assert max(read.values()) < 50, read  # the three due requests, not 6,000 finished ones
 
+
+def test_an_apps_newest_requests_are_read_without_its_history(clean_db, sent):
+    app, thing = _app_with_thing()
+    _seed_requests(app, thing, "CASE WHEN n %% 50 = 0 THEN 'FAILED' ELSE 'COMPLETED' END")
+    sent.clear()
+    assert len(service.recent_requests(app, 50)) == 50
+    read = rows_read(*sent[-1])
+    assert max(read.values()) < 200, read  # the 50 newest and their things, not 6,000

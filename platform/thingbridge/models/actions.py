@@ -17,7 +17,9 @@ PENDING = SQL("status = 'PENDING'")
 
 class ActionRequest(BaseModel):
     id = UUIDKey()
-    app = ForeignKeyField(App, on_delete="CASCADE")
+    # The (app, created_at) index serves lookups by app: an app's newest requests without
+    # reading its older ones.
+    app = ForeignKeyField(App, on_delete="CASCADE", index=False)
     external_subject_id = CharField(max_length=255)
     thing = ForeignKeyField(Thing, backref="action_requests", on_delete="CASCADE")
     component_id = CharField(max_length=200)
@@ -41,7 +43,7 @@ class ActionRequest(BaseModel):
     external_id = CharField(max_length=200, null=True)
 
     class Meta:
-        indexes = ((("app", "external_id"), True),)
+        indexes = ((("app", "external_id"), True), (("app", "created_at"), False))
 
 
 # The deliveries in flight per app, counted by every take: only rows a task is sending, so the
