@@ -4,7 +4,9 @@ A request keeps the time it was due (``next_attempt_at``) after it is finished, 
 every request's due time held an app's whole history, and the dispatcher's "due and PENDING,
 oldest first" walked it from the oldest finished request whenever the planner chose it (a
 generic plan always did). Partial: a request leaves it when it leaves PENDING. The new index is
-built before the old one goes, so the dispatcher always has one."""
+built before the old one goes, so the dispatcher always has one.
+Building it holds off writes to the table: on a large live database, apply this in a quiet
+moment."""
 
 OLD = 'action_request_next_attempt_at'
 INDEX = 'actionrequest_next_attempt_at'

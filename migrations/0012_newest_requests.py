@@ -1,7 +1,9 @@
 """An app's newest action requests (the console's actions page and overview) by ``(app_id,
 created_at)`` instead of ``app_id`` alone: the newest were found by reading every request the
 app ever made and sorting them. The new index replaces the old one, so a request's insert
-writes as many index entries as before."""
+writes as many index entries as before.
+Building it holds off writes to the table: on a large live database, apply this in a quiet
+moment."""
 
 OLD = 'actionrequest_app_id'
 INDEX = 'actionrequest_app_id_created_at'
