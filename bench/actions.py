@@ -17,6 +17,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import (  # noqa: E402
+    cpu_seconds,
     platform_env,
     scratch_database,
     start_simulator,
@@ -100,6 +101,8 @@ def main() -> None:
                 workers = start_workers(env, 1, "threads", 8)
                 time.sleep(3)
                 rounds, posts = [], []
+                groups = {"worker": [w.pid for w in workers], "simulator": [net_proc.pid]}
+                before = cpu_seconds(groups)
                 for i in range(args.actions):
                     start = time.perf_counter()
                     resp = http.post(path, headers=headers,
@@ -116,6 +119,7 @@ def main() -> None:
                         time.sleep(0.0005)
                     assert status == "COMPLETED", status
                     rounds.append(time.perf_counter() - start)
+                after = cpu_seconds(groups)
                 # Where the time went: the request's own timestamps (insert, final move).
                 stored = [(r.updated_at - r.created_at).total_seconds()
                           for r in ActionRequest.select(ActionRequest.created_at,
@@ -132,6 +136,9 @@ def main() -> None:
     print(f"{'of which the API request':>28} {a50:>8.2f} {a99:>8.2f}")
     print(f"{'recorded -> COMPLETED':>28} {s50:>8.2f} {s99:>8.2f}")
     print(f"{'ratio (platform/direct)':>28} {r50 / d50:>8.1f} {r99 / d99:>8.1f}")
+    # The bench process is the API (in process) and the wait for COMPLETED.
+    print("CPU ms per action: " + ", ".join(
+        f"{name} {(after[name] - before[name]) * 1000 / args.actions:.2f}" for name in after))
     print(f"actions={args.actions} all COMPLETED")
 
 

@@ -194,3 +194,36 @@ def test_a_take_in_progress_lets_the_apps_events_through(clean_db, flask_app, mo
             assert finished == {"moved": True}
             taking.rollback()
         assert ActionRequest.get_by_id(request.id).status == "FAILED"
+
+
+def test_a_take_does_not_read_the_apps_history(clean_db, flask_app):
+    """The take counts its app's deliveries in flight; an app with thousands of requests,
+    finished or PENDING and waiting for the app's answer (not in flight), must not make every
+    take read them all (it did, through the app's unique index or the status index, before the
+    partial index of deliveries in flight)."""
+    with flask_app.app_context():
+        app, room = _room()
+        request = service.record_request(app, "alice", room, "thermostat",
+                                         "setRoomThermPoint", {"mode": "max"}, deliver=True)
+        db.execute_sql(
+            'INSERT INTO "action_request" ("id", "created_at", "app_id", "external_subject_id",'
+            ' "thing_id", "component_id", "action_id", "parameters", "status", "deadline",'
+            ' "attempts", "updated_at") SELECT gen_random_uuid(), now(), %s, %s, %s,'
+            " 'thermostat', 'setRoomThermPoint', '{}',"
+            " CASE WHEN n %% 3 = 0 THEN 'PENDING' ELSE 'COMPLETED' END, now(), 1, now()"
+            " FROM generate_series(1, 6000) AS n", [app.id, "alice", room.id])
+        db.execute_sql('ANALYZE "action_request"')
+        _, take = service._take(True, True)
+        now = ActionRequest.get_by_id(request.id).created_at
+        plan = db.execute_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + take.sql, take.values(
+            id=request.id, now=now, token="t", pending="PENDING", until=now, share=4)
+        ).fetchone()[0]
+
+        def scans(node):
+            yield node
+            for child in node.get("Plans", []):
+                yield from scans(child)
+
+        read = sum(n.get("Actual Rows", 0) + n.get("Rows Removed by Filter", 0)
+                   for n in scans(plan[0]["Plan"]) if n["Node Type"].endswith("Scan"))
+        assert read < 50, read  # the request, its target and the few in flight, not 6,000

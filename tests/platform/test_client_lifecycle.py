@@ -174,3 +174,25 @@ def test_polls_after_a_burst_of_actions_are_one_poll_after_a_settle(api, owm_sim
         start + datetime.timedelta(hours=1))
     [sent] = [json.loads(m) for m in redis.Redis.from_url(BROKER_URL).lrange("celery", 0, -1)]
     assert sent["headers"]["task"] == lifecycle.POLL_TASK and sent["headers"]["eta"]
+
+
+def test_refresh_after_an_action_on_both_databases(database, flask_app):
+    """The refresh's statement is built once per database: on each, the first action makes a
+    client polled far ahead due a settle from now, and the next finds that poll coming."""
+    from thingbridge.models import App
+
+    with flask_app.app_context():
+        app, _ = App.register("refresh")
+        instance = ConnectorInstance.create(app=app, type_id="openweathermap",
+                                            configuration={"app_key": "k"})
+        far = utcnow() + datetime.timedelta(hours=1)
+        client = ConnectorClient.create(app=app, instance=instance, type_id="openweathermap",
+                                        external_subject_id="alice", configuration={},
+                                        next_poll_at=far)
+        flask_app.extensions["celery"].control.purge()
+        lifecycle.refresh_soon(client)
+        due = ConnectorClient.get_by_id(client.id).next_poll_at
+        assert due < far
+        lifecycle.refresh_soon(client)
+        assert ConnectorClient.get_by_id(client.id).next_poll_at == due
+        flask_app.extensions["celery"].control.purge()

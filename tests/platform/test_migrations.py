@@ -14,7 +14,8 @@ SCRATCH = DATABASE_URL.rsplit("/", 1)[1] + "_migrations"
 TABLES = {m._meta.table_name for m in ALL_MODELS}
 ALL_MIGRATIONS = ["0001_initial", "0002_events", "0003_lean_indexes",
                   "0004_client_lifecycle", "0005_app_lifecycle", "0007_work_leases",
-                  "0008_console", "0009_outbound_limits"]
+                  "0008_console", "0009_outbound_limits",
+                  "0010_deliveries_in_flight"]
 
 
 @pytest.fixture

@@ -39,3 +39,9 @@ class ActionRequest(BaseModel):
 
     class Meta:
         indexes = ((("app", "external_id"), True),)
+
+
+# The deliveries in flight per app, counted by every take: only rows a task is sending, so the
+# count never reads an app's finished requests.
+ActionRequest.add_index(ActionRequest.index(ActionRequest.app, ActionRequest.delivering_until,
+                                            where=ActionRequest.delivering_until.is_null(False)))
