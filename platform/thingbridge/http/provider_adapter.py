@@ -203,9 +203,11 @@ class ProviderAdapter(BaseAdapter):
             raise requests.exceptions.SSLError(exc, request=request) from exc
         except (http.client.IncompleteRead, ConnectionError) as exc:
             conn.close()
-            if not started and isinstance(exc, ConnectionResetError | BrokenPipeError):
+            if started:  # the answer was cut short
+                raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
+            if isinstance(exc, ConnectionResetError | BrokenPipeError):
                 raise _Stale() from exc  # the send met a connection already closed
-            raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
+            raise requests.ConnectionError(exc, request=request) from exc
         except (http.client.HTTPException, OSError) as exc:
             conn.close()
             raise requests.ConnectionError(exc, request=request) from exc
