@@ -31,6 +31,7 @@ from thingbridge.models import (
     Thing,
     ThingMapping,
 )
+from thingbridge.models.actions import PENDING
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
@@ -198,8 +199,7 @@ def dispatch_due(limit: int) -> int:
     lease = Lease(ActionRequest, CLAIM_LEASE)
     with db.atomic():
         query = (ActionRequest.select(ActionRequest.id)
-                 .where((ActionRequest.status == "PENDING")
-                        & (ActionRequest.next_attempt_at <= now) & lease.free(now))
+                 .where(PENDING & (ActionRequest.next_attempt_at <= now) & lease.free(now))
                  .order_by(ActionRequest.next_attempt_at).limit(limit))
         ids = [row.id for row in locking(query, skip_locked=True)]
         if ids:

@@ -12,7 +12,7 @@ from thingbridge.db import db, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.http.urls import outbound_url_problem
 from thingbridge.limits import quotas
-from thingbridge.models import WebhookDelivery, WebhookEndpoint
+from thingbridge.models import WebhookEndpoint
 from thingbridge.outbox import events, webhook_endpoints, webhook_signing
 from thingbridge.outbox.events import MAX_ID
 from thingbridge.schemas.webhooks import (
@@ -122,10 +122,8 @@ def rotate_secret(webhook_id):
 @blp.response(200, DeliveryPage)
 def list_deliveries(args, webhook_id):
     """Deliveries with every attempt, oldest first; filter by status (DEAD: dead letters)"""
-    query = webhook_endpoints.deliveries(_own(webhook_id), args.get("status")).where(
-        WebhookDelivery.id > args["after"])
-    rows = webhook_endpoints.with_attempts(
-        query.order_by(WebhookDelivery.id).limit(args["limit"] + 1))
+    rows = webhook_endpoints.with_attempts(webhook_endpoints.page(
+        _own(webhook_id), args.get("status"), args["limit"] + 1, args["after"]))
     return cursor_page(rows, args, lambda delivery: delivery.id)
 
 

@@ -7,7 +7,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from thingbridge.console import bp
 from thingbridge.errors import ApiError
-from thingbridge.models import DELIVERY_STATUSES, WebhookDelivery
+from thingbridge.models import DELIVERY_STATUSES
 from thingbridge.outbox import webhook_endpoints
 from thingbridge.outbox.events import MAX_ID
 
@@ -27,10 +27,10 @@ def webhook(webhook_id):
     status = request.args.get("status") or None
     if status not in (None, *DELIVERY_STATUSES):
         abort(400, "unknown status")
-    query = webhook_endpoints.deliveries(endpoint, status).order_by(WebhookDelivery.id.desc())
+    newest = webhook_endpoints.page(endpoint, status, PAGE, newest_first=True)
     return render_template("console/webhook.html", endpoint=endpoint, status=status,
                            statuses=DELIVERY_STATUSES,
-                           deliveries=webhook_endpoints.with_attempts(query.limit(PAGE)),
+                           deliveries=webhook_endpoints.with_attempts(newest),
                            health=webhook_endpoints.delivery_health(g.app).get(endpoint.id, {}))
 
 

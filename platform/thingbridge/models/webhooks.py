@@ -42,7 +42,10 @@ class WebhookDelivery(BaseModel):
     (the lane) go out strictly in event order: only the lane's oldest PENDING one is sent."""
 
     id = BigAutoField()
-    endpoint = ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE")
+    # The (endpoint, id) index serves lookups by endpoint: a page of an endpoint's deliveries
+    # without reading its older ones or the other endpoints'.
+    endpoint = ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE",
+                               index=False)
     event = ForeignKeyField(Event, on_delete="CASCADE")
     seq = BigIntegerField()
     lane = CharField(max_length=255, default="")
@@ -59,6 +62,7 @@ class WebhookDelivery(BaseModel):
         indexes = (
             (("endpoint", "lane", "status", "seq"), False),
             (("status", "next_attempt_at"), False),
+            (("endpoint", "id"), False),
         )
 
 
