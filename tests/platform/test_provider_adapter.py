@@ -245,6 +245,25 @@ def test_streaming_goes_through_requests_own_adapter(lean, servers):
         assert list(resp.iter_lines()) == [b"line1", b"line2"]
 
 
+def test_a_coding_it_cannot_decode_goes_through_requests_own_adapter(lean, servers,
+                                                                    monkeypatch):
+    """requests offers br and zstd where their decoders are installed; this adapter decodes
+    gzip and deflate only, so a request accepting another coding is not its to send."""
+    server = servers(one_answer(b"HTTP/1.0 200 OK\r\n\r\n{}"))
+    fallback = lean.get_adapter(server.url())._fallback
+    stock_send, sent = fallback.send, []
+
+    def send(request, **kwargs):
+        sent.append(request.headers["Accept-Encoding"])
+        return stock_send(request, **kwargs)
+
+    monkeypatch.setattr(fallback, "send", send)
+    for accepted in ("gzip, deflate", "gzip;q=1.0, identity", "gzip, deflate, br", "zstd"):
+        assert lean.get(server.url(), headers={"Accept-Encoding": accepted},
+                        timeout=5).json() == {}
+    assert sent == ["gzip, deflate, br", "zstd"]
+
+
 # --- TLS ----------------------------------------------------------------------------------------
 
 

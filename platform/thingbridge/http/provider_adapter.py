@@ -39,6 +39,9 @@ IDLE_PER_HOST = 10  # requests' pool_maxsize
 # new one, but only when sending it twice is harmless.
 RESENDABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _DISCONNECTED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# The answer codings this adapter decodes; a request that accepts another (requests offers br
+# and zstd where their decoders are installed) goes to requests' own adapter.
+DECODED = frozenset({"gzip", "x-gzip", "deflate", "identity", ""})
 
 _contexts: dict[str, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
@@ -86,6 +89,11 @@ def _decoded(body: bytes, encoding: str | None) -> bytes:
     return body
 
 
+def _decodable(accepted: str | None) -> bool:
+    return all(coding.split(";")[0].strip().lower() in DECODED
+               for coding in (accepted or "").split(","))
+
+
 def _dropped(conn: http.client.HTTPConnection) -> bool:
     """An idle connection the server closed (or wrote to) since: readable with nothing asked."""
     sock = conn.sock
@@ -108,7 +116,8 @@ class ProviderAdapter(BaseAdapter):
         if isinstance(body, str):
             body = body.encode("utf-8")
         if (stream or cert or not verify or proxies
-                or not (body is None or isinstance(body, bytes))):
+                or not (body is None or isinstance(body, bytes))
+                or not _decodable(request.headers.get("Accept-Encoding"))):
             return self._fallback.send(request, stream=stream, timeout=timeout, verify=verify,
                                        cert=cert, proxies=proxies)
         parts = urlsplit(request.url)
