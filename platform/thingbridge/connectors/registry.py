@@ -14,7 +14,6 @@ from thingbridge.config import provider_setting
 from thingbridge.connectors.contract import Connector, load_connectors
 from thingbridge.db import db
 from thingbridge.errors import ApiError
-from thingbridge.http.provider_adapter import ProviderAdapter
 from thingbridge.models import ConnectorDescription
 from thingbridge.observability import metrics
 
@@ -57,11 +56,6 @@ def _session(type_id: str) -> requests.Session:
             session.trust_env = False
             session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
                               or os.environ.get("CURL_CA_BUNDLE") or True)
-            # Without a proxy, requests go over http.client instead of urllib3 (a third of
-            # the CPU per request); anything it does not serve goes to requests' own adapter.
-            adapter = ProviderAdapter()
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
         sessions[type_id] = session
     return sessions[type_id]
 

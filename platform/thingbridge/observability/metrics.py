@@ -16,7 +16,6 @@ from prometheus_client import Counter, Histogram
 from thingbridge.connectors import poll_tally
 from thingbridge.connectors.contract import ReauthRequired
 from thingbridge.db import utcnow
-from thingbridge.http.provider_session import LeanSession
 
 POLLS = Counter("thingbridge_polls", "Polls of connector clients, by outcome",
                 ["connector", "outcome"])
@@ -65,7 +64,7 @@ def observe_poll(poll):
     return observed
 
 
-class ProviderSession(LeanSession):
+class ProviderSession(requests.Session):
     """A requests session that counts every provider answer by status code (or ``timeout``,
     ``error`` when none came), so plugins are measured without knowing it."""
 
