@@ -100,10 +100,11 @@ def _append(app_id: str, events: list[Pending], now: datetime.datetime,
     count = len(events)
     items = json.dumps([[e.type, e.subject, json.dumps(e.data, separators=(",", ":"))]
                         for e in events], separators=(",", ":"))
-    statement = _append_sql(guard)
     if ahead:
         statement = _append_sql(guard, ahead.name, ahead.sql)
         guard_params = (*ahead.params, *guard_params)
+    else:
+        statement = _append_sql(guard)
     return db.execute_sql(statement, (*guard_params, app_id, count, now, app_id, count, now,
                                       items)).rowcount
 
