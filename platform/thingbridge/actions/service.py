@@ -108,8 +108,10 @@ def record_once(app, thing: Thing, component_id: str, action_id: str, parameters
     """The app's request with the caller's ``external_id``, and whether this call created it
     (a second call with the same id, concurrent or later, gets the first one's row)."""
     try:
-        return record_request(app, thing.external_subject_id, thing, component_id, action_id,
-                              parameters, external_id), True
+        # A savepoint: inside a caller's transaction, the failed insert must not abort it.
+        with db.atomic():
+            return record_request(app, thing.external_subject_id, thing, component_id,
+                                  action_id, parameters, external_id), True
     except IntegrityError:
         return ActionRequest.get((ActionRequest.app == app)
                                  & (ActionRequest.external_id == external_id)), False

@@ -10,9 +10,6 @@ from thingbridge.models.base import BaseModel, JSONField, UUIDKey
 from thingbridge.models.things import Thing
 
 ACTION_STATUSES = ("PENDING", "COMPLETED", "FAILED", "CANCELED")
-# Literal SQL, not a parameter: a planner uses the partial index of due requests for a statement
-# whose condition it can prove implies the index's, and a generic plan knows no parameter's value.
-PENDING = SQL("status = 'PENDING'")
 
 
 class ActionRequest(BaseModel):
@@ -50,6 +47,9 @@ class ActionRequest(BaseModel):
 # count never reads an app's finished requests.
 ActionRequest.add_index(ActionRequest.index(ActionRequest.app, ActionRequest.delivering_until,
                                             where=ActionRequest.delivering_until.is_null(False)))
+# A literal, not a parameter: a planner uses the partial index of due requests for a statement
+# whose condition it can prove implies the index's, and a generic plan knows no parameter's value.
+PENDING = ActionRequest.status == SQL("'PENDING'")
 # The due requests, found by the dispatcher: only PENDING rows, so a finished request (which
 # keeps the time it was due) leaves the index, and finding the due ones never walks an app's
 # history.
