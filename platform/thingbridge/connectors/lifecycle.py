@@ -66,10 +66,8 @@ def refresh_soon(client: ConnectorClient) -> None:
     next action for the worker); a client already due by then that no poll holds has a poll
     coming (sent already, or the dispatcher's)."""
     now = utcnow()
-    refresh = _refresh(is_postgres())
-    if db.execute_sql(refresh.sql, refresh.values(
-            id=client.id, now=now, at=now + datetime.timedelta(seconds=REFRESH_SETTLE))
-    ).rowcount:
+    if _refresh(is_postgres()).run(
+            id=client.id, now=now, at=now + datetime.timedelta(seconds=REFRESH_SETTLE)).rowcount:
         poll_soon(client, countdown=REFRESH_SETTLE)
 
 

@@ -32,10 +32,9 @@ def _with_events():
         WebhookDelivery, Event.id, Event.type, Event.external_subject_id).join(Event)
 
 
-def deliveries(endpoint: WebhookEndpoint, status: str | None = None):
+def deliveries(endpoint: WebhookEndpoint):
     """The endpoint's deliveries, each with its event's type and subject."""
-    query = _with_events().where(WebhookDelivery.endpoint == endpoint)
-    return query.where(WebhookDelivery.status == status) if status else query
+    return _with_events().where(WebhookDelivery.endpoint == endpoint)
 
 
 def page(endpoint: WebhookEndpoint, status: str | None, limit: int, after: int = 0,
