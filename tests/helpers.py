@@ -88,3 +88,38 @@ def sync_things(client, specs) -> list:
         said = sync.apply(client, sync.plan(sync.read_stored(client.id), specs))
         events.emit_many(client.app_id, said)
     return said
+
+
+class Statements:
+    """Counts the statements and transactions the database is sent."""
+
+    def __init__(self, monkeypatch):
+        from thingbridge.db import db
+
+        self.sql, self.transactions, self.flights = [], 0, []
+        database = db.obj
+        execute, begin = database.execute_sql, database.begin
+        flight = getattr(database, "transaction_in_one_flight", None)
+
+        def counting_flight(statements):
+            self.flights.append(len(statements))
+            return flight(statements)
+
+        if flight is not None:
+            monkeypatch.setattr(database, "transaction_in_one_flight", counting_flight)
+
+        def counting_execute(sql, params=None, *args, **kwargs):
+            self.sql.append(sql)
+            return execute(sql, params, *args, **kwargs)
+
+        def counting_begin(*args, **kwargs):
+            self.transactions += 1
+            return begin(*args, **kwargs)
+
+        monkeypatch.setattr(database, "execute_sql", counting_execute)
+        monkeypatch.setattr(database, "begin", counting_begin)
+
+    def reset(self) -> None:
+        self.sql.clear()
+        self.transactions = 0
+        self.flights.clear()

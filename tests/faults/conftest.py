@@ -8,7 +8,6 @@ from collections import Counter, defaultdict
 import pytest
 import requests
 from broker_helpers import redis_server
-from helpers import wait_until
 from private_postgres import PrivateCluster
 from stack import Stack
 
@@ -93,8 +92,7 @@ def assert_consistent(stack: Stack, client_ids: list[str]) -> dict:
         for before, after in zip(changes, changes[1:], strict=False):
             assert after["oldValue"] == before["newValue"] != after["newValue"], changes
 
-    wait_until(lambda: {env["id"] for _, env in stack.deliveries()} >= set(seqs), timeout=60,
-               message="every event delivered to the webhook")
+    stack.wait_delivered()
     deliveries = stack.deliveries()
     first_seen = {}
     for webhook_id, envelope in deliveries:

@@ -206,6 +206,12 @@ class Stack:
             "SELECT seq, type, external_subject_id, data FROM event WHERE app_id = %s "
             "ORDER BY seq", self.app_id)]
 
+    def wait_delivered(self, timeout: float = 60) -> None:
+        """Every event in the outbox so far has reached the webhook receiver."""
+        wait_until(lambda: {env["id"] for _, env in self.deliveries()}
+                   >= {seq for seq, *_ in self.events()},
+                   timeout=timeout, message="every event delivered to the webhook")
+
     def deliveries(self) -> list[tuple[str, dict]]:
         """(webhook-id, envelope) of every webhook request received, in arrival order."""
         with self.receiver.lock:

@@ -10,7 +10,7 @@ import threading
 
 import psycopg
 import pytest
-from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
+from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY, Statements
 from peewee import DataError
 
 from thingbridge.actions import service
@@ -49,39 +49,6 @@ def _room():
                   parameters=[{"name": "mode", "type": "STRING", "required": True}])
     ThingMapping.create(client=client, thing=thing, connector_thing_id="room:h:r")
     return app, thing
-
-
-class Statements:
-    """Counts the statements and transactions the database is sent."""
-
-    def __init__(self, monkeypatch):
-        self.sql, self.transactions, self.flights = [], 0, []
-        database = db.obj
-        execute, begin = database.execute_sql, database.begin
-        flight = getattr(database, "transaction_in_one_flight", None)
-
-        def counting_flight(statements):
-            self.flights.append(len(statements))
-            return flight(statements)
-
-        if flight is not None:
-            monkeypatch.setattr(database, "transaction_in_one_flight", counting_flight)
-
-        def counting_execute(sql, params=None, *args, **kwargs):
-            self.sql.append(sql)
-            return execute(sql, params, *args, **kwargs)
-
-        def counting_begin(*args, **kwargs):
-            self.transactions += 1
-            return begin(*args, **kwargs)
-
-        monkeypatch.setattr(database, "execute_sql", counting_execute)
-        monkeypatch.setattr(database, "begin", counting_begin)
-
-    def reset(self) -> None:
-        self.sql.clear()
-        self.transactions = 0
-        self.flights.clear()
 
 
 def test_trigger_take_and_finish(database, flask_app, monkeypatch):

@@ -4,8 +4,9 @@ one statement) and SQLite, the embedded default (per-row statements)."""
 import datetime
 
 import pytest
-from helpers import sync_things
+from helpers import Statements, sync_things
 
+from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
 from thingbridge.db import db, utcnow
 from thingbridge.models import (
@@ -141,3 +142,75 @@ def test_event_data_is_stored_as_the_text_it_was_given(database):
     with db.atomic():
         events.emit(client.app_id, "thing.updated", "alice", data)
     assert _feed(client) == [("thing.updated", data)]
+
+
+def _started(client) -> ConnectorClient:
+    """The client as a poll holds it: STARTED, leased, due."""
+    ConnectorClient.update(status="STARTED", lease_token="poll", next_poll_at=utcnow(),
+                           leased_until=utcnow() + datetime.timedelta(minutes=1)).where(
+        ConnectorClient.id == client.id).execute()
+    return ConnectorClient.get_by_id(client.id)
+
+
+def test_new_readings_are_recorded_in_one_statement(database, flask_app, monkeypatch):
+    """A STARTED client's poll that brought nothing but new readings: on PostgreSQL the poll's
+    record, the readings and their events are one statement and no transaction; SQLite (no
+    writes in a CTE) leaves them to the poll's transaction. Both store the same events."""
+    with flask_app.app_context():
+        client = _started(_client())
+        sync_things(client, [_spec()])
+        plan = sync.plan(sync.read_stored(client.id), [_spec(temp="21.0", humidity="55")])
+        statements = Statements(monkeypatch)
+        recorded = lifecycle.mark_polled(client, plan.values)
+        if database == "sqlite":
+            assert not recorded and statements.sql == []
+            assert lifecycle.record_success(client) == []
+            with db.atomic():
+                events.emit_many(client.app_id, sync.apply(client, plan))
+        else:
+            assert recorded and (len(statements.sql), statements.transactions) == (1, 0)
+        assert _values(client) == {"temperature": "21.0", "humidity": "55"}
+        feed = events.read_after(client.app_id, 0, 100)
+        assert [(e.seq, e.type, e.external_subject_id) for e in feed] == [
+            (1, "thing.created", "alice"), (2, "thing.property_changed", "alice"),
+            (3, "thing.property_changed", "alice")]
+        first = feed[1].data
+        assert list(first) == ["thingId", "componentId", "propertyId", "oldValue", "newValue",
+                               "lastUpdate"]
+        assert [(e.data["propertyId"], e.data["oldValue"], e.data["newValue"])
+                for e in feed[1:]] == [("temperature", "20.5", "21.0"), ("humidity", "50", "55")]
+        assert first["componentId"] == "climate" and first["lastUpdate"].endswith("Z")
+        row = ConnectorClient.get_by_id(client.id)
+        assert (row.lease_token, row.leased_until, row.failure_count) == (None, None, 0)
+        assert row.last_success_at is not None and row.next_poll_at > client.next_poll_at
+
+
+def test_one_statement_readings_tell_the_value_they_replaced(clean_db):
+    """PostgreSQL: values someone else wrote after the poll's read are read under lock: the
+    event tells the value replaced (any text), and a value already equal to the reading is not
+    news."""
+    client = _started(_client())
+    sync_things(client, [_spec()])
+    plan = sync.plan(sync.read_stored(client.id), [_spec(temp="22.0", humidity="55")])
+    odd = 'a "quoted" \\ back\u00fcslash \U0001f321'
+    Property.update(value=odd).where(Property.property_id == "temperature").execute()
+    Property.update(value="55").where(Property.property_id == "humidity").execute()
+    assert lifecycle.mark_polled(client, plan.values)
+    assert [(e.data["propertyId"], e.data["oldValue"], e.data["newValue"])
+            for e in events.read_after(client.app_id, 1, 100)] == [
+        ("temperature", odd, "22.0")]
+    assert _values(client) == {"temperature": "22.0", "humidity": "55"}
+
+
+def test_one_statement_readings_write_nothing_for_a_client_no_longer_started(clean_db):
+    """PostgreSQL: the client moved (an error, a reauthorization) while its poll fetched:
+    nothing is written or told, and the poll takes its transaction, which moves the status."""
+    client = _started(_client())
+    sync_things(client, [_spec()])
+    plan = sync.plan(sync.read_stored(client.id), [_spec(temp="23.0")])
+    ConnectorClient.update(status="ERROR").where(ConnectorClient.id == client.id).execute()
+    assert not lifecycle.mark_polled(client, plan.values)
+    assert _values(client)["temperature"] == "20.5"
+    assert [e.type for e in events.read_after(client.app_id, 0, 100)] == ["thing.created"]
+    row = ConnectorClient.get_by_id(client.id)
+    assert (row.status, row.lease_token, row.last_success_at) == ("ERROR", "poll", None)

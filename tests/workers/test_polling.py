@@ -6,8 +6,8 @@ import datetime
 import inspect
 
 import requests
-from flows import CLIENTS, client_row, owm_client, owm_instance, repoll, wait_status
-from helpers import OWM_KEY, wait_until
+from flows import CLIENTS, client_row, owm_client, owm_instance, poll_due, repoll, wait_status
+from helpers import OWM_KEY, Statements, wait_until
 from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
 
 import thingbridge_openweathermap.client as owm_client_module
@@ -16,6 +16,7 @@ from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
 from thingbridge.limits import window
 from thingbridge.models import ConnectorClient, Property, Thing, ThingMapping
+from thingbridge.outbox import events
 
 
 def test_owm_client_polled_into_one_thing(api, owm_sim, start_worker, flask_app):
@@ -238,3 +239,31 @@ def test_delete_client_deletes_its_things(api, owm_sim, start_worker):
     assert Thing.select().count() == 1
     assert api.delete(f"{CLIENTS}/{client_id}").status_code == 204
     assert Thing.select().count() == 0 and ThingMapping.select().count() == 0
+
+
+def test_a_poll_bringing_new_readings_only_is_one_statement_after_the_read(api, owm_sim,
+                                                                           monkeypatch):
+    """The poll every client makes every ten minutes: after the fetch and the read of its stored
+    things, one statement records the poll, writes the readings and appends their events; no
+    transaction."""
+    from thingbridge_workers.polling import poll
+
+    def pin(bucket):
+        requests.post(f"{owm_sim}/_sim/control", json={"reading_bucket": bucket}, timeout=5)
+
+    pin(1)
+    client_id = owm_client(api)
+    assert poll_due(client_id) == "ok" and client_row(client_id).status == "STARTED"
+    before = {p.id: p.value for p in Property.select()}
+    pin(2)
+    ConnectorClient.update(next_poll_at=utcnow()).where(ConnectorClient.id == client_id).execute()
+    statements = Statements(monkeypatch)
+    assert poll(client_id) == "ok"
+    # The take, the instance's provider budget, the read, the record.
+    assert (len(statements.sql), statements.transactions) == (4, 0)
+    changed = {p.id for p in Property.select() if p.value != before[p.id]}
+    told = [e for e in events.read_after(client_row(client_id).app_id, 0, 1000)
+            if e.type == "thing.property_changed"]
+    assert changed and len(told) == len(changed)
+    row = client_row(client_id)
+    assert row.lease_token is None and row.next_poll_at > utcnow()

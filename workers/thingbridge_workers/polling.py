@@ -1,8 +1,9 @@
 """One poll of one connector client, and the dispatcher that finds due clients.
 
 Plugins do provider I/O and pure mapping; the poll below owns everything stateful, in the order
-it happens: the client, the provider budget, the token, the fetch, the mapping, and one
-transaction that records the outcome and writes what changed.
+it happens: the client, the provider budget, the token, the fetch, the mapping, and what
+records the outcome and writes what changed: one statement when that is at most new readings
+of a STARTED client (nearly every poll), else one transaction.
 
 A client is leased to one poll at a time. The dispatcher claims a due client for as long as
 its task may wait in the queue (its poll interval, at most TASK_LEASE); the poll renews that
@@ -80,8 +81,8 @@ def poll_held(client: ConnectorClient) -> str:
         return "error"
 
     plan = sync.plan(sync.read_stored(client.id), specs)
-    if plan.empty and lifecycle.mark_polled(client):
-        return "ok"  # a steady poll: one UPDATE, no transaction, nothing to tell
+    if not plan.structural and lifecycle.mark_polled(client, plan.values):
+        return "ok"  # steady, or new readings only: one statement, no transaction
     with db.atomic():
         said = lifecycle.record_success(client)  # locks the client row first,
         if said is None:

@@ -21,7 +21,7 @@ from thingbridge.outbox import events
 from thingbridge.outbox.events import Pending
 from thingbridge.sql import Statement, param
 from thingbridge.tasks import enqueue_soon
-from thingbridge.things import poll_sql
+from thingbridge.things import poll_sql, sync
 from thingbridge.things.poll_sql import RELEASED
 
 POLL_TASK = "thingbridge.poll_client"
@@ -145,11 +145,17 @@ def _next_poll(client: ConnectorClient) -> dict:
     return dict(now=now, next_poll_at=now + backoff.jittered(poll_interval(client.type_id)))
 
 
-def mark_polled(client: ConnectorClient) -> bool:
-    """A successful poll of a STARTED client: one UPDATE (releasing it), nothing to emit. False
-    if the client is not STARTED (any more), and ``record_success`` must move it."""
-    return poll_sql.mark_polled(client.id, "STARTED", **_next_poll(client),
-                                seen=client.next_poll_at)
+def mark_polled(client: ConnectorClient, readings: list[sync.ValueChange] = ()) -> bool:
+    """A successful poll of a STARTED client that brought nothing but new ``readings`` (none
+    for a steady poll): one statement records it, releasing the client, writes the readings
+    and appends their events. False if the poll must take its transaction: the client is not
+    STARTED (any more) and ``record_success`` must move it, or readings on SQLite (which runs
+    no write in a CTE)."""
+    polled = dict(client_id=client.id, status="STARTED", **_next_poll(client),
+                  seen=client.next_poll_at)
+    if not readings:
+        return poll_sql.mark_polled(**polled)
+    return is_postgres() and sync.record_readings(client, readings, polled)
 
 
 def record_success(client: ConnectorClient) -> list[Pending] | None:

@@ -68,6 +68,19 @@ def emit_many(app_id: str, events: list[Pending]) -> None:
                  data=e.data, created_at=now) for i, e in enumerate(events)]).execute()
 
 
+def _counter_sql(rows: str) -> str:
+    """The CTE ``counter``: the app's counter row moved on by as many ids as ``rows`` (text
+    selecting app id, count, now) holds, taken here and held to commit; the last id taken."""
+    counter = EventCounter._meta.table_name
+    return (f"counter AS (INSERT INTO {counter} (app_id, last_seq, created_at) {rows}"
+            f" ON CONFLICT (app_id) DO UPDATE SET last_seq = {counter}.last_seq"
+            " + EXCLUDED.last_seq RETURNING last_seq)")
+
+
+_INSERT = (f"INSERT INTO {Event._meta.table_name}"
+           " (app_id, seq, type, external_subject_id, data, created_at)")
+
+
 @cache
 def _append_sql(guard: str | None = None, ahead: str | None = None,
                 ahead_sql: str | None = None) -> str:
@@ -75,18 +88,29 @@ def _append_sql(guard: str | None = None, ahead: str | None = None,
     a ``guard`` (a statement whose rows say whether to append), nothing is appended when it
     returns none, and it runs first, in the same statement; ``ahead_sql`` runs before the guard,
     which may read it by the name ``ahead``."""
-    counter, event = EventCounter._meta.table_name, Event._meta.table_name
     return (
         "WITH " + (f"{ahead} AS ({ahead_sql}), " if ahead else "")
         + (f"guard AS ({guard}), " if guard else "")
-        + f"counter AS (INSERT INTO {counter} (app_id, last_seq, created_at)"
-        + (" SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM guard)" if guard else
-           " VALUES (%s, %s, %s)")
-        + " ON CONFLICT (app_id)"
-        f" DO UPDATE SET last_seq = {counter}.last_seq + EXCLUDED.last_seq RETURNING last_seq)"
-        f" INSERT INTO {event} (app_id, seq, type, external_subject_id, data, created_at)"
-        " SELECT %s, counter.last_seq - %s + e.n, e.item->>0, e.item->>1, e.item->>2, %s"
-        " FROM counter, json_array_elements(%s::json) WITH ORDINALITY AS e(item, n)")
+        + _counter_sql("SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM guard)" if guard
+                       else "VALUES (%s, %s, %s)")
+        + f" {_INSERT} SELECT %s, counter.last_seq - %s + e.n, e.item->>0, e.item->>1,"
+        " e.item->>2, %s FROM counter, json_array_elements(%s::json) WITH ORDINALITY AS e(item, n)")
+
+
+# The placeholders of ``appended_from``'s text, in order.
+APPENDED_FROM = ("app", "now", "app", "now")
+
+
+@cache
+def appended_from(rows: str) -> str:
+    """PostgreSQL: CTEs to follow the CTE ``rows`` (columns ``n``, their order, and ``type``,
+    ``subject``, ``data``: JSON text) in a statement, appending its rows as the app's next
+    events, none if it has none. The counter row is taken once ``rows`` is complete, so after
+    every lock the rows took, and held to commit."""
+    return (_counter_sql(f"SELECT %s, count(*), %s FROM {rows} HAVING count(*) > 0")
+            + f", appended AS ({_INSERT} SELECT %s, counter.last_seq - r.total + r.k, r.type,"
+            " r.subject, r.data, %s FROM counter, (SELECT *, count(*) OVER () AS total,"
+            f" row_number() OVER (ORDER BY n) AS k FROM {rows}) AS r RETURNING 1)")
 
 
 def _append(app_id: str, events: list[Pending], now: datetime.datetime,

@@ -23,6 +23,7 @@ from thingbridge.models import (
     Thing,
     ThingMapping,
 )
+from thingbridge.outbox import events
 from thingbridge.sql import Statement, param
 
 # --- taking and releasing the client ------------------------------------------------------
@@ -92,18 +93,29 @@ def take_client(client_id: str, token: str, now: datetime.datetime,
     return client
 
 
-@cache
-def _mark_polled(postgres: bool) -> Statement:
+def _mark_polled_query(postgres: bool):
     fields = ("status_reason", "updated_at", "last_polled_at", "last_success_at",
               "failure_count", *RELEASED)
     # A poll asked for while this one ran (after an action: it may have read the device before
     # the action took effect) moved next_poll_at from what the take saw; the sooner one stays.
     due, scheduled = ConnectorClient.next_poll_at, param("next_poll_at")
     sooner = (fn.LEAST if postgres else fn.MIN)(fn.COALESCE(due, scheduled), scheduled)
-    return Statement.build(
-        ConnectorClient.update({**{getattr(ConnectorClient, f): param(f) for f in fields},
-                                due: Case(None, [(due == param("seen"), scheduled)], sooner)})
-        .where((ConnectorClient.id == param("id")) & (ConnectorClient.status == param("status"))))
+    return (ConnectorClient.update({**{getattr(ConnectorClient, f): param(f) for f in fields},
+                                    due: Case(None, [(due == param("seen"), scheduled)], sooner)})
+            .where((ConnectorClient.id == param("id"))
+                   & (ConnectorClient.status == param("status"))))
+
+
+@cache
+def _mark_polled(postgres: bool) -> Statement:
+    return Statement.build(_mark_polled_query(postgres))
+
+
+def _polled(client_id: str, status: str, now: datetime.datetime,
+            next_poll_at: datetime.datetime, seen: datetime.datetime | None) -> dict:
+    return dict(status_reason=None, updated_at=now, last_polled_at=now, last_success_at=now,
+                failure_count=0, next_poll_at=next_poll_at, seen=seen, id=client_id,
+                status=status, **RELEASED)
 
 
 def mark_polled(client_id: str, status: str, now: datetime.datetime,
@@ -111,9 +123,7 @@ def mark_polled(client_id: str, status: str, now: datetime.datetime,
     """Record a successful poll of a client already in ``status`` and release its lease; False
     if it is not in that status. ``seen``: the client's next_poll_at when the poll took it."""
     return _mark_polled(is_postgres()).run(
-        status_reason=None, updated_at=now, last_polled_at=now, last_success_at=now,
-        failure_count=0, next_poll_at=next_poll_at, seen=seen, id=client_id, status=status,
-        **RELEASED).rowcount == 1
+        **_polled(client_id, status, now, next_poll_at, seen)).rowcount == 1
 
 
 # --- the client's things -----------------------------------------------------------------------
@@ -155,38 +165,85 @@ def read_things(client_id: str) -> list[StoredProperty]:
             for row in _read_things(is_postgres()).run(client=client_id).fetchall()]
 
 
-# --- swapping values -----------------------------------------------------------------------
+# --- writing readings -------------------------------------------------------------------------
+
+
+def _write_values_sql(head: str, gate: str) -> str:
+    """The CTEs ``old`` (the properties' values, read under lock, in id order) and ``changed``
+    (each value that still differs from the reading, written; its row's ordinality ``n``, the
+    row ``item`` and the value it ``replaced``). Reading under lock makes the value replaced the
+    one the event must tell, even when someone (the API) wrote it after the poll's read."""
+    table, pk, value, updated = (Property._meta.table_name, Property.id.column_name,
+                                 Property.value.column_name, Property.last_update.column_name)
+    # The id array is what the planner sizes the scan by: joined only to the JSON rows (which
+    # it guesses at 100) it seq-scanned the whole property table when statistics were stale.
+    return (f"{head}old AS (SELECT {pk}, {value} FROM {table}"
+            f" WHERE {pk} = ANY(%s::integer[]){gate} ORDER BY {pk} FOR UPDATE), "
+            f"changed AS (UPDATE {table} AS p SET {value} = v.item->>1, {updated} = %s"
+            " FROM old, json_array_elements(%s::json) WITH ORDINALITY AS v(item, n)"
+            f" WHERE p.{pk} = old.{pk} AND old.{pk} = (v.item->>0)::integer"
+            f" AND old.{value} IS DISTINCT FROM v.item->>1"
+            f" RETURNING v.n, v.item, old.{value} AS replaced)")
 
 
 @cache
-def _swap_values(postgres: bool) -> Statement:
-    if not postgres:
+def _write_values(postgres: bool) -> Statement:
+    if not postgres:  # inside the caller's transaction, which holds SQLite's write lock
         return Statement.build(
             Property.update({Property.value: param("new"), Property.last_update: param("now")})
-            .where((Property.id == param("pk")) & (Property.value == param("old"))))
-    # The id array beside the JSON rows is what the planner sizes the scan by: joined only to
-    # the JSON rows (which it guesses at 100) it seq-scanned the whole property table whenever
-    # statistics were stale, as on a fresh database.
-    table, pk, value, updated = (Property._meta.table_name, Property.id.column_name,
-                                 Property.value.column_name, Property.last_update.column_name)
+            .where(Property.id == param("pk")))
+    return Statement(_write_values_sql("WITH ", "") + " SELECT n, replaced FROM changed",
+                     ("ids", "now", "rows"))
+
+
+def _rows(changes: list[tuple]) -> tuple[str, str]:
+    """The statement's two text parameters: psycopg adapting a Python list element by element
+    cost more than the statement itself at a station's ~45 changed values."""
+    return ("{" + ",".join(str(pk) for pk, *_ in changes) + "}",
+            json.dumps(changes, separators=(",", ":")))
+
+
+def write_values(changes: list[tuple[int, str]], now: datetime.datetime) -> dict[int, str | None]:
+    """Inside the caller's transaction: set each (property pk, reading) where the stored value
+    differs from it; returns pk -> the value replaced (a pk left out already held its
+    reading)."""
+    if not is_postgres():
+        wanted = dict(changes)
+        stored = Property.select(Property.id, Property.value).where(
+            Property.id.in_(list(wanted))).tuples()
+        replaced = {pk: value for pk, value in stored if value != wanted[pk]}
+        for pk in replaced:
+            _write_values(False).run(new=wanted[pk], now=now, pk=pk)
+        return replaced
+    ids, rows = _rows(changes)
+    by_n = _write_values(True).run(ids=ids, now=now, rows=rows).fetchall()
+    return {changes[n - 1][0]: value for n, value in by_n}
+
+
+@cache
+def _record_readings() -> Statement:
+    """PostgreSQL: the poll recorded (``mark_polled``, as CTE ``polled``), its readings
+    written and their events appended, one statement. Lock order as in a poll's transaction:
+    the client row, then the properties, then the app's event counter."""
+    polled = Statement.build(_mark_polled_query(True).returning(ConnectorClient.id))
+    said = ("said AS (SELECT n, %s::text AS type, %s::text AS subject,"
+            " (item->>2) || COALESCE(to_json(replaced)::text, 'null') || (item->>3) AS data"
+            " FROM changed), ")
     return Statement(
-        f"UPDATE {table} AS p SET {value} = v.item->>2, {updated} = %s"
-        " FROM json_array_elements(%s::json) AS v(item)"
-        f" WHERE p.{pk} = ANY(%s::integer[]) AND p.{pk} = (v.item->>0)::integer"
-        f" AND p.{value} = v.item->>1 RETURNING p.{pk}", ("now", "rows", "ids"))
+        _write_values_sql(f"WITH polled AS ({polled.sql}), ", " AND EXISTS (SELECT 1 FROM polled)")
+        + ", " + said + events.appended_from("said") + " SELECT EXISTS (SELECT 1 FROM polled)",
+        (*polled.names, "ids", "now", "rows", "type", "subject", *events.APPENDED_FROM))
 
 
-def swap_values(changes: list[tuple[int, str, str]], now: datetime.datetime) -> set[int]:
-    """Set each (property pk, old, new) whose stored value is still ``old``; returns the pks
-    set. A pk left out was changed by someone else since it was read."""
-    if not changes:
-        return set()
-    statement = _swap_values(is_postgres())
-    if is_postgres():
-        # One JSON text parameter: psycopg adapts a Python list element by element, which cost
-        # more than the statement itself at a station's ~45 changed values.
-        ids = "{" + ",".join(str(pk) for pk, _, _ in changes) + "}"
-        rows = statement.run(now=now, rows=json.dumps(changes), ids=ids).fetchall()
-        return {row[0] for row in rows}
-    return {pk for pk, old, new in changes
-            if statement.run(new=new, now=now, pk=pk, old=old).rowcount == 1}
+def record_readings(client_id: str, status: str, now: datetime.datetime,
+                    next_poll_at: datetime.datetime, seen: datetime.datetime | None,
+                    changes: list[tuple[int, str, str, str]], app_id: str, type_: str,
+                    subject: str) -> bool:
+    """PostgreSQL, committed on its own: ``mark_polled`` and, if it found the client in
+    ``status``, each (property pk, reading, the event data's JSON text before its oldValue and
+    after it) written where the stored value differs, with its event; False (nothing written)
+    if the client was not in that status."""
+    ids, rows = _rows(changes)
+    return _record_readings().run(**_polled(client_id, status, now, next_poll_at, seen),
+                                  now=now, ids=ids, rows=rows, type=type_, subject=subject,
+                                  app=app_id).fetchone()[0]

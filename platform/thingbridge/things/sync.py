@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
-from thingbridge.db import locking, utcnow
+from thingbridge.db import utcnow
 from thingbridge.models import Action, Component, ConnectorClient, Property, Thing, ThingMapping
 from thingbridge.outbox.events import Pending
 from thingbridge.schemas.common import ISO
@@ -216,30 +216,39 @@ def _reshape(reshape: Reshape) -> None:
 
 
 def _write_values(changes: list[ValueChange]) -> list[dict]:
-    """Every changed reading in one statement (a station poll changes dozens), each only if the
-    stored value is still the one compared against; returns the property_changed data."""
+    """Every changed reading in one statement (a station poll changes dozens), each where the
+    stored value, read under lock, still differs from it; returns the property_changed data."""
     if not changes:
         return []
     now = utcnow()
-    swapped = poll_sql.swap_values([(c.pk, c.old, c.new) for c in changes], now)
-    replaced = {c.pk: c.old for c in changes if c.pk in swapped}
-    raced = [c for c in changes if c.pk not in swapped]
-    if raced:
-        replaced.update(_rewrite_raced(raced, now))
-    last_update = now.strftime(ISO)
-    return [{"thingId": c.thing_id, "componentId": c.component_id,
-             "propertyId": c.property_id, "oldValue": replaced[c.pk], "newValue": c.new,
-             "lastUpdate": last_update} for c in changes if c.pk in replaced]
+    replaced = poll_sql.write_values([(c.pk, c.new) for c in changes], now)
+    stamp = now.strftime(ISO)
+    return [_changed(c, replaced[c.pk], stamp) for c in changes if c.pk in replaced]
 
 
-def _rewrite_raced(raced: list[ValueChange], now) -> dict[int, str]:
-    """Values someone else (the API) changed between our read and our write: re-read them
-    under lock and write the reading where it still differs; returns pk -> the value replaced."""
-    wanted = {c.pk: c.new for c in raced}
-    replaced = {}
-    query = Property.select(Property.id, Property.value).where(Property.id.in_(list(wanted)))
-    for pk, value in locking(query).tuples():
-        if value != wanted[pk]:
-            Property.update(value=wanted[pk], last_update=now).where(Property.id == pk).execute()
-            replaced[pk] = value
-    return replaced
+def _changed(change: ValueChange, old: str | None, stamp: str) -> dict:
+    return {"thingId": change.thing_id, "componentId": change.component_id,
+            "propertyId": change.property_id, "oldValue": old, "newValue": change.new,
+            "lastUpdate": stamp}
+
+
+# Where the value replaced goes in a property_changed event's JSON text; a quote in a value
+# is escaped, so this text is only ever the key itself.
+_OLD_VALUE = ',"oldValue":null,'
+
+
+def record_readings(client: ConnectorClient, changes: list[ValueChange],
+                    polled: dict) -> bool:
+    """PostgreSQL: record a STARTED client's poll (``poll_sql.mark_polled(**polled)``) and
+    write its new readings with their events in one statement, committed on its own (a poll
+    that brought nothing but new readings). False, with nothing written, if the client is not
+    STARTED (any more)."""
+    stamp = polled["now"].strftime(ISO)
+    rows = []
+    for change in changes:
+        text = json.dumps(_changed(change, None, stamp), separators=(",", ":"))
+        before, after = text.split(_OLD_VALUE, 1)
+        rows.append((change.pk, change.new, before + _OLD_VALUE[:-5], "," + after))
+    return poll_sql.record_readings(**polled, changes=rows, app_id=client.app_id,
+                                    type_="thing.property_changed",
+                                    subject=client.external_subject_id)
