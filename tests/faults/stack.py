@@ -207,9 +207,12 @@ class Stack:
             "ORDER BY seq", self.app_id)]
 
     def wait_delivered(self, timeout: float = 60) -> None:
-        """Every event in the outbox so far has reached the webhook receiver."""
+        """Every event in the outbox so far has reached the webhook receiver, and every
+        attempt is recorded (no delivery left PENDING: no run in flight)."""
         wait_until(lambda: {env["id"] for _, env in self.deliveries()}
-                   >= {seq for seq, *_ in self.events()},
+                   >= {seq for seq, *_ in self.events()}
+                   and self.one("SELECT count(*) FROM webhook_delivery"
+                                " WHERE status = 'PENDING'") == 0,
                    timeout=timeout, message="every event delivered to the webhook")
 
     def deliveries(self) -> list[tuple[str, dict]]:

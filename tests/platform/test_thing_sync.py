@@ -2,9 +2,11 @@
 one statement) and SQLite, the embedded default (per-row statements)."""
 
 import datetime
+import threading
 
+import psycopg
 import pytest
-from helpers import Statements, sync_things
+from helpers import DATABASE_URL, Statements, sync_things, wait_until
 
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
@@ -108,7 +110,7 @@ def test_a_value_changed_since_the_read_is_reread_not_overwritten_blindly(databa
     sync_things(client, [_spec()])
     plan = sync.plan(sync.read_stored(client.id), [_spec(temp="22.0", humidity="55")])
     assert not plan.structural and len(plan.values) == 2
-    # Someone (the API, another poll) writes both values after our read:
+    # Another writer (a stale poll of the client, past its lease) writes both after our read:
     # temperature to something else, humidity to exactly our new reading.
     Property.update(value="30.0").where(Property.property_id == "temperature").execute()
     Property.update(value="55").where(Property.property_id == "humidity").execute()
@@ -185,20 +187,63 @@ def test_new_readings_are_recorded_in_one_statement(database, flask_app, monkeyp
         assert row.last_success_at is not None and row.next_poll_at > client.next_poll_at
 
 
-def test_one_statement_readings_tell_the_value_they_replaced(clean_db):
-    """PostgreSQL: values someone else wrote after the poll's read are read under lock: the
-    event tells the value replaced (any text), and a value already equal to the reading is not
-    news."""
+def test_one_statement_readings_number_only_the_values_written(clean_db):
+    """PostgreSQL: a reading already stored by someone else (here the first one) is not news;
+    the events of the values written take the app's next ids without a gap."""
     client = _started(_client())
     sync_things(client, [_spec()])
     plan = sync.plan(sync.read_stored(client.id), [_spec(temp="22.0", humidity="55")])
-    odd = 'a "quoted" \\ back\u00fcslash \U0001f321'
-    Property.update(value=odd).where(Property.property_id == "temperature").execute()
-    Property.update(value="55").where(Property.property_id == "humidity").execute()
+    Property.update(value="22.0").where(Property.property_id == "temperature").execute()
     assert lifecycle.mark_polled(client, plan.values)
-    assert [(e.data["propertyId"], e.data["oldValue"], e.data["newValue"])
+    feed = events.read_after(client.app_id, 0, 100)
+    assert [(e.seq, e.data.get("propertyId"), e.data.get("oldValue")) for e in feed] == [
+        (1, None, None), (2, "humidity", "50")]
+    assert events.last_seq(client.app_id) == 2
+    assert _values(client) == {"temperature": "22.0", "humidity": "55"}
+
+
+def test_one_statement_readings_wait_for_a_held_property_and_tell_its_value(clean_db,
+                                                                            flask_app):
+    """PostgreSQL: another writer (a stale poll of the client past its lease) holds a property
+    the poll writes: the statement waits for it holding the client row but not yet the app's
+    event counter (the poll's lock order), then tells the value that writer committed, any
+    text."""
+    client = _started(_client())
+    sync_things(client, [_spec()])
+    plan = sync.plan(sync.read_stored(client.id), [_spec(temp="22.0", humidity="55")])
+    temperature = Property.get(Property.property_id == "temperature").id
+    odd = 'a "quoted" \\ back\u00fcslash \U0001f321'
+    other = psycopg.connect(DATABASE_URL)
+    other.execute("UPDATE property SET value = %s WHERE id = %s", (odd, temperature))
+    recorded = []
+
+    def poll_record():
+        with flask_app.app_context(), db.connection_context():
+            recorded.append(lifecycle.mark_polled(client, plan.values))
+
+    thread = threading.Thread(target=poll_record)
+    thread.start()
+    try:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
+            wait_until(lambda: probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'WITH polled AS%%'").fetchone()[0] == 1,
+                timeout=30, message="the statement waiting for the held property")
+            with probe.transaction():
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    probe.execute("SELECT 1 FROM connector_client WHERE id = %s"
+                                  " FOR UPDATE NOWAIT", (client.id,))
+            with probe.transaction():
+                assert probe.execute("SELECT 1 FROM event_counter WHERE app_id = %s"
+                                     " FOR UPDATE NOWAIT", (client.app_id,)).fetchone()
+    finally:
+        other.commit()
+        other.close()
+        thread.join(timeout=30)
+    assert recorded == [True]
+    assert [(e.seq, e.data["propertyId"], e.data["oldValue"], e.data["newValue"])
             for e in events.read_after(client.app_id, 1, 100)] == [
-        ("temperature", odd, "22.0")]
+        (2, "temperature", odd, "22.0"), (3, "humidity", "50", "55")]
     assert _values(client) == {"temperature": "22.0", "humidity": "55"}
 
 

@@ -172,13 +172,14 @@ def _write_values_sql(head: str, gate: str) -> str:
     """The CTEs ``old`` (the properties' values, read under lock, in id order) and ``changed``
     (each value that still differs from the reading, written; its row's ordinality ``n``, the
     row ``item`` and the value it ``replaced``). Reading under lock makes the value replaced the
-    one the event must tell, even when someone (the API) wrote it after the poll's read."""
+    one the event must tell, even when another writer (a stale poll of the client, past its
+    lease) wrote it after this poll's read."""
     table, pk, value, updated = (Property._meta.table_name, Property.id.column_name,
                                  Property.value.column_name, Property.last_update.column_name)
     # The id array is what the planner sizes the scan by: joined only to the JSON rows (which
     # it guesses at 100) it seq-scanned the whole property table when statistics were stale.
     return (f"{head}old AS (SELECT {pk}, {value} FROM {table}"
-            f" WHERE {pk} = ANY(%s::integer[]){gate} ORDER BY {pk} FOR UPDATE), "
+            f" WHERE {pk} = ANY(%s::integer[]){gate} ORDER BY {pk} FOR NO KEY UPDATE), "
             f"changed AS (UPDATE {table} AS p SET {value} = v.item->>1, {updated} = %s"
             " FROM old, json_array_elements(%s::json) WITH ORDINALITY AS v(item, n)"
             f" WHERE p.{pk} = old.{pk} AND old.{pk} = (v.item->>0)::integer"
@@ -226,6 +227,8 @@ def _record_readings() -> Statement:
     written and their events appended, one statement. Lock order as in a poll's transaction:
     the client row, then the properties, then the app's event counter."""
     polled = Statement.build(_mark_polled_query(True).returning(ConnectorClient.id))
+    # The data's text around its oldValue is Python's (non-ASCII escaped), the value itself
+    # PostgreSQL's (raw UTF-8): the same JSON once parsed, which is how every reader reads it.
     said = ("said AS (SELECT n, %s::text AS type, %s::text AS subject,"
             " (item->>2) || COALESCE(to_json(replaced)::text, 'null') || (item->>3) AS data"
             " FROM changed), ")
