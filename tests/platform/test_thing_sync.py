@@ -202,6 +202,14 @@ def test_one_statement_readings_number_only_the_values_written(clean_db):
     assert _values(client) == {"temperature": "22.0", "humidity": "55"}
 
 
+def _wait_for_a_lock(probe, statement: str) -> None:
+    """Until a statement starting with ``statement`` waits for a row lock."""
+    wait_until(lambda: probe.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND starts_with(query, %s)", (statement,)).fetchone()[0] == 1,
+        timeout=30, message=f"{statement} waiting for a lock")
+
+
 def test_one_statement_readings_wait_for_a_held_property_and_tell_its_value(clean_db,
                                                                             flask_app):
     """PostgreSQL: another writer (a stale poll of the client past its lease) holds a property
@@ -225,10 +233,7 @@ def test_one_statement_readings_wait_for_a_held_property_and_tell_its_value(clea
     thread.start()
     try:
         with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
-            wait_until(lambda: probe.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND query LIKE 'WITH polled AS%%'").fetchone()[0] == 1,
-                timeout=30, message="the statement waiting for the held property")
+            _wait_for_a_lock(probe, "WITH polled AS")
             with probe.transaction():
                 with pytest.raises(psycopg.errors.LockNotAvailable):
                     probe.execute("SELECT 1 FROM connector_client WHERE id = %s"
@@ -259,3 +264,36 @@ def test_one_statement_readings_write_nothing_for_a_client_no_longer_started(cle
     assert [e.type for e in events.read_after(client.app_id, 0, 100)] == ["thing.created"]
     row = ConnectorClient.get_by_id(client.id)
     assert (row.status, row.lease_token, row.last_success_at) == ("ERROR", "poll", None)
+
+
+def test_deleting_a_client_locks_its_row_before_its_things(clean_db, flask_app):
+    """PostgreSQL: a client's deletion takes the rows in a poll's order (client, then things),
+    so while it waits for a client row a poll's record holds, it holds none of its things and
+    the two cannot deadlock."""
+    client = _started(_client())
+    sync_things(client, [_spec()])
+    thing = Thing.get(Thing.connector_client == client)
+    other = psycopg.connect(DATABASE_URL)  # a poll recording its outcome
+    other.execute("UPDATE connector_client SET updated_at = now() WHERE id = %s", (client.id,))
+    deleted = []
+
+    def delete():
+        with flask_app.app_context(), db.connection_context():
+            lifecycle.delete_client(client)
+            deleted.append(True)
+
+    thread = threading.Thread(target=delete)
+    thread.start()
+    try:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
+            _wait_for_a_lock(probe, 'SELECT "t1"."id" FROM "connector_client"')
+            with probe.transaction():
+                assert probe.execute("SELECT 1 FROM thing WHERE id = %s FOR UPDATE NOWAIT",
+                                     (thing.id,)).fetchone()
+    finally:
+        other.commit()
+        other.close()
+        thread.join(timeout=30)
+    assert deleted == [True]
+    assert not Thing.select().where(Thing.connector_client == client).exists()
+    assert not ConnectorClient.select().where(ConnectorClient.id == client.id).exists()

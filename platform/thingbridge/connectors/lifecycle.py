@@ -202,8 +202,11 @@ def postpone(client: ConnectorClient, until) -> None:
 
 def delete_client(client: ConnectorClient) -> None:
     """Things first, then the client, in one transaction: a failure leaves both, and a retry of
-    the DELETE finishes the job."""
+    the DELETE finishes the job. The client row is locked before its things are touched, the
+    order a poll takes them in, so a poll running meanwhile never deadlocks with it."""
     with db.atomic():
+        list(locking(ConnectorClient.select(ConnectorClient.id)
+                     .where(ConnectorClient.id == client.id)))
         thing_ids = [t.id for t in Thing.select(Thing.id).where(Thing.connector_client == client)]
         Thing.delete().where(Thing.connector_client == client).execute()
         client.delete_instance(recursive=False)
