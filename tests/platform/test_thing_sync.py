@@ -1,6 +1,7 @@
 """The poll's write path (things.sync + poll_sql) on both databases it runs on: PostgreSQL (arrays,
 one statement) and SQLite, the embedded default (per-row statements)."""
 
+import contextlib
 import datetime
 import threading
 
@@ -202,12 +203,33 @@ def test_one_statement_readings_number_only_the_values_written(clean_db):
     assert _values(client) == {"temperature": "22.0", "humidity": "55"}
 
 
-def _wait_for_a_lock(probe, statement: str) -> None:
-    """Until a statement starting with ``statement`` waits for a row lock."""
-    wait_until(lambda: probe.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND starts_with(query, %s)", (statement,)).fetchone()[0] == 1,
-        timeout=30, message=f"{statement} waiting for a lock")
+@contextlib.contextmanager
+def _waiting_on(flask_app, hold: str, params: tuple, run, statement: str):
+    """Another transaction runs ``hold`` (a write, locking its row) and keeps it open while
+    ``run`` goes in a thread with a connection of its own. Yields a probe connection and the
+    list ``run``'s answer is put in, once ``run``'s statement starting with ``statement``
+    waits for a row lock; then the hold commits and ``run`` finishes."""
+    other = psycopg.connect(DATABASE_URL)
+    other.execute(hold, params)
+    answers = []
+
+    def target():
+        with flask_app.app_context(), db.connection_context():
+            answers.append(run())
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
+            wait_until(lambda: probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND starts_with(query, %s)", (statement,)).fetchone()[0] == 1,
+                timeout=30, message=f"{statement} waiting for a lock")
+            yield probe, answers
+    finally:
+        other.commit()
+        other.close()
+        thread.join(timeout=30)
 
 
 def test_one_statement_readings_wait_for_a_held_property_and_tell_its_value(clean_db,
@@ -221,30 +243,16 @@ def test_one_statement_readings_wait_for_a_held_property_and_tell_its_value(clea
     plan = sync.plan(sync.read_stored(client.id), [_spec(temp="22.0", humidity="55")])
     temperature = Property.get(Property.property_id == "temperature").id
     odd = 'a "quoted" \\ back\u00fcslash \U0001f321'
-    other = psycopg.connect(DATABASE_URL)
-    other.execute("UPDATE property SET value = %s WHERE id = %s", (odd, temperature))
-    recorded = []
-
-    def poll_record():
-        with flask_app.app_context(), db.connection_context():
-            recorded.append(lifecycle.mark_polled(client, plan.values))
-
-    thread = threading.Thread(target=poll_record)
-    thread.start()
-    try:
-        with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
-            _wait_for_a_lock(probe, "WITH polled AS")
-            with probe.transaction():
-                with pytest.raises(psycopg.errors.LockNotAvailable):
-                    probe.execute("SELECT 1 FROM connector_client WHERE id = %s"
-                                  " FOR UPDATE NOWAIT", (client.id,))
-            with probe.transaction():
-                assert probe.execute("SELECT 1 FROM event_counter WHERE app_id = %s"
-                                     " FOR UPDATE NOWAIT", (client.app_id,)).fetchone()
-    finally:
-        other.commit()
-        other.close()
-        thread.join(timeout=30)
+    with _waiting_on(flask_app, "UPDATE property SET value = %s WHERE id = %s",
+                     (odd, temperature), lambda: lifecycle.mark_polled(client, plan.values),
+                     "WITH polled AS") as (probe, recorded):
+        with probe.transaction():
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                probe.execute("SELECT 1 FROM connector_client WHERE id = %s"
+                              " FOR UPDATE NOWAIT", (client.id,))
+        with probe.transaction():
+            assert probe.execute("SELECT 1 FROM event_counter WHERE app_id = %s"
+                                 " FOR UPDATE NOWAIT", (client.app_id,)).fetchone()
     assert recorded == [True]
     assert [(e.seq, e.data["propertyId"], e.data["oldValue"], e.data["newValue"])
             for e in events.read_after(client.app_id, 1, 100)] == [
@@ -273,27 +281,13 @@ def test_deleting_a_client_locks_its_row_before_its_things(clean_db, flask_app):
     client = _started(_client())
     sync_things(client, [_spec()])
     thing = Thing.get(Thing.connector_client == client)
-    other = psycopg.connect(DATABASE_URL)  # a poll recording its outcome
-    other.execute("UPDATE connector_client SET updated_at = now() WHERE id = %s", (client.id,))
-    deleted = []
-
-    def delete():
-        with flask_app.app_context(), db.connection_context():
-            lifecycle.delete_client(client)
-            deleted.append(True)
-
-    thread = threading.Thread(target=delete)
-    thread.start()
-    try:
-        with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
-            _wait_for_a_lock(probe, 'SELECT "t1"."id" FROM "connector_client"')
-            with probe.transaction():
-                assert probe.execute("SELECT 1 FROM thing WHERE id = %s FOR UPDATE NOWAIT",
-                                     (thing.id,)).fetchone()
-    finally:
-        other.commit()
-        other.close()
-        thread.join(timeout=30)
-    assert deleted == [True]
+    # The hold: a poll recording its outcome.
+    with _waiting_on(flask_app, "UPDATE connector_client SET updated_at = now() WHERE id = %s",
+                     (client.id,), lambda: lifecycle.delete_client(client) or "deleted",
+                     'SELECT "t1"."id" FROM "connector_client"') as (probe, deleted):
+        with probe.transaction():
+            assert probe.execute("SELECT 1 FROM thing WHERE id = %s FOR UPDATE NOWAIT",
+                                 (thing.id,)).fetchone()
+    assert deleted == ["deleted"]
     assert not Thing.select().where(Thing.connector_client == client).exists()
     assert not ConnectorClient.select().where(ConnectorClient.id == client.id).exists()
