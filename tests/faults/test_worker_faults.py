@@ -39,14 +39,18 @@ def test_sigkilled_worker_clients_are_polled_again_soon_and_once(stack, owm_sim)
     stack.create_app()
     client_ids = stack.connect_clients(CLIENTS)
     stack.wait_all_polled(client_ids, EVER, 60, "first polls")
-    survivor = stack.start_worker("survivor", "--concurrency=4")  # can poll them all
-    wait_until(lambda: "ready" in survivor.log.read_text(errors="replace"), timeout=60,
-               message="survivor ready")
-
     next_reading(owm_sim, 2)
+    # Alone, the victim cannot keep up (12 polls every 4 s, 1 s each), so its prefetch fills;
+    # the survivor starts only then. Started first, it would take most polls and whether the
+    # victim ever held several at once would be up to the broker's timing.
     wait_until(lambda: _held(victim) >= 3, timeout=30, interval=0.05,
                message="the victim holding prefetched polls")
     celery = victim.celery()
+    survivor = stack.start_worker("survivor", "--concurrency=4")  # can poll them all
+    wait_until(lambda: "ready" in survivor.log.read_text(errors="replace"), timeout=60,
+               interval=0.05, message="survivor ready")
+    wait_until(lambda: _held(victim) >= 3, timeout=30, interval=0.05,
+               message="the victim still holding prefetched polls")
     held = _held(victim)
     since = stack.db_now()
     kill_group(celery)  # the Celery worker and its pool; its supervisor lives on
