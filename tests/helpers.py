@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import threading
 import time
 
+import psycopg
 from cryptography.fernet import Fernet
 from werkzeug.wrappers import Request, Response
 
@@ -123,3 +125,38 @@ class Statements:
         self.sql.clear()
         self.transactions = 0
         self.flights.clear()
+
+
+@contextlib.contextmanager
+def waiting_on(flask_app, hold: str, params: tuple, run, statement: str):
+    """Another transaction runs ``hold`` (a write, locking its row) and keeps it open while
+    ``run`` goes in a thread with a connection of its own. Yields a probe connection and the
+    list ``run``'s answer is put in, once ``run``'s statement starting with ``statement``
+    waits for a row lock; then the hold commits and ``run`` finishes."""
+    from thingbridge.db import db
+
+    other = psycopg.connect(DATABASE_URL)
+    other.execute(hold, params)
+    answers = []
+
+    def target():
+        with flask_app.app_context():
+            try:
+                answers.append(run())
+            finally:  # the thread's connection back to the pool (a request gave it already)
+                if not db.is_closed():
+                    db.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
+            wait_until(lambda: probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND starts_with(query, %s)", (statement,)).fetchone()[0] == 1,
+                timeout=30, message=f"{statement} waiting for a lock")
+            yield probe, answers
+    finally:
+        other.commit()
+        other.close()
+        thread.join(timeout=30)

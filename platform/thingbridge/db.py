@@ -11,7 +11,7 @@ from peewee import DatabaseProxy, PostgresqlDatabase
 from playhouse.db_url import connect as connect_url
 from playhouse.migrations import Runner
 
-from thingbridge.db_pool import DatabaseUnavailable, HealingPostgresDatabase
+from thingbridge.db_pool import CommitUncertain, DatabaseUnavailable, HealingPostgresDatabase
 
 __all__ = ["DatabaseUnavailable", "db", "init_app", "open_database", "retry_idempotent",
            "utcnow"]
@@ -90,7 +90,13 @@ def init_app(app) -> None:
 
     @app.errorhandler(DatabaseUnavailable)
     def _unavailable(exc):
-        error = ApiError(503, "the database is unreachable; try again shortly")
+        if isinstance(exc, CommitUncertain):
+            # Answering "nothing happened" here could have a client repeat what happened.
+            error = ApiError(503, "the database connection was lost while this request's "
+                                  "write was on its way: it may have been recorded; look before "
+                                  "repeating it", "COMMIT_UNCERTAIN")
+        else:
+            error = ApiError(503, "the database is unreachable; try again shortly")
         error.data = {"headers": {"Retry-After": str(RETRY_AFTER)}}
         return app.handle_http_exception(error)  # the error body, as for every error
 

@@ -6,9 +6,11 @@ sit in the pool or in a worker thread. The server says goodbye before it goes, s
 it spoke to while idle is replaced before anything is sent on it. A statement that still meets
 a dead connection (it died under the statement, or vanished without a word) is retried once on
 a new one if that is safe: a read, the start of a transaction, or a write declared repeatable.
-Anything else (another write outside a transaction, a statement inside one, a COMMIT whose
-answer was lost) raises ``DatabaseUnavailable``: the API answers 503 and a task is retried
-whole by Celery. So does a database that cannot be reached at all.
+A statement inside a transaction raises ``DatabaseUnavailable`` (the transaction died with the
+connection: nothing of it committed), as does a database that cannot be reached at all. A write
+outside a transaction (its own transaction) and a COMMIT whose answer was lost raise
+``CommitUncertain``: it may have committed. The API answers 503 either way, saying which, and a
+task is retried whole by Celery.
 """
 
 from __future__ import annotations
@@ -82,8 +84,10 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
         return super().cursor(named_cursor)
 
     def execute_sql(self, sql, params=None, named_cursor=None):
+        # Outside a transaction a statement commits itself: lost under it, it may have.
+        lost = DatabaseUnavailable if self.in_transaction() else CommitUncertain
         return self._healing(lambda: super(HealingPostgresDatabase, self).execute_sql(
-            sql, params, named_cursor), _repeatable(sql))
+            sql, params, named_cursor), _repeatable(sql), lost)
 
     def begin(self, *args, **kwargs):
         return self._healing(lambda: super(HealingPostgresDatabase, self).begin(

@@ -1,13 +1,11 @@
 """The poll's write path (things.sync + poll_sql) on both databases it runs on: PostgreSQL (arrays,
 one statement) and SQLite, the embedded default (per-row statements)."""
 
-import contextlib
 import datetime
-import threading
 
 import psycopg
 import pytest
-from helpers import DATABASE_URL, Statements, sync_things, wait_until
+from helpers import Statements, sync_things, waiting_on
 
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
@@ -203,35 +201,6 @@ def test_one_statement_readings_number_only_the_values_written(clean_db):
     assert _values(client) == {"temperature": "22.0", "humidity": "55"}
 
 
-@contextlib.contextmanager
-def _waiting_on(flask_app, hold: str, params: tuple, run, statement: str):
-    """Another transaction runs ``hold`` (a write, locking its row) and keeps it open while
-    ``run`` goes in a thread with a connection of its own. Yields a probe connection and the
-    list ``run``'s answer is put in, once ``run``'s statement starting with ``statement``
-    waits for a row lock; then the hold commits and ``run`` finishes."""
-    other = psycopg.connect(DATABASE_URL)
-    other.execute(hold, params)
-    answers = []
-
-    def target():
-        with flask_app.app_context(), db.connection_context():
-            answers.append(run())
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
-            wait_until(lambda: probe.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND starts_with(query, %s)", (statement,)).fetchone()[0] == 1,
-                timeout=30, message=f"{statement} waiting for a lock")
-            yield probe, answers
-    finally:
-        other.commit()
-        other.close()
-        thread.join(timeout=30)
-
-
 def test_one_statement_readings_wait_for_a_held_property_and_tell_its_value(clean_db,
                                                                             flask_app):
     """PostgreSQL: another writer (a stale poll of the client past its lease) holds a property
@@ -243,7 +212,7 @@ def test_one_statement_readings_wait_for_a_held_property_and_tell_its_value(clea
     plan = sync.plan(sync.read_stored(client.id), [_spec(temp="22.0", humidity="55")])
     temperature = Property.get(Property.property_id == "temperature").id
     odd = 'a "quoted" \\ back\u00fcslash \U0001f321'
-    with _waiting_on(flask_app, "UPDATE property SET value = %s WHERE id = %s",
+    with waiting_on(flask_app, "UPDATE property SET value = %s WHERE id = %s",
                      (odd, temperature), lambda: lifecycle.mark_polled(client, plan.values),
                      "WITH polled AS") as (probe, recorded):
         with probe.transaction():
@@ -282,7 +251,7 @@ def test_deleting_a_client_locks_its_row_before_its_things(clean_db, flask_app):
     sync_things(client, [_spec()])
     thing = Thing.get(Thing.connector_client == client)
     # The hold: a poll recording its outcome.
-    with _waiting_on(flask_app, "UPDATE connector_client SET updated_at = now() WHERE id = %s",
+    with waiting_on(flask_app, "UPDATE connector_client SET updated_at = now() WHERE id = %s",
                      (client.id,), lambda: lifecycle.delete_client(client) or "deleted",
                      'SELECT "t1"."id" FROM "connector_client"') as (probe, deleted):
         with probe.transaction():

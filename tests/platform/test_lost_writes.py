@@ -1,0 +1,73 @@
+"""A connection lost under a write: the API says whether the write may have been recorded.
+Inside a transaction nothing of it committed (503 SERVICE_UNAVAILABLE: repeat it); a write
+that was its own transaction may have (503 COMMIT_UNCERTAIN: look before repeating it).
+PostgreSQL only: SQLite has no connection to lose."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import LAMP, waiting_on
+
+from thingbridge.db import db
+from thingbridge.db_pool import CommitUncertain, DatabaseUnavailable
+from thingbridge.models import ActionRequest, App, Thing
+
+THINGS = "/api/v1/things"
+RENAME = 'UPDATE "app" SET "name" = %s WHERE "id" = %s'
+# Another transaction holds the app's event counter, so the request's event append waits.
+HOLD_COUNTER = "UPDATE event_counter SET last_seq = last_seq WHERE app_id = %s"
+
+
+def test_a_statement_lost_outside_a_transaction_is_uncertain_inside_one_undone(clean_db):
+    app, _ = App.register("lost")
+    with pytest.raises(CommitUncertain):
+        db.execute_sql(f"WITH renamed AS ({RENAME} RETURNING 1) SELECT"
+                       " pg_terminate_backend(pg_backend_pid()) FROM renamed", ["maybe", app.id])
+    with pytest.raises(DatabaseUnavailable) as lost:
+        with db.atomic():
+            db.execute_sql(RENAME, ["undone", app.id])
+            db.execute_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+    assert not isinstance(lost.value, CommitUncertain)
+    assert App.get_by_id(app.id).name != "undone"  # and the next statement has a connection
+
+
+def _lose_waiting(probe, statement: str) -> None:
+    """End the session whose ``statement`` waits for the held lock."""
+    assert probe.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND starts_with(query, %s)", (statement,)).fetchall() == [(True,)]
+
+
+def _assert_503(resp, error: str) -> None:
+    assert resp.status_code == 503, resp.json
+    assert resp.json["status"] == 503 and resp.json["error"] == error
+    assert resp.headers["Retry-After"].isdigit()
+
+
+def test_an_action_trigger_lost_on_its_way_may_have_been_recorded(api, flask_app):
+    """The trigger is one statement (the rate spend, the request and its event), committed on
+    its own: lost under it, the API cannot know whether the request was recorded."""
+    api.post("/api/v1/actions/callback/register", json={"callbackUrl": "https://example.com/a"})
+    thing_id = api.post(THINGS, json=LAMP).json["Id"]
+    trigger = f"{THINGS}/{thing_id}/components/switch/actions/setOn"
+    with waiting_on(flask_app, HOLD_COUNTER, (api.model.id,),
+                    lambda: api.post(trigger, json={"on": "true"}),
+                    "WITH spent AS") as (probe, answers):
+        _lose_waiting(probe, "WITH spent AS")
+    _assert_503(answers[0], "COMMIT_UNCERTAIN")
+    assert "may have been recorded" in answers[0].json["description"]
+    assert ActionRequest.select().count() == 0  # this time it was not: the app looks
+    assert api.post(trigger, json={"on": "true"}).status_code == 201
+
+
+def test_a_thing_lost_in_its_transaction_is_not_recorded(api, flask_app):
+    """Creating a thing is a transaction: lost under it, nothing committed and the API says
+    so (the plain 503); the same request repeated then succeeds."""
+    api.post(THINGS, json=LAMP)  # the app's event counter exists
+    with waiting_on(flask_app, HOLD_COUNTER, (api.model.id,),
+                    lambda: api.post(THINGS, json={**LAMP, "name": "second"}),
+                    "WITH ") as (probe, answers):
+        _lose_waiting(probe, "WITH ")
+    _assert_503(answers[0], "SERVICE_UNAVAILABLE")
+    assert Thing.select().where(Thing.name == "second").count() == 0
+    assert api.post(THINGS, json={**LAMP, "name": "second"}).status_code == 201
