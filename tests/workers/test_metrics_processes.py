@@ -1,7 +1,7 @@
-"""Metrics and logs across real processes: ``thingbridge api`` (gunicorn, two processes, one
-scrape summing both), ``thingbridge worker --metrics-port`` (a prefork pool's polls on the
-worker's own port), and JSON log lines whose request id follows an API call into the poll it
-enqueued."""
+"""Metrics, logs and errors across real processes: ``thingbridge api`` (gunicorn, two
+processes, one scrape summing both; what gunicorn answers itself, in the standard error body),
+``thingbridge worker --metrics-port`` (a prefork pool's polls on the worker's own port), and
+JSON log lines whose request id follows an API call into the poll it enqueued."""
 
 from __future__ import annotations
 
@@ -103,6 +103,44 @@ def test_one_scrape_sums_every_gunicorn_process(run, clean_db, tmp_path):
                       message="one scrape counting the requests of every process")
     counters = list((tmp_path / "metrics" / f"api-{port}").glob("counter_*.db"))
     assert len(counters) >= 2, counters  # one file per process that counted
+
+
+def _raw(port: int, request: bytes) -> tuple[int, str, dict]:
+    """Send ``request`` as is; the answer's status, Content-Type and JSON body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers["Content-Type"], json.loads(body)
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])  # gunicorn's sync and gthread workers
+def test_what_gunicorn_cannot_frame_is_answered_in_the_error_body(run, api, threads):
+    """gunicorn answers a request it cannot frame before the app sees it; its status, in the
+    standard JSON body. A chunked body it cannot read fails while the app reads it: a 400."""
+    port = free_port()
+    run("api", "--port", str(port), "--workers", "1", "--threads", threads)
+    wait_until(lambda: total(f"http://127.0.0.1:{port}/metrics", "thingbridge_clients") >= 0,
+               timeout=60, message="the API to listen")
+    hello = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    cases = [
+        (b"GET /api/v1/things/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (hello + b"X-External-Subject-Id: " + b"a" * 10_000 + b"\r\n\r\n", 431),
+        (hello + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431),
+        (hello + b"X-A: a\x00b\r\n\r\n", 400),
+        (b"POST /api/v1/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"POST /api/v1/webhooks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         b"Content-Type: application/json\r\nAuthorization: Bearer "
+         + api.token.encode() + b"\r\nX-External-Subject-Id: alice\r\n\r\nzz\r\n", 400),
+    ]
+    for request, expected in cases:
+        status, content_type, body = _raw(port, request)
+        assert (status, content_type) == (expected, "application/json"), request[:80]
+        assert body["status"] == expected and body["error"] and body["description"]
 
 
 def test_worker_port_reports_its_pool_and_logs_follow_the_request(run, api, owm_sim,

@@ -8,7 +8,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.routing import UnicodeConverter
 
 from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
-from thingbridge.schemas.common import NUL_REFUSED, ErrorBodySchema, has_nul
+from thingbridge.schemas.common import ErrorBodySchema, unstorable
 
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
                  "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
@@ -33,9 +33,18 @@ class _Parser(FlaskParser):
 
     def _load_location_data(self, *, schema, req, location):
         data = super()._load_location_data(schema=schema, req=req, location=location)
-        if has_nul(data):
-            raise ValidationError(NUL_REFUSED)
+        problem = unstorable(data)
+        if problem:
+            raise ValidationError(problem)
         return data
+
+    def load_json(self, req, schema):
+        try:
+            return super().load_json(req, schema)
+        # Valid JSON the parser still refuses: nested deeper than it recurses, or an integer
+        # of more digits than Python converts.
+        except (RecursionError, ValueError) as exc:
+            return self._handle_invalid_json_error(exc, req)
 
 
 class KeyConverter(UnicodeConverter):

@@ -23,7 +23,7 @@ from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.errors import ApiError, found
 from thingbridge.models import ActionRequest, App, Thing
 from thingbridge.schemas.actions import ConnectorActionIn
-from thingbridge.schemas.common import NUL_REFUSED, has_nul
+from thingbridge.schemas.common import unstorable
 from thingbridge.schemas.links import ConnectorActionsLink, external_url
 from thingbridge.things.service import own_action, own_component
 
@@ -60,8 +60,9 @@ def perform_action(token):
     _verify_signature(app)
     payload = request.get_json(silent=True)
     try:
-        if has_nul(payload):
-            raise ValidationError(NUL_REFUSED)
+        problem = unstorable(payload)
+        if problem:
+            raise ValidationError(problem)
         body = ConnectorActionIn().load(payload)
     except ValidationError as exc:
         abort(400, messages={"json": exc.messages})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import flask_smorest
+from gunicorn.http.errors import ParseException
 from peewee import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -61,6 +62,7 @@ class Api(flask_smorest.Api):
         super().init_app(app, **kwargs)
         app.register_error_handler(IntegrityError, self.handle_conflict)
         app.register_error_handler(DataError, self.handle_unstorable)
+        app.register_error_handler(ParseException, self.handle_unreadable)
         app.register_error_handler(Exception, self.handle_unexpected)
 
     def handle_http_exception(self, error: HTTPException):
@@ -97,6 +99,13 @@ class Api(flask_smorest.Api):
         return self.handle_http_exception(ApiError(
             400, "a value in the request cannot be stored (too long, out of range, or a NUL "
                  "character)"))
+
+    def handle_unreadable(self, error: ParseException):
+        """A body gunicorn could not read as HTTP frames it (a bad chunk size or terminator):
+        raised while the view reads the body, it is the client's error."""
+        log.info("unreadable request body: %r", error)
+        return self.handle_http_exception(ApiError(
+            400, f"the request body is malformed ({error.__class__.__name__})"))
 
     def handle_unexpected(self, error: Exception):
         """Never a stack trace or an HTML page: the trace goes to the log only."""

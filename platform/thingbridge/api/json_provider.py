@@ -21,6 +21,12 @@ _OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTH
 
 
 class JSONProvider(DefaultJSONProvider):
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:  # Flask's get_json answers 400 to a ValueError
+            raise ValueError("JSON nested too deeply") from exc
+
     def response(self, *args, **kwargs):
         if (self.compact is None and self._app.debug) or self.compact is False:
             return super().response(*args, **kwargs)

@@ -17,7 +17,7 @@ from thingbridge.db import utcnow
 from thingbridge.limits import quotas
 from thingbridge.models import ALL_SCOPES, AccessToken, App, token_hash
 from thingbridge.schemas.auth import OAuthErrorSchema, TokenOut
-from thingbridge.schemas.common import NUL_REFUSED, has_nul
+from thingbridge.schemas.common import unstorable
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post"]
 
@@ -79,19 +79,26 @@ ERRORS = {code: {"description": text, "content": {"application/json": {
 
 
 def _bad_form():
-    """A 400 invalid_request naming the first form value beyond its limit (or holding a NUL
-    character), or None."""
+    """A 400 invalid_request naming the first form value beyond its limit (or holding text
+    that cannot be stored), a 401 invalid_client for HTTP Basic credentials that are not
+    base64 of UTF-8 (authlib would fail on them), or None."""
+    if request.headers.get("Authorization", "")[:6].lower() == "basic " \
+            and request.authorization is None:
+        return _oauth_error(401, "invalid_client", "malformed HTTP Basic credentials")
     for name, limit in FORM_LIMITS.items():
         value = request.form.get(name, "")
         problem = (f"longer than {limit} characters" if len(value) > limit
-                   else NUL_REFUSED if has_nul(value) else None)
+                   else unstorable(value))
         if problem:
-            description = f"{name}: {problem}"
-            response = jsonify(error="invalid_request", error_description=description,
-                               status=400, description=description)
-            response.status_code = 400
-            return response
+            return _oauth_error(400, "invalid_request", f"{name}: {problem}")
     return None
+
+
+def _oauth_error(status: int, error: str, description: str):
+    response = jsonify(error=error, error_description=description, status=status,
+                       description=description)
+    response.status_code = status
+    return response
 
 
 def _standard_error_body(response):

@@ -29,8 +29,9 @@ def signed_in_app() -> App | None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a console page of this site: never an open redirect."""
-    if target and target.startswith("/console/") and not target.startswith("//"):
+    """Only a console page of this site: never an open redirect, and no character a Location
+    header cannot carry (werkzeug refuses control characters there)."""
+    if target and target.startswith("/console/") and target.isprintable():
         return target
     return url_for("console.overview")
 

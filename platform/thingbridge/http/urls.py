@@ -9,8 +9,10 @@ checks it again.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
+import idna
 from flask import current_app, has_app_context
 
 from thingbridge.http import addresses
@@ -21,20 +23,49 @@ def allow_list() -> tuple:
     return addresses.parse_allow(setting)
 
 
-def outbound_url_problem(url: str) -> str | None:
-    """Why ``url`` may not receive callbacks or webhooks, or None if it may."""
+_HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
+
+
+def _split(url: str):
+    """``(parts, host, problem)``: the URL's parts and its host as a resolver sees it
+    (lower case, IDNA, no trailing dot: ``localhost.`` and ``127.0.0.1\u3002`` are checked as
+    what they reach), or why it is no well-formed absolute http(s) URL."""
+    if not url.isprintable() or " " in url:
+        # urlsplit drops tabs and line breaks; the stored URL would keep them.
+        return None, None, "must not contain spaces or control characters"
     try:
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
     except ValueError:
-        return "not a valid URL"
+        return None, None, "not a valid URL"
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "must be an absolute http(s) URL"
+        return None, None, "must be an absolute http(s) URL"
+    if port == 0:
+        return None, None, "not a valid URL: port 0"
+    host = parts.hostname
+    if ":" not in host:  # an IPv6 literal is checked as an address
+        try:
+            if not host.isascii() or "xn--" in host:
+                host = idna.encode(host, uts46=True).decode("ascii")
+        except UnicodeError:  # idna's errors are UnicodeErrors
+            return None, None, f"not a valid host name: {parts.hostname}"
+        host = host.rstrip(".")
+        if not _HOST.fullmatch(host):
+            return None, None, f"not a valid host name: {parts.hostname}"
     if parts.username or parts.password:
-        return "must not contain credentials"
+        return None, None, "must not contain credentials"
+    return parts, host, None
+
+
+def outbound_url_problem(url: str) -> str | None:
+    """Why ``url`` may not receive callbacks or webhooks, or None if it may."""
+    parts, host, problem = _split(url)
+    if problem:
+        return problem
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     allow = allow_list()
     try:
-        found = addresses.resolve(parts.hostname, port)
+        found = addresses.resolve(host, port)
     except (OSError, UnicodeError, ValueError):
         found = []
     usable = [address for address in found if addresses.is_allowed(address, allow)]
@@ -56,21 +87,16 @@ def redirect_url_problem(url: str) -> str | None:
     """Why ``url`` may not be where an end user's browser is sent back to, or None. The
     browser goes there, not Thingbridge, so no address policy: https, or http to localhost
     where the operator opened loopback (development)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "not a valid URL"
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "must be an absolute http(s) URL"
+    parts, host, problem = _split(url)
+    if problem:
+        return problem
     if parts.scheme == "http":
-        if parts.hostname not in LOOPBACK_HOSTS:
+        if host not in LOOPBACK_HOSTS:
             return "must use https (plain http is allowed only for localhost)"
         loopback = addresses.ip_address("127.0.0.1")
         if has_app_context() and not any(loopback in net for net in allow_list()
                                          if net.version == 4):
             return "must use https (http to localhost is allowed only in development)"
-    if parts.username or parts.password:
-        return "must not contain credentials"
     return None
 
 

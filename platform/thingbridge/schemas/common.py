@@ -14,18 +14,28 @@ MAX_VALUE = 4096
 
 
 NUL_REFUSED = "text with a NUL character cannot be stored"
+SURROGATE_REFUSED = "text with a lone surrogate (\\ud800-\\udfff unpaired) cannot be stored"
 
 
-def has_nul(value) -> bool:
-    """Whether a loaded JSON value (keys included) or form holds a NUL character anywhere:
-    PostgreSQL text cannot, so such a value is a 400 wherever it would go."""
+def unstorable(value) -> str | None:
+    """Why a loaded JSON value (keys included) or form cannot be stored, or None: PostgreSQL
+    text holds no NUL character, and UTF-8 no lone surrogate (JSON's ``\\ud800`` unpaired), so
+    such a value is a 400 wherever it would go."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return NUL_REFUSED
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return SURROGATE_REFUSED
+        return None
     if isinstance(value, Mapping):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        return next(filter(None, (unstorable(k) or unstorable(v) for k, v in value.items())),
+                    None)
     if isinstance(value, list | tuple):
-        return any(has_nul(item) for item in value)
-    return False
+        return next(filter(None, map(unstorable, value)), None)
+    return None
 
 
 def fits(column) -> validate.Length:

@@ -22,14 +22,15 @@ MAX_COMPONENTS, MAX_PROPERTIES, MAX_ACTIONS, MAX_PARAMETERS, MAX_ITEMS = 50, 100
 ATTRIBUTE_TEXT = 255
 
 
+# A NUMBER in the notation every reader parses: ASCII digits, an optional sign, fraction and
+# exponent. Python's float() also takes "1_000", " 1", full-width digits and "inf".
+NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def check_value(kind: str, value: str) -> str | None:
     """Why ``value`` is not valid for a property of type ``kind``, or None if it is."""
-    if kind == "NUMBER":
-        try:
-            if not math.isfinite(float(value)):
-                raise ValueError
-        except ValueError:
-            return f"{value!r} is not a NUMBER"
+    if kind == "NUMBER" and not (NUMBER.fullmatch(value) and math.isfinite(float(value))):
+        return f"{value!r} is not a NUMBER"
     elif kind == "BOOLEAN" and value not in ("true", "false"):
         return f"{value!r} is not a BOOLEAN (true or false)"
     return None
@@ -59,6 +60,13 @@ class ParameterIn(LowerKeys):
 class ActionIn(LowerKeys):
     id = Id()
     parameters = bounded_list(fields.Nested(ParameterIn), MAX_PARAMETERS, load_default=list)
+
+    @validates_schema
+    def unique_parameters(self, data, **kwargs):
+        names = [parameter["name"] for parameter in data.get("parameters", [])]
+        if len(set(names)) < len(names):
+            raise ValidationError(f"action {data.get('id')!r} names a parameter twice",
+                                  "parameters")
 
 
 class PropertyIn(LowerKeys):

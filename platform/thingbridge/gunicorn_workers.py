@@ -1,0 +1,64 @@
+"""gunicorn workers whose own error answers are the API's standard JSON error body.
+
+gunicorn answers a request it cannot frame (a request line or headers beyond its limits, a
+malformed header, a bad chunk) before the application sees it, with a short HTML page. These
+workers keep gunicorn's decision (status and reason) and replace only the page. gunicorn has no
+hook for that body: its error writer sends the whole answer with one ``sendall`` on the
+client's socket, so the socket handed to it here writes the JSON answer instead.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
+
+from thingbridge.errors import CODES
+
+# gunicorn's default limits, which `thingbridge api` keeps.
+DESCRIPTIONS = {
+    400: "malformed HTTP request (request line, header or chunked body)",
+    414: "request line too long: method, path and query must fit in 4094 bytes",
+    431: "request headers too large: at most 100 header fields of 8190 bytes each",
+    501: "unsupported transfer coding",
+}
+
+
+def json_error(answer: bytes) -> bytes:
+    """gunicorn's HTML error answer rewritten with the standard JSON error body."""
+    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
+    _, code, reason = (status_line.split(" ", 2) + ["", ""])[:3]
+    status = int(code) if code.isdigit() else 500
+    body = json.dumps({"status": status, "error": CODES.get(status, "ERROR"),
+                       "description": DESCRIPTIONS.get(status, reason.lower() or "error")},
+                      separators=(",", ":")).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class _JsonErrorSocket:
+    """The client's socket, but what is sent on it is gunicorn's error answer: sent as JSON."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def sendall(self, data):
+        return self._sock.sendall(json_error(bytes(data)))
+
+
+class _JsonErrors:
+    def handle_error(self, req, client, addr, exc):
+        super().handle_error(req, _JsonErrorSocket(client), addr, exc)
+
+
+class JsonErrorSyncWorker(_JsonErrors, SyncWorker):
+    pass
+
+
+class JsonErrorThreadWorker(_JsonErrors, ThreadWorker):
+    pass

@@ -1,0 +1,139 @@
+"""Hostile input found by a fuzzing sweep, each a 500 before: a 4xx in the standard error body
+now. (What gunicorn cannot frame, a chunked body's error among it, is answered under a real
+gunicorn: tests/workers/test_metrics_processes.py.)"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import LAMP
+
+from thingbridge.http.urls import outbound_url_problem, redirect_url_problem
+
+THINGS = "/api/v1/things"
+HOOKS = "/api/v1/webhooks"
+SURROGATE = "\ud800"  # sent as the JSON escape \ud800, unpaired: no UTF-8 encodes it
+
+
+def _assert_400(resp, needle: str = "") -> None:
+    assert resp.status_code == 400, (resp.status_code, resp.data)
+    assert resp.json["status"] == 400 and resp.json["error"] == "BAD_REQUEST"
+    assert needle in resp.json["description"]
+
+
+def test_json_nested_deeper_than_the_parser_recurses_is_400(api, flask_app):
+    deep = "[" * 100_000 + "]" * 100_000
+    _assert_400(api.post(HOOKS, data=deep, headers={"Content-Type": "application/json"}))
+    _assert_400(api.post(THINGS, data='{"a":' * 100_000 + "1" + "}" * 100_000,
+                         headers={"Content-Type": "application/json"}))
+    with pytest.raises(ValueError):  # what Flask's get_json answers with a 400
+        flask_app.json.loads(deep)
+
+
+def test_integers_of_more_digits_than_python_converts_are_400(api):
+    huge = "9" * 5000
+    _assert_400(api.post(THINGS, data=f'{{"name": {huge}}}',
+                         headers={"Content-Type": "application/json"}))
+    hook = api.post(HOOKS, json={"url": "https://example.com/hook"}).json["id"]
+    _assert_400(api.post(f"{HOOKS}/{hook}/replay", data=f'{{"after": {huge}}}',
+                         headers={"Content-Type": "application/json"}))
+
+
+def test_lone_surrogates_are_400_wherever_text_goes(api):
+    thing = api.post(THINGS, json=LAMP).json["Id"]
+    hook = api.post(HOOKS, json={"url": "https://example.com/hook"}).json["id"]
+    attempts = [
+        api.post(THINGS, json={**LAMP, "name": f"a{SURROGATE}b"}),
+        api.post(THINGS, json={**LAMP, "attributes": [{"name": "room", "value": SURROGATE}]}),
+        api.post(HOOKS, json={"url": "https://example.com/h", "description": SURROGATE}),
+        api.patch(f"{HOOKS}/{hook}", json={"description": SURROGATE}),
+        api.post("/api/v1/connectors/instances", json={"connector_type_id": SURROGATE,
+                                                      "configuration": {}}),
+        api.post("/api/v1/connectors/clients", json={
+            "connector_type_id": "openweathermap", "configuration": {"city": SURROGATE}}),
+        api.put(f"{THINGS}/{thing}/components/switch/properties/on", json={"value": SURROGATE}),
+        api.post(f"{THINGS}/{thing}/components/switch/actions/setOn",
+                 json={"on": SURROGATE}),
+    ]
+    for resp in attempts:
+        _assert_400(resp, "lone surrogate")
+    # A surrogate pair is one character (an emoji): stored and read back whole.
+    emoji = api.post(THINGS, json={**LAMP, "name": "lamp \U0001f4a1"})
+    assert emoji.status_code == 201
+    assert api.get(f"{THINGS}/{emoji.json['Id']}").json["name"] == "lamp \U0001f4a1"
+
+
+def test_basic_credentials_that_are_not_utf8_are_401_invalid_client(http):
+    resp = http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                     headers={"Authorization": "Basic //46/w=="})  # ff fe ':' ff
+    assert resp.status_code == 401
+    assert resp.json["error"] == "invalid_client" and resp.json["status"] == 401
+    resp = http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                     headers={"Authorization": "Basic not-base64!"})
+    assert resp.status_code == 401 and resp.json["error"] == "invalid_client"
+
+
+def test_a_console_sign_in_with_a_next_holding_line_breaks_goes_to_the_overview(http, api):
+    page = http.get("/console/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    resp = http.post("/console/login", data={
+        "client_id": api.client_id, "client_secret": api.secret, "csrf_token": token,
+        "next": "/console/\r\nSet-Cookie: x=1"})
+    assert resp.status_code == 302
+    assert resp.headers["Location"].endswith("/console/")
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("https://example.com/\r\nX-Injected: 1", "control characters"),
+    ("https://exa mple.com/", "spaces"),
+    ("https://example.com/\tx", "control characters"),
+    ("https://1.1.1.1:0/", "port 0"),
+    ("https://xn--/", "not a valid host name"),
+    ("https://a..b.example.com/", "not a valid host name"),
+    ("https://169.254.169.254\u3002/", "public address"),  # U+3002: a dot to IDNA
+    ("https://localhost./", "public address"),
+    ("https://LOCALHOST/", "public address"),
+    ("https://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/", "public address"),
+])
+def test_malformed_or_disguised_urls_are_refused(url, problem):
+    assert problem in outbound_url_problem(url)
+
+
+@pytest.mark.parametrize("url", [
+    "https://example.com/hook", "https://b\u00fccher.example/x", "https://a_b.example.com/",
+    "https://EXAMPLE.COM./x", "https://example.com/p%20q?x=1", "https://[2606:4700::1]/x",
+])
+def test_well_formed_public_urls_pass(url):
+    assert outbound_url_problem(url) is None
+
+
+def test_registered_urls_with_line_breaks_are_400(api):
+    for resp in (api.post(HOOKS, json={"url": "https://example.com/\r\nX-Injected: 1"}),
+                 api.post("/api/v1/actions/callback/register",
+                          json={"callbackUrl": "https://example.com/a\n"})):
+        assert resp.status_code == 400 and resp.json["status"] == 400, resp.json
+        assert "control characters" in resp.json["description"]
+    assert "control characters" in redirect_url_problem("https://example.com/cb\r\n")
+
+
+def _number_thing(value: str) -> dict:
+    return {"name": "meter", "maincomponentid": "m", "components": [{"id": "m", "properties": [
+        {"id": "reading", "type": "NUMBER", "value": value}]}]}
+
+
+@pytest.mark.parametrize("value", ["1_000", "\uff11", " 1", "1 ", "inf", "NaN", "0x10", "1e"])
+def test_number_values_only_in_the_notation_every_reader_parses(api, value):
+    _assert_400(api.post(THINGS, json=_number_thing(value)), "is not a NUMBER")
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "+3", ".5", "5.", "1e+20", "1E-05", "007"])
+def test_ordinary_number_values_pass(api, value):
+    assert api.post(THINGS, json=_number_thing(value)).status_code == 201
+
+
+def test_an_action_naming_a_parameter_twice_is_400(api):
+    twice = {"id": "setOn", "parameters": [{"name": "on", "type": "BOOLEAN"},
+                                           {"name": "on", "type": "STRING"}]}
+    body = {**LAMP, "components": [{**LAMP["components"][0], "actions": [twice]}]}
+    _assert_400(api.post(THINGS, json=body), "names a parameter twice")
