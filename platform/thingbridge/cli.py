@@ -163,17 +163,13 @@ def _celery(command: str, args) -> list[str]:
 def api(host, port, workers, threads):
     """Serve the REST API (and the console, and /metrics) under gunicorn, which restarts a
     worker process that dies."""
+    from thingbridge.gunicorn_workers import serve_command
     from thingbridge.observability.exposition import share_between_processes
 
     share_between_processes(f"api-{port}")  # /metrics sums every gunicorn process
     # One pooled database connection per thread: a request never waits for another's.
     env = _role_env("api", DATABASE_POOL_SIZE=threads)
-    # gunicorn's sync or gthread worker (as it picks by --threads), its own errors in JSON.
-    worker_class = "JsonErrorThreadWorker" if threads > 1 else "JsonErrorSyncWorker"
-    os.execvpe(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers),
-                                "--threads", str(threads), "-b", f"{host}:{port}",
-                                "-k", f"thingbridge.gunicorn_workers.{worker_class}",
-                                "thingbridge.wsgi:app"], env)
+    os.execvpe(sys.executable, serve_command(workers, threads, f"{host}:{port}"), env)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

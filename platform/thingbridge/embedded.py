@@ -15,6 +15,7 @@ from thingbridge import create_app
 from thingbridge.config import provider_setting, var_dir
 from thingbridge.connectors.registry import connector_classes, sync_descriptions
 from thingbridge.db import db, migrate_up
+from thingbridge.gunicorn_workers import serve_command
 from thingbridge.localserver import LocalServer
 from thingbridge.models import App
 from thingbridge.supervise import Child, supervise
@@ -54,8 +55,7 @@ def _children(port: int) -> list[Child]:
     py = sys.executable
     beat_file = str(var_dir() / "celerybeat-schedule")
     return [
-        Child("api", [py, "-m", "gunicorn", "-w", "1", "--threads", "8", "-b",
-                      f"127.0.0.1:{port}", "--log-level", "warning", "thingbridge.wsgi:app"]),
+        Child("api", serve_command(1, 8, f"127.0.0.1:{port}", "--log-level", "warning")),
         Child("worker", [py, "-m", "celery", "-A", CELERY_APP, "worker", "--loglevel=WARNING",
                          "--concurrency=2"]),
         Child("beat", [py, "-m", "celery", "-A", CELERY_APP, "beat", "--loglevel=WARNING",

@@ -10,6 +10,7 @@ client's socket, so the socket handed to it here writes the JSON answer instead.
 from __future__ import annotations
 
 import json
+import sys
 
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
@@ -62,3 +63,11 @@ class JsonErrorSyncWorker(_JsonErrors, SyncWorker):
 
 class JsonErrorThreadWorker(_JsonErrors, ThreadWorker):
     pass
+
+
+def serve_command(workers: int, threads: int, bind: str, *options: str) -> list[str]:
+    """The command serving the API under gunicorn: its sync worker, or gthread with more than
+    one thread (as gunicorn picks), either answering its own errors in JSON."""
+    worker = JsonErrorThreadWorker if threads > 1 else JsonErrorSyncWorker
+    return [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
+            "-b", bind, "-k", f"{__name__}.{worker.__name__}", *options, "thingbridge.wsgi:app"]

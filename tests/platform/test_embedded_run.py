@@ -143,6 +143,8 @@ def test_run_serves_polls_and_ctrl_c_stops_every_child(embedded, tmp_path):
     assert ids == list(range(1, len(ids) + 1))  # no gap, no duplicate
     created = requests.get(f"{embedded.base}/api/v1/things", headers=headers, timeout=10)
     assert len(created.json()) == 33  # the weather thing and the 32 lamps
+    too_long = requests.get(f"{embedded.base}/api/v1/things/{'a' * 5000}", timeout=10)
+    assert too_long.status_code == 414 and too_long.json()["error"] == "URI_TOO_LONG"
 
     children = embedded.children = _descendants(embedded.pid)
     assert len(children) >= 3  # api, worker, beat (and their own processes)
