@@ -139,7 +139,8 @@ def issue_token():
 @blp.doc(security=CLIENT_SECURITY, responses=ERRORS, requestBody=_form(
     ["token"], token={"type": "string"},
     token_type_hint={"type": "string", "enum": ["access_token"]}))
-@blp.response(200, description="Revoked, or not a token (RFC 7009): the answer is the same")
+@blp.response(200, description="Revoked, or not a token (RFC 7009): the answer is the same; "
+                               "another app's token is refused (400 invalid_grant)")
 def revoke_token():
     """Revoke one of the app's tokens (RFC 7009; the app authenticates as for a token)"""
     return _bad_form() or _standard_error_body(
