@@ -95,6 +95,14 @@ def test_a_console_sign_in_with_a_next_holding_line_breaks_goes_to_the_overview(
     ("https://localhost./", "public address"),
     ("https://LOCALHOST/", "public address"),
     ("https://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/", "public address"),
+    ("https://-a.example.com/", "not a valid host name"),
+    (f"https://{'a' * 64}.example.com/", "not a valid host name"),
+    (f"https://{'a.' * 127}com/", "not a valid host name"),  # over 253 characters
+    ("https://1.1.1.1.1/", "not a valid host name"),
+    ("https://[v1.x]/", "not a valid IPv6 address"),
+    ("https://@example.com/", "credentials"),
+    ("https://:@example.com/", "credentials"),
+    ("https://example.com\\@127.0.0.1/", "credentials"),
 ])
 def test_malformed_or_disguised_urls_are_refused(url, problem):
     assert problem in outbound_url_problem(url)
@@ -137,3 +145,36 @@ def test_an_action_naming_a_parameter_twice_is_400(api):
                                            {"name": "on", "type": "STRING"}]}
     body = {**LAMP, "components": [{**LAMP["components"][0], "actions": [twice]}]}
     _assert_400(api.post(THINGS, json=body), "names a parameter twice")
+
+
+def test_ids_ending_in_a_line_break_are_400(api):
+    """Python's ``$`` matches before a final line break; the documented pattern's does not."""
+    for body in ({**LAMP, "maincomponentid": "switch\n", "components": [
+                    {**LAMP["components"][0], "id": "switch\n"}]},
+                 {**LAMP, "components": [{**LAMP["components"][0], "actions": [
+                     {"id": "setOn", "parameters": [{"name": "on\n"}]}]}]}):
+        _assert_400(api.post(THINGS, json=body), "must match")
+    _assert_400(api.get(f"{THINGS}?limit=1&after=1.abc%0A"), "not a cursor")
+
+
+def test_head_on_a_console_form_changes_nothing(http, api):
+    """Flask routes HEAD to a GET view, and CSRF protection exempts it: a view must not take
+    it for its POST (it deleted the client, or signed in without a CSRF token)."""
+    from flows import owm_instance
+
+    from thingbridge.models import ConnectorClient
+
+    owm_instance(api)
+    client = api.post("/api/v1/connectors/clients", json={
+        "connector_type_id": "openweathermap", "configuration": {"city": "Berlin"}}).json
+    signed_out = http.head("/console/login", data={"client_id": api.client_id,
+                                                    "client_secret": api.secret})
+    assert signed_out.status_code == 200
+    assert http.get("/console/").status_code == 302  # still signed out
+    page = http.get("/console/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    http.post("/console/login", data={"client_id": api.client_id, "client_secret": api.secret,
+                                      "csrf_token": token})
+    resp = http.head(f"/console/clients/{client['client_id']}/delete")
+    assert resp.status_code == 200
+    assert ConnectorClient.get_or_none(ConnectorClient.id == client["client_id"]) is not None

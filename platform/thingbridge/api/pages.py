@@ -15,6 +15,8 @@ import datetime
 from marshmallow import Schema, fields, validate
 from peewee import Tuple
 
+from thingbridge.schemas.common import FullMatch
+
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 # 17 digits of microseconds reach the year 5138: every cursor of this shape is a valid time.
 CURSOR = r"^[0-9]{1,17}\.[A-Za-z0-9-]{1,36}$"
@@ -26,7 +28,7 @@ class PageQuery(Schema):
         "description": f"Items per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}); with "
                        "limit or after the answer is a page object, without both the plain "
                        "array of every item"})
-    after = fields.String(validate=validate.Regexp(CURSOR, error="not a cursor this list returned"),
+    after = fields.String(validate=FullMatch(CURSOR, error="not a cursor this list returned"),
                           metadata={"description": "The `cursor` of the previous page; omit for "
                                                    "the first"})
 

@@ -63,7 +63,7 @@ def reauthorize(client_id):
 @bp.route("/clients/<client_id>/delete", methods=["GET", "POST"])
 def delete_client(client_id):
     row = app_client(g.app, client_id)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (Flask routes it here and CSRF exempts it)
         return render_template("console/client_delete.html", client=row,
                                things=len(client_things(row.id)))
     lifecycle.delete_client(row)

@@ -38,7 +38,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (Flask routes it here and CSRF exempts it)
         return render_template("console/login.html", next=request.args.get("next", ""))
     client_id = request.form.get("client_id", "").strip()
     secret = request.form.get("client_secret", "")

@@ -10,6 +10,7 @@ checks it again.
 from __future__ import annotations
 
 import re
+import socket
 from urllib.parse import urlsplit
 
 import idna
@@ -23,7 +24,9 @@ def allow_list() -> tuple:
     return addresses.parse_allow(setting)
 
 
-_HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
+# Labels of at most 63 characters, no hyphen at either end (underscores as resolvers take them).
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 
 
 def _split(url: str):
@@ -42,19 +45,38 @@ def _split(url: str):
         return None, None, "must be an absolute http(s) URL"
     if port == 0:
         return None, None, "not a valid URL: port 0"
-    host = parts.hostname
-    if ":" not in host:  # an IPv6 literal is checked as an address
-        try:
-            if not host.isascii() or "xn--" in host:
-                host = idna.encode(host, uts46=True).decode("ascii")
-        except UnicodeError:  # idna's errors are UnicodeErrors
-            return None, None, f"not a valid host name: {parts.hostname}"
-        host = host.rstrip(".")
-        if not _HOST.fullmatch(host):
-            return None, None, f"not a valid host name: {parts.hostname}"
-    if parts.username or parts.password:
+    if "@" in parts.netloc:  # even an empty user name: the sender would not send it as given
         return None, None, "must not contain credentials"
+    host = parts.hostname
+    if "[" in parts.netloc:  # a bracketed literal is an IPv6 address or nothing
+        return (parts, host, None) if _is_ipv6(host) else (
+            None, None, f"not a valid IPv6 address: {host}")
+    try:
+        if not host.isascii() or "xn--" in host:
+            host = idna.encode(host, uts46=True).decode("ascii")
+    except UnicodeError:  # idna's errors are UnicodeErrors
+        return None, None, f"not a valid host name: {parts.hostname}"
+    host = host.rstrip(".")
+    # A name whose last label is a number is an IPv4 address in one of its spellings.
+    numeric = host.rsplit(".", 1)[-1].isdigit() or host.rsplit(".", 1)[-1].startswith("0x")
+    if len(host) > 253 or not _HOST.fullmatch(host) or (numeric and not _is_ipv4(host)):
+        return None, None, f"not a valid host name: {parts.hostname}"
     return parts, host, None
+
+
+def _is_ipv6(host: str) -> bool:
+    try:  # a zone id ("%eth0") names no other host
+        return addresses.ip_address(host.split("%", 1)[0]).version == 6
+    except ValueError:
+        return False
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        socket.inet_aton(host)  # what resolvers read: "127.1", "0x7f.1", "2130706433"
+        return True
+    except OSError:
+        return False
 
 
 def outbound_url_problem(url: str) -> str | None:

@@ -3,7 +3,7 @@
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from thingbridge.models import ACTION_STATUSES, ActionRequest, Thing
-from thingbridge.schemas.common import VALUE_DOC, Flag, Timestamp, ValueString, fits
+from thingbridge.schemas.common import VALUE_DOC, Flag, FullMatch, Timestamp, ValueString, fits
 from thingbridge.schemas.things import ID_MESSAGE, ID_PATTERN, MAX_PARAMETERS
 
 _VALUE = ValueString()
@@ -60,8 +60,8 @@ class ConnectorActionIn(Schema):
                        "result and not performed again"})
     thingId = fields.String(required=True, validate=fits(Thing.id))
     componentId = fields.String(required=True,
-                                validate=validate.Regexp(ID_PATTERN, error=ID_MESSAGE))
-    actionId = fields.String(required=True, validate=validate.Regexp(ID_PATTERN, error=ID_MESSAGE))
+                                validate=FullMatch(ID_PATTERN, error=ID_MESSAGE))
+    actionId = fields.String(required=True, validate=FullMatch(ID_PATTERN, error=ID_MESSAGE))
     parameters = ParametersField(load_default=dict)
 
 

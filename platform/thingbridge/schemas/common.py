@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 
-from marshmallow import Schema, fields, post_dump, validate
+from marshmallow import Schema, ValidationError, fields, post_dump, validate
 
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"  # every time the API shows: UTC, RFC 3339
 
@@ -36,6 +36,17 @@ def unstorable(value) -> str | None:
     if isinstance(value, list | tuple):
         return next(filter(None, map(unstorable, value)), None)
     return None
+
+
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` over the whole value: Python's ``$`` also matches before a final
+    line break, which the documented pattern's (JSON Schema's) does not, so ``"main\\n"``
+    passed ``^[a-z]+$``."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 def fits(column) -> validate.Length:

@@ -12,7 +12,7 @@ import re
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from thingbridge.models import PROPERTY_TYPES, THING_STATUSES, Component, Property, Thing
-from thingbridge.schemas.common import Flag, ValueString, fits, iso
+from thingbridge.schemas.common import Flag, FullMatch, ValueString, fits, iso
 from thingbridge.schemas.links import ComponentLink, PropertyLink
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9\-_]{1,200}$")
@@ -44,7 +44,7 @@ class LowerKeys(Schema):
         return data
 
 
-Id = lambda: fields.String(required=True, validate=validate.Regexp(ID_PATTERN, error=ID_MESSAGE))  # noqa: E731
+Id = lambda: fields.String(required=True, validate=FullMatch(ID_PATTERN, error=ID_MESSAGE))  # noqa: E731
 
 
 def bounded_list(item, most: int, **kwargs) -> fields.List:
