@@ -38,6 +38,7 @@ def test_integers_of_more_digits_than_python_converts_are_400(api):
     hook = api.post(HOOKS, json={"url": "https://example.com/hook"}).json["id"]
     _assert_400(api.post(f"{HOOKS}/{hook}/replay", data=f'{{"after": {huge}}}',
                          headers={"Content-Type": "application/json"}))
+    _assert_400(api.post(f"{HOOKS}/{hook}/replay", json={"after": 1.5}))  # not read as 1
 
 
 def test_lone_surrogates_are_400_wherever_text_goes(api):

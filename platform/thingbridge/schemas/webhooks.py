@@ -94,8 +94,10 @@ class DeliveryPage(Schema):
 
 
 class ReplayIn(Schema):
-    after = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_ID), metadata={
-        "description": "Deliver again every (matching) event with an id greater than this"})
+    # strict: 1.5 is refused, not read as 1.
+    after = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_ID),
+                           metadata={"description": "Deliver again every (matching) event with "
+                                                    "an id greater than this"})
 
 
 class ReplayOut(Schema):
