@@ -10,7 +10,6 @@ checks it again.
 from __future__ import annotations
 
 import re
-import socket
 from urllib.parse import urlsplit
 
 import idna
@@ -49,8 +48,10 @@ def _split(url: str):
         return None, None, "must not contain credentials"
     host = parts.hostname
     if "[" in parts.netloc:  # a bracketed literal is an IPv6 address or nothing
-        return (parts, host, None) if _is_ipv6(host) else (
-            None, None, f"not a valid IPv6 address: {host}")
+        address = addresses.literal(host)
+        if address is None or address.version != 6:
+            return None, None, f"not a valid IPv6 address: {host}"
+        return parts, host, None
     try:
         if not host.isascii() or "xn--" in host:
             host = idna.encode(host, uts46=True).decode("ascii")
@@ -58,25 +59,12 @@ def _split(url: str):
         return None, None, f"not a valid host name: {parts.hostname}"
     host = host.rstrip(".")
     # A name whose last label is a number is an IPv4 address in one of its spellings.
-    numeric = host.rsplit(".", 1)[-1].isdigit() or host.rsplit(".", 1)[-1].startswith("0x")
-    if len(host) > 253 or not _HOST.fullmatch(host) or (numeric and not _is_ipv4(host)):
+    last = host.rsplit(".", 1)[-1]
+    numeric = last.isdigit() or last.startswith("0x")
+    if len(host) > 253 or not _HOST.fullmatch(host) or (
+            numeric and addresses.literal(host) is None):
         return None, None, f"not a valid host name: {parts.hostname}"
     return parts, host, None
-
-
-def _is_ipv6(host: str) -> bool:
-    try:  # a zone id ("%eth0") names no other host
-        return addresses.ip_address(host.split("%", 1)[0]).version == 6
-    except ValueError:
-        return False
-
-
-def _is_ipv4(host: str) -> bool:
-    try:
-        socket.inet_aton(host)  # what resolvers read: "127.1", "0x7f.1", "2130706433"
-        return True
-    except OSError:
-        return False
 
 
 def outbound_url_problem(url: str) -> str | None:
