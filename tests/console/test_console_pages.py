@@ -26,6 +26,10 @@ class Browser:
         return self.session.post(self.base + path, data=data, allow_redirects=False,
                                  timeout=10)
 
+    def head(self, path, data=None):
+        return self.session.head(self.base + path, data=data, allow_redirects=False,
+                                 timeout=10)
+
 
 def _csrf(page) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -165,3 +169,24 @@ def test_sign_out(console):
     resp = http.post("/console/logout", data={"csrf_token": _csrf(http.get("/console/"))})
     assert resp.status_code == 302
     assert http.get("/console/").status_code == 302
+
+
+def test_a_sign_in_whose_next_holds_line_breaks_goes_to_the_overview(live_api, make_app):
+    api, http = make_app("app-a"), Browser(live_api)
+    resp = http.post("/console/login", data={
+        "client_id": api.client_id, "client_secret": api.secret,
+        "csrf_token": _csrf(http.get("/console/login")), "next": "/console/\r\nSet-Cookie: x=1"})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/console/")
+
+
+def test_head_on_a_form_changes_nothing(live_api, make_app):
+    """Flask routes HEAD to a GET view, and CSRF protection exempts it: a view must not take
+    it for its POST (it deleted the client, or signed in without a CSRF token)."""
+    api, http = make_app("app-a"), Browser(live_api)
+    client_id = owm_client(api)
+    assert http.head("/console/login", data={"client_id": api.client_id,
+                                             "client_secret": api.secret}).status_code == 200
+    assert http.get("/console/").status_code == 302  # still signed out
+    _sign_in(http, api)
+    assert http.head(f"/console/clients/{client_id}/delete").status_code == 200
+    assert ConnectorClient.get_or_none(ConnectorClient.id == client_id) is not None

@@ -28,10 +28,10 @@ def closed_policy(flask_app, monkeypatch):
                         lambda host, port: table[host] if host in table else real(host, port))
 
 
-def assert_refused(resp, code):
+def assert_refused(resp, code, problem="public address"):
     assert resp.status_code == 400, resp.json
     assert resp.json["status"] == 400 and resp.json["error"] == code
-    assert "public address" in resp.json["description"]
+    assert problem in resp.json["description"]
 
 
 @pytest.mark.parametrize("url", INTERNAL)
@@ -59,3 +59,13 @@ def test_the_allow_list_opens_a_range(api, closed_policy, flask_app, monkeypatch
     assert api.post(HOOKS, json={"url": "https://redis.internal/"}).status_code == 201
     assert api.post(HOOKS, json={"url": "http://10.0.0.5/"}).status_code == 201
     assert_refused(api.post(HOOKS, json={"url": "https://127.0.0.1/"}), "INVALID_WEBHOOK_URL")
+
+
+@pytest.mark.parametrize("url", ["https://example.com/\r\nX-Injected: 1",
+                                 "https://example.com/a\n"])
+def test_urls_with_line_breaks_are_refused_on_every_registration(api, url):
+    """urlsplit drops line breaks silently; the URL stored and sent would keep them."""
+    assert_refused(api.post(HOOKS, json={"url": url}), "INVALID_WEBHOOK_URL",
+                   "control characters")
+    assert_refused(api.post(CALLBACK, json={"callbackUrl": url}), "INVALID_CALLBACK_URL",
+                   "control characters")
