@@ -84,10 +84,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
         return super().cursor(named_cursor)
 
     def execute_sql(self, sql, params=None, named_cursor=None):
-        # Outside a transaction a statement commits itself: lost under it, it may have.
-        lost = DatabaseUnavailable if self.in_transaction() else CommitUncertain
         return self._healing(lambda: super(HealingPostgresDatabase, self).execute_sql(
-            sql, params, named_cursor), _repeatable(sql), lost)
+            sql, params, named_cursor), _repeatable(sql))
 
     def begin(self, *args, **kwargs):
         return self._healing(lambda: super(HealingPostgresDatabase, self).begin(
@@ -137,7 +135,7 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
         if conn.info.transaction_status != TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
 
-    def _healing(self, run, repeatable: bool, lost=DatabaseUnavailable):
+    def _healing(self, run, repeatable: bool, lost: type[DatabaseUnavailable] | None = None):
         try:
             return run()
         except DatabaseUnavailable:
@@ -146,6 +144,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
             if not _dead(self._state.conn):
                 raise  # an error of the statement itself, on a live connection
             if self.in_transaction() or not repeatable:
+                # Outside a transaction a statement commits itself: lost under it, it may have.
+                lost = lost or (DatabaseUnavailable if self.in_transaction() else CommitUncertain)
                 raise lost(f"connection lost: {_first_line(exc)}") from exc
             first = exc
         self._replace_connection()
