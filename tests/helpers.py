@@ -127,6 +127,13 @@ class Statements:
         self.flights.clear()
 
 
+def lock_waiters(probe, statement: str) -> list[int]:
+    """The sessions whose statement starts with ``statement`` and waits for a lock."""
+    return [pid for (pid,) in probe.execute(
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND starts_with(query, %s)", (statement,))]
+
+
 @contextlib.contextmanager
 def waiting_on(flask_app, hold: str, params: tuple, run, statement: str):
     """Another transaction runs ``hold`` (a write, locking its row) and keeps it open while
@@ -151,10 +158,8 @@ def waiting_on(flask_app, hold: str, params: tuple, run, statement: str):
     thread.start()
     try:
         with psycopg.connect(DATABASE_URL, autocommit=True) as probe:
-            wait_until(lambda: probe.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND starts_with(query, %s)", (statement,)).fetchone()[0] == 1,
-                timeout=30, message=f"{statement} waiting for a lock")
+            wait_until(lambda: len(lock_waiters(probe, statement)) == 1,
+                       timeout=30, message=f"{statement} waiting for a lock")
             yield probe, answers
     finally:
         other.commit()

@@ -6,7 +6,7 @@ PostgreSQL only: SQLite has no connection to lose."""
 from __future__ import annotations
 
 import pytest
-from helpers import LAMP, waiting_on
+from helpers import LAMP, lock_waiters, waiting_on
 
 from thingbridge.db import db
 from thingbridge.db_pool import CommitUncertain, DatabaseUnavailable
@@ -33,9 +33,8 @@ def test_a_statement_lost_outside_a_transaction_is_uncertain_inside_one_undone(c
 
 def _lose_waiting(probe, statement: str) -> None:
     """End the session whose ``statement`` waits for the held lock."""
-    assert probe.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND starts_with(query, %s)", (statement,)).fetchall() == [(True,)]
+    (pid,) = lock_waiters(probe, statement)
+    assert probe.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
 
 
 def _assert_503(resp, error: str) -> None:
