@@ -27,8 +27,11 @@ def _broker_options(url: str, visibility_timeout: int) -> dict:
     folder = var_dir() / "broker"
     (folder / "queue").mkdir(parents=True, exist_ok=True)
     (folder / "processed").mkdir(parents=True, exist_ok=True)
+    # kombu keeps the fanout table (Celery's control and broadcast) in "control" relative to
+    # the working directory unless told otherwise: every process must find the same one.
     return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"), "store_processed": False}
+            "processed_folder": str(folder / "processed"), "store_processed": False,
+            "control_folder": str(folder / "control")}
 
 
 def celery_init_app(app: Flask) -> Celery:

@@ -69,8 +69,10 @@ def embedded(tmp_path):
                 # The worker polls again every second, so it writes while the API does.
                 "THINGBRIDGE_OPENWEATHERMAP_POLL_INTERVAL": "1",
                 "THINGBRIDGE_DISPATCH_INTERVAL": "0.5"})
+    # Started elsewhere than the var dir, as a user does: nothing may land where it runs.
+    (tmp_path / "cwd").mkdir()
     proc = subprocess.Popen([THINGBRIDGE, "run", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=tmp_path / "cwd", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines: list[str] = []
     # Reads until the output ends (the process and its children exit): never spins.
@@ -153,3 +155,5 @@ def test_run_serves_polls_and_ctrl_c_stops_every_child(embedded, tmp_path):
     # The supervisor returned after its children; theirs (Celery's pool, gunicorn's worker)
     # ended before them.
     assert [pid for pid in children if _running(pid)] == []
+    assert list((tmp_path / "cwd").iterdir()) == []  # everything it keeps is in the var dir
+    assert (tmp_path / "var" / "broker" / "control").is_dir()
