@@ -72,8 +72,8 @@ def embedded(tmp_path):
     # Started elsewhere than the var dir, as a user does: nothing may land where it runs.
     (tmp_path / "cwd").mkdir()
     proc = subprocess.Popen([THINGBRIDGE, "run", "--port", str(port)], env=env,
-                            cwd=tmp_path / "cwd", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            cwd=tmp_path / "cwd", stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: list[str] = []
     # Reads until the output ends (the process and its children exit): never spins.
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
