@@ -17,6 +17,9 @@ def create_app(overrides: dict | None = None, serve_http: bool = True) -> Flask:
     from thingbridge.connectors import registry
 
     app = Flask("thingbridge")
+    # An empty segment (`//`, or `%2F` decoded) is a path no route has: 404, not werkzeug's
+    # HTML redirect to a different resource (a DELETE followed there acts on something else).
+    app.url_map.merge_slashes = False
     app.config.update(load_settings(overrides))
     observability.init_app(app)  # first: its hooks time and name every request
 

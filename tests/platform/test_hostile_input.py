@@ -141,3 +141,13 @@ def test_ids_ending_in_a_line_break_are_400(api):
                      {"id": "setOn", "parameters": [{"name": "on\n"}]}]}]}):
         _assert_400(api.post(THINGS, json=body), "must match")
     _assert_400(api.get(f"{THINGS}?limit=1&after=1.abc%0A"), "not a cursor")
+
+
+def test_an_empty_path_segment_is_404_not_a_redirect_elsewhere(api):
+    """werkzeug merged ``//`` (and a decoded ``%2F``) with an HTML 308 to another resource."""
+    hook = api.post(HOOKS, json={"url": "https://example.com/hook"}).json["id"]
+    for method, path in (("get", f"{HOOKS}/%2F/deliveries"), ("get", "/api/v1//things"),
+                         ("delete", f"{HOOKS}//{hook}"), ("post", f"{HOOKS}/{hook}//replay")):
+        resp = getattr(api, method)(path)
+        assert resp.status_code == 404 and resp.json["error"] == "NOT_FOUND", (path, resp.data)
+    assert api.get(f"{HOOKS}/{hook}").status_code == 200  # the DELETE reached nothing
