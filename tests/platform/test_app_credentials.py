@@ -23,8 +23,8 @@ def _token(http, client_id, secret):
                      headers={"Authorization": basic(client_id, secret)})
 
 
-def _revoke(http, client_id, secret, token):
-    return http.post("/oauth2/revoke", data={"token": token},
+def _revoke(http, client_id, secret, token, **form):
+    return http.post("/oauth2/revoke", data={"token": token, **form},
                      headers={"Authorization": basic(client_id, secret)})
 
 
@@ -37,6 +37,19 @@ def test_a_revoked_token_is_refused_at_once(http, api):
     # RFC 7009: an unknown (or already revoked) token is answered the same
     assert _revoke(http, api.client_id, api.secret, "not-a-token").status_code == 200
     assert _revoke(http, api.client_id, api.secret, api.token).status_code == 200
+
+
+def test_a_token_type_hint_is_ignored(http, api):
+    """RFC 7009 2.1: a hint the server does not know does not change the answer."""
+    for hint in ("refresh_token", "bogus"):
+        assert _revoke(http, api.client_id, api.secret, "not-a-token",
+                       token_type_hint=hint).status_code == 200
+    assert _revoke(http, api.client_id, api.secret, api.token,
+                   token_type_hint="bogus").status_code == 200
+    assert api.get(INSTANCES).status_code == 401
+    resp = http.post("/oauth2/revoke", data={"token_type_hint": "access_token"},
+                     headers={"Authorization": basic(api.client_id, api.secret)})
+    assert resp.status_code == 400 and resp.json["error"] == "invalid_request"
 
 
 def test_only_the_owner_revokes_and_only_when_authenticated(http, api, make_app):
