@@ -14,6 +14,8 @@ from thingbridge.http.retry_after import parse_retry_after
 TOKEN_CODES = {2, 3}
 USAGE_LIMIT = 26
 DEFAULT_THROTTLE = 300.0
+# Answers that say "not now" (a request timeout, too early) whatever their body says.
+NOT_NOW = {408, 425}
 
 
 def call(session: requests.Session, method: str, url: str, token: str, timeout: float,
@@ -23,24 +25,32 @@ def call(session: requests.Session, method: str, url: str, token: str, timeout: 
                                timeout=timeout, **kwargs)
     except requests.RequestException as exc:
         raise TransientError(f"Netatmo unreachable: {exc.__class__.__name__}") from exc
-    if resp.status_code >= 500:
+    if resp.status_code >= 500 or resp.status_code in NOT_NOW:
         raise TransientError(f"Netatmo answered {resp.status_code}")
-    try:
-        body = resp.json()
-    except ValueError as exc:
-        raise TransientError("Netatmo answered with invalid JSON") from exc
+    body = _json_object(resp)
+    error = body.get("error") if isinstance(body, dict) and isinstance(
+        body.get("error"), dict) else {}
+    code, message = error.get("code"), error.get("message", "")
+    if code == USAGE_LIMIT or resp.status_code == 429:  # a 429 from a proxy says so too
+        raise TransientError(f"Netatmo usage limit reached: {message or resp.status_code}",
+                             retry_after=_retry_after(resp))
+    if body is None:
+        raise TransientError("Netatmo answered with invalid JSON (or not a JSON object)")
     if resp.status_code < 400 and "error" not in body:
         return body
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
-    code, message = error.get("code"), error.get("message", "")
     if code in TOKEN_CODES:
         raise TokenRejected(f"access token rejected: {message}")
-    if code == USAGE_LIMIT or resp.status_code == 429:
-        raise TransientError(f"Netatmo usage limit reached: {message}",
-                             retry_after=_retry_after(resp))
     if action:
         raise ActionError(f"Netatmo refused the action: {message or resp.status_code}")
     raise ConfigError(f"Netatmo refused the request: {message or resp.status_code}")
+
+
+def _json_object(resp: requests.Response) -> dict | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def check_credentials(session: requests.Session, token_url: str, client_id: str,
@@ -50,15 +60,15 @@ def check_credentials(session: requests.Session, token_url: str, client_id: str,
         resp = session.post(token_url, data={
             "grant_type": "refresh_token", "refresh_token": "thingbridge-credential-check",
             "client_id": client_id, "client_secret": client_secret}, timeout=timeout)
-        error = resp.json().get("error")
     except requests.RequestException as exc:
         raise TransientError(f"Netatmo unreachable: {exc.__class__.__name__}") from exc
-    except ValueError as exc:
-        raise TransientError("Netatmo token endpoint answered with invalid JSON") from exc
-    if error == "invalid_client":
-        raise ConfigError("Netatmo rejected client_id/client_secret")
     if resp.status_code >= 500:
         raise TransientError(f"Netatmo token endpoint answered {resp.status_code}")
+    body = _json_object(resp)
+    if body is None:
+        raise TransientError("Netatmo token endpoint answered with invalid JSON")
+    if body.get("error") == "invalid_client":
+        raise ConfigError("Netatmo rejected client_id/client_secret")
 
 
 def _retry_after(resp: requests.Response) -> float:

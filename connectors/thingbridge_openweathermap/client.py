@@ -47,11 +47,11 @@ def _classify(resp: requests.Response) -> Exception:
     if status == 429:
         return TransientError(f"OpenWeatherMap rate limit: {message}",
                               retry_after=retry_after(resp.headers.get("Retry-After")))
-    if status >= 500 or status < 400:
-        # 5xx, and the odd 3xx/1xx from a proxy in between: nothing the config can fix.
-        return TransientError(f"OpenWeatherMap answered {status}")
-    # 400 (e.g. "wrong latitude") and other 4xx: the request built from the config is wrong.
-    return ConfigError(f"OpenWeatherMap rejected the request ({status}): {message}")
+    if status == 400:  # e.g. "wrong latitude": the request built from the config is wrong
+        return ConfigError(f"OpenWeatherMap rejected the request ({status}): {message}")
+    # 5xx, 408, 425, and what OpenWeatherMap does not answer (a proxy's 403, a 3xx): nothing
+    # the configuration can fix, so no ERROR that would stop polling for good.
+    return TransientError(f"OpenWeatherMap answered {status}")
 
 
 def _message(resp: requests.Response) -> str:

@@ -8,6 +8,7 @@ import inspect
 import requests
 from flows import CLIENTS, client_row, owm_client, owm_instance, poll_due, repoll, wait_status
 from helpers import OWM_KEY, Statements, wait_until
+from raw_receivers import answering
 from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
 
 import thingbridge_openweathermap.client as owm_client_module
@@ -71,6 +72,30 @@ def test_transient_failure_backs_off_and_keeps_status(api, owm_sim, start_worker
     delay = (client.next_poll_at - client.last_polled_at).total_seconds()
     spread = inspect.signature(backoff.delay).parameters["spread"].default
     assert lifecycle.RETRY_BASE * (1 - spread) <= delay <= lifecycle.RETRY_BASE * (1 + spread)
+
+
+def test_an_answer_the_connector_cannot_read_backs_off_with_a_reason(api, flask_app, servers,
+                                                                    monkeypatch):
+    """A provider answering a shape the mapping does not expect (a number for "wind") is the
+    plugin raising outside its contract: a transient failure, not a crashed task whose client
+    waits out its lease and is polled again at full speed, forever, with no reason given."""
+    from thingbridge_workers.polling import poll
+
+    client_id = owm_client(api)
+    assert poll(client_id, "first") == "ok"
+    lying = servers(answering(b"200 OK", b"Content-Type: application/json\r\n",
+                              b'{"main": {"temp": 5}, "wind": 5}'))
+    monkeypatch.setitem(flask_app.config, "OPENWEATHERMAP_BASE_URL",
+                        f"http://127.0.0.1:{lying.port}")
+    ConnectorClient.update(next_poll_at=utcnow()).where(
+        ConnectorClient.id == client_id).execute()
+    assert poll(client_id, "second") == "exception"
+    client = client_row(client_id)
+    assert (client.status, client.failure_count, client.lease_token) == ("STARTED", 1, None)
+    assert client.status_reason == ("the openweathermap connector could not read the "
+                                    "provider's answer (AttributeError)")
+    assert client.next_poll_at > client.last_polled_at  # backed off
+    assert lying.connections == 1
 
 
 def test_rate_limit_429_honors_retry_after(api, owm_sim, start_worker):

@@ -24,7 +24,7 @@ from flask import current_app
 
 from thingbridge.connectors import lifecycle, rate_budget
 from thingbridge.connectors.contract import ConnectorError, TransientError
-from thingbridge.connectors.plugin_call import call_plugin
+from thingbridge.connectors.plugin_call import PluginFailed, call_plugin, guarded
 from thingbridge.connectors.registry import (
     build_connector,
     connector_classes,
@@ -70,11 +70,11 @@ def poll_held(client: ConnectorClient) -> str:
         return "rate_limited"
     try:
         payload = call_plugin(connector, client, connector.fetch)
-        specs = connector.map_things(payload, client.configuration or {})
+        specs = guarded(connector, connector.map_things, payload, client.configuration or {})
     except TransientError as exc:
         lifecycle.record_transient_failure(client, exc.reason, exc.retry_after)
         log.info("poll %s transient failure: %s", client.id, exc.reason)
-        return "retry"
+        return "exception" if isinstance(exc, PluginFailed) else "retry"
     except ConnectorError as exc:  # ReauthRequired, ConfigError: the app or user must act
         lifecycle.record_error(client, exc.reason)
         log.info("poll %s error: %s", client.id, exc.reason)

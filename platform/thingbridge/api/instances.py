@@ -6,6 +6,7 @@ from peewee import IntegrityError
 
 from thingbridge.api.common import ID, Blueprint, link, links, protected
 from thingbridge.connectors.contract import ConfigError, TransientError
+from thingbridge.connectors.plugin_call import guarded
 from thingbridge.connectors.registry import build_connector, installed, resolve_type
 from thingbridge.connectors.service import (
     app_instances,
@@ -45,7 +46,8 @@ class Instances(MethodView):
                                             & (ConnectorInstance.type_id == type_id)).exists():
             raise ApiError(409, f"this app already has an instance of {type_id}")
         try:
-            build_connector(type_id).check(config)
+            connector = build_connector(type_id)
+            guarded(connector, connector.check, config)
         except ConfigError as exc:
             raise ApiError(400, exc.reason, "INVALID_CONFIGURATION") from exc
         except TransientError as exc:

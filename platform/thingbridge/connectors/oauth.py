@@ -19,6 +19,7 @@ from flask import current_app
 from thingbridge.config import TRUE, provider_setting
 from thingbridge.connectors.contract import Connector, ReauthRequired, TransientError
 from thingbridge.db import db, is_postgres, locking, utcnow
+from thingbridge.http import bounded
 from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.observability import metrics
 
@@ -32,9 +33,11 @@ class StateError(Exception):
 
 def _session(connector: Connector, instance_config: dict, **kwargs) -> OAuth2Session:
     endpoints = connector.oauth2_endpoints()
-    return OAuth2Session(instance_config["client_id"], instance_config["client_secret"],
-                         scope=" ".join(endpoints.scopes),
-                         token_endpoint_auth_method="client_secret_post", **kwargs)
+    # Bounded: a refresh runs holding the client's row lock.
+    return bounded.mount(OAuth2Session(
+        instance_config["client_id"], instance_config["client_secret"],
+        scope=" ".join(endpoints.scopes), token_endpoint_auth_method="client_secret_post",
+        **kwargs))
 
 
 def _state_hash(state: str) -> str:

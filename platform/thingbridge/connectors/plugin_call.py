@@ -4,18 +4,49 @@ The plugin gets the decrypted configurations and a fresh access token. When the 
 refuses a token the host thought valid (``TokenRejected``: revoked early, clock skew), the token
 is refreshed once, under the client's lock, and the call is made again; a second refusal
 propagates as the transient error it is.
+
+Whatever else a plugin raises (a provider's answer of a shape it did not expect, or its own
+bug) is a :class:`PluginFailed`: a transient failure the host backs off from, with the
+traceback in the log, as Home Assistant's coordinator treats an unexpected error; never a
+crashed task retried at full speed or a 500.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 from thingbridge.connectors import oauth
-from thingbridge.connectors.contract import ClientContext, Connector, TokenRejected
+from thingbridge.connectors.contract import (
+    ClientContext,
+    Connector,
+    ConnectorError,
+    TokenRejected,
+    TransientError,
+)
 from thingbridge.models import ConnectorClient
 
+log = logging.getLogger(__name__)
 Result = TypeVar("Result")
+
+
+class PluginFailed(TransientError):
+    """A plugin raised outside its contract."""
+
+
+def guarded(connector: Connector, operation: Callable[..., Result], *args) -> Result:
+    """``operation(*args)``, plugin code, with anything it raises outside the contract turned
+    into :class:`PluginFailed`."""
+    try:
+        return operation(*args)
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        log.exception("the %s connector failed in %s", connector.type_id, operation.__name__)
+        # The class only: the reason is shown to the app and its end user.
+        raise PluginFailed(f"the {connector.type_id} connector could not read the provider's "
+                           f"answer ({exc.__class__.__name__})") from exc
 
 
 def call_plugin(connector: Connector, client: ConnectorClient,
@@ -24,11 +55,11 @@ def call_plugin(connector: Connector, client: ConnectorClient,
     instance_config = client.instance.configuration
     ctx = ClientContext(instance_config, client.configuration or {})
     if connector.auth_kind != "oauth2":
-        return operation(ctx)
+        return guarded(connector, operation, ctx)
     ctx.access_token = oauth.access_token(client.id, connector, instance_config, client=client)
     try:
-        return operation(ctx)
+        return guarded(connector, operation, ctx)
     except TokenRejected:
         ctx.access_token = oauth.access_token(client.id, connector, instance_config,
                                               force_refresh=True, client=client)
-    return operation(ctx)
+    return guarded(connector, operation, ctx)

@@ -14,6 +14,7 @@ from thingbridge.config import provider_setting
 from thingbridge.connectors.contract import Connector, load_connectors
 from thingbridge.db import db
 from thingbridge.errors import ApiError
+from thingbridge.http import bounded
 from thingbridge.models import ConnectorDescription
 from thingbridge.observability import metrics
 
@@ -46,7 +47,8 @@ def _session(type_id: str) -> requests.Session:
     adapter state are not meant to be shared across threads."""
     sessions = _local.__dict__.setdefault("sessions", {})
     if type_id not in sessions:
-        session = metrics.ProviderSession(type_id)  # counts every answer by code
+        # Counts every answer by code; each call within its timeout and MAX_ANSWER bytes.
+        session = bounded.mount(metrics.ProviderSession(type_id))
         # The session serves every end user a thread polls: a cookie one user's answer set must
         # never ride along with another user's request, so none is kept or sent.
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=()))

@@ -1,0 +1,137 @@
+"""Provider calls bounded as a whole: time and size.
+
+requests' ``timeout`` bounds the connect and each wait for bytes, not the answer: a provider
+(or a proxy in front of it) that trickles its headers or body a byte at a time, or sends an
+endless body, would hold a worker thread, and during a token refresh the client's row lock,
+for as long as it liked. Mounted on a session, :class:`BoundedAdapter` makes the timeout a
+deadline for the whole call, from connect to the last byte of the body (the outbound watchdog
+shuts the socket down when it passes, whatever stage the exchange is in), and reads at most
+``MAX_ANSWER`` bytes of a body, counted after decompression.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from thingbridge.http.watchdog import watchdog
+
+MAX_ANSWER = 4 * 1024 * 1024  # bytes of a provider's body; its largest real answers are KiB
+CHUNK = 64 * 1024
+
+_call = threading.local()  # the deadline of this thread's call, and its watched sockets
+
+
+class AnswerTooLarge(requests.RequestException):
+    """The provider's body passed MAX_ANSWER bytes."""
+
+
+class _Watched:
+    """Connection mixin: a socket in use for a bounded call is watched until its deadline."""
+
+    def connect(self):
+        super().connect()
+        self._watch()
+
+    def request(self, *args, **kwargs):
+        if self.sock is not None:  # a kept-alive connection: connect() is not called again
+            self._watch()
+        return super().request(*args, **kwargs)
+
+    def _watch(self):
+        deadline = getattr(_call, "deadline", None)
+        if deadline is None or self.sock is None or getattr(self, "_watched", None) == (
+                self.sock, deadline):
+            return
+        self._watched = (self.sock, deadline)
+        _call.handles.append(watchdog.watch(self.sock, deadline))
+
+
+class _HTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+def _seconds(timeout) -> float | None:
+    if isinstance(timeout, tuple):
+        known = [t for t in timeout if t is not None]
+        return max(known) if known else None
+    return timeout
+
+
+class BoundedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def proxy_manager_for(self, proxy, **kwargs):
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return manager
+
+    def send(self, request, stream=False, timeout=None, **kwargs):
+        seconds = _seconds(timeout)
+        _call.deadline = None if seconds is None else time.monotonic() + seconds
+        _call.handles = []
+        try:
+            response = super().send(request, stream=True, timeout=timeout, **kwargs)
+            if not stream:  # a streamed body is the caller's to bound
+                _read_body(response)
+        except requests.RequestException as exc:
+            if _release():
+                raise _late(seconds, request) from exc
+            raise
+        finally:
+            _call.deadline = None
+        # A cut may also end what looks like an answer: headers end at end of file.
+        if _release():
+            response.close()
+            raise _late(seconds, request)
+        return response
+
+
+def _late(seconds: float, request) -> requests.ReadTimeout:
+    return requests.ReadTimeout(f"no whole answer within {seconds:g} s", request=request)
+
+
+def _release() -> bool:
+    """Stop watching this call's sockets; True if its deadline cut one."""
+    handles, _call.handles = getattr(_call, "handles", []), []
+    return any([watchdog.release(handle) for handle in handles])
+
+
+def _read_body(response: requests.Response) -> None:
+    """What ``response.content`` reads, at most MAX_ANSWER bytes of it."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(CHUNK):
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            response.close()
+            raise AnswerTooLarge(f"answer larger than {MAX_ANSWER} bytes",
+                                 request=response.request, response=response)
+        chunks.append(chunk)
+    response._content, response._content_consumed = b"".join(chunks), True
+
+
+def mount(session: requests.Session) -> requests.Session:
+    """Bound every call ``session`` makes (see the module's description)."""
+    adapter = BoundedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -1,0 +1,130 @@
+"""Providers that lie, over real sockets: answers that trickle, never end, explode when
+decompressed, come in a shape no connector expects, or carry statuses the provider does not
+document. Each is a transient failure (the host backs off and keeps the client's status), never
+a held thread, a crashed task or a client put in ERROR for good."""
+
+from __future__ import annotations
+
+import gzip
+import time
+
+import pytest
+import requests
+from helpers import OWM_KEY
+from raw_receivers import answering, read_request
+
+from thingbridge.connectors.contract import ClientContext, ConfigError, TransientError
+from thingbridge.http import bounded
+from thingbridge.observability import metrics
+from thingbridge_netatmo import client as netatmo
+from thingbridge_openweathermap.connector import OpenWeatherMapConnector
+
+JSON = b"Content-Type: application/json\r\n"
+
+
+def _trickle(head: bytes, drip: bytes):
+    """Sends ``head``, then ``drip`` every 0.2 s for a minute."""
+    def handler(conn):
+        read_request(conn.makefile("rb"))
+        conn.sendall(head)
+        for _ in range(300):
+            conn.sendall(drip)
+            time.sleep(0.2)
+    return handler
+
+
+def _endless(conn):
+    read_request(conn.makefile("rb"))
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    while True:
+        conn.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+
+
+def _session() -> requests.Session:
+    return bounded.mount(metrics.ProviderSession("test"))
+
+
+def _count(label: str) -> float:
+    return metrics.PROVIDER_REQUESTS.labels("test", label)._value.get()
+
+
+@pytest.mark.parametrize("head, drip", [
+    (b"HTTP/1.1 200 OK\r\n", b"X-Drip: 1\r\n"),  # headers that never end
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", b"x")])  # a body, a byte at a time
+def test_an_answer_that_trickles_is_cut_at_the_timeout(servers, head, drip):
+    server = servers(_trickle(head, drip))
+    timeouts = _count("timeout")
+    # Each byte comes well within the per-read timeout: only the whole call's deadline ends it.
+    with pytest.raises(requests.ReadTimeout, match="no whole answer within 1 s"):
+        _session().get(server.url(), timeout=1)
+    assert _count("timeout") == timeouts + 1
+
+
+def test_an_endless_or_exploding_body_is_cut_at_max_answer(servers):
+    bomb = gzip.compress(b"0" * (bounded.MAX_ANSWER * 4))
+    assert len(bomb) < bounded.MAX_ANSWER // 100
+    for handler in (_endless, answering(b"200 OK", b"Content-Encoding: gzip\r\n", bomb)):
+        with pytest.raises(bounded.AnswerTooLarge):
+            _session().get(servers(handler).url(), timeout=10)
+
+
+def test_bounded_calls_keep_their_connection_alive(servers):
+    server, session = servers(answering(b"200 OK", JSON, b'{"a": 1}')), _session()
+    assert [session.get(server.url(), timeout=5).json() for _ in range(3)] == [{"a": 1}] * 3
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("status, body, expected", [
+    (b"200 OK", b"[]", "not a JSON object"),
+    (b"200 OK", b"5", "not a JSON object"),
+    (b"408 Request Timeout", b"<html>proxy</html>", "answered 408"),
+    (b"503 Service Unavailable", b'{"error": {"code": 26}}', "answered 503")])
+def test_netatmo_answers_of_no_known_shape_are_transient(servers, status, body, expected):
+    server = servers(answering(status, JSON, body))
+    with pytest.raises(TransientError, match=expected):
+        netatmo.call(_session(), "GET", server.url(), "token", 5)
+
+
+def test_a_netatmo_429_is_waited_out_whatever_its_body(servers):
+    server = servers(answering(b"429 Too Many Requests", b"Retry-After: 900\r\n", b"<html/>"))
+    with pytest.raises(TransientError, match="usage limit") as info:
+        netatmo.call(_session(), "GET", server.url(), "token", 5)
+    assert info.value.retry_after == 900
+
+
+def test_a_netatmo_refusal_it_documents_is_still_a_verdict(servers):
+    server = servers(answering(b"403 Forbidden", JSON,
+                               b'{"error": {"code": 13, "message": "Scope mismatch"}}'))
+    with pytest.raises(ConfigError, match="Scope mismatch"):
+        netatmo.call(_session(), "GET", server.url(), "token", 5)
+
+
+def test_a_netatmo_credential_check_answered_with_a_list_is_transient(servers):
+    server = servers(answering(b"200 OK", JSON, b"[]"))
+    with pytest.raises(TransientError, match="invalid JSON"):
+        netatmo.check_credentials(_session(), server.url(), "id", "secret", 5)
+
+
+@pytest.mark.parametrize("status, error", [
+    (b"403 Forbidden", TransientError), (b"408 Request Timeout", TransientError),
+    (b"302 Found", TransientError), (b"400 Bad Request", ConfigError),
+    (b"401 Unauthorized", ConfigError), (b"404 Not Found", ConfigError)])
+def test_owm_statuses_it_does_not_document_are_transient(servers, status, error):
+    server = servers(answering(status, JSON, b'{"message": "no"}'))
+    owm = OpenWeatherMapConnector(base_url=f"http://127.0.0.1:{server.port}",
+                                  session=_session(), timeout=5)
+    with pytest.raises(error) as info:
+        owm.fetch(ClientContext({"app_key": OWM_KEY}, {"city": "Berlin"}))
+    assert type(info.value) is error
+
+
+def test_an_instance_checked_against_a_lying_provider_is_502(api, flask_app, servers,
+                                                            monkeypatch):
+    server = servers(answering(b"200 OK", JSON, b"[]"))
+    monkeypatch.setitem(flask_app.config, "NETATMO_BASE_URL", f"http://127.0.0.1:{server.port}")
+    resp = api.post("/api/v1/connectors/instances", json={
+        "connector_type_id": "netatmo", "configuration": {
+            "client_id": "id", "client_secret": "secret",
+            "origin_callback_uri": "https://app.example.com/connected"}})
+    assert resp.status_code == 502 and resp.json["error"] == "PROVIDER_UNAVAILABLE", resp.json
+    assert server.connections == 1
