@@ -10,8 +10,8 @@ class InstanceConfig(Schema):
     client_secret = fields.String(required=True, validate=validate.Length(min=1, max=200))
     origin_callback_uri = fields.String(
         required=True, validate=validate.Length(max=2000), metadata={
-            "description": "Where the end user's browser lands after consent (https, or http "
-                           "on localhost)"})
+            "description": "Where the end user's browser lands after consent (https; http "
+                           "only to localhost where the operator opened loopback)"})
 
     @validates("origin_callback_uri")
     def https_or_localhost(self, value, **kwargs):

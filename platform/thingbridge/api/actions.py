@@ -88,7 +88,11 @@ class ActionRequestById(MethodView):
 @blp.arguments(CallbackRegistration)
 @blp.response(200, CallbackRegistered)
 def register_callback(body):
-    """Register the app's action callback URL (https; http only for localhost)"""
+    """Register the app's action callback URL
+
+    https, to a public address or a range the operator opened (THINGBRIDGE_OUTBOUND_ALLOW;
+    loopback in the embedded SQLite mode); plain http only to such a range.
+    """
     url = body["CallbackUrl"]
     if problem := outbound_url_problem(url):
         raise ApiError(400, f"CallbackUrl {problem}", "INVALID_CALLBACK_URL")

@@ -105,7 +105,10 @@ class WebhookById(MethodView):
 @protected(blp, SCOPE, errors=(404,))
 @blp.response(200, SecretRotated)
 def rotate_secret(webhook_id):
-    """New signing secret; the previous one also signs for 24 hours"""
+    """New signing secret; the previous one also signs for a while
+
+    For THINGBRIDGE_WEBHOOK_SECRET_OVERLAP seconds (default 86400: 24 hours).
+    """
     with db.atomic():
         endpoint = _own(webhook_id, lock=True)
         now = utcnow()
