@@ -22,10 +22,12 @@ db = DatabaseProxy()
 RETRY_AFTER = 5
 # Seconds an outcome that must not be lost or repeated waits for the database to come back.
 RECORD_PATIENCE = 10.0
-# TCP keepalive on database connections: a server that vanished without closing them (a
-# network partition, a dead host) is noticed within idle + interval * count = 25 s.
+# A server that vanished without closing its connections (a network partition, a dead host) is
+# noticed within 25 s: TCP keepalive (idle + interval * count) while nothing is unacknowledged,
+# such as a statement sent and waiting for its answer; the user timeout while something is (a
+# statement the server never received), where keepalive probes are not sent.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-              "keepalives_count": 3}
+              "keepalives_count": 3, "tcp_user_timeout": 25_000}
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

@@ -5,6 +5,9 @@ PostgreSQL only: SQLite has no connection to lose."""
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 from helpers import LAMP, lock_waiters, waiting_on
 
@@ -29,6 +32,19 @@ def test_a_statement_lost_outside_a_transaction_is_uncertain_inside_one_undone(c
             db.execute_sql("SELECT pg_terminate_backend(pg_backend_pid())")
     assert not isinstance(lost.value, CommitUncertain)
     assert App.get_by_id(app.id).name != "undone"  # and the next statement has a connection
+
+
+def test_a_server_that_vanishes_is_noticed_on_every_connection(clean_db):
+    """A partition gives no word: keepalive probes (while nothing is unacknowledged, as when a
+    statement waits for its answer) and the TCP user timeout (while something is) end the
+    connection within 25 s. What the pool's connections carry, read back from their sockets."""
+    with socket.socket(fileno=os.dup(db.connection().fileno())) as sock:  # a copy to close
+        options = (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                   sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                   sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                   sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                   sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+    assert options == (1, 10, 5, 3, 25_000)
 
 
 def _lose_waiting(probe, statement: str) -> None:
