@@ -5,6 +5,7 @@ and the optional bearer token."""
 from __future__ import annotations
 
 import datetime
+import socket
 
 import requests
 from flows import owm_client, poll_due
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from thingbridge.connectors import poll_tally
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, PollTally
+from thingbridge.observability import exposition
 from thingbridge_workers import polling
 
 
@@ -109,6 +111,26 @@ def test_metrics_token_when_set(http, flask_app, monkeypatch):
     resp = http.get("/metrics", headers={"Authorization": "Bearer \u00e9".encode("latin-1")})
     assert resp.status_code == 401 and resp.json["status"] == 401
     assert http.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_a_workers_metrics_port_takes_the_same_token(monkeypatch):
+    """A worker's port may listen beyond loopback (--metrics-host 0.0.0.0): guarded alike."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(exposition.WORKER_PORT, str(port))
+    server = exposition.start_worker_server("s3cret")
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        refused = requests.get(url, timeout=5)
+        assert refused.status_code == 401 and refused.json()["error"] == "UNAUTHORIZED"
+        assert requests.get(url, headers={"Authorization": "Bearer wrong"},
+                            timeout=5).status_code == 401
+        served = requests.get(url, headers={"Authorization": "Bearer s3cret"}, timeout=5)
+        assert served.status_code == 200 and "thingbridge_polls_total" in served.text
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_poll_tallies_add_up_per_app_and_minute(api, make_app, owm_sim):

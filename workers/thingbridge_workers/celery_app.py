@@ -43,7 +43,8 @@ celery.conf.update(
 
 @worker_init.connect
 def _serve_metrics(**_kwargs) -> None:
-    exposition.start_worker_server()  # only with thingbridge worker --metrics-port
+    # Only with thingbridge worker --metrics-port.
+    exposition.start_worker_server(flask_app.config["METRICS_TOKEN"])
 
 
 @after_setup_logger.connect

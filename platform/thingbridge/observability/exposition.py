@@ -5,16 +5,20 @@
   read from the database at scrape time: clients by connector and status, staleness, outbox
   lag. The gauges describe the whole platform, so every API server reports the same values.
 - ``thingbridge worker --metrics-port``: a port of each worker's own, serving the counters of
-  its pool processes.
+  its pool processes; ``THINGBRIDGE_METRICS_TOKEN`` guards it as it guards the API's.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import shutil
+import socket
 import tempfile
+import threading
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from flask import Response, abort, current_app, request
 from prometheus_client import (
@@ -22,10 +26,11 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     generate_latest,
+    make_wsgi_app,
     multiprocess,
-    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from thingbridge.db import utcnow
 
@@ -67,11 +72,40 @@ def process_registry() -> CollectorRegistry:
     return registry
 
 
-def start_worker_server() -> None:
-    """In a worker's main process: serve its pool's counters if a metrics port is set."""
-    if port := os.environ.get(WORKER_PORT):
-        start_http_server(int(port), os.environ.get(WORKER_HOST, "127.0.0.1"),
-                          registry=process_registry())
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # a scrape every 15 s is not worth a log line
+        pass
+
+
+def start_worker_server(token: str | None):
+    """In a worker's main process: serve its pool's counters if a metrics port is set, behind
+    ``THINGBRIDGE_METRICS_TOKEN`` as the API's ``/metrics`` is; returns the server."""
+    if not (port := os.environ.get(WORKER_PORT)):
+        return None
+    host = os.environ.get(WORKER_HOST, "127.0.0.1")
+    family = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][0]
+    server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
+    server = make_server(host, int(port), _bearer_only(make_wsgi_app(process_registry()), token),
+                         server_class, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+def _token_matches(token: str | None, authorization: str) -> bool:
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header can hold.
+    given = authorization.encode("utf-8", "replace")
+    return not token or hmac.compare_digest(given, f"Bearer {token}".encode())
+
+
+def _bearer_only(app, token: str | None):
+    def guarded(environ, start_response):
+        if _token_matches(token, environ.get("HTTP_AUTHORIZATION", "")):
+            return app(environ, start_response)
+        start_response("401 UNAUTHORIZED", [("Content-Type", "application/json"),
+                                            ("WWW-Authenticate", "Bearer")])
+        return [json.dumps({"status": 401, "error": "UNAUTHORIZED",
+                            "description": "THINGBRIDGE_METRICS_TOKEN is required"}).encode()]
+    return guarded
 
 
 class DatabaseGauges:
@@ -120,10 +154,8 @@ def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> Ga
 
 def metrics_view():
     """The scrape: this server's counters, then the database gauges."""
-    token = current_app.config.get("METRICS_TOKEN")
-    # As bytes: compare_digest refuses str with non-ASCII characters, which a header can hold.
-    given = request.headers.get("Authorization", "").encode("utf-8", "replace")
-    if token and not hmac.compare_digest(given, f"Bearer {token}".encode()):
+    if not _token_matches(current_app.config.get("METRICS_TOKEN"),
+                          request.headers.get("Authorization", "")):
         abort(401)
     gauges = CollectorRegistry(auto_describe=False)
     gauges.register(DatabaseGauges(current_app))
