@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import inspect
 
+import pytest
 import requests
 from flows import CLIENTS, client_row, owm_client, owm_instance, poll_due, repoll, wait_status
 from helpers import OWM_KEY, Statements, wait_until
@@ -96,6 +97,54 @@ def test_an_answer_the_connector_cannot_read_backs_off_with_a_reason(api, flask_
                                     "provider's answer (AttributeError)")
     assert client.next_poll_at > client.last_polled_at  # backed off
     assert lying.connections == 1
+
+
+@pytest.mark.parametrize("text, stored", [
+    ("a\\u0000b", "a\ufffdb"), ("\\ud800x", "\ufffdx"), ("n" * 300, "n" * 300),
+    ("\\ud83d\\ude00", "\U0001f600")],  # a surrogate pair is one character, kept
+    ids=["nul", "lone-surrogate", "too-long", "surrogate-pair"])
+def test_provider_text_that_cannot_be_stored_is_mended(api, flask_app, servers, monkeypatch,
+                                                       text, stored):
+    """A NUL, a lone surrogate or a name longer than its column: the database refused them, the
+    poll crashed and the client was retried at lease speed for ever. Now stored mended."""
+    from thingbridge_workers.polling import poll
+
+    client_id = owm_client(api)
+    # As JSON text: the escapes are the provider's, not json.dumps's.
+    body = f'{{"main": {{"temp": 5}}, "name": "{text}", "weather": [{{"description": "{text}"}}]}}'
+    lying = servers(answering(b"200 OK", b"Content-Type: application/json\r\n", body.encode()))
+    monkeypatch.setitem(flask_app.config, "OPENWEATHERMAP_BASE_URL",
+                        f"http://127.0.0.1:{lying.port}")
+    assert poll(client_id, "first") == "ok"
+    thing = Thing.get(Thing.connector_client == client_id)
+    assert thing.name == f"Weather {stored}"[:255]  # the column's length
+    assert Property.get(Property.property_id == "description").value == stored
+
+
+def test_an_id_mapped_from_the_provider_that_is_not_one_fails_the_poll(api, flask_app,
+                                                                      monkeypatch):
+    from thingbridge_openweathermap.connector import OpenWeatherMapConnector
+    from thingbridge_workers.polling import poll
+
+    client_id = owm_client(api)
+    assert poll(client_id, "first") == "ok"
+    mapped = OpenWeatherMapConnector.map_things
+
+    def renamed(self, payload, config):
+        specs = mapped(self, payload, config)
+        specs[0].components[0].id = "temp\nerature"
+        return specs
+
+    monkeypatch.setattr(OpenWeatherMapConnector, "map_things", renamed)
+    ConnectorClient.update(next_poll_at=utcnow()).where(
+        ConnectorClient.id == client_id).execute()
+    assert poll(client_id, "second") == "exception"
+    client = client_row(client_id)
+    assert client.status == "STARTED" and client.failure_count == 1
+    assert client.status_reason == ("the openweathermap connector mapped an invalid "
+                                    "component id: 'temp\\nerature'")
+    assert {c.component_id for c in Thing.get(Thing.connector_client == client_id).components
+            } >= {"temperature"}  # nothing deleted or renamed
 
 
 def test_rate_limit_429_honors_retry_after(api, owm_sim, start_worker):

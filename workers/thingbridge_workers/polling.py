@@ -37,7 +37,7 @@ from thingbridge.models import ConnectorClient
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.tasks import enqueue_many
-from thingbridge.things import sync
+from thingbridge.things import spec_fit, sync
 from thingbridge.things.poll_sql import RELEASED
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ def poll_held(client: ConnectorClient) -> str:
         return "rate_limited"
     try:
         payload = call_plugin(connector, client, connector.fetch)
-        specs = guarded(connector, connector.map_things, payload, client.configuration or {})
+        specs = spec_fit.fit(connector, guarded(connector, connector.map_things, payload,
+                                                client.configuration or {}))
     except TransientError as exc:
         lifecycle.record_transient_failure(client, exc.reason, exc.retry_after)
         log.info("poll %s transient failure: %s", client.id, exc.reason)
