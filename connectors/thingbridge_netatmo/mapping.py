@@ -11,6 +11,7 @@ from thingbridge.connectors.contract import (
     ComponentSpec,
     PropertySpec,
     ThingSpec,
+    TransientError,
 )
 
 
@@ -112,9 +113,20 @@ def _device_thing(device: dict, station_name: str) -> ThingSpec:
                                  "firmware": _value(device.get("firmware", ""))})
 
 
+def _listed(answer: dict, key: str) -> list:
+    """``body[key]``: a list in every real answer, empty for an account without any. An answer
+    without it says nothing of the devices, and mapping it as none would delete their things
+    (and give them new ids when they come back): a transient failure instead."""
+    body = answer.get("body")
+    listed = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        raise TransientError(f"Netatmo answered without its list of {key}")
+    return listed
+
+
 def station_things(stations: dict) -> list[ThingSpec]:
     things: dict[str, ThingSpec] = {}
-    for device in (stations.get("body") or {}).get("devices", []):
+    for device in _listed(stations, "devices"):
         station_name = device.get("station_name", "")
         for item in [device, *device.get("modules", [])]:
             # A module moved between stations can be listed under both; one thing per device.
@@ -124,7 +136,7 @@ def station_things(stations: dict) -> list[ThingSpec]:
 
 def room_things(homes: dict, homestatus: dict) -> list[ThingSpec]:
     things = []
-    for home in (homes.get("body") or {}).get("homes", []):
+    for home in _listed(homes, "homes"):
         status = ((homestatus.get(home["id"]) or {}).get("body") or {}).get("home") or {}
         rooms = {room["id"]: room for room in status.get("rooms", [])}
         for room in home.get("rooms", []):

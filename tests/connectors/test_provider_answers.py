@@ -13,10 +13,12 @@ import requests
 from helpers import OWM_KEY
 from raw_receivers import answering, read_request
 
+from thingbridge.connectors import oauth
 from thingbridge.connectors.contract import ClientContext, ConfigError, TransientError
 from thingbridge.http import bounded
 from thingbridge.observability import metrics
 from thingbridge_netatmo import client as netatmo
+from thingbridge_netatmo.connector import NetatmoConnector
 from thingbridge_openweathermap.connector import OpenWeatherMapConnector
 
 JSON = b"Content-Type: application/json\r\n"
@@ -128,3 +130,29 @@ def test_an_instance_checked_against_a_lying_provider_is_502(api, flask_app, ser
             "origin_callback_uri": "https://app.example.com/connected"}})
     assert resp.status_code == 502 and resp.json["error"] == "PROVIDER_UNAVAILABLE", resp.json
     assert server.connections == 1
+
+
+def test_calls_within_a_budget_end_with_it(servers):
+    """A poll's calls share its budget (the lease): each ends by it, and one made after it
+    passed is not sent at all."""
+    slow = servers(_trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", b"x"))
+    session = _session()
+    with bounded.within(1):
+        with pytest.raises(requests.ReadTimeout):
+            session.get(slow.url(), timeout=30)
+        with pytest.raises(requests.ReadTimeout):
+            session.get(slow.url(), timeout=30)
+    assert slow.connections == 1
+
+
+def test_no_redirect_is_followed_not_even_with_a_client_secret(servers):
+    elsewhere = servers(answering(b"200 OK", JSON, b'{"access_token": "EVIL"}'))
+    redirecting = servers(answering(b"307 Temporary Redirect",
+                                    f"Location: {elsewhere.url()}\r\n".encode()))
+    with pytest.raises(TransientError, match="TooManyRedirects"):
+        netatmo.check_credentials(_session(), redirecting.url(), "id", "secret", 5)
+    refresh = oauth._session(NetatmoConnector(base_url=redirecting.url()),
+                             {"client_id": "id", "client_secret": "secret"})
+    with pytest.raises(requests.TooManyRedirects):
+        refresh.refresh_token(redirecting.url(), refresh_token="r", timeout=5)
+    assert (redirecting.connections, elsewhere.connections) == (2, 0)

@@ -20,6 +20,7 @@ from thingbridge.actions.service import (
 )
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
+from thingbridge.connectors.plugin_call import lease_budget
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
 from thingbridge.http.urls import allow_list
@@ -49,7 +50,7 @@ def deliver(request: ActionRequest, target: Target) -> str:
 def _perform_on_connector(request: ActionRequest, client, device_id: str) -> str:
     try:
         perform_connector_action(client, device_id, request.component_id, request.action_id,
-                                 request.parameters)
+                                 request.parameters, lease_budget())
     except TransientError as exc:
         return _retry(request, exc.reason)
     except ConnectorError as exc:

@@ -24,7 +24,12 @@ from flask import current_app
 
 from thingbridge.connectors import lifecycle, rate_budget
 from thingbridge.connectors.contract import ConnectorError, TransientError
-from thingbridge.connectors.plugin_call import PluginFailed, call_plugin, guarded
+from thingbridge.connectors.plugin_call import (
+    PluginFailed,
+    call_plugin,
+    guarded,
+    lease_budget,
+)
 from thingbridge.connectors.registry import (
     build_connector,
     connector_classes,
@@ -69,7 +74,7 @@ def poll_held(client: ConnectorClient) -> str:
         lifecycle.postpone(client, retry_at)
         return "rate_limited"
     try:
-        payload = call_plugin(connector, client, connector.fetch)
+        payload = call_plugin(connector, client, connector.fetch, lease_budget())
         specs = spec_fit.fit(connector, guarded(connector, connector.map_things, payload,
                                                 client.configuration or {}))
     except TransientError as exc:

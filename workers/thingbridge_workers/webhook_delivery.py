@@ -96,4 +96,4 @@ def attempt(current: webhooks.Leased) -> webhooks.Outcome:
     retry_after = parse_retry_after(answer.headers.get("Retry-After"), None) if retryable \
         else None
     return webhooks.Outcome(code, reason, took, retryable=retryable,
-                            retry_after=min(retry_after, 86400.0) if retry_after else None)
+                            retry_after=retry_after)

@@ -323,9 +323,9 @@ def connector_target(thing_id: str) -> Target:
 
 
 def perform_connector_action(client: ConnectorClient, device_id: str, component_id: str,
-                             action_id: str, parameters: dict) -> None:
+                             action_id: str, parameters: dict, budget: float) -> None:
     """Run an action on a connector's device (as :func:`connector_target` found them) through
-    its plugin; raises contract errors."""
+    its plugin, its provider calls within ``budget`` seconds; raises contract errors."""
     connector = build_connector(client.type_id)
     call_plugin(connector, client, lambda ctx: connector.perform_action(
-        ctx, device_id, component_id, action_id, parameters))
+        ctx, device_id, component_id, action_id, parameters), budget)

@@ -31,6 +31,9 @@ blp = Blueprint("connector_actions", __name__, url_prefix="/api/v1/connectors",
                 description="Action callback URL and signed endpoint for connector things")
 # How a FAILED request's error says the provider was not reached (502, not a refusal).
 UNAVAILABLE = "provider unavailable: "
+# Seconds the provider calls of one request may take together (a refresh, the action, and both
+# again after a refused token): well inside gunicorn's 30 s, which would end the worker.
+CALL_BUDGET = 20.0
 
 
 @blp.route("/callbackurl", methods=["GET"])
@@ -77,7 +80,7 @@ def perform_action(token):
     _thing, client, device_id = connector_target(thing.id)
     try:
         perform_connector_action(client, device_id, body["componentId"], body["actionId"],
-                                 body["parameters"])
+                                 body["parameters"], CALL_BUDGET)
     except TransientError as exc:
         finish(action_request, "FAILED", UNAVAILABLE + exc.reason)
     except ConnectorError as exc:

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from flask import current_app
+
 from thingbridge.connectors import oauth
 from thingbridge.connectors.contract import (
     ClientContext,
@@ -25,6 +27,7 @@ from thingbridge.connectors.contract import (
     TokenRejected,
     TransientError,
 )
+from thingbridge.http import bounded
 from thingbridge.models import ConnectorClient
 
 log = logging.getLogger(__name__)
@@ -49,9 +52,23 @@ def guarded(connector: Connector, operation: Callable[..., Result], *args) -> Re
                            f"answer ({exc.__class__.__name__})") from exc
 
 
+def lease_budget() -> float:
+    """Seconds the provider calls of work held for ``TASK_LEASE`` may take together: three
+    quarters of it, the rest left for the work's own writes, so no second task takes the work
+    over while its calls still run."""
+    return 0.75 * current_app.config["TASK_LEASE"]
+
+
 def call_plugin(connector: Connector, client: ConnectorClient,
-                operation: Callable[[ClientContext], Result]) -> Result:
-    """``operation(ctx)`` for ``client`` (whose ``instance`` is loaded)."""
+                operation: Callable[[ClientContext], Result], budget: float) -> Result:
+    """``operation(ctx)`` for ``client`` (whose ``instance`` is loaded), its provider calls
+    (token refreshes included) ending within ``budget`` seconds together."""
+    with bounded.within(budget):
+        return _call(connector, client, operation)
+
+
+def _call(connector: Connector, client: ConnectorClient,
+          operation: Callable[[ClientContext], Result]) -> Result:
     instance_config = client.instance.configuration
     ctx = ClientContext(instance_config, client.configuration or {})
     if connector.auth_kind != "oauth2":

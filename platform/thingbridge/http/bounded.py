@@ -1,4 +1,4 @@
-"""Provider calls bounded as a whole: time and size.
+"""Provider calls bounded as a whole: time, size and where they go.
 
 requests' ``timeout`` bounds the connect and each wait for bytes, not the answer: a provider
 (or a proxy in front of it) that trickles its headers or body a byte at a time, or sends an
@@ -6,13 +6,16 @@ endless body, would hold a worker thread, and during a token refresh the client'
 for as long as it liked. Mounted on a session, :class:`BoundedAdapter` makes the timeout a
 deadline for the whole call, from connect to the last byte of the body (the outbound watchdog
 shuts the socket down when it passes, whatever stage the exchange is in), and reads at most
-``MAX_ANSWER`` bytes of a body, counted after decompression.
+``MAX_ANSWER`` bytes of a body, counted after decompression. :func:`within` bounds several
+calls together (a poll's, within its lease). A redirect is not followed: its target is not a
+URL the operator configured, and requests would post a token request's client secret there.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,7 +27,8 @@ from thingbridge.http.watchdog import watchdog
 MAX_ANSWER = 4 * 1024 * 1024  # bytes of a provider's body; its largest real answers are KiB
 CHUNK = 64 * 1024
 
-_call = threading.local()  # the deadline of this thread's call, and its watched sockets
+# This thread's call: its deadline and watched sockets; and the deadline of what it is part of.
+_call = threading.local()
 
 
 class AnswerTooLarge(requests.RequestException):
@@ -86,8 +90,12 @@ class BoundedAdapter(HTTPAdapter):
         return manager
 
     def send(self, request, stream=False, timeout=None, **kwargs):
-        seconds = _seconds(timeout)
-        _call.deadline = None if seconds is None else time.monotonic() + seconds
+        seconds, now = _seconds(timeout), time.monotonic()
+        ends = [t for t in (None if seconds is None else now + seconds,
+                            getattr(_call, "outer", None)) if t is not None]
+        _call.deadline = min(ends) if ends else None
+        if _call.deadline is not None and _call.deadline <= now:
+            raise _late(seconds, request)
         _call.handles = []
         try:
             response = super().send(request, stream=True, timeout=timeout, **kwargs)
@@ -106,8 +114,21 @@ class BoundedAdapter(HTTPAdapter):
         return response
 
 
-def _late(seconds: float, request) -> requests.ReadTimeout:
-    return requests.ReadTimeout(f"no whole answer within {seconds:g} s", request=request)
+def _late(seconds: float | None, request) -> requests.ReadTimeout:
+    return requests.ReadTimeout(f"no whole answer within {seconds or 0:g} s, or the time "
+                                "of the work it is part of", request=request)
+
+
+@contextmanager
+def within(seconds: float):
+    """Every bounded call this thread makes inside ends within ``seconds`` from now too."""
+    outer = getattr(_call, "outer", None)
+    ends = time.monotonic() + seconds
+    _call.outer = ends if outer is None else min(outer, ends)
+    try:
+        yield
+    finally:
+        _call.outer = outer
 
 
 def _release() -> bool:
@@ -130,8 +151,10 @@ def _read_body(response: requests.Response) -> None:
 
 
 def mount(session: requests.Session) -> requests.Session:
-    """Bound every call ``session`` makes (see the module's description)."""
+    """Bound every call ``session`` makes, and follow no redirect (see the module's
+    description): a redirect raises ``TooManyRedirects``."""
     adapter = BoundedAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    session.max_redirects = 0
     return session

@@ -18,7 +18,7 @@ from thingbridge.connectors.contract import (
 )
 from thingbridge.localserver import serving
 from thingbridge_netatmo.connector import NetatmoConnector
-from thingbridge_netatmo.mapping import station_things
+from thingbridge_netatmo.mapping import room_things, station_things
 from thingbridge_netatmo.schemas import InstanceConfig
 from thingbridge_netatmo.simulator import create_simulator
 
@@ -156,6 +156,20 @@ def test_real_stations_sample_maps_every_device():
     temps = {p.id: p.value for c in station.components for p in c.properties
              if c.id == "temperature"}
     assert temps["temperature"] == format(devices[0]["dashboard_data"]["Temperature"], "g")
+
+
+@pytest.mark.parametrize("answer", [{"status": "ok", "body": {}}, {"status": "ok"},
+                                    {"body": {"devices": None}}, {"body": []}])
+def test_an_answer_without_its_device_list_is_transient_not_no_devices(answer):
+    """Mapped as no devices, it deleted every thing, and the next good poll made them again
+    with new ids."""
+    with pytest.raises(TransientError, match="without its list of devices"):
+        station_things(answer)
+    with pytest.raises(TransientError, match="without its list of homes"):
+        room_things(answer, {})
+    # An account without homes or stations (provider-samples' homesdata_empty.json): a list.
+    assert room_things({"body": {"homes": []}}, {}) == []
+    assert station_things({"body": {"devices": [], "user": {}}}) == []
 
 
 def test_set_room_therm_point_changes_the_next_homestatus(sim):

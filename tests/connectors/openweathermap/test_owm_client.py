@@ -111,7 +111,9 @@ def test_check_with_provider_down_is_transient_not_a_verdict(plugin, control):
 
 @pytest.mark.parametrize("header, expected", [
     (None, 60), ("", 60), ("120", 120), ("2.5", 2.5), ("-5", 0), ("soon", 60),
-    ("Wed, 21 Oct 2015 07:28:30 GMT", 30), ("Wed, 21 Oct 2015 07:27:00 GMT", 0)])
+    ("Wed, 21 Oct 2015 07:28:30 GMT", 30), ("Wed, 21 Oct 2015 07:27:00 GMT", 0),
+    # Absurd asks wait a day at most (they crashed the poll, or parked it for decades).
+    ("inf", 86400), ("1e12", 86400), ("nan", 60), ("Fri, 31 Dec 9999 23:59:59 GMT", 86400)])
 def test_retry_after_header_forms(header, expected):
     now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
     assert retry_after(header, now=now) == expected
