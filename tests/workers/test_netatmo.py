@@ -3,14 +3,21 @@ reauthorization errors, and the setRoomThermPoint action routed to the provider.
 
 from __future__ import annotations
 
+import datetime
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from flows import client_row, consent, netatmo_instance, repoll, wait_status
 from helpers import wait_until
+from raw_receivers import read_request
 
-from thingbridge.models import ActionRequest, Thing
+from thingbridge.connectors import oauth
+from thingbridge.connectors.contract import TransientError
+from thingbridge.connectors.registry import build_connector
+from thingbridge.db import utcnow
+from thingbridge.models import ActionRequest, ConnectorClient, Thing
 
 
 def test_consent_then_stations_and_rooms_appear(api, netatmo_sim, start_worker):
@@ -80,6 +87,44 @@ def test_expired_access_token_is_refreshed_and_rotated(api, netatmo_sim, start_w
     assert after["access_token"] != before["access_token"]
     stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
     assert stats["refreshes"] == 1
+
+
+def test_token_answers_that_are_not_tokens(api, netatmo_sim, flask_app, servers, monkeypatch):
+    """authlib takes any JSON without "error" for a token. An answer without an access token
+    is a transient failure that keeps a refresh token it carries (the provider rotated the old
+    one as it answered); an absurd lifetime is capped instead of overflowing after the
+    rotation."""
+    client_id = consent(api)["client_id"]
+    instance = client_row(client_id).instance.configuration
+    answers = iter([(b"200 OK", b'{"refresh_token": "R2", "expires_in": 100}'),
+                    (b"401 Unauthorized", b'{"message": "unauthorized"}'),
+                    (b"200 OK", b'{"access_token": "A3", "refresh_token": "R3", '
+                                b'"expires_in": 1e20}')])
+
+    def provider(conn):
+        read_request(conn.makefile("rb"))
+        status, body = next(answers)
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    monkeypatch.setitem(flask_app.config, "NETATMO_BASE_URL", servers(provider).url())
+    connector = build_connector("netatmo")
+
+    def refresh():
+        ConnectorClient.update(token_expires_at=utcnow()).where(
+            ConnectorClient.id == client_id).execute()
+        return oauth.access_token(client_id, connector, instance)
+
+    with pytest.raises(TransientError, match="without an access token"):
+        refresh()
+    assert client_row(client_id).tokens == {"refresh_token": "R2"}
+    with pytest.raises(TransientError, match="without an access token"):
+        refresh()
+    assert client_row(client_id).tokens == {"refresh_token": "R2"}
+    assert refresh() == "A3"
+    client = client_row(client_id)
+    assert client.tokens["refresh_token"] == "R3"
+    assert client.token_expires_at - utcnow() <= datetime.timedelta(days=30)
 
 
 def test_revoked_grant_is_reauthorization_required(api, netatmo_sim, start_worker):

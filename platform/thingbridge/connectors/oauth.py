@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import math
 import secrets
 
 import requests
@@ -23,6 +24,9 @@ from thingbridge.http import bounded
 from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.observability import metrics
 
+# An access token said to live longer is refreshed after this anyway ("expires_in": 1e20
+# overflowed the date, after the provider had rotated the refresh token).
+MAX_TOKEN_LIFETIME = 30 * 86400
 # Refresh a little early so a token never expires between the check and the provider call.
 EXPIRY_MARGIN = datetime.timedelta(seconds=60)
 
@@ -109,10 +113,23 @@ def prune_states() -> int:
 
 
 def _token_record(token: dict) -> tuple[dict, datetime.datetime | None]:
-    expires_in = token.get("expires_in")
-    expires_at = utcnow() + datetime.timedelta(seconds=int(expires_in)) if expires_in else None
-    kept = {k: token[k] for k in ("access_token", "refresh_token", "token_type") if k in token}
+    """What is kept of a token answer: its tokens (non-empty strings only) and when the access
+    token expires (an ``expires_in`` that is not a positive number: unknown)."""
+    kept = {k: v for k in ("access_token", "refresh_token", "token_type")
+            if isinstance(v := token.get(k), str) and v}
+    try:
+        seconds = float(token.get("expires_in"))
+    except (TypeError, ValueError):
+        seconds = math.nan
+    expires_at = None
+    if seconds > 0:  # NaN is not
+        expires_at = utcnow() + datetime.timedelta(seconds=min(seconds, MAX_TOKEN_LIFETIME))
     return kept, expires_at
+
+
+def _no_access_token() -> TransientError:
+    # authlib takes any JSON answer without "error" for a token (a 401 {"message": ...}).
+    return TransientError("token endpoint answered without an access token")
 
 
 def _classify(exc: Exception):
@@ -136,6 +153,8 @@ def exchange_code(connector: Connector, instance_config: dict, oauth_state: OAut
     except (OAuthError, requests.RequestException, ValueError) as exc:
         raise _classify(exc) from exc
     tokens, expires_at = _token_record(token)
+    if "access_token" not in tokens:
+        raise _no_access_token()
     return {"tokens": tokens, "token_expires_at": expires_at}
 
 
@@ -172,12 +191,17 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
         except (OAuthError, requests.RequestException, ValueError) as exc:
             metrics.token_refreshed(connector.type_id, error := _classify(exc))
             raise error from exc
-        metrics.token_refreshed(connector.type_id)
         record, expires_at = _token_record(token)
         record.setdefault("refresh_token", tokens["refresh_token"])
+        # Stored even without an access token: a refresh token in the answer may be the only
+        # one left (the provider rotated the old one as it answered); the next call refreshes.
         ConnectorClient.update(tokens=record, token_expires_at=expires_at,
                                updated_at=utcnow()).where(
             ConnectorClient.id == client_id).execute()
+    if "access_token" not in record:
+        metrics.token_refreshed(connector.type_id, error := _no_access_token())
+        raise error
+    metrics.token_refreshed(connector.type_id)
     return record["access_token"]
 
 
