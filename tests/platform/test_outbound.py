@@ -109,6 +109,40 @@ def test_a_trickling_receiver_cannot_extend_the_deadline(servers):
     assert took < deadline * 3, took
 
 
+def _then(first: bytes, drip: bytes = b"", close: bool = False):
+    """Answers ``first`` at once, then ``drip`` a byte every 0.2 s (or closes)."""
+    stop = threading.Event()
+
+    def handler(conn):
+        conn.recv(65536)
+        conn.sendall(first)
+        if close:
+            return
+        for byte in drip * 100:
+            if stop.wait(0.2):
+                return
+            conn.sendall(bytes([byte]))
+        stop.wait(30)
+    return handler, stop
+
+
+@pytest.mark.parametrize("first, drip, close, reason", [
+    (b"HTTP/1.1 200 OK\r\n", b"X-Slow: .\r\n", False, "timeout"),  # headers never end
+    (b"HTTP/1.1 200 OK\r\n", b"", False, "timeout"),  # then nothing
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", b"x", False, "timeout"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", b"", True, "invalid http answer"),  # closed mid-way
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", b"", True,
+     "invalid http answer")])
+def test_an_answer_that_never_completes_is_not_its_status(servers, first, drip, close,
+                                                          reason):
+    """Its status line came, so http.client made an answer of it: a "200" that delivered a
+    webhook or COMPLETED an action whose receiver never finished answering."""
+    handler, stop = _then(first, drip, close)
+    answer = outbound.post(servers(handler).url(), b"{}", {}, 1.0, OPEN)
+    stop.set()
+    assert (answer.status, answer.reason) == (None, reason)
+
+
 def rss_kib() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))

@@ -42,8 +42,39 @@ class Answer:
     headers: dict = field(default_factory=dict)
 
 
+class _LastLine:
+    """A file whose last line read is known: whether a header block ended."""
+
+    def __init__(self, fp):
+        self.fp, self.last = fp, b""
+
+    def readline(self, *args):
+        self.last = self.fp.readline(*args)
+        return self.last
+
+    def __getattr__(self, name):
+        return getattr(self.fp, name)
+
+
+class _WholeResponse(http.client.HTTPResponse):
+    """An answer whose header block ends: http.client takes the end of the connection for the
+    blank line, so a receiver that closed mid-headers gave a "200"."""
+
+    def begin(self):
+        real, self.fp = self.fp, _LastLine(self.fp)
+        try:
+            super().begin()
+            ended = self.fp.last in (b"\r\n", b"\n")
+        finally:
+            self.fp = real
+        if not ended:
+            raise http.client.IncompleteRead(b"", None)
+
+
 class _Pinned(http.client.HTTPConnection):
     """A connection to a checked address that speaks TLS with the URL's host name."""
+
+    response_class = _WholeResponse
 
     def __init__(self, address: str, port: int, timeout: float, server_name: str | None,
                  context: ssl.SSLContext | None):
@@ -141,6 +172,8 @@ def _exchange(conn: _Pinned | None, key: tuple, target: str, body: bytes, header
         conn.request("POST", target, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read(MAX_READ)
+        if len(data) < MAX_READ and resp.length:  # the body ended before its Content-Length
+            raise http.client.IncompleteRead(data, resp.length)
         reusable = not resp.will_close and resp.isclosed()
         answer = Answer(resp.status, None, data[:EXCERPT].decode("utf-8", "replace"),
                         {k.title(): v for k, v in resp.getheaders()})
@@ -155,8 +188,9 @@ def _exchange(conn: _Pinned | None, key: tuple, target: str, body: bytes, header
                                     | BrokenPipeError):
             return Answer(None, "stale")
         return Answer(None, _classify(exc))
-    if watchdog.release(handle):
-        reusable = False
+    if watchdog.release(handle):  # the deadline cut it: whatever was read is not an answer
+        conn.close()
+        return Answer(None, "timeout")
     if reusable:
         _give_back(key, conn)
     else:
