@@ -121,6 +121,24 @@ def test_provider_text_that_cannot_be_stored_is_mended(api, flask_app, servers, 
     assert Property.get(Property.property_id == "description").value == stored
 
 
+def test_a_providers_error_text_is_kept_short_and_storable(api, flask_app, servers,
+                                                           monkeypatch):
+    """A reason quotes the provider: 2 MB of it went into the client, the API and an event,
+    and a NUL in it made the status change fail to store."""
+    from thingbridge_workers.polling import poll
+
+    client_id = owm_client(api)
+    body = b'{"message": "bad key \\u0000' + b"x" * 2_000_000 + b'"}'
+    lying = servers(answering(b"401 Unauthorized", b"Content-Type: application/json\r\n", body))
+    monkeypatch.setitem(flask_app.config, "OPENWEATHERMAP_BASE_URL",
+                        f"http://127.0.0.1:{lying.port}")
+    assert poll(client_id, "first") == "error"
+    client = client_row(client_id)
+    assert client.status == "ERROR"
+    assert client.status_reason.startswith("invalid OpenWeatherMap app key: bad key \ufffdx")
+    assert len(client.status_reason) == 500
+
+
 def test_an_id_mapped_from_the_provider_that_is_not_one_fails_the_poll(api, flask_app,
                                                                       monkeypatch):
     from thingbridge_openweathermap.connector import OpenWeatherMapConnector

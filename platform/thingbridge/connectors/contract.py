@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 import marshmallow as ma
 import requests
 
+from thingbridge.schemas.common import storable
+
 ENTRY_POINT_GROUP = "thingbridge.connectors"
 
 PropertyKind = Literal["NUMBER", "STRING", "BOOLEAN"]
@@ -24,10 +26,16 @@ ThingStatus = Literal["AVAILABLE", "UNAVAILABLE", "UNKNOWN"]
 # --- errors: how a plugin tells the host what went wrong -------------------------------------
 
 
+# The longest reason kept: it is stored on the client or request, shown by the API and sent in
+# events, and a provider's error text (which a reason often quotes) has no bound of its own.
+MAX_REASON = 500
+
+
 class ConnectorError(Exception):
     """Base class; ``reason`` is safe to show to the app developer."""
 
     def __init__(self, reason: str):
+        reason = storable(str(reason), MAX_REASON)
         super().__init__(reason)
         self.reason = reason
 

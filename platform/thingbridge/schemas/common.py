@@ -38,6 +38,15 @@ def unstorable(value) -> str | None:
     return None
 
 
+def storable(text: str, limit: int) -> str:
+    """``text`` as it can be stored: each character ``unstorable`` names replaced by U+FFFD,
+    cut to ``limit`` characters. For text the platform did not choose (a provider's)."""
+    if unstorable(text) is not None:
+        text = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c
+                       for c in text)
+    return text[:limit]
+
+
 class FullMatch(validate.Regexp):
     """``validate.Regexp`` over the whole value: Python's ``$`` also matches before a final
     line break, which the documented pattern's (JSON Schema's) does not, so ``"main\\n"``

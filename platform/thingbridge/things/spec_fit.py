@@ -17,7 +17,7 @@ import logging
 from thingbridge.connectors.contract import Connector, ThingSpec
 from thingbridge.connectors.plugin_call import PluginFailed
 from thingbridge.models import Component, Property, Thing, ThingMapping
-from thingbridge.schemas.common import MAX_VALUE, unstorable
+from thingbridge.schemas.common import MAX_VALUE, storable, unstorable
 from thingbridge.schemas.things import ID_PATTERN
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,8 @@ def _check_id(connector: Connector, what: str, value, limit: int = 200,
 def _text(value, limit: int) -> str:
     if not isinstance(value, str):
         value = "" if value is None else str(value)
-    if unstorable(value) is not None:
-        log.warning("a provider's text held characters that cannot be stored: %r",
-                    value[:80])
-        value = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c
-                        for c in value)
-    if len(value) > limit:
-        log.warning("a provider's text of %d characters was cut to %d", len(value), limit)
-        value = value[:limit]
-    return value
+    mended = storable(value, limit)
+    if mended != value:
+        log.warning("a provider's text was mended to be stored (%d characters): %r",
+                    len(value), mended[:80])
+    return mended
