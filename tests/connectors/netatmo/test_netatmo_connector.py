@@ -167,7 +167,7 @@ def test_an_answer_without_its_device_list_is_transient_not_no_devices(answer):
         station_things(answer)
     with pytest.raises(TransientError, match="without its list of homes"):
         room_things(answer, {})
-    # An account without homes or stations (provider-samples' homesdata_empty.json): a list.
+    # An account without homes or stations: an empty list, as Netatmo answers it.
     assert room_things({"body": {"homes": []}}, {}) == []
     assert station_things({"body": {"devices": [], "user": {}}}) == []
 
