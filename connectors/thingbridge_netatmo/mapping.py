@@ -62,6 +62,8 @@ THERMOSTAT = [  # a room in homestatus
     Reading("therm_setpoint_mode", "thermostat", "setpoint_mode", "Setpoint mode", "", "MODE",
             "STRING"),
 ]
+# Module types that report a room's thermostat state (thermostat, valve, OpenTherm, Smarther).
+THERMOSTAT_MODULES = {"NATherm1", "NRV", "OTM", "BNS"}
 COMPONENT_NAMES = {"temperature": "Temperature", "humidity": "Humidity", "co2": "CO2",
                    "pressure": "Pressure", "noise": "Noise", "wind": "Wind", "rain": "Rain",
                    "battery": "Battery"}
@@ -138,14 +140,25 @@ def room_things(homes: dict, homestatus: dict) -> list[ThingSpec]:
     things = []
     for home in _listed(homes, "homes"):
         status = ((homestatus.get(home["id"]) or {}).get("body") or {}).get("home") or {}
-        rooms = {room["id"]: room for room in status.get("rooms", [])}
+        known = isinstance(status.get("rooms"), list)
+        rooms = {room["id"]: room for room in status.get("rooms") or []}
+        heated = {m.get("room_id") for m in home.get("modules") or []
+                  if m.get("type") in THERMOSTAT_MODULES}
         for room in home.get("rooms", []):
             state = rooms.get(room["id"])
-            if state is None:
-                continue  # no thermostat data for this room (no valve/thermostat in it)
-            props = [reading.spec(state) for reading in THERMOSTAT
-                     if state.get(reading.key) is not None]
-            reachable = state.get("reachable", True)
+            if state is not None:
+                props = [reading.spec(state) for reading in THERMOSTAT
+                         if state.get(reading.key) is not None]
+                reachable = state.get("reachable", True)
+            elif not known and room["id"] in heated:
+                # The home's status did not come (its relay offline: an "errors" list and no
+                # rooms): the room stays, unreachable, with its last readings.
+                props = [PropertySpec(id=r.property_id, name=r.name, value=None, unit=r.unit,
+                                      type=r.kind, property_type=r.property_type)
+                         for r in THERMOSTAT]
+                reachable = False
+            else:
+                continue  # no thermostat in this room
             things.append(ThingSpec(
                 connector_thing_id=f"room:{home['id']}:{room['id']}",
                 name=f"{home.get('name', '')} {room.get('name', room['id'])}".strip(),

@@ -17,7 +17,7 @@ from thingbridge.connectors import oauth
 from thingbridge.connectors.contract import TransientError
 from thingbridge.connectors.registry import build_connector
 from thingbridge.db import utcnow
-from thingbridge.models import ActionRequest, ConnectorClient, Thing
+from thingbridge.models import ActionRequest, Component, ConnectorClient, Property, Thing
 
 
 def test_consent_then_stations_and_rooms_appear(api, netatmo_sim, start_worker):
@@ -125,6 +125,49 @@ def test_token_answers_that_are_not_tokens(api, netatmo_sim, flask_app, servers,
     client = client_row(client_id)
     assert client.tokens["refresh_token"] == "R3"
     assert client.token_expires_at - utcnow() <= datetime.timedelta(days=30)
+
+
+def test_a_home_whose_status_did_not_come_keeps_its_rooms(api, netatmo_sim, monkeypatch):
+    """Netatmo answers a home whose relay is offline with an error and no rooms. Mapped as no
+    rooms, its room things were deleted and came back with new ids; they stay now, unreachable,
+    with their last readings, and the stations go on updating."""
+    from thingbridge_netatmo.connector import NetatmoConnector
+    from thingbridge_workers.polling import poll
+
+    client_id = consent(api)["client_id"]
+    assert poll(client_id, "first") == "ok"
+    rooms = {t.id: t for t in Thing.select().where(Thing.display_type == "THERMOSTAT")}
+    readings = {t: _values(t) for t in rooms}
+    assert rooms and all(readings.values())
+    fetch = NetatmoConnector.fetch
+
+    def offline(self, ctx):
+        payload = fetch(self, ctx)
+        for home_id in payload["homestatus"]:
+            payload["homestatus"][home_id] = {"status": "ok", "body": {
+                "errors": [{"code": 6, "id": "12:34:56:00:fa:d0"}], "home": {"id": home_id}}}
+        return payload
+
+    monkeypatch.setattr(NetatmoConnector, "fetch", offline)
+    for token in ("second", "third"):
+        ConnectorClient.update(next_poll_at=utcnow()).where(
+            ConnectorClient.id == client_id).execute()
+        assert poll(client_id, token) == "ok"
+        kept = {t.id: t for t in Thing.select().where(Thing.display_type == "THERMOSTAT")}
+        assert kept.keys() == rooms.keys()
+        assert {t.status for t in kept.values()} == {"UNAVAILABLE"}
+        assert {t: _values(t) for t in kept} == readings
+    monkeypatch.undo()
+    ConnectorClient.update(next_poll_at=utcnow()).where(
+        ConnectorClient.id == client_id).execute()
+    assert poll(client_id, "back") == "ok"
+    back = {t.id: t for t in Thing.select().where(Thing.display_type == "THERMOSTAT")}
+    assert back.keys() == rooms.keys() and {t.status for t in back.values()} == {"AVAILABLE"}
+
+
+def _values(thing_id: str) -> dict:
+    return {p.property_id: p.value for p in Property.select().join(Component).where(
+        Component.thing == thing_id)}
 
 
 def test_revoked_grant_is_reauthorization_required(api, netatmo_sim, start_worker):

@@ -75,7 +75,9 @@ class ActionError(ConnectorError):
 @dataclass
 class PropertySpec:
     id: str
-    value: str
+    # None: the provider did not report it this time (a device out of reach): the stored value
+    # stays as it is, and a property not stored yet is not created.
+    value: str | None
     type: PropertyKind = "NUMBER"
     name: str = ""
     unit: str = ""

@@ -43,7 +43,8 @@ def fit(connector: Connector, specs: list[ThingSpec]) -> list[ThingSpec]:
             for prop in component.properties:
                 _check_id(connector, "property id", prop.id)
                 prop.name = _text(prop.name, Property.name.max_length)
-                prop.value = _text(prop.value, MAX_VALUE)
+                if prop.value is not None:  # None: not reported, the stored value stays
+                    prop.value = _text(prop.value, MAX_VALUE)
                 prop.unit = _text(prop.unit, Property.unit.max_length)
                 prop.property_type = _text(prop.property_type,
                                            Property.property_type.max_length)

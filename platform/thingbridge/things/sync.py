@@ -134,6 +134,8 @@ def _compare(stored: StoredThings, thing_id: str, spec: ThingSpec,
         for pspec in cspec.properties:
             seen.add((component_pk, pspec.id))
             known = stored.properties.get((component_pk, pspec.id))
+            if pspec.value is None:
+                continue  # not reported this time: what is stored stays
             if known is None:
                 reshape.new_properties.append((component_pk, pspec))
             elif known[1] != pspec.value:
@@ -184,12 +186,13 @@ def create_component(thing, spec: ComponentSpec, position: int) -> None:
                                  component_type=spec.component_type,
                                  capabilities=spec.capabilities, position=position)
     now = utcnow()
-    if spec.properties:
+    reported = [p for p in spec.properties if p.value is not None]
+    if reported:
         Property.insert_many([
             dict(component=component, property_id=p.id, name=p.name, value=p.value,
                  unit=p.unit, type=p.type, property_type=p.property_type, last_update=now,
                  position=i, created_at=now)
-            for i, p in enumerate(spec.properties)]).execute()
+            for i, p in enumerate(reported)]).execute()
     if spec.actions:
         Action.insert_many([
             dict(component=component, action_id=a.id, position=i, created_at=now,
