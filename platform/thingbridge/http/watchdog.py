@@ -33,7 +33,8 @@ class Watchdog:
                 self._thread = threading.Thread(target=self._run, name="outbound-watchdog",
                                                 daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if self._heap[0][1] == handle:  # else it wakes for an earlier one first anyway
+                self._wake.notify()
         return handle
 
     def release(self, handle: int) -> bool:
