@@ -93,24 +93,27 @@ class BoundedAdapter(HTTPAdapter):
         seconds, now = _seconds(timeout), time.monotonic()
         ends = [t for t in (None if seconds is None else now + seconds,
                             getattr(_call, "outer", None)) if t is not None]
-        _call.deadline = min(ends) if ends else None
-        if _call.deadline is not None and _call.deadline <= now:
+        deadline = min(ends) if ends else None
+        if deadline is not None and deadline <= now:
             raise _late(seconds, request)
-        _call.handles = []
+        _call.deadline, _call.handles = deadline, []
+        response = error = None
         try:
             response = super().send(request, stream=True, timeout=timeout, **kwargs)
             if not stream:  # a streamed body is the caller's to bound
                 _read_body(response)
         except requests.RequestException as exc:
-            if _release():
-                raise _late(seconds, request) from exc
-            raise
-        finally:
+            error = exc
+        finally:  # whatever ends the call, no socket stays watched (it may go back to a pool)
+            cut = _release()
             _call.deadline = None
         # A cut may also end what looks like an answer: headers end at end of file.
-        if _release():
-            response.close()
-            raise _late(seconds, request)
+        if cut:
+            if response is not None:
+                response.close()
+            raise _late(seconds, request) from error
+        if error is not None:
+            raise error
         return response
 
 
