@@ -6,7 +6,7 @@ Seeds N clients as ``bench/polling.py`` does (half OpenWeatherMap, half Netatmo)
 once (things created), then runs steady rounds (readings pinned to the same bucket) and changed
 rounds (the pin moved on), calling ``thingbridge_workers.polling.poll`` for every client. Per
 round and connector it prints the CPU and wall milliseconds per poll, the CPU of each phase of
-the poll (take, fetch, map, read, plan, record, apply, emit; nested phases are included in
+the poll (take, fetch, map, fit, read, plan, record, apply, emit; nested phases are included in
 their parents), the statements each poll sent by kind, and the CPU the PostgreSQL backend
 serving this process spent on them. ``--profile`` adds cProfile's top functions per round
 (``POLL_PROFILE_DUMP=/tmp/x`` also writes each round's stats file). What it leaves out, the
@@ -112,6 +112,7 @@ def instrument():
     for name in ("read_stored", "plan", "apply"):
         _timed(polling.sync, name)
     _timed(polling.events, "emit_many")
+    _timed(polling.spec_fit, "fit")
     _timed(polling.rate_budget, "take", "rate_budget")
     for cls in connector_classes().values():
         _timed(cls, "map_things")

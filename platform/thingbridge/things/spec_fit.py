@@ -13,6 +13,7 @@ again, so none is guessed: one that is not a valid id fails the poll as a transi
 from __future__ import annotations
 
 import logging
+import re
 
 from thingbridge.connectors.contract import Connector, ThingSpec
 from thingbridge.connectors.plugin_call import PluginFailed
@@ -21,6 +22,8 @@ from thingbridge.schemas.common import MAX_VALUE, storable, unstorable
 from thingbridge.schemas.things import ID_PATTERN
 
 log = logging.getLogger(__name__)
+# What schemas.common.unstorable refuses in text, found in one pass (a poll has hundreds).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def fit(connector: Connector, specs: list[ThingSpec]) -> list[ThingSpec]:
@@ -42,17 +45,38 @@ def fit(connector: Connector, specs: list[ThingSpec]) -> list[ThingSpec]:
             component.capabilities = [_text(str(c), MAX_VALUE) for c in component.capabilities]
             for prop in component.properties:
                 _check_id(connector, "property id", prop.id)
-                prop.name = _text(prop.name, Property.name.max_length)
-                if prop.value is not None:  # None: not reported, the stored value stays
-                    prop.value = _text(prop.value, MAX_VALUE)
-                prop.unit = _text(prop.unit, Property.unit.max_length)
-                prop.property_type = _text(prop.property_type,
-                                           Property.property_type.max_length)
+                if not _plain(prop):
+                    _mend_property(prop)
             for action in component.actions:
                 _check_id(connector, "action id", action.id)
                 for parameter in action.parameters:
                     _check_id(connector, "action parameter", parameter.name)
     return specs
+
+
+# A property's texts and their columns; what is checked of each property of every poll.
+_NAME, _UNIT, _TYPE = (Property.name.max_length, Property.unit.max_length,
+                       Property.property_type.max_length)
+_PROPERTY_TEXTS = (("name", _NAME), ("unit", _UNIT), ("property_type", _TYPE),
+                   ("value", MAX_VALUE))
+
+
+def _plain(prop) -> bool:
+    """Every text of ``prop`` storable as it is (as nearly all are): one test for all."""
+    try:
+        joined = prop.name + prop.unit + prop.property_type + (prop.value or "")
+    except TypeError:  # something other than text
+        return False
+    return (_UNSTORABLE.search(joined) is None and len(prop.name) <= _NAME
+            and len(prop.unit) <= _UNIT and len(prop.property_type) <= _TYPE
+            and len(prop.value or "") <= MAX_VALUE)
+
+
+def _mend_property(prop) -> None:
+    for name, limit in _PROPERTY_TEXTS:
+        value = getattr(prop, name)
+        if value is not None or name != "value":  # None: not reported, the stored value stays
+            setattr(prop, name, _text(value, limit))
 
 
 def _check_id(connector: Connector, what: str, value, limit: int = 200,
@@ -67,6 +91,8 @@ def _check_id(connector: Connector, what: str, value, limit: int = 200,
 
 
 def _text(value, limit: int) -> str:
+    if type(value) is str and len(value) <= limit and _UNSTORABLE.search(value) is None:
+        return value  # nearly every text
     if not isinstance(value, str):
         value = "" if value is None else str(value)
     mended = storable(value, limit)
