@@ -13,6 +13,7 @@ URL the operator configured, and requests would post a token request's client se
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ CHUNK = 64 * 1024
 
 # This thread's call: its deadline and watched sockets; and the deadline of what it is part of.
 _call = threading.local()
+_serials = itertools.count()
 
 
 class AnswerTooLarge(requests.RequestException):
@@ -48,12 +50,13 @@ class _Watched:
         return super().request(*args, **kwargs)
 
     def _watch(self):
-        deadline = getattr(_call, "deadline", None)
-        if deadline is None or self.sock is None or getattr(self, "_watched", None) == (
-                self.sock, deadline):
+        # Once per call and socket: a call that connects is also asked to watch in request().
+        call = getattr(_call, "serial", None)
+        if _call.deadline is None or self.sock is None or getattr(self, "_watched", None) == (
+                self.sock, call):
             return
-        self._watched = (self.sock, deadline)
-        _call.handles.append(watchdog.watch(self.sock, deadline))
+        self._watched = (self.sock, call)
+        _call.handles.append(watchdog.watch(self.sock, _call.deadline))
 
 
 class _HTTPConnection(_Watched, HTTPConnection):
@@ -86,7 +89,8 @@ class BoundedAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy, **kwargs):
         manager = super().proxy_manager_for(proxy, **kwargs)
-        manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        if manager.pool_classes_by_scheme.get("http") is HTTPConnectionPool:  # not SOCKS's own
+            manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         return manager
 
     def send(self, request, stream=False, timeout=None, **kwargs):
@@ -94,9 +98,11 @@ class BoundedAdapter(HTTPAdapter):
         ends = [t for t in (None if seconds is None else now + seconds,
                             getattr(_call, "outer", None)) if t is not None]
         deadline = min(ends) if ends else None
-        if deadline is not None and deadline <= now:
-            raise _late(seconds, request)
-        _call.deadline, _call.handles = deadline, []
+        if deadline is not None:
+            if deadline <= now:
+                raise _late(request)
+            timeout = deadline - now  # so that connecting (TLS included) ends by it too
+        _call.deadline, _call.handles, _call.serial = deadline, [], next(_serials)
         response = error = None
         try:
             response = super().send(request, stream=True, timeout=timeout, **kwargs)
@@ -109,17 +115,20 @@ class BoundedAdapter(HTTPAdapter):
             _call.deadline = None
         # A cut may also end what looks like an answer: headers end at end of file.
         if cut:
+            # Its socket may be back in a pool, and the watchdog's shutdown may not have come
+            # yet: no later call takes it.
+            self.close()
             if response is not None:
                 response.close()
-            raise _late(seconds, request) from error
+            raise _late(request) from error
         if error is not None:
             raise error
         return response
 
 
-def _late(seconds: float | None, request) -> requests.ReadTimeout:
-    return requests.ReadTimeout(f"no whole answer within {seconds or 0:g} s, or the time "
-                                "of the work it is part of", request=request)
+def _late(request) -> requests.ReadTimeout:
+    return requests.ReadTimeout("no whole answer in time (the call's timeout, or what was left "
+                                "of the budget of the work it is part of)", request=request)
 
 
 @contextmanager
