@@ -99,7 +99,13 @@ def test_token_answers_that_are_not_tokens(api, netatmo_sim, flask_app, servers,
     answers = iter([(b"200 OK", b'{"refresh_token": "R2", "expires_in": 100}'),
                     (b"401 Unauthorized", b'{"message": "unauthorized"}'),
                     (b"200 OK", b'{"access_token": "A3", "refresh_token": "R3", '
-                                b'"expires_in": 1e20}')])
+                                b'"expires_in": 1e20}'),
+                    (b"200 OK", b'{"access_token": "A4", "refresh_token": "R4", '
+                                b'"expires_in": 1e999, "expires_at": [1]}'),
+                    (b"200 OK", b'{"access_token": "A5", "refresh_token": "R5", '
+                                b'"expires_in": "3600.0"}'),
+                    (b"200 OK", b'{"access_token": "A6", "refresh_token": "R6", '
+                                b'"expires_in": NaN}')])
 
     def provider(conn):
         read_request(conn.makefile("rb"))
@@ -121,10 +127,18 @@ def test_token_answers_that_are_not_tokens(api, netatmo_sim, flask_app, servers,
     with pytest.raises(TransientError, match="without an access token"):
         refresh()
     assert client_row(client_id).tokens == {"refresh_token": "R2"}
-    assert refresh() == "A3"
-    client = client_row(client_id)
-    assert client.tokens["refresh_token"] == "R3"
-    assert client.token_expires_at - utcnow() <= datetime.timedelta(days=30)
+    # authlib reads the lifetime as it parses the answer: each of these raised there, after the
+    # provider had rotated the refresh token.
+    for access, refresh_token, lifetime in (("A3", "R3", 30 * 86400), ("A4", "R4", 30 * 86400),
+                                            ("A5", "R5", 3600), ("A6", "R6", None)):
+        assert refresh() == access
+        client = client_row(client_id)
+        assert client.tokens["refresh_token"] == refresh_token
+        if lifetime is None:
+            assert client.token_expires_at is None
+        else:
+            left = (client.token_expires_at - utcnow()).total_seconds()
+            assert lifetime - 60 <= left <= lifetime
 
 
 def test_a_home_whose_status_did_not_come_keeps_its_rooms(api, netatmo_sim, monkeypatch):

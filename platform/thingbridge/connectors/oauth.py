@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import math
 import secrets
 
@@ -38,10 +39,35 @@ class StateError(Exception):
 def _session(connector: Connector, instance_config: dict, **kwargs) -> OAuth2Session:
     endpoints = connector.oauth2_endpoints()
     # Bounded: a refresh runs holding the client's row lock.
-    return bounded.mount(OAuth2Session(
+    session = bounded.mount(OAuth2Session(
         instance_config["client_id"], instance_config["client_secret"],
         scope=" ".join(endpoints.scopes), token_endpoint_auth_method="client_secret_post",
         **kwargs))
+    for hook in ("access_token_response", "refresh_token_response"):
+        session.register_compliance_hook(hook, _sane_lifetime)
+    return session
+
+
+def _sane_lifetime(resp: requests.Response) -> requests.Response:
+    """The answer with ``expires_in`` a whole number of seconds (up to MAX_TOKEN_LIFETIME) or
+    none, and no ``expires_at``: authlib converts both with ``int()`` as it reads the answer,
+    and "3600.0", NaN or 1e999 raised there, losing a refresh token the provider had already
+    rotated."""
+    try:
+        token = resp.json()
+    except ValueError:
+        return resp  # authlib refuses it as it is
+    if not isinstance(token, dict):
+        return resp
+    try:
+        seconds = float(token.pop("expires_in", None))
+    except (TypeError, ValueError):
+        seconds = math.nan
+    token.pop("expires_at", None)
+    if seconds >= 1:  # NaN is not
+        token["expires_in"] = int(min(seconds, MAX_TOKEN_LIFETIME))
+    resp._content = json.dumps(token).encode()
+    return resp
 
 
 def _state_hash(state: str) -> str:
@@ -113,18 +139,12 @@ def prune_states() -> int:
 
 
 def _token_record(token: dict) -> tuple[dict, datetime.datetime | None]:
-    """What is kept of a token answer: its tokens (non-empty strings only) and when the access
-    token expires (an ``expires_in`` that is not a positive number: unknown)."""
+    """What is kept of a token answer (as ``_sane_lifetime`` left it): its tokens (non-empty
+    strings only) and when the access token expires."""
     kept = {k: v for k in ("access_token", "refresh_token", "token_type")
             if isinstance(v := token.get(k), str) and v}
-    try:
-        seconds = float(token.get("expires_in"))
-    except (TypeError, ValueError):
-        seconds = math.nan
-    expires_at = None
-    if seconds > 0:  # NaN is not
-        expires_at = utcnow() + datetime.timedelta(seconds=min(seconds, MAX_TOKEN_LIFETIME))
-    return kept, expires_at
+    expires_in = token.get("expires_in")
+    return kept, utcnow() + datetime.timedelta(seconds=expires_in) if expires_in else None
 
 
 def _no_access_token() -> TransientError:
