@@ -3,7 +3,6 @@ reauthorization errors, and the setRoomThermPoint action routed to the provider.
 
 from __future__ import annotations
 
-import datetime
 import time
 from urllib.parse import parse_qs, urlsplit
 
