@@ -1,17 +1,29 @@
 """Provider I/O: Netatmo API calls with bearer tokens, errors classified for the host.
 
 Netatmo error bodies are ``{"error": {"code": N, "message": "..."}}``: codes 2/3 mean the access
-token is bad (the host refreshes once), 26 is the user usage limit (throttling, not reauth).
+token is bad (the host refreshes once), 26 is the user usage limit (throttling, not reauth);
+``VERDICTS`` set the client to ERROR, any other code is transient.
 """
 
 from __future__ import annotations
 
 import requests
 
-from thingbridge.connectors.contract import ActionError, ConfigError, TokenRejected, TransientError
+from thingbridge.connectors.contract import (
+    ActionError,
+    ConfigError,
+    ReauthRequired,
+    TokenRejected,
+    TransientError,
+)
 from thingbridge.http.retry_after import parse_retry_after
 
 TOKEN_CODES = {2, 3}
+# Netatmo's error codes that are a verdict on the instance or the grant: the application
+# deactivated or unknown (5, 22); the operation forbidden to the grant's scopes (13), its user
+# gone (23) or its refresh token invalid (30): a new consent.
+VERDICTS = {5: ConfigError, 22: ConfigError, 13: ReauthRequired, 23: ReauthRequired,
+            30: ReauthRequired}
 USAGE_LIMIT = 26
 DEFAULT_THROTTLE = 300.0
 # Answers that say "not now" (a request timeout, too early) whatever their body says.
@@ -36,13 +48,19 @@ def call(session: requests.Session, method: str, url: str, token: str, timeout: 
                              retry_after=_retry_after(resp))
     if body is None:
         raise TransientError("Netatmo answered with invalid JSON (or not a JSON object)")
-    if resp.status_code < 400 and "error" not in body:
+    if 200 <= resp.status_code < 300 and "error" not in body:
         return body
     if code in TOKEN_CODES:
         raise TokenRejected(f"access token rejected: {message}")
+    if code is None:  # not Netatmo's refusal (a proxy's, a gateway's, a 3xx): no verdict
+        raise TransientError(f"Netatmo answered {resp.status_code} without an error code")
     if action:
         raise ActionError(f"Netatmo refused the action: {message or resp.status_code}")
-    raise ConfigError(f"Netatmo refused the request: {message or resp.status_code}")
+    if code in VERDICTS:
+        raise VERDICTS[code](f"Netatmo refused the request: {message or resp.status_code}")
+    # Any other code (a device not found or unreachable, an internal error): try again later,
+    # not an ERROR that would stop the client for good.
+    raise TransientError(f"Netatmo refused the request ({code}): {message}")
 
 
 def _json_object(resp: requests.Response) -> dict | None:

@@ -67,7 +67,8 @@ class NetatmoConnector(Connector):
                        action_id: str, parameters: dict[str, str]) -> None:
         if action_id != "setRoomThermPoint" or not connector_thing_id.startswith("room:"):
             raise ActionError(f"unsupported action {action_id!r} on {connector_thing_id!r}")
-        _, home_id, room_id = connector_thing_id.split(":", 2)
+        # Room ids are numbers; a home id could hold a colon: split at the last.
+        home_id, room_id = connector_thing_id.removeprefix("room:").rsplit(":", 1)
         data = {"home_id": home_id, "room_id": room_id, **_checked(parameters)}
         client.call(self.session, "POST", f"{self.base_url}/api/setroomthermpoint",
                     ctx.access_token, self.timeout, action=True, data=data)

@@ -28,8 +28,11 @@ class Reading:
     kind: str = "NUMBER"
 
     def spec(self, source: dict) -> PropertySpec:
-        return PropertySpec(id=self.property_id, name=self.name, value=_value(source[self.key]),
-                            unit=self.unit, type=self.kind, property_type=self.property_type)
+        """The property; its value None (unknown: the stored one stays) if ``source`` has none."""
+        value = source.get(self.key)
+        return PropertySpec(id=self.property_id, name=self.name,
+                            value=None if value is None else _value(value), unit=self.unit,
+                            type=self.kind, property_type=self.property_type)
 
 
 MEASUREMENTS = [  # a station's or module's dashboard_data
@@ -115,22 +118,21 @@ def _device_thing(device: dict, station_name: str) -> ThingSpec:
                                  "firmware": _value(device.get("firmware", ""))})
 
 
-def _listed(answer: dict, key: str) -> list:
-    """``body[key]``: a list in every real answer, empty for an account without any. An answer
+def _listed(owner, key: str, where: str = "body") -> list:
+    """``owner[key]``: a list in every real answer, empty where there is none. An answer
     without it says nothing of the devices, and mapping it as none would delete their things
     (and give them new ids when they come back): a transient failure instead."""
-    body = answer.get("body")
-    listed = body.get(key) if isinstance(body, dict) else None
+    listed = owner.get(key) if isinstance(owner, dict) else None
     if not isinstance(listed, list):
-        raise TransientError(f"Netatmo answered without its list of {key}")
+        raise TransientError(f"Netatmo answered without its list of {key} ({where})")
     return listed
 
 
 def station_things(stations: dict) -> list[ThingSpec]:
     things: dict[str, ThingSpec] = {}
-    for device in _listed(stations, "devices"):
+    for device in _listed(stations.get("body"), "devices"):
         station_name = device.get("station_name", "")
-        for item in [device, *device.get("modules", [])]:
+        for item in [device, *_listed(device, "modules", "a station")]:
             # A module moved between stations can be listed under both; one thing per device.
             things.setdefault(item["_id"], _device_thing(item, station_name))
     return list(things.values())
@@ -138,27 +140,24 @@ def station_things(stations: dict) -> list[ThingSpec]:
 
 def room_things(homes: dict, homestatus: dict) -> list[ThingSpec]:
     things = []
-    for home in _listed(homes, "homes"):
+    for home in _listed(homes.get("body"), "homes"):
         status = ((homestatus.get(home["id"]) or {}).get("body") or {}).get("home") or {}
-        known = isinstance(status.get("rooms"), list)
         rooms = {room["id"]: room for room in status.get("rooms") or []}
         heated = {m.get("room_id") for m in home.get("modules") or []
                   if m.get("type") in THERMOSTAT_MODULES}
-        for room in home.get("rooms", []):
+        for room in _listed(home, "rooms", "a home"):
             state = rooms.get(room["id"])
             if state is not None:
-                props = [reading.spec(state) for reading in THERMOSTAT
-                         if state.get(reading.key) is not None]
                 reachable = state.get("reachable", True)
-            elif not known and room["id"] in heated:
-                # The home's status did not come (its relay offline: an "errors" list and no
-                # rooms): the room stays, unreachable, with its last readings.
-                props = [PropertySpec(id=r.property_id, name=r.name, value=None, unit=r.unit,
-                                      type=r.kind, property_type=r.property_type)
-                         for r in THERMOSTAT]
-                reachable = False
+            elif room["id"] in heated:
+                # A room with a thermostat but no status: the home's did not come (its relay
+                # offline: an "errors" list and no rooms). It stays, unreachable, with its last
+                # readings.
+                state, reachable = {}, False
             else:
                 continue  # no thermostat in this room
+            # A reading the status leaves out (an unreachable valve's) keeps its last value.
+            props = [reading.spec(state) for reading in THERMOSTAT]
             things.append(ThingSpec(
                 connector_thing_id=f"room:{home['id']}:{room['id']}",
                 name=f"{home.get('name', '')} {room.get('name', room['id'])}".strip(),

@@ -14,7 +14,12 @@ from helpers import OWM_KEY
 from raw_receivers import answering, read_request
 
 from thingbridge.connectors import oauth
-from thingbridge.connectors.contract import ClientContext, ConfigError, TransientError
+from thingbridge.connectors.contract import (
+    ClientContext,
+    ConfigError,
+    ReauthRequired,
+    TransientError,
+)
 from thingbridge.http import bounded
 from thingbridge.observability import metrics
 from thingbridge_netatmo import client as netatmo
@@ -80,7 +85,11 @@ def test_bounded_calls_keep_their_connection_alive(servers):
     (b"200 OK", b"[]", "not a JSON object"),
     (b"200 OK", b"5", "not a JSON object"),
     (b"408 Request Timeout", b"<html>proxy</html>", "answered 408"),
-    (b"503 Service Unavailable", b'{"error": {"code": 26}}', "answered 503")])
+    (b"503 Service Unavailable", b'{"error": {"code": 26}}', "answered 503"),
+    # A proxy's or gateway's refusal, not Netatmo's: no verdict on the grant.
+    (b"403 Forbidden", b'{"message": "Forbidden"}', "403 without an error code"),
+    (b"200 OK", b'{"error": "x"}', "200 without an error code"),
+    (b"302 Found", b'{"body": {"devices": []}}', "302 without an error code")])
 def test_netatmo_answers_of_no_known_shape_are_transient(servers, status, body, expected):
     server = servers(answering(status, JSON, body))
     with pytest.raises(TransientError, match=expected):
@@ -94,11 +103,17 @@ def test_a_netatmo_429_is_waited_out_whatever_its_body(servers):
     assert info.value.retry_after == 900
 
 
-def test_a_netatmo_refusal_it_documents_is_still_a_verdict(servers):
+@pytest.mark.parametrize("code, error", [
+    (13, ReauthRequired), (30, ReauthRequired), (5, ConfigError), (9, TransientError),
+    (41, TransientError)])
+def test_only_netatmos_verdict_codes_stop_the_client(servers, code, error):
+    """A scope the grant lacks needs a new consent, a deactivated application the operator;
+    a device not found or unreachable (9, 41) is no reason to stop polling for good."""
     server = servers(answering(b"403 Forbidden", JSON,
-                               b'{"error": {"code": 13, "message": "Scope mismatch"}}'))
-    with pytest.raises(ConfigError, match="Scope mismatch"):
+                               b'{"error": {"code": %d, "message": "No"}}' % code))
+    with pytest.raises(error, match="No") as info:
         netatmo.call(_session(), "GET", server.url(), "token", 5)
+    assert type(info.value) is error
 
 
 def test_a_netatmo_credential_check_answered_with_a_list_is_transient(servers):

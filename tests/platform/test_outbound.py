@@ -174,3 +174,9 @@ def test_long_answers_are_cut_and_failures_are_classified(servers):
 def test_plain_http_needs_an_operator_opened_address(fake_dns):
     answer = outbound.post("http://hooks.example/", b"{}", {}, 5, CLOSED)
     assert answer.reason == "refused address (plain http)"
+
+
+def test_an_answer_that_is_not_http_is_named_so(servers):
+    answer = outbound.post(servers(lambda conn: (conn.recv(65536), conn.sendall(
+        b"\x00\x01garbage\r\n\r\n"))).url(), b"{}", {}, 5, OPEN)
+    assert (answer.status, answer.reason) == (None, "invalid http answer")

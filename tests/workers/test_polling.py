@@ -139,8 +139,15 @@ def test_a_providers_error_text_is_kept_short_and_storable(api, flask_app, serve
     assert len(client.status_reason) == 500
 
 
-def test_an_id_mapped_from_the_provider_that_is_not_one_fails_the_poll(api, flask_app,
-                                                                      monkeypatch):
+@pytest.mark.parametrize("what, rename", [
+    ("component id: 'temp\\nerature'",
+     lambda spec: setattr(spec.components[0], "id", "temp\nerature")),
+    ("thing id: ", lambda spec: setattr(spec, "connector_thing_id",
+                                        spec.connector_thing_id + "\x1b[2J"))],
+    ids=["component", "thing"])
+def test_an_id_mapped_from_the_provider_that_is_not_one_fails_the_poll(api, monkeypatch, what,
+                                                                      rename):
+    """A thing's id is any printable text, the others follow the documented id pattern."""
     from thingbridge_openweathermap.connector import OpenWeatherMapConnector
     from thingbridge_workers.polling import poll
 
@@ -150,7 +157,7 @@ def test_an_id_mapped_from_the_provider_that_is_not_one_fails_the_poll(api, flas
 
     def renamed(self, payload, config):
         specs = mapped(self, payload, config)
-        specs[0].components[0].id = "temp\nerature"
+        rename(specs[0])
         return specs
 
     monkeypatch.setattr(OpenWeatherMapConnector, "map_things", renamed)
@@ -159,10 +166,23 @@ def test_an_id_mapped_from_the_provider_that_is_not_one_fails_the_poll(api, flas
     assert poll(client_id, "second") == "exception"
     client = client_row(client_id)
     assert client.status == "STARTED" and client.failure_count == 1
-    assert client.status_reason == ("the openweathermap connector mapped an invalid "
-                                    "component id: 'temp\\nerature'")
+    assert client.status_reason.startswith(
+        f"the openweathermap connector mapped an invalid {what}")
     assert {c.component_id for c in Thing.get(Thing.connector_client == client_id).components
             } >= {"temperature"}  # nothing deleted or renamed
+
+
+def test_a_thing_listed_twice_is_written_once(api, monkeypatch):
+    """The database refused the second (its mapping is unique): the poll crashed every time."""
+    from thingbridge_openweathermap.connector import OpenWeatherMapConnector
+    from thingbridge_workers.polling import poll
+
+    mapped = OpenWeatherMapConnector.map_things
+    monkeypatch.setattr(OpenWeatherMapConnector, "map_things",
+                        lambda self, payload, config: mapped(self, payload, config) * 2)
+    client_id = owm_client(api)
+    assert poll(client_id, "first") == "ok"
+    assert Thing.select().where(Thing.connector_client == client_id).count() == 1
 
 
 def test_rate_limit_429_honors_retry_after(api, owm_sim, start_worker):

@@ -61,12 +61,14 @@ class _WholeResponse(http.client.HTTPResponse):
     blank line, so a receiver that closed mid-headers gave a "200"."""
 
     def begin(self):
-        real, self.fp = self.fp, _LastLine(self.fp)
+        real = self.fp
+        self.fp = watched = _LastLine(real)
         try:
             super().begin()
-            ended = self.fp.last in (b"\r\n", b"\n")
+            ended = watched.last in (b"\r\n", b"\n")
         finally:
-            self.fp = real
+            if self.fp is watched:  # not when http.client closed it (a status line it refused)
+                self.fp = real
         if not ended:
             raise http.client.IncompleteRead(b"", None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 
 from marshmallow import Schema, ValidationError, fields, post_dump, validate
@@ -13,6 +14,9 @@ ISO = "%Y-%m-%dT%H:%M:%S.%fZ"  # every time the API shows: UTC, RFC 3339
 MAX_VALUE = 4096
 
 
+# What text cannot hold: NUL (PostgreSQL's text) and a lone surrogate (UTF-8; a Python string
+# holds a pair JSON escapes as one character, so every surrogate in one is lone).
+UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 NUL_REFUSED = "text with a NUL character cannot be stored"
 SURROGATE_REFUSED = "text with a lone surrogate (\\ud800-\\udfff unpaired) cannot be stored"
 
@@ -24,11 +28,8 @@ def unstorable(value) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             return NUL_REFUSED
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                return SURROGATE_REFUSED
+        if not value.isascii() and UNSTORABLE_CHARACTER.search(value):
+            return SURROGATE_REFUSED
         return None
     if isinstance(value, Mapping):
         return next(filter(None, (unstorable(k) or unstorable(v) for k, v in value.items())),
@@ -41,10 +42,7 @@ def unstorable(value) -> str | None:
 def storable(text: str, limit: int) -> str:
     """``text`` as it can be stored: each character ``unstorable`` names replaced by U+FFFD,
     cut to ``limit`` characters. For text the platform did not choose (a provider's)."""
-    if unstorable(text) is not None:
-        text = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c
-                       for c in text)
-    return text[:limit]
+    return UNSTORABLE_CHARACTER.sub("\ufffd", text)[:limit]
 
 
 class FullMatch(validate.Regexp):

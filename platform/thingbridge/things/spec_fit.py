@@ -6,24 +6,23 @@ provider sent it, because it holds a NUL character or a lone surrogate or is lon
 column, is stored mended: each such character becomes U+FFFD and the text is cut to the column,
 with a warning in the log. The end user sees their device with an odd name rather than not at
 all, and nothing else of the client stops. An id is how a thing, component or property is found
-again, so none is guessed: one that is not a valid id fails the poll as a transient failure
-(nothing written, nothing deleted), with the reason on the client.
+again, so none is guessed: one that is not a valid id (a thing's: printable text up to its
+column; the others: the documented id pattern) fails the poll as a transient failure (nothing
+written, nothing deleted), with the reason on the client. A thing, component, property or
+action listed twice is taken once, the first.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
 from thingbridge.connectors.contract import Connector, ThingSpec
 from thingbridge.connectors.plugin_call import PluginFailed
 from thingbridge.models import Component, Property, Thing, ThingMapping
-from thingbridge.schemas.common import MAX_VALUE, storable, unstorable
+from thingbridge.schemas.common import MAX_VALUE, UNSTORABLE_CHARACTER, storable
 from thingbridge.schemas.things import ID_PATTERN
 
 log = logging.getLogger(__name__)
-# What schemas.common.unstorable refuses in text, found in one pass (a poll has hundreds).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def fit(connector: Connector, specs: list[ThingSpec]) -> list[ThingSpec]:
@@ -51,7 +50,23 @@ def fit(connector: Connector, specs: list[ThingSpec]) -> list[ThingSpec]:
                 _check_id(connector, "action id", action.id)
                 for parameter in action.parameters:
                     _check_id(connector, "action parameter", parameter.name)
-    return specs
+                action.parameters = _first_of_each(action.parameters, "name")
+            component.properties = _first_of_each(component.properties, "id")
+            component.actions = _first_of_each(component.actions, "id")
+        thing.components = _first_of_each(thing.components, "id")
+    return _first_of_each(specs, "connector_thing_id")
+
+
+def _first_of_each(items: list, key: str) -> list:
+    """``items`` with one per ``key``, the first: a device a provider lists twice (a room
+    under two entries) would be written twice, which the database refuses."""
+    ids = [getattr(item, key) for item in items]
+    if len(set(ids)) == len(ids):
+        return items
+    log.warning("a provider's answer listed the same %s more than once", key)
+    seen: set = set()
+    return [item for item, id_ in zip(items, ids, strict=True)
+            if not (id_ in seen or seen.add(id_))]
 
 
 # A property's texts and their columns; what is checked of each property of every poll.
@@ -63,11 +78,13 @@ _PROPERTY_TEXTS = (("name", _NAME), ("unit", _UNIT), ("property_type", _TYPE),
 
 def _plain(prop) -> bool:
     """Every text of ``prop`` storable as it is (as nearly all are): one test for all."""
+    if prop.value is not None and type(prop.value) is not str:
+        return False  # a number, say: made text by _mend_property
     try:
         joined = prop.name + prop.unit + prop.property_type + (prop.value or "")
     except TypeError:  # something other than text
         return False
-    return (_UNSTORABLE.search(joined) is None and len(prop.name) <= _NAME
+    return (UNSTORABLE_CHARACTER.search(joined) is None and len(prop.name) <= _NAME
             and len(prop.unit) <= _UNIT and len(prop.property_type) <= _TYPE
             and len(prop.value or "") <= MAX_VALUE)
 
@@ -83,7 +100,7 @@ def _check_id(connector: Connector, what: str, value, limit: int = 200,
               pattern: bool = True) -> None:
     valid = isinstance(value, str) and (
         ID_PATTERN.fullmatch(value) if pattern
-        else 0 < len(value) <= limit and unstorable(value) is None)
+        else 0 < len(value) <= limit and value.isprintable())
     if not valid:
         shown = repr(value)[:60]
         raise PluginFailed(f"the {connector.type_id} connector mapped an invalid {what}: "
@@ -91,7 +108,7 @@ def _check_id(connector: Connector, what: str, value, limit: int = 200,
 
 
 def _text(value, limit: int) -> str:
-    if type(value) is str and len(value) <= limit and _UNSTORABLE.search(value) is None:
+    if type(value) is str and len(value) <= limit and UNSTORABLE_CHARACTER.search(value) is None:
         return value  # nearly every text
     if not isinstance(value, str):
         value = "" if value is None else str(value)

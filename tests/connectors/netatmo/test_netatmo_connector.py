@@ -167,9 +167,39 @@ def test_an_answer_without_its_device_list_is_transient_not_no_devices(answer):
         station_things(answer)
     with pytest.raises(TransientError, match="without its list of homes"):
         room_things(answer, {})
+    with pytest.raises(TransientError, match="without its list of modules"):
+        station_things({"body": {"devices": [{"_id": "70:ee", "type": "NAMain"}]}})
+    with pytest.raises(TransientError, match="without its list of rooms"):
+        room_things({"body": {"homes": [{"id": "h"}]}}, {})
     # An account without homes or stations: an empty list, as Netatmo answers it.
     assert room_things({"body": {"homes": []}}, {}) == []
     assert station_things({"body": {"devices": [], "user": {}}}) == []
+
+
+def test_a_room_listed_twice_is_one_thing_and_a_heated_room_without_status_stays():
+    homes = {"body": {"homes": [{"id": "h", "rooms": [{"id": "r"}, {"id": "r"}, {"id": "s"}],
+                                 "modules": [{"id": "v", "type": "NRV", "room_id": "r"}]}]}}
+    twice = room_things(homes, {"h": {"body": {"home": {"id": "h", "rooms": [
+        {"id": "r", "therm_measured_temperature": 20}]}}}})
+    assert [t.connector_thing_id for t in twice] == ["room:h:r", "room:h:r"]  # host keeps one
+    # The home's status lists no rooms: the heated room stays unknown, the other is no thing.
+    [kept] = room_things(homes | {"body": {"homes": [homes["body"]["homes"][0] | {
+        "rooms": [{"id": "r"}, {"id": "s"}]}]}}, {"h": {"body": {"home": {"id": "h",
+                                                                        "rooms": []}}}})
+    assert kept.status == "UNAVAILABLE"
+    assert {p.value for p in kept.components[0].properties} == {None}
+
+
+def test_a_reading_a_room_status_leaves_out_is_unknown_not_gone():
+    homes = {"body": {"homes": [{"id": "h", "rooms": [{"id": "r", "name": "Hall"}],
+                                 "modules": [{"id": "v", "type": "NRV", "room_id": "r"}]}]}}
+    status = {"h": {"body": {"home": {"id": "h", "rooms": [
+        {"id": "r", "reachable": False, "therm_setpoint_mode": "schedule"}]}}}}
+    [room] = room_things(homes, status)
+    values = {p.id: p.value for p in room.components[0].properties}
+    assert values == {"measured_temperature": None, "setpoint_temperature": None,
+                      "setpoint_mode": "schedule"}  # None: the host keeps what it stored
+    assert room.status == "UNAVAILABLE"
 
 
 def test_set_room_therm_point_changes_the_next_homestatus(sim):
