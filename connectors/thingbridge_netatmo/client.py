@@ -15,6 +15,7 @@ from thingbridge.connectors.contract import (
     ReauthRequired,
     TokenRejected,
     TransientError,
+    json_object,
 )
 from thingbridge.http.retry_after import parse_retry_after
 
@@ -39,7 +40,7 @@ def call(session: requests.Session, method: str, url: str, token: str, timeout: 
         raise TransientError(f"Netatmo unreachable: {exc.__class__.__name__}") from exc
     if resp.status_code >= 500 or resp.status_code in NOT_NOW:
         raise TransientError(f"Netatmo answered {resp.status_code}")
-    body = _json_object(resp)
+    body = json_object(resp)
     error = body.get("error") if isinstance(body, dict) and isinstance(
         body.get("error"), dict) else {}
     code, message = error.get("code"), error.get("message", "")
@@ -63,14 +64,6 @@ def call(session: requests.Session, method: str, url: str, token: str, timeout: 
     raise TransientError(f"Netatmo refused the request ({code}): {message}")
 
 
-def _json_object(resp: requests.Response) -> dict | None:
-    try:
-        body = resp.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def check_credentials(session: requests.Session, token_url: str, client_id: str,
                       client_secret: str, timeout: float) -> None:
     """invalid_client means bad credentials; invalid_grant (for our bogus token) means good."""
@@ -82,7 +75,7 @@ def check_credentials(session: requests.Session, token_url: str, client_id: str,
         raise TransientError(f"Netatmo unreachable: {exc.__class__.__name__}") from exc
     if resp.status_code >= 500:
         raise TransientError(f"Netatmo token endpoint answered {resp.status_code}")
-    body = _json_object(resp)
+    body = json_object(resp)
     if body is None:
         raise TransientError("Netatmo token endpoint answered with invalid JSON")
     if body.get("error") == "invalid_client":

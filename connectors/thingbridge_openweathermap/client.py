@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from thingbridge.connectors.contract import ConfigError, TransientError
+from thingbridge.connectors.contract import ConfigError, TransientError, json_object
 from thingbridge.http.retry_after import parse_retry_after
 
 WEATHER_PATH = "/data/2.5/weather"
@@ -29,12 +29,9 @@ def current_weather(session: requests.Session, base_url: str, app_key: str,
         raise TransientError(f"OpenWeatherMap unreachable: {exc.__class__.__name__}") from exc
     if resp.status_code != 200:
         raise _classify(resp)
-    try:
-        payload = resp.json()
-    except ValueError as exc:
-        raise TransientError("OpenWeatherMap answered with invalid JSON") from exc
-    if not isinstance(payload, dict):
-        raise TransientError("OpenWeatherMap answered with an unexpected body")
+    payload = json_object(resp)
+    if payload is None:
+        raise TransientError("OpenWeatherMap answered with invalid JSON (or not a JSON object)")
     return payload
 
 
@@ -55,11 +52,8 @@ def _classify(resp: requests.Response) -> Exception:
 
 
 def _message(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:200]
-    return str(body.get("message", "")) if isinstance(body, dict) else str(body)[:200]
+    body = json_object(resp)
+    return resp.text[:200] if body is None else str(body.get("message", ""))
 
 
 def retry_after(header: str | None, now: float | None = None) -> float:

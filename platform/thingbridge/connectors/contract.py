@@ -69,6 +69,16 @@ class ActionError(ConnectorError):
     """The provider refused an action for a reason the caller can fix (bad parameter)."""
 
 
+def json_object(resp: requests.Response) -> dict | None:
+    """The answer's body if it is a JSON object, else None: what a plugin reads a provider's
+    answer with (a list, a number or a proxy's HTML page is no answer to read)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 # --- thing specs: what map_things returns ------------------------------------------------------
 
 
