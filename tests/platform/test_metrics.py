@@ -148,4 +148,9 @@ def test_poll_tallies_add_up_per_app_and_minute(api, make_app, owm_sim):
     assert len(hour) == 12 and sum(ok for _, ok, _ in hour) == 3
     assert sum(failed for _, _, failed in hour) == 1
     assert sum(ok for _, ok, _ in poll_tally.last_hour(other.model)) == 1
+    # An app deleted between its poll and the flush: the other apps' counts still go in.
+    assert poll_due(mine) == "retry"
+    poll_tally.record("no-such-app", "openweathermap", True)
+    poll_tally.flush()
+    assert sum(failed for _, _, failed in poll_tally.last_hour(api.model)) == 2
     assert poll_tally.prune(utcnow() + poll_tally.KEEP * 2) == 2

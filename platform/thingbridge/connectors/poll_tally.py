@@ -11,10 +11,10 @@ import logging
 import threading
 import time
 
-from peewee import EXCLUDED
+from peewee import EXCLUDED, IntegrityError
 
 from thingbridge.db import db, utcnow
-from thingbridge.models import PollTally
+from thingbridge.models import App, PollTally
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY = 10.0  # seconds
@@ -56,12 +56,22 @@ def flush() -> None:
                  .replace(tzinfo=None))
             for (app_id, type_id, minute), (ok, failed) in sorted(pending.items())]
     try:
+        try:
+            _add(rows)
+        except IntegrityError:  # an app deleted since it polled: the others' counts still go
+            live = set(App.select(App.id).where(App.id.in_({r["app"] for r in rows}))
+                       .tuples().iterator())
+            _add([r for r in rows if (r["app"],) in live])
+    except Exception:  # a tally is not worth failing a poll for
+        log.warning("poll tally of %d rows not recorded", len(rows), exc_info=True)
+
+
+def _add(rows: list[dict]) -> None:
+    if rows:
         PollTally.insert_many(rows).on_conflict(
             conflict_target=[PollTally.app, PollTally.type_id, PollTally.minute],
             update={PollTally.succeeded: PollTally.succeeded + EXCLUDED.succeeded,
                     PollTally.failed: PollTally.failed + EXCLUDED.failed}).execute()
-    except Exception:  # a tally is not worth failing a poll for (e.g. its app was deleted)
-        log.warning("poll tally of %d rows not recorded", len(rows), exc_info=True)
 
 
 def last_hour(app, now: datetime.datetime | None = None,
