@@ -46,7 +46,8 @@ def guarded(connector: Connector, operation: Callable[..., Result], *args) -> Re
     except ConnectorError:
         raise
     except Exception as exc:
-        log.exception("the %s connector failed in %s", connector.type_id, operation.__name__)
+        log.exception("the %s connector failed in %s", connector.type_id,
+                      getattr(operation, "__qualname__", operation))
         # The class only: the reason is shown to the app and its end user.
         raise PluginFailed(f"the {connector.type_id} connector could not read the provider's "
                            f"answer ({exc.__class__.__name__})") from exc
