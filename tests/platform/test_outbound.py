@@ -10,7 +10,7 @@ import time
 
 import pytest
 from helpers import LOOPBACK
-from raw_receivers import answering
+from raw_receivers import answering, read_request
 
 from thingbridge.http import addresses, outbound
 
@@ -114,9 +114,15 @@ def _then(first: bytes, drip: bytes = b"", close: bool = False):
     stop = threading.Event()
 
     def handler(conn):
-        conn.recv(65536)
+        read_request(conn.makefile("rb"))  # all of it: closing on unread bytes sends a reset
         conn.sendall(first)
         if close:
+            # An orderly close (FIN), then wait for the client's: what a receiver that stops
+            # mid-answer looks like, never a reset.
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(10)
+            while conn.recv(65536):
+                pass
             return
         for byte in drip * 100:
             if stop.wait(0.2):
@@ -177,6 +183,6 @@ def test_plain_http_needs_an_operator_opened_address(fake_dns):
 
 
 def test_an_answer_that_is_not_http_is_named_so(servers):
-    answer = outbound.post(servers(lambda conn: (conn.recv(65536), conn.sendall(
-        b"\x00\x01garbage\r\n\r\n"))).url(), b"{}", {}, 5, OPEN)
+    handler, _stop = _then(b"\x00\x01garbage\r\n\r\n", close=True)
+    answer = outbound.post(servers(handler).url(), b"{}", {}, 5, OPEN)
     assert (answer.status, answer.reason) == (None, "invalid http answer")
