@@ -44,8 +44,7 @@ def fit(connector: Connector, specs: list[ThingSpec]) -> list[ThingSpec]:
             component.capabilities = [_text(str(c), MAX_VALUE) for c in component.capabilities]
             for prop in component.properties:
                 _check_id(connector, "property id", prop.id)
-                if not _plain(prop):
-                    _mend_property(prop)
+                _mend_property(prop)
             for action in component.actions:
                 _check_id(connector, "action id", action.id)
                 for parameter in action.parameters:
@@ -69,24 +68,9 @@ def _first_of_each(items: list, key: str) -> list:
             if not (id_ in seen or seen.add(id_))]
 
 
-# A property's texts and their columns; what is checked of each property of every poll.
-_NAME, _UNIT, _TYPE = (Property.name.max_length, Property.unit.max_length,
-                       Property.property_type.max_length)
-_PROPERTY_TEXTS = (("name", _NAME), ("unit", _UNIT), ("property_type", _TYPE),
-                   ("value", MAX_VALUE))
-
-
-def _plain(prop) -> bool:
-    """Every text of ``prop`` storable as it is (as nearly all are): one test for all."""
-    if prop.value is not None and type(prop.value) is not str:
-        return False  # a number, say: made text by _mend_property
-    try:
-        joined = prop.name + prop.unit + prop.property_type + (prop.value or "")
-    except TypeError:  # something other than text
-        return False
-    return (UNSTORABLE_CHARACTER.search(joined) is None and len(prop.name) <= _NAME
-            and len(prop.unit) <= _UNIT and len(prop.property_type) <= _TYPE
-            and len(prop.value or "") <= MAX_VALUE)
+# A property's texts and their columns.
+_PROPERTY_TEXTS = (("name", Property.name.max_length), ("unit", Property.unit.max_length),
+                   ("property_type", Property.property_type.max_length), ("value", MAX_VALUE))
 
 
 def _mend_property(prop) -> None:
