@@ -175,7 +175,7 @@ def test_every_call_on_a_kept_alive_connection_is_watched_within_a_budget(server
             time.sleep(0.2)
 
     server, session = servers(provider), _session()
-    with bounded.within(2):
+    with bounded.within(5):  # ample for two quick answers on the slowest machine
         assert [session.get(server.url(), timeout=30).json() for _ in range(2)] == [{}, {}]
         with pytest.raises(requests.ReadTimeout):
             session.get(server.url(), timeout=30)
