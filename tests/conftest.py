@@ -76,7 +76,8 @@ def flask_app(simulators, tmp_path_factory):
         "DATABASE_URL": DATABASE_URL, "BROKER_URL": BROKER_URL, "SECRET_KEYS": SECRET_KEY,
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
         "NETATMO_BASE_URL": simulators["netatmo"], "HTTP_TIMEOUT": 3, "TESTING": True,
-        "OUTBOUND_ALLOW": LOOPBACK, "WEBHOOK_RETRY_BASE": 0.2, "WEBHOOK_LEASE": 3,
+        "OUTBOUND_ALLOW": LOOPBACK, "WEBHOOK_RETRY_BASE": 0.2, "WEBHOOK_LEASE": 5,
+        "WEBHOOK_TIMEOUT": 3,
     })
     with db.db.connection_context():
         _reset_schema(db.db)

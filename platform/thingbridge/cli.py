@@ -8,7 +8,7 @@ import sys
 import click
 
 from thingbridge import create_app
-from thingbridge.config import ConfigError
+from thingbridge.config import ConfigError, load_settings
 from thingbridge.models import ALL_SCOPES
 from thingbridge.supervise import Child, supervise
 
@@ -20,6 +20,15 @@ def _platform():
     traceback."""
     try:
         return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _check_settings() -> None:
+    """Before a long-running process starts: a bad setting is one clear message and exit 1
+    here, not a child that fails the same way on every restart."""
+    try:
+        load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -166,6 +175,7 @@ def api(host, port, workers, threads):
     from thingbridge.gunicorn_workers import serve_command
     from thingbridge.observability.exposition import share_between_processes
 
+    _check_settings()
     share_between_processes(f"api-{port}")  # /metrics sums every gunicorn process
     # One pooled database connection per thread: a request never waits for another's.
     env = _role_env("api", DATABASE_POOL_SIZE=threads)
@@ -179,6 +189,7 @@ def api(host, port, workers, threads):
 def worker(metrics_port, metrics_host, celery_args):
     """Run a Celery worker (polls providers, delivers actions), restarted if it dies. Extra
     args go to celery."""
+    _check_settings()
     if metrics_port:
         from thingbridge.observability import exposition
 
@@ -192,6 +203,7 @@ def worker(metrics_port, metrics_host, celery_args):
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def beat(celery_args):
     """Run the one beat process that schedules the dispatchers, restarted if it dies."""
+    _check_settings()
     sys.exit(supervise([Child("beat", _celery("beat", celery_args), _role_env("beat"))]))
 
 
@@ -201,5 +213,6 @@ def run(port):
     """Embedded default: SQLite, filesystem broker, API, worker, beat and simulators."""
     from thingbridge.embedded import run_embedded
 
+    _check_settings()
     sys.exit(run_embedded(port))
 

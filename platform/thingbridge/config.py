@@ -1,4 +1,9 @@
-"""Settings from ``THINGBRIDGE_*`` environment variables, with embedded-mode defaults."""
+"""Settings from ``THINGBRIDGE_*`` environment variables, with embedded-mode defaults.
+
+Every setting has a type, a range and a default in ``Settings``; a value outside them, or two
+settings that contradict each other, stop the process at start with a message naming each
+(``ConfigError``) instead of a traceback later or a silent misbehaviour.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,18 @@ import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validates_schema
+from marshmallow.validate import OneOf, Range
 
 from thingbridge.http import addresses
 
 PREFIX = "THINGBRIDGE_"
 PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT", "_PKCE", "_SIMULATOR_PORT")
 TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+# Longest a webhook sender goes between renewals of its lane's lease beyond one attempt: it
+# records a run of sent deliveries at the latest this long after the run began.
+WEBHOOK_RUN_SECONDS = 1.0
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -36,89 +47,195 @@ def _dev_secret_keys() -> str:
 
 
 class ConfigError(RuntimeError):
-    """A setting production cannot run without (the message says which and why)."""
+    """A setting production cannot run without, or one out of range (the message says which
+    and why)."""
+
+
+def _seconds(default: float, minimum: float = 0.0, **kwargs) -> fields.Float:
+    """A duration in seconds, longer than ``minimum`` (NaN and infinity refused)."""
+    return fields.Float(load_default=default, validate=Range(min=minimum, min_inclusive=False),
+                        **kwargs)
+
+
+def _count(default: int, minimum: int = 0, **kwargs) -> fields.Integer:
+    return fields.Integer(load_default=default, strict=False, validate=Range(min=minimum),
+                          **kwargs)
+
+
+class Settings(Schema):
+    """The settings read from the environment; a field's name is its variable's without the
+    ``THINGBRIDGE_`` prefix. 0 turns a limit (a count per minute or per app) off."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    DATABASE_URL = fields.String(load_default=None)
+    # PostgreSQL connections per process (0: one per thread that uses the database;
+    # `thingbridge api` sets it to the gunicorn threads), how long opening one (or waiting
+    # for a free one) may take, and the name they show in pg_stat_activity.
+    DATABASE_POOL_SIZE = _count(0)
+    DATABASE_CONNECT_TIMEOUT = _seconds(5)
+    DATABASE_APPLICATION_NAME = fields.String(load_default="thingbridge")
+    BROKER_URL = fields.String(load_default="filesystem://")
+    # Comma-separated Fernet keys, newest first: rotation adds a key in front and
+    # `thingbridge rotate-secrets` re-encrypts every row with it.
+    SECRET_KEYS = fields.String(load_default=None)
+    PUBLIC_BASE_URL = fields.Url(load_default=None, schemes={"http", "https"},
+                                 require_tld=False)
+    # Flask refuses a larger request body with 413 (in the standard error body).
+    MAX_CONTENT_LENGTH = _count(1024 * 1024, minimum=1024, data_key="MAX_BODY")
+    TOKEN_EXPIRES_IN = _count(3600, minimum=1)
+    # Seconds an API process trusts a bearer token it read (0: read it on every request):
+    # the most a revocation or an app disabled elsewhere takes to reach every process.
+    TOKEN_CACHE_SECONDS = fields.Float(load_default=5, validate=Range(min=0))
+    OAUTH_STATE_TTL = _count(600, minimum=1)
+    DISPATCH_INTERVAL = _seconds(5)
+    DISPATCH_BATCH = _count(500, minimum=1)
+    # Seconds a started poll or action delivery holds its row against a second worker: a
+    # worker that dies mid-task delays that work by at most this. Longer than a task takes.
+    TASK_LEASE = _seconds(60)
+    HTTP_TIMEOUT = _seconds(10)
+    # An action not COMPLETED/FAILED this many seconds after it was triggered fails (timeout).
+    ACTION_TIMEOUT = _count(60, minimum=1)
+    # Redis/SQS only: how long an unacknowledged task waits before another worker gets it
+    # (a worker killed mid-poll). Longer than the slowest task, shorter than patience.
+    BROKER_VISIBILITY_TIMEOUT = _count(300, minimum=1)
+    # Events: how often beat moves the outbox to webhooks and brokers, and how long they
+    # stay readable (GET /api/v1/events, replay) after every delivery module is done.
+    EVENT_PUMP_INTERVAL = _seconds(1)
+    EVENT_RETENTION_DAYS = _seconds(7)
+    # Comma-separated broker URLs that receive every event: amqp://, redis://, mqtt://.
+    EVENT_BROKERS = fields.String(load_default="")
+    # Seconds a publish task holds one (broker, app) before another may take it over.
+    PUBLISHER_LEASE = _seconds(60)
+    # Webhooks: first retry delay (doubling), give-up age, per-attempt timeout, lease.
+    WEBHOOK_RETRY_BASE = _seconds(10)
+    WEBHOOK_MAX_AGE = _seconds(3 * 24 * 3600)
+    WEBHOOK_TIMEOUT = _seconds(10)
+    # Sending to apps' URLs (README "Running it safely"): the whole-attempt deadline of an
+    # action callback, and the CIDR ranges outside the public internet that may be reached
+    # (default: loopback in the embedded mode, none otherwise).
+    OUTBOUND_TIMEOUT = _seconds(10)
+    WEBHOOK_LEASE = _seconds(60)
+    # Lanes one app's webhooks may hold at once (each takes a worker thread while it sends).
+    WEBHOOK_APP_CONCURRENCY = _count(4)
+    WEBHOOK_SECRET_OVERLAP = fields.Float(load_default=24 * 3600, validate=Range(min=0))
+    # Fair share between apps (README "Running it safely").
+    TOKEN_REQUESTS_PER_MINUTE = _count(300)
+    ACTION_TRIGGERS_PER_MINUTE = _count(6000)
+    WEBHOOKS_PER_APP = _count(100)
+    REPLAYS_IN_FLIGHT = _count(5)
+    THINGS_PER_SUBJECT = _count(10000)
+    ACTION_APP_CONCURRENCY = _count(4)
+    # Operations: log lines as text or json; a bearer token GET /metrics requires (if set).
+    LOG_FORMAT = fields.String(load_default="text", validate=OneOf(["text", "json"]))
+    METRICS_TOKEN = fields.String(load_default=None)
+    # The console's session cookie lifetime, seconds.
+    CONSOLE_SESSION_LIFETIME = _count(12 * 3600, minimum=1)
+
+    @pre_load
+    def _read_as_written(self, data: dict, **kwargs) -> dict:
+        # An empty variable (a blank line in an env file) means the default; an action
+        # callback's timeout is the webhooks' unless they have their own.
+        data = {name: value for name, value in data.items() if value != ""}
+        if "WEBHOOK_TIMEOUT" not in data and "OUTBOUND_TIMEOUT" in data:
+            data["WEBHOOK_TIMEOUT"] = data["OUTBOUND_TIMEOUT"]
+        if isinstance(data.get("LOG_FORMAT"), str):
+            data["LOG_FORMAT"] = data["LOG_FORMAT"].lower()
+        return data
+
+    @validates_schema
+    def _leases_outlast_their_work(self, data: dict, **kwargs) -> None:
+        # A lease that ends while its holder still sends hands the same work to a second
+        # sender: a webhook lane sent twice and out of order, an action callback twice.
+        problems = {}
+        if data["WEBHOOK_LEASE"] <= data["WEBHOOK_TIMEOUT"] + WEBHOOK_RUN_SECONDS:
+            problems["WEBHOOK_LEASE"] = [
+                f"must be longer than THINGBRIDGE_WEBHOOK_TIMEOUT ({data['WEBHOOK_TIMEOUT']:g}) "
+                f"plus {WEBHOOK_RUN_SECONDS:g} s, or a lane's sender loses it while a receiver "
+                "is still answering and a second sender sends the same events"]
+        if data["TASK_LEASE"] <= data["OUTBOUND_TIMEOUT"]:
+            problems["TASK_LEASE"] = [
+                f"must be longer than THINGBRIDGE_OUTBOUND_TIMEOUT "
+                f"({data['OUTBOUND_TIMEOUT']:g}), or an action callback still waiting for its "
+                "answer is sent again by another worker"]
+        if problems:
+            raise ValidationError(problems)
+
+
+class ProviderSettings(Schema):
+    """``THINGBRIDGE_<TYPE>_*``: one provider's address and cadence; what is not set is the
+    connector's own."""
+
+    BASE_URL = fields.Url(schemes={"http", "https"}, require_tld=False)
+    POLL_INTERVAL = fields.Integer(strict=False, validate=Range(min=1))
+    RATE_LIMIT = fields.Integer(strict=False, validate=Range(min=0))
+    PKCE = fields.String(validate=OneOf(TRUE + FALSE))
+    SIMULATOR_PORT = fields.Integer(strict=False, validate=Range(min=0, max=65535))
+
+    @pre_load
+    def _lower(self, data: dict, **kwargs) -> dict:
+        if isinstance(data.get("PKCE"), str):
+            data["PKCE"] = data["PKCE"].lower()
+        return data
+
+
+def _checked(schema: Schema, values: dict, prefix: str, problems: list[str]) -> dict:
+    """``values`` loaded by ``schema``; what is wrong with them appended to ``problems``, one
+    line per variable with the value it has (or its default)."""
+    try:
+        return schema.load(values)
+    except ValidationError as exc:
+        by_key = {field.data_key or name: field for name, field in schema.fields.items()}
+        for key, why in sorted(exc.normalized_messages().items()):
+            value = values[key] if key in values else f"{by_key[key].load_default} (default)"
+            problems.append(f"{PREFIX}{prefix}{key}={value}: {' '.join(map(str, why))}")
+        return {}
+
+
+def _provider_settings(problems: list[str]) -> dict:
+    """THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL, _RATE_LIMIT, _PKCE and _SIMULATOR_PORT
+    (``thingbridge run``), checked per provider."""
+    by_type: dict[str, dict] = {}
+    general = {PREFIX + (field.data_key or name) for name, field in Settings().fields.items()}
+    for key, value in os.environ.items():
+        if key.startswith(PREFIX) and key.endswith(PROVIDER_SETTINGS) and value != "" \
+                and key not in general:  # PUBLIC_BASE_URL is not a provider's
+            name = next(s for s in PROVIDER_SETTINGS if key.endswith(s))
+            by_type.setdefault(key[len(PREFIX):-len(name)], {})[name[1:]] = value
+    settings = {}
+    for type_id, values in sorted(by_type.items()):
+        loaded = _checked(ProviderSettings(), values, f"{type_id}_", problems)
+        settings.update({f"{type_id}_{name}": value for name, value in loaded.items()})
+    return settings
 
 
 def load_settings(overrides: dict | None = None) -> dict:
-    """The Flask config mapping: every setting the platform, workers and connectors read."""
-    settings = {
-        "DATABASE_URL": _env("DATABASE_URL") or f"sqlite:///{var_dir() / 'thingbridge.db'}",
-        # PostgreSQL connections per process (0: one per thread that uses the database;
-        # `thingbridge api` sets it to the gunicorn threads), how long opening one (or waiting
-        # for a free one) may take, and the name they show in pg_stat_activity.
-        "DATABASE_POOL_SIZE": int(_env("DATABASE_POOL_SIZE", "0")),
-        "DATABASE_CONNECT_TIMEOUT": float(_env("DATABASE_CONNECT_TIMEOUT", "5")),
-        "DATABASE_APPLICATION_NAME": _env("DATABASE_APPLICATION_NAME", "thingbridge"),
-        "BROKER_URL": _env("BROKER_URL") or "filesystem://",
-        # Comma-separated Fernet keys, newest first: rotation adds a key in front and
-        # `thingbridge rotate-secrets` re-encrypts every row with it.
-        "SECRET_KEYS": _env("SECRET_KEYS"),
-        "PUBLIC_BASE_URL": _env("PUBLIC_BASE_URL"),
-        # Flask refuses a larger request body with 413 (in the standard error body).
-        "MAX_CONTENT_LENGTH": int(_env("MAX_BODY", str(1024 * 1024))),
-        "TOKEN_EXPIRES_IN": int(_env("TOKEN_EXPIRES_IN", "3600")),
-        # Seconds an API process trusts a bearer token it read (0: read it on every request):
-        # the most a revocation or an app disabled elsewhere takes to reach every process.
-        "TOKEN_CACHE_SECONDS": float(_env("TOKEN_CACHE_SECONDS", "5")),
-        "OAUTH_STATE_TTL": int(_env("OAUTH_STATE_TTL", "600")),
-        "DISPATCH_INTERVAL": float(_env("DISPATCH_INTERVAL", "5")),
-        "DISPATCH_BATCH": int(_env("DISPATCH_BATCH", "500")),
-        # Seconds a started poll or action delivery holds its row against a second worker: a
-        # worker that dies mid-task delays that work by at most this. Longer than a task takes.
-        "TASK_LEASE": float(_env("TASK_LEASE", "60")),
-        "HTTP_TIMEOUT": float(_env("HTTP_TIMEOUT", "10")),
-        # An action not COMPLETED/FAILED this many seconds after it was triggered fails (timeout).
-        "ACTION_TIMEOUT": int(_env("ACTION_TIMEOUT", "60")),
-        # Redis/SQS only: how long an unacknowledged task waits before another worker gets it
-        # (a worker killed mid-poll). Longer than the slowest task, shorter than patience.
-        "BROKER_VISIBILITY_TIMEOUT": int(_env("BROKER_VISIBILITY_TIMEOUT", "300")),
-        # Events: how often beat moves the outbox to webhooks and brokers, and how long they
-        # stay readable (GET /api/v1/events, replay) after every delivery module is done.
-        "EVENT_PUMP_INTERVAL": float(_env("EVENT_PUMP_INTERVAL", "1")),
-        "EVENT_RETENTION_DAYS": float(_env("EVENT_RETENTION_DAYS", "7")),
-        # Comma-separated broker URLs that receive every event: amqp://, redis://, mqtt://.
-        "EVENT_BROKERS": _env("EVENT_BROKERS", ""),
-        # Seconds a publish task holds one (broker, app) before another may take it over.
-        "PUBLISHER_LEASE": float(_env("PUBLISHER_LEASE", "60")),
-        # Webhooks: first retry delay (doubling), give-up age, per-attempt timeout, lease.
-        "WEBHOOK_RETRY_BASE": float(_env("WEBHOOK_RETRY_BASE", "10")),
-        "WEBHOOK_MAX_AGE": float(_env("WEBHOOK_MAX_AGE", str(3 * 24 * 3600))),
-        "WEBHOOK_TIMEOUT": float(_env("WEBHOOK_TIMEOUT", _env("OUTBOUND_TIMEOUT", "10"))),
-        # Sending to apps' URLs (README "Running it safely"): the whole-attempt deadline of an
-        # action callback, and the CIDR ranges outside the public internet that may be reached
-        # (default: loopback in the embedded mode, none otherwise).
-        "OUTBOUND_TIMEOUT": float(_env("OUTBOUND_TIMEOUT", "10")),
-        "WEBHOOK_LEASE": float(_env("WEBHOOK_LEASE", "60")),
-        # Lanes one app's webhooks may hold at once (each takes a worker thread while it sends).
-        "WEBHOOK_APP_CONCURRENCY": int(_env("WEBHOOK_APP_CONCURRENCY", "4")),
-        "WEBHOOK_SECRET_OVERLAP": float(_env("WEBHOOK_SECRET_OVERLAP", str(24 * 3600))),
-        # Fair share between apps (README "Running it safely"); 0 turns a limit off.
-        "TOKEN_REQUESTS_PER_MINUTE": int(_env("TOKEN_REQUESTS_PER_MINUTE", "300")),
-        "ACTION_TRIGGERS_PER_MINUTE": int(_env("ACTION_TRIGGERS_PER_MINUTE", "6000")),
-        "WEBHOOKS_PER_APP": int(_env("WEBHOOKS_PER_APP", "100")),
-        "REPLAYS_IN_FLIGHT": int(_env("REPLAYS_IN_FLIGHT", "5")),
-        "THINGS_PER_SUBJECT": int(_env("THINGS_PER_SUBJECT", "10000")),
-        "ACTION_APP_CONCURRENCY": int(_env("ACTION_APP_CONCURRENCY", "4")),
-        # Operations: log lines as text or json; a bearer token GET /metrics requires (if set).
-        "LOG_FORMAT": (_env("LOG_FORMAT") or "text").lower(),
-        "METRICS_TOKEN": _env("METRICS_TOKEN"),
-        # The console's session cookie lifetime, seconds.
-        "CONSOLE_SESSION_LIFETIME": int(_env("CONSOLE_SESSION_LIFETIME", str(12 * 3600))),
-    }
-    # Provider settings: THINGBRIDGE_<TYPE>_BASE_URL, _POLL_INTERVAL, _RATE_LIMIT, _PKCE and
-    # _SIMULATOR_PORT (``thingbridge run``).
-    for key, value in os.environ.items():
-        if key.startswith(PREFIX) and key.endswith(PROVIDER_SETTINGS):
-            settings[key[len(PREFIX):]] = value
-    settings.update(overrides or {})
+    """The Flask config mapping: every setting the platform, workers and connectors read,
+    checked with ``overrides`` (the code's own, tests') applied over the environment."""
+    schema, overrides = Settings(), dict(overrides or {})
+    written_as = {name: field.data_key or name for name, field in schema.fields.items()}
+    values = {written: os.environ[PREFIX + written] for written in written_as.values()
+              if PREFIX + written in os.environ}
+    values.update({written_as[name]: overrides.pop(name) for name in list(overrides)
+                   if name in written_as})
+    problems: list[str] = []
+    settings = {**_checked(schema, values, "", problems), **_provider_settings(problems),
+                **overrides}
+    settings["DATABASE_URL"] = settings.get("DATABASE_URL") or \
+        f"sqlite:///{var_dir() / 'thingbridge.db'}"
     embedded = settings["DATABASE_URL"].startswith("sqlite")
+    settings.setdefault("OUTBOUND_ALLOW", _outbound_allow(embedded))
+    try:
+        addresses.parse_allow(settings["OUTBOUND_ALLOW"])
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("settings that cannot be used:\n  " + "\n  ".join(problems))
     if not embedded:
         _require_production_settings(settings)
     elif not settings["SECRET_KEYS"]:
         settings["SECRET_KEYS"] = _dev_secret_keys()
-    if "OUTBOUND_ALLOW" not in settings:
-        settings["OUTBOUND_ALLOW"] = _outbound_allow(embedded)
-    addresses.parse_allow(settings["OUTBOUND_ALLOW"])  # a bad range stops the start
     return settings
 
 

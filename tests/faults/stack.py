@@ -102,6 +102,8 @@ class Stack:
                     "THINGBRIDGE_EVENT_PUMP_INTERVAL": "0.3",
                     "THINGBRIDGE_WEBHOOK_RETRY_BASE": "0.2",
                     "THINGBRIDGE_WEBHOOK_LEASE": "5",
+                    "THINGBRIDGE_WEBHOOK_TIMEOUT": "3",
+                    "THINGBRIDGE_OUTBOUND_TIMEOUT": "3",  # under L: see config.Settings
                     "THINGBRIDGE_ALLOW_HTTP_LOOPBACK": "1"}
         self.receiver = Receiver()
         self.receiver_server = LocalServer(self.receiver).start()

@@ -1,5 +1,6 @@
 """Production refuses unsafe defaults: a shared database needs explicit keys and a public base
-URL; the embedded SQLite mode keeps generating its own key."""
+URL; the embedded SQLite mode keeps generating its own key. A setting of the wrong type, out of
+range, or contradicting another stops the start with one line per variable."""
 
 from __future__ import annotations
 
@@ -75,5 +76,73 @@ def test_outbound_allow_list_defaults_and_the_older_switch(environment):
     environment.setenv("THINGBRIDGE_ALLOW_HTTP_LOOPBACK", "1")
     assert load_settings(production)["OUTBOUND_ALLOW"] == "10.1.0.0/16,127.0.0.0/8,::1/128"
     environment.setenv("THINGBRIDGE_OUTBOUND_ALLOW", "10.1.0.0/16,intranet")
-    with pytest.raises(ValueError, match="'intranet' is not a CIDR range"):
+    with pytest.raises(ConfigError, match="'intranet' is not a CIDR range"):
         load_settings(production)
+
+
+def test_every_unusable_setting_is_named_with_its_value(environment):
+    for name, value in {"TASK_LEASE": "abc", "HTTP_TIMEOUT": "-1", "MAX_BODY": "1e3",
+                        "WEBHOOK_TIMEOUT": "inf", "LOG_FORMAT": "yaml", "WEBHOOKS_PER_APP": "-5",
+                        "PUBLIC_BASE_URL": "iot.example.com", "NETATMO_POLL_INTERVAL": "1.5",
+                        "NETATMO_BASE_URL": "ftp://sim", "NETATMO_PKCE": "maybe",
+                        "OPENWEATHERMAP_RATE_LIMIT": "-1"}.items():
+        environment.setenv(f"THINGBRIDGE_{name}", value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    lines = str(refused.value).splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "THINGBRIDGE_HTTP_TIMEOUT=-1", "THINGBRIDGE_LOG_FORMAT=yaml", "THINGBRIDGE_MAX_BODY=1e3",
+        "THINGBRIDGE_PUBLIC_BASE_URL=iot.example.com", "THINGBRIDGE_TASK_LEASE=abc",
+        "THINGBRIDGE_WEBHOOKS_PER_APP=-5", "THINGBRIDGE_WEBHOOK_TIMEOUT=inf",
+        "THINGBRIDGE_NETATMO_BASE_URL=ftp", "THINGBRIDGE_NETATMO_PKCE=maybe",
+        "THINGBRIDGE_NETATMO_POLL_INTERVAL=1.5", "THINGBRIDGE_OPENWEATHERMAP_RATE_LIMIT=-1"]
+    assert "Not a valid number" in lines[4] and "greater than 0" in lines[0]
+
+
+def test_a_lease_shorter_than_the_work_it_holds_is_refused(environment):
+    # A webhook lane's lease must outlast an attempt and the run it ends: else a second sender
+    # takes the lane while the first still waits for the receiver (twice, out of order).
+    environment.setenv("THINGBRIDGE_WEBHOOK_LEASE", "5")
+    with pytest.raises(ConfigError, match=r"WEBHOOK_LEASE=5: must be longer than "
+                                          r"THINGBRIDGE_WEBHOOK_TIMEOUT \(10\) plus 1 s"):
+        load_settings()
+    environment.setenv("THINGBRIDGE_WEBHOOK_TIMEOUT", "3.5")
+    assert load_settings()["WEBHOOK_LEASE"] == 5
+    # Webhooks take the callbacks' timeout when they have none of their own, so a long one
+    # outlasts both default leases, and both are named with their defaults.
+    environment.delenv("THINGBRIDGE_WEBHOOK_LEASE")
+    environment.delenv("THINGBRIDGE_WEBHOOK_TIMEOUT")
+    environment.setenv("THINGBRIDGE_OUTBOUND_TIMEOUT", "90")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "THINGBRIDGE_TASK_LEASE=60 (default): must be longer than " \
+        "THINGBRIDGE_OUTBOUND_TIMEOUT (90)" in str(refused.value)
+    assert "THINGBRIDGE_WEBHOOK_LEASE=60 (default)" in str(refused.value)
+    environment.setenv("THINGBRIDGE_TASK_LEASE", "120")
+    environment.setenv("THINGBRIDGE_WEBHOOK_LEASE", "120")
+    assert load_settings()["WEBHOOK_TIMEOUT"] == 90
+
+
+def test_blank_variables_mean_defaults_and_unset_provider_settings_stay_the_connectors(
+        environment):
+    environment.setenv("THINGBRIDGE_TASK_LEASE", "")
+    environment.setenv("THINGBRIDGE_LOG_FORMAT", "JSON")
+    environment.setenv("THINGBRIDGE_NETATMO_POLL_INTERVAL", "30")
+    environment.setenv("THINGBRIDGE_NETATMO_PKCE", "Yes")
+    settings = load_settings()
+    assert settings["TASK_LEASE"] == 60 and settings["LOG_FORMAT"] == "json"
+    assert {key: value for key, value in settings.items() if key.startswith("NETATMO_")} == {
+        "NETATMO_POLL_INTERVAL": 30, "NETATMO_PKCE": "yes"}
+
+
+@pytest.mark.parametrize("command", ["worker", "beat", "api", "run"])
+def test_a_process_with_an_unusable_setting_does_not_start(tmp_path, command):
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("THINGBRIDGE_")}
+    env.update(THINGBRIDGE_VAR_DIR=str(tmp_path), THINGBRIDGE_DISPATCH_INTERVAL="0")
+    result = subprocess.run([THINGBRIDGE, command], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: settings that cannot be used:\n  "
+                                    "THINGBRIDGE_DISPATCH_INTERVAL=0: Must be greater than 0")
+    assert "Traceback" not in result.stderr and not (tmp_path / "thingbridge.db").exists()

@@ -12,6 +12,7 @@ import time
 
 from flask import current_app
 
+from thingbridge.config import WEBHOOK_RUN_SECONDS
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
 from thingbridge.http.retry_after import parse_retry_after
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 DELIVER_TASK = "thingbridge.deliver_webhooks"
 TIME_SLICE = 20.0  # seconds a task walks its lane before yielding the worker to others
 READ_AHEAD = 20  # deliveries of a lane read in one query, and recorded in one transaction
-RUN_SECONDS = 1.0  # longest a sent delivery waits to be recorded
 RETRYABLE_4XX = (408, 425, 429)
 
 
@@ -41,8 +41,9 @@ def deliver_lane(delivery_id: int, token: str) -> int:
 
     The lane's next deliveries are read ``READ_AHEAD`` at a time; each is sent as soon as the
     one before it is acknowledged, and their outcomes are recorded together (a run ends at a
-    failure, at ``READ_AHEAD`` deliveries or after ``RUN_SECONDS``). A lane that runs dry fans
-    its endpoint's new events out itself instead of waiting for the pump's next tick."""
+    failure, at ``READ_AHEAD`` deliveries or after ``WEBHOOK_RUN_SECONDS``). A lane that runs
+    dry fans its endpoint's new events out itself instead of waiting for the pump's next
+    tick."""
     until, sent = time.monotonic() + TIME_SLICE, 0
     current = webhooks.leased(delivery_id, token)
     ahead = webhooks.lane_after(current.delivery, token, READ_AHEAD) if current else []
@@ -50,7 +51,7 @@ def deliver_lane(delivery_id: int, token: str) -> int:
         if time.monotonic() > until:
             enqueue(DELIVER_TASK, ahead[0].delivery.id, token)  # the lease comes along
             break
-        run, run_ends = [], time.monotonic() + RUN_SECONDS
+        run, run_ends = [], time.monotonic() + WEBHOOK_RUN_SECONDS
         for current in ahead:
             outcome = attempt(current)
             run.append((current.delivery, outcome))
