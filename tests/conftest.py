@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from urllib.parse import urlsplit
 
 import pytest
@@ -235,3 +236,21 @@ def make_app(http):
 def api(make_app) -> Api:
     return make_app("app-a")
 
+
+
+@pytest.fixture
+def hanging_dns(monkeypatch):
+    """Names under ``.hang`` have a name server that does not answer until released (set)."""
+    from thingbridge.http import addresses
+
+    release = threading.Event()
+
+    def resolve(host, port):
+        if host.endswith(".hang"):
+            release.wait(120)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return addresses._getaddrinfo(host, port)
+
+    monkeypatch.setattr(addresses, "resolver", resolve)
+    yield release
+    release.set()

@@ -182,6 +182,13 @@ def test_every_call_on_a_kept_alive_connection_is_watched_within_a_budget(server
     assert server.connections == 1
 
 
+def test_a_provider_name_that_does_not_resolve_in_time_ends_with_the_call(hanging_dns):
+    timeouts = _count("timeout")
+    with pytest.raises(requests.ConnectTimeout, match="did not resolve within"):
+        _session().get("http://api.provider.hang/data", timeout=1)
+    assert not hanging_dns.is_set() and _count("timeout") == timeouts + 1
+
+
 def test_no_redirect_is_followed_not_even_with_a_client_secret(servers):
     elsewhere = servers(answering(b"200 OK", JSON, b'{"access_token": "EVIL"}'))
     redirecting = servers(answering(b"307 Temporary Redirect",

@@ -188,3 +188,26 @@ def test_an_answer_that_is_not_http_is_named_so(servers):
     handler, _stop = _then(b"\x00\x01garbage\r\n\r\n", close=True)
     answer = outbound.post(servers(handler).url(), b"{}", {}, 5, OPEN)
     assert (answer.status, answer.reason) == (None, "invalid http answer")
+
+
+def test_a_name_server_that_never_answers_costs_the_deadline(hanging_dns):
+    answers = []
+    sender = threading.Thread(target=lambda: answers.append(
+        outbound.post("https://hooks.hang/in", b"{}", {}, 1, OPEN)))
+    sender.start()
+    sender.join(60)  # without a bound on the lookup it would still be waiting
+    assert answers and (answers[0].status, answers[0].reason) == (None, "timeout")
+    assert not hanging_dns.is_set()
+
+
+def test_hanging_lookups_hold_a_bounded_number_of_threads(hanging_dns):
+    for i in range(addresses.MAX_LOOKUPS):
+        assert outbound.post(f"https://n{i}.hang/", b"{}", {}, 0.05, OPEN).reason == "timeout"
+    # Every slot hangs: another name fails at once instead of adding a thread.
+    with pytest.raises(TimeoutError, match="too many name lookups waiting"):
+        addresses.resolve("localhost", 80, 60)
+    assert addresses.resolve("127.0.0.1", 80, 60)  # an address needs no lookup
+    hanging_dns.set()
+    for thread in [t for t in threading.enumerate() if t.name == "name-lookup"]:
+        thread.join(30)
+    assert addresses.ip_address("127.0.0.1") in addresses.resolve("localhost", 80, 60)

@@ -17,6 +17,7 @@ import functools
 import ipaddress
 import re
 import socket
+import threading
 from collections.abc import Callable
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -108,21 +109,63 @@ def _getaddrinfo(host: str, port: int) -> list[str]:
 resolver: Callable[[str, int], list[str]] = _getaddrinfo
 
 
-def resolve(host: str, port: int) -> list[Address]:
-    """The addresses ``host`` stands for now (socket.gaierror when it does not resolve)."""
+# The system resolver has no deadline of its own (glibc: 5 s per attempt, two attempts per
+# name server), and an app chooses the names its webhooks go to: a name whose server never
+# answers would hold a sending thread, or an API request registering it, for half a minute.
+# A lookup with a deadline runs on a thread of its own, waited for only until the deadline
+# (a daemon: one still hanging does not hold up the process's exit); at most MAX_LOOKUPS at
+# once per process, so names that hang take that many threads and no more (beyond, a lookup
+# fails at once as a timeout).
+MAX_LOOKUPS = 16
+_lookup_slots = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
+def _lookup(host: str, port: int, timeout: float | None) -> list[str]:
+    if timeout is None:
+        return resolver(host, port)
+    if not _lookup_slots.acquire(blocking=False):
+        raise TimeoutError(f"{host}: too many name lookups waiting")
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(resolver(host, port))
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append(exc)
+        finally:
+            _lookup_slots.release()
+
+    thread = threading.Thread(target=run, name="name-lookup", daemon=True)
+    try:
+        thread.start()
+    except BaseException:
+        _lookup_slots.release()
+        raise
+    thread.join(max(timeout, 0.0))
+    if not outcome:
+        raise TimeoutError(f"{host} did not resolve within {timeout:.1f} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def resolve(host: str, port: int, timeout: float | None = None) -> list[Address]:
+    """The addresses ``host`` stands for now: socket.gaierror when it does not resolve,
+    socket.timeout when that takes longer than ``timeout`` seconds."""
     if (address := literal(host)) is not None:
         return [address]
     seen: list[Address] = []
-    for text in resolver(host, port):
+    for text in _lookup(host, port, timeout):
         address = ipaddress.ip_address(text.split("%")[0])  # drop an IPv6 zone
         if address not in seen:
             seen.append(address)
     return seen
 
 
-def allowed_addresses(host: str, port: int, allow: tuple[Network, ...]) -> list[Address]:
+def allowed_addresses(host: str, port: int, allow: tuple[Network, ...],
+                      timeout: float | None = None) -> list[Address]:
     """The addresses of ``host`` that may be connected to; RefusedAddress when none may."""
-    addresses = resolve(host, port)
+    addresses = resolve(host, port, timeout)
     usable = [address for address in addresses if is_allowed(address, allow)]
     if not usable:
         raise RefusedAddress(f"{host} resolves only to addresses outside the public internet")

@@ -7,13 +7,16 @@ for as long as it liked. Mounted on a session, :class:`BoundedAdapter` makes the
 deadline for the whole call, from connect to the last byte of the body (the outbound watchdog
 shuts the socket down when it passes, whatever stage the exchange is in), and reads at most
 ``MAX_ANSWER`` bytes of a body, counted after decompression. :func:`within` bounds several
-calls together (a poll's, within its lease). A redirect is not followed: its target is not a
-URL the operator configured, and requests would post a token request's client secret there.
+calls together (a poll's, within its lease). The provider's name is looked up under the same
+deadline (``addresses.resolve``): the system resolver alone may wait half a minute for a name
+server that does not answer. A redirect is not followed: its target is not a URL the operator
+configured, and requests would post a token request's client secret there.
 """
 
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -22,7 +25,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import create_connection
 
+from thingbridge.http import addresses
 from thingbridge.http.watchdog import watchdog
 
 MAX_ANSWER = 4 * 1024 * 1024  # bytes of a provider's body; its largest real answers are KiB
@@ -38,7 +44,30 @@ class AnswerTooLarge(requests.RequestException):
 
 
 class _Watched:
-    """Connection mixin: a socket in use for a bounded call is watched until its deadline."""
+    """Connection mixin: the name looked up and a socket in use for a bounded call watched,
+    until its deadline."""
+
+    def _new_conn(self) -> socket.socket:
+        deadline = getattr(_call, "deadline", None)
+        if deadline is None:
+            return super()._new_conn()
+        try:
+            found = addresses.resolve(self._dns_host, self.port, deadline - time.monotonic())
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"{exc} (the call's deadline)") from exc
+        error: OSError | None = None
+        for address in found:  # in the resolver's order, as urllib3 connects
+            try:
+                return create_connection((str(address), self.port), self.timeout,
+                                         source_address=self.source_address,
+                                         socket_options=self.socket_options)
+            except TimeoutError as exc:
+                raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
+            except OSError as exc:
+                error = exc
+        raise NewConnectionError(self, f"Failed to establish a new connection: {error}")
 
     def connect(self):
         super().connect()

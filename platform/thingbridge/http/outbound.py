@@ -133,7 +133,7 @@ def post(url: str, body: bytes, headers: dict, deadline: float, allow: tuple) ->
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
         host = parts.hostname or ""
-        address = addresses.allowed_addresses(host, port, allow)[0]
+        address = addresses.allowed_addresses(host, port, allow, deadline)[0]
     except addresses.RefusedAddress:
         return Answer(None, "refused address")
     except (OSError, UnicodeError, ValueError) as exc:

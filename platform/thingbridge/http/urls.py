@@ -67,6 +67,10 @@ def _split(url: str):
     return parts, host, None
 
 
+# Seconds an API request waits for a URL's name before taking it as "does not resolve yet".
+REGISTRATION_LOOKUP = 2.0
+
+
 def outbound_url_problem(url: str) -> str | None:
     """Why ``url`` may not receive callbacks or webhooks, or None if it may."""
     parts, host, problem = _split(url)
@@ -75,8 +79,8 @@ def outbound_url_problem(url: str) -> str | None:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     allow = allow_list()
     try:
-        found = addresses.resolve(host, port)
-    except (OSError, UnicodeError, ValueError):
+        found = addresses.resolve(host, port, REGISTRATION_LOOKUP)
+    except (OSError, UnicodeError, ValueError):  # a timeout too: sends check again
         found = []
     usable = [address for address in found if addresses.is_allowed(address, allow)]
     if found and not usable:
