@@ -67,6 +67,9 @@ THERMOSTAT = [  # a room in homestatus
 ]
 # Module types that report a room's thermostat state (thermostat, valve, OpenTherm, Smarther).
 THERMOSTAT_MODULES = {"NATherm1", "NRV", "OTM", "BNS"}
+# What a station or module says it measures (``data_type``) -> its sensor component.
+DATA_TYPES = {"Temperature": "temperature", "Humidity": "humidity", "CO2": "co2",
+              "Pressure": "pressure", "Noise": "noise", "Wind": "wind", "Rain": "rain"}
 COMPONENT_NAMES = {"temperature": "Temperature", "humidity": "Humidity", "co2": "CO2",
                    "pressure": "Pressure", "noise": "Noise", "wind": "Wind", "rain": "Rain",
                    "battery": "Battery"}
@@ -91,13 +94,17 @@ def _safe_id(text: str) -> str:
 
 def _device_thing(device: dict, station_name: str) -> ThingSpec:
     data = device.get("dashboard_data")
+    # A module out of reach sends no readings, only what it measures (``data_type``): its
+    # sensors stay, their readings unknown (the stored ones kept), rather than being deleted
+    # with the apps' references to them and made again when it is back.
+    declared = set() if data else {DATA_TYPES.get(kind) for kind in _listed_text(device)}
     components: dict[str, ComponentSpec] = {}
     for reading in MEASUREMENTS:
-        if data and data.get(reading.key) is not None:
+        if (data and data.get(reading.key) is not None) or reading.component in declared:
             cid = reading.component
             component = components.setdefault(cid, ComponentSpec(
                 id=cid, name=COMPONENT_NAMES[cid], component_type=f"{cid.upper()}_SENSOR"))
-            component.properties.append(reading.spec(data))
+            component.properties.append(reading.spec(data or {}))
     battery = [reading.spec(device) for reading in BATTERY if device.get(reading.key) is not None]
     if battery:
         components["battery"] = ComponentSpec(id="battery", name="Battery",
@@ -116,6 +123,11 @@ def _device_thing(device: dict, station_name: str) -> ThingSpec:
                      status="AVAILABLE" if reachable else "UNAVAILABLE",
                      attributes={"type": str(device.get("type", "")),
                                  "firmware": _value(device.get("firmware", ""))})
+
+
+def _listed_text(device: dict) -> list[str]:
+    kinds = device.get("data_type")
+    return [kind for kind in kinds if isinstance(kind, str)] if isinstance(kinds, list) else []
 
 
 def _listed(owner, key: str, where: str = "body") -> list:

@@ -4,7 +4,8 @@ tokens, getstationsdata / homesdata / homestatus / setroomthermpoint, and error 
 Test control over HTTP (workers calling it run in other processes): ``POST /_sim/control``
 {"mode": ok|error_500|timeout|usage_limit_403|usage_limit_429, "timeout_seconds",
 "reading_bucket": int|null (pins the 10-minute bucket readings come from; null follows the
-clock)},
+clock), "unreachable": ["outdoor", "wind", "rain", "indoor"] (station modules out of reach,
+answered as Netatmo does: ``reachable`` false, no ``dashboard_data``)},
 ``POST /_sim/revoke``, ``POST /_sim/expire_tokens``, ``POST /_sim/clients`` {client_id,
 client_secret}, ``POST /_sim/grant`` {client_id} (a consented user without a browser),
 ``GET /_sim/stats``, ``POST /_sim/reset``.
@@ -40,6 +41,9 @@ BUCKET_SECONDS = 600
 ERRORS = {2: "Invalid access token", 3: "Access token expired", 26: "User usage reached"}
 
 
+MODULES = {"outdoor", "wind", "rain", "indoor"}
+
+
 def _json(body: dict, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json")
 
@@ -62,6 +66,7 @@ class NetatmoSimulator:
             self.clients = dict(self.initial_clients)
             self.mode, self.timeout_seconds = "ok", 5.0
             self.reading_bucket: int | None = None
+            self.unreachable: list[str] = []
             self.users = 0
             self.logins: dict[str, int] = {}        # login -> user
             # code -> (user, client_id, redirect_uri, code_challenge, code_challenge_method)
@@ -187,7 +192,7 @@ class NetatmoSimulator:
         if self.reading_bucket is not None:
             bucket = self.reading_bucket
         if endpoint == "getstationsdata":
-            return _json(data.stations(user, bucket, ts))
+            return _json(data.stations(user, bucket, ts, self.unreachable))
         if endpoint == "homesdata":
             return _json(data.homesdata(user, ts))
         home_id = (request.values.get("home_id") or "")
@@ -225,6 +230,10 @@ class NetatmoSimulator:
                 self.mode = body.get("mode", self.mode)
                 self.timeout_seconds = float(body.get("timeout_seconds", self.timeout_seconds))
                 self.reading_bucket = bucket
+                unreachable = body.get("unreachable", self.unreachable)
+                if not isinstance(unreachable, list) or not set(unreachable) <= MODULES:
+                    return _json({"error": f"unreachable: a list of {sorted(MODULES)}"}, 400)
+                self.unreachable = unreachable
             elif action == "revoke":
                 self.refresh.clear()
                 self.access.clear()

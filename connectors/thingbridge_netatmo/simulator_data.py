@@ -24,16 +24,20 @@ def _wave(user: int, device: str, bucket: int) -> float:
     return math.sin(bucket / 5.0 + seed % 97)
 
 
-def stations(user: int, bucket: int, now: int) -> dict:
+def stations(user: int, bucket: int, now: int, unreachable: list[str] = ()) -> dict:
     ids = user_ids(user)
     w = lambda d: _wave(user, d, bucket)  # noqa: E731
 
     def module(kind, mtype, name, data_type, dashboard, battery=5200):
-        return {"_id": ids[kind], "type": mtype, "module_name": name, "data_type": data_type,
-                "last_setup": 1544558433, "reachable": True, "firmware": 46,
-                "last_message": now - 8, "last_seen": now - 40, "rf_status": 65,
-                "battery_vp": battery, "battery_percent": 58,
-                "dashboard_data": {"time_utc": now - 40, **dashboard}}
+        answer = {"_id": ids[kind], "type": mtype, "module_name": name, "data_type": data_type,
+                  "last_setup": 1544558433, "reachable": True, "firmware": 46,
+                  "last_message": now - 8, "last_seen": now - 40, "rf_status": 65,
+                  "battery_vp": battery, "battery_percent": 58,
+                  "dashboard_data": {"time_utc": now - 40, **dashboard}}
+        if kind in unreachable:  # as the real answer has it: no readings, last seen long ago
+            del answer["dashboard_data"]
+            answer.update(reachable=False, last_message=now - 7200, last_seen=now - 7260)
+        return answer
 
     indoor_temp = round(21 + 2 * w("station"), 1)
     outdoor_temp = round(8 + 6 * w("outdoor"), 1)

@@ -178,6 +178,43 @@ def test_a_home_whose_status_did_not_come_keeps_its_rooms(api, netatmo_sim, monk
     assert back.keys() == rooms.keys() and {t.status for t in back.values()} == {"AVAILABLE"}
 
 
+def test_a_module_out_of_reach_keeps_its_sensors_and_their_last_readings(api, netatmo_sim):
+    """Netatmo answers a module out of reach without readings, with what it measures
+    (``data_type``). Mapped from its readings alone, its sensor components were deleted with
+    the apps' references to them, and made again when it came back."""
+    from thingbridge_workers.polling import poll
+
+    client_id = consent(api)["client_id"]
+    assert poll(client_id, "first") == "ok"
+    outdoor = Thing.get(Thing.display_type == "OUTDOOR_MODULE")
+    before = _properties(outdoor.id)
+    assert {"temperature", "humidity"} <= {component for component, _ in before}
+    requests.post(f"{netatmo_sim}/_sim/control", json={"unreachable": ["outdoor"]}, timeout=5)
+    for token in ("second", "third"):
+        ConnectorClient.update(next_poll_at=utcnow()).where(
+            ConnectorClient.id == client_id).execute()
+        assert poll(client_id, token) == "ok"
+        away = _properties(outdoor.id)
+        assert Thing.get_by_id(outdoor.id).status == "UNAVAILABLE"
+        assert away[("status", "reachable")] == (before[("status", "reachable")][0], "false")
+        # Every sensor reading stays, the same rows with the same values.
+        assert {key: row for key, row in away.items() if key[0] != "status"} == {
+            key: row for key, row in before.items() if key[0] != "status"}
+    requests.post(f"{netatmo_sim}/_sim/control", json={"unreachable": []}, timeout=5)
+    ConnectorClient.update(next_poll_at=utcnow()).where(
+        ConnectorClient.id == client_id).execute()
+    assert poll(client_id, "back") == "ok"
+    assert Thing.get_by_id(outdoor.id).status == "AVAILABLE"
+    assert _properties(outdoor.id).keys() == before.keys()
+
+
+def _properties(thing_id: str) -> dict:
+    """(component, property) -> (row id, value)."""
+    return {(c, p): (row, value) for row, c, p, value in Property.select(
+        Property.id, Component.component_id, Property.property_id, Property.value).join(
+        Component).where(Component.thing == thing_id).tuples()}
+
+
 def _values(thing_id: str) -> dict:
     return {p.property_id: p.value for p in Property.select().join(Component).where(
         Component.thing == thing_id)}

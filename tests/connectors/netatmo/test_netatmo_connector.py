@@ -152,6 +152,11 @@ def test_real_stations_sample_maps_every_device():
             thing, module = by_id[module["_id"]], first_seen[module["_id"]]
             reachable = module.get("reachable", True) and "dashboard_data" in module
             assert thing.status == ("AVAILABLE" if reachable else "UNAVAILABLE")
+            if not reachable:  # what it measures stays, its readings unknown (kept)
+                sensors = {c.id: [p.value for p in c.properties] for c in thing.components
+                           if c.component_type.endswith("_SENSOR")}
+                assert sensors.keys() == {kind.lower() for kind in module["data_type"]}
+                assert {value for values in sensors.values() for value in values} == {None}
     station = by_id[devices[0]["_id"]]
     temps = {p.id: p.value for c in station.components for p in c.properties
              if c.id == "temperature"}
