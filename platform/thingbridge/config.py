@@ -126,6 +126,7 @@ class Settings(Schema):
     WEBHOOKS_PER_APP = _count(100)
     REPLAYS_IN_FLIGHT = _count(5)
     THINGS_PER_SUBJECT = _count(10000)
+    PROPERTIES_PER_SUBJECT = _count(50000)
     ACTION_APP_CONCURRENCY = _count(4)
     # Operations: log lines as text or json; a bearer token GET /metrics requires (if set).
     LOG_FORMAT = fields.String(load_default="text", validate=OneOf(["text", "json"]))

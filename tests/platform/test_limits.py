@@ -98,6 +98,20 @@ def test_things_per_subject(api, limits):
     assert api.as_subject("bob").post(THINGS, json=LAMP).status_code == 201
 
 
+def test_properties_and_actions_per_subject(api, limits):
+    """A thing may hold 5,000 properties: without a bound on what a subject's things hold, one
+    read of them (the contract's unpaged list) cost hundreds of MB and seconds."""
+    limits("PROPERTIES_PER_SUBJECT", 7)  # LAMP holds two properties and an action
+    for _ in range(2):
+        assert api.post(THINGS, json=LAMP).status_code == 201
+    assert_429(api.post(THINGS, json=LAMP), "PROPERTIES_PER_SUBJECT")
+    switch = LAMP["components"][0]
+    smaller = {**LAMP, "components": [{**switch, "properties": switch["properties"][:1],
+                                       "actions": []}]}
+    assert api.post(THINGS, json=smaller).status_code == 201  # 6 held + 1 fits in 7
+    assert api.as_subject("bob").post(THINGS, json=LAMP).status_code == 201
+
+
 def test_replays_in_flight(api, limits):
     limits("REPLAYS_IN_FLIGHT", 1)
     first = api.post(HOOKS, json={"url": "https://example.com/a"}).json

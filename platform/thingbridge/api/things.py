@@ -106,6 +106,12 @@ class Things(MethodView):
         quotas.check_size("THINGS_PER_SUBJECT", Thing.select().where(
             (Thing.app == g.app) & (Thing.external_subject_id == subject)).count(),
             "things for this subject")
+        # What one read of the subject's things can cost is what is stored for it: a thing
+        # may hold 5,000 properties, so the things alone do not bound it.
+        quotas.check_size("PROPERTIES_PER_SUBJECT", reading.subject_items(g.app.id, subject),
+                          "properties and actions for this subject", sum(
+                              len(c["properties"]) + len(c["actions"])
+                              for c in body["components"]))
         with db.atomic():
             thing = Thing.create(app=g.app, external_subject_id=subject, created_by=g.app,
                                  name=body["name"], manufacturer=body["manufacturer"],

@@ -53,10 +53,11 @@ class Rate(NamedTuple):
             raise self.refused(use)
 
 
-def check_size(setting: str, count: int, what: str) -> None:
-    """429 when ``count`` existing ``what`` already reach the ``setting`` limit."""
+def check_size(setting: str, count: int, what: str, adding: int = 1) -> None:
+    """429 when ``count`` existing ``what`` and ``adding`` more would pass the ``setting``
+    limit."""
     limit = current_app.config[setting]
-    if limit and count >= limit:
+    if limit and count + adding > limit:
         raise too_many(f"too many {what}: at most {limit} (THINGBRIDGE_{setting})",
                        COUNT_RETRY_AFTER)
 

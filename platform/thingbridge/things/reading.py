@@ -195,6 +195,13 @@ def subject_things(app_id: str, subject: str, depth: int, limit: int | None = No
                  limit=limit)
 
 
+def subject_items(app_id: str, subject: str) -> int:
+    """How many properties and actions the subject's things hold."""
+    mine = (Thing.app == app_id) & (Thing.external_subject_id == subject)
+    return sum(model.select().join(Component).join(Thing).where(mine).count()
+               for model in (Property, Action))
+
+
 def subject_thing(app_id: str, subject: str, thing_id: str, depth: int) -> ThingRow | None:
     """One thing of the subject, or None (another app's or subject's thing is none)."""
     things = _read("thing", depth, app=app_id, subject=subject, thing=thing_id)
