@@ -123,6 +123,7 @@ class Settings(Schema):
     # Fair share between apps (README "Running it safely").
     TOKEN_REQUESTS_PER_MINUTE = _count(300)
     ACTION_TRIGGERS_PER_MINUTE = _count(6000)
+    INSTANCE_CHECKS_PER_MINUTE = _count(30)
     WEBHOOKS_PER_APP = _count(100)
     REPLAYS_IN_FLIGHT = _count(5)
     THINGS_PER_SUBJECT = _count(10000)

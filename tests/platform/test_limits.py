@@ -4,7 +4,7 @@ Retry-After, and leaves other apps (and other subjects) alone."""
 from __future__ import annotations
 
 import pytest
-from helpers import LAMP, basic
+from helpers import LAMP, OWM_KEY, basic
 
 from thingbridge.db import utcnow
 from thingbridge.limits import window
@@ -12,6 +12,7 @@ from thingbridge.models import ActionRequest
 
 THINGS = "/api/v1/things"
 HOOKS = "/api/v1/webhooks"
+INSTANCES = "/api/v1/connectors/instances"
 
 
 @pytest.fixture
@@ -110,6 +111,17 @@ def test_properties_and_actions_per_subject(api, limits):
                                        "actions": []}]}
     assert api.post(THINGS, json=smaller).status_code == 201  # 6 held + 1 fits in 7
     assert api.as_subject("bob").post(THINGS, json=LAMP).status_code == 201
+
+
+def test_instance_checks_per_app(api, make_app, limits):
+    """Each instance creation is a provider call with a key the app chose: a rejected one
+    could be sent again without end."""
+    limits("INSTANCE_CHECKS_PER_MINUTE", 2)
+    bad = {"connector_type_id": "openweathermap", "configuration": {"app_key": "wrong"}}
+    resp = first_refusal(lambda: api.post(INSTANCES, json=bad), 2)
+    assert_429(resp, "INSTANCE_CHECKS_PER_MINUTE")
+    good = {**bad, "configuration": {"app_key": OWM_KEY}}
+    assert make_app("other").post(INSTANCES, json=good).status_code == 201
 
 
 def test_replays_in_flight(api, limits):

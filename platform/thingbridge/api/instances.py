@@ -16,6 +16,7 @@ from thingbridge.connectors.service import (
 )
 from thingbridge.db import db
 from thingbridge.errors import ApiError
+from thingbridge.limits import quotas
 from thingbridge.models import ConnectorClient, ConnectorInstance
 from thingbridge.schemas.instances import (
     InstanceCreatedSchema,
@@ -33,7 +34,7 @@ blp = Blueprint("instances", __name__, url_prefix="/api/v1/connectors/instances"
 
 @blp.route("")
 class Instances(MethodView):
-    @protected(blp, SCOPE, errors=(400, 409, 502))
+    @protected(blp, SCOPE, errors=(400, 409, 429, 502))
     @blp.arguments(InstanceCreateSchema)
     @blp.response(201, InstanceCreatedSchema)
     @blp.doc(**links(201, GetInstance=link(INSTANCE, "get", instance_id=CREATED),
@@ -45,6 +46,8 @@ class Instances(MethodView):
         if ConnectorInstance.select().where((ConnectorInstance.app == g.app)
                                             & (ConnectorInstance.type_id == type_id)).exists():
             raise ApiError(409, f"this app already has an instance of {type_id}")
+        # Each check is a provider call with credentials the app chose, from the API's worker.
+        quotas.Rate("INSTANCE_CHECKS_PER_MINUTE", f"check:{g.app.id}", "instance checks").check()
         try:
             connector = build_connector(type_id)
             guarded(connector, connector.check, config)
