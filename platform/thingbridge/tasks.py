@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 # A send that may fail (the broker is down) tries this hard before giving up on it.
 SOON_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0,
                      "interval_max": 0.2}
+# Periodic tasks of this process that met the database gone and have not run since.
+_waiting_for_database: set[str] = set()
 
 
 def _broker_options(url: str, visibility_timeout: int) -> dict:
@@ -49,10 +51,19 @@ def celery_init_app(app: Flask) -> Celery:
             # Each task borrows a pooled connection on its first query and gives it back.
             with app.app_context():
                 try:
-                    return self.run(*args, **kwargs)
+                    result = self.run(*args, **kwargs)
+                except DatabaseUnavailable as exc:
+                    if self.autoretry_for:
+                        raise
+                    _skipped(self.name, exc)
+                    return None
                 finally:
                     if not db.is_closed() and not db.in_transaction():
                         db.close()
+                if self.name in _waiting_for_database:
+                    _waiting_for_database.discard(self.name)
+                    log.warning("%s: the database is back", self.name)
+                return result
 
     celery = Celery(app.name, task_cls=FlaskTask)
     broker_url = app.config["BROKER_URL"]
@@ -71,6 +82,14 @@ def celery_init_app(app: Flask) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     return celery
+
+
+def _skipped(name: str, exc: DatabaseUnavailable) -> None:
+    """A periodic task's next run is its retry: an outage is one line per task, not a
+    traceback every few seconds for as long as it lasts."""
+    if name not in _waiting_for_database:
+        _waiting_for_database.add(name)
+        log.warning("%s: %s; skipped until the database is back", name, exc)
 
 
 def enqueue(task_name: str, *args, countdown: float | None = None) -> None:

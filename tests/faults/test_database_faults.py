@@ -4,6 +4,7 @@ is down for a while. Nobody restarts anything by hand; polls, events and webhook
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import requests
 from conftest import assert_consistent, max_in_flight, next_reading
@@ -87,6 +88,21 @@ def test_database_restart_and_outage_answer_503_then_recover(stack, owm_sim):
     assert all(p.alive() for p in stack.processes)
     assert max_in_flight(owm_sim) == 1
     counts = assert_consistent(stack, client_ids)
+    # A periodic task that met the database gone said so once per worker process and absence
+    # (the restart, the outage), then that it was back, rather than a traceback every run.
+    for process in stack.processes:
+        lines = process.log.read_text(errors="replace").splitlines()
+        assert not [line for line in lines if "raised unexpected: DatabaseUnavailable" in line]
+        said, back = (Counter(_task_in(line) for line in lines if line.endswith(end))
+                      for end in ("skipped until the database is back", ": the database is back"))
+        assert all(count <= 2 and back[key] <= count for key, count in said.items()), said
+        assert back.keys() <= said.keys()
     print(f"\nrestart ({away:.1f} s away): all clients polled again {restart_recovery:.1f} s "
           f"after; outage of {outage:.1f} s: {outage_recovery:.1f} s after it ended "
           f"(bound {RESTART_BOUND} s); {counts}")
+
+
+def _task_in(line: str) -> tuple[str, str]:
+    """(pool process, task name) of a worker log line "[time: LEVEL/process] name: ..."."""
+    head, _, text = line.partition("] ")
+    return head.rsplit("/", 1)[-1], text.split(":", 1)[0]
