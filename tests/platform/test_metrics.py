@@ -9,6 +9,7 @@ import socket
 
 import requests
 from flows import owm_client, poll_due
+from helpers import PUBLIC_BASE_URL, SECRET_KEY, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from thingbridge.connectors import poll_tally
@@ -154,3 +155,22 @@ def test_poll_tallies_add_up_per_app_and_minute(api, make_app, owm_sim):
     poll_tally.flush()
     assert sum(failed for _, _, failed in poll_tally.last_hour(api.model)) == 2
     assert poll_tally.prune(utcnow() + poll_tally.KEEP * 2) == 2
+
+
+def test_poll_tallies_wait_out_a_database_outage(api, second_app, monkeypatch, caplog):
+    """The timer thread's flush met the database gone: it raised before it had done anything,
+    started no timer again, and this process's counts were never written from then on."""
+    from thingbridge import db as database
+
+    poll_tally.flush()
+    PollTally.delete().execute()
+    monkeypatch.setattr(poll_tally, "FLUSH_EVERY", 0.2)
+    live = database.db.obj
+    second_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/away",
+                "SECRET_KEYS": SECRET_KEY, "PUBLIC_BASE_URL": PUBLIC_BASE_URL})
+    for _ in range(2):
+        poll_tally.record(api.model.id, "openweathermap", True)
+    wait_until(lambda: "kept for the next flush" in caplog.text, message="a flush that failed")
+    database.db.initialize(live)  # the database is back: the timers alone write the counts
+    wait_until(lambda: [(ok, failed) for _, ok, failed in poll_tally.last_hour(api.model)
+                        if ok or failed] == [(2, 0)], message="kept counts written")

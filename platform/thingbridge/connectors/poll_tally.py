@@ -2,10 +2,12 @@
 hour. A worker process counts its polls in memory, and a timer thread adds the counts to
 ``PollTally`` ``FLUSH_EVERY`` seconds after the first poll it has not written yet (and the
 worker flushes when it stops), so a poll never waits for a write; a process killed outright
-loses at most those seconds of counts."""
+loses at most those seconds of counts. Counts the database did not take (it was away) are kept
+for the next flush, as long as the table keeps its rows."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import threading
@@ -27,24 +29,29 @@ _timer: threading.Timer | None = None
 
 def record(app_id: str, type_id: str, succeeded: bool) -> None:
     """Count one poll that reached the provider (in memory: the timer writes it)."""
-    global _timer
     key = (app_id, type_id, int(time.time() // 60))
     with _lock:
         counts = _counts.setdefault(key, [0, 0])
         counts[0 if succeeded else 1] += 1
-        if _timer is None:
-            _timer = threading.Timer(FLUSH_EVERY, _flush_in_thread)
-            _timer.daemon = True
-            _timer.start()
+        _start_timer()
+
+
+def _start_timer() -> None:
+    """A flush FLUSH_EVERY seconds from now, unless one is coming (the caller holds _lock)."""
+    global _timer
+    if _timer is None:
+        _timer = threading.Timer(FLUSH_EVERY, _flush_in_thread)
+        _timer.daemon = True
+        _timer.start()
 
 
 def _flush_in_thread() -> None:
-    with db.connection_context():  # the timer thread's own, closed again
-        flush()
+    flush(connect=True)
 
 
-def flush() -> None:
-    """Add this process's counts to the table (one statement) and start counting afresh."""
+def flush(connect: bool = False) -> None:
+    """Add this process's counts to the table (one statement) and start counting afresh;
+    ``connect``: on a connection of its own (the timer thread's), closed again."""
     global _counts, _timer
     with _lock:
         pending, _counts, _timer = _counts, {}, None
@@ -56,14 +63,30 @@ def flush() -> None:
                  .replace(tzinfo=None))
             for (app_id, type_id, minute), (ok, failed) in sorted(pending.items())]
     try:
-        try:
-            _add(rows)
-        except IntegrityError:  # an app deleted since it polled: the others' counts still go
-            live = set(App.select(App.id).where(App.id.in_({r["app"] for r in rows}))
-                       .tuples().iterator())
-            _add([r for r in rows if (r["app"],) in live])
-    except Exception:  # a tally is not worth failing a poll for
-        log.warning("poll tally of %d rows not recorded", len(rows), exc_info=True)
+        with db.connection_context() if connect else contextlib.nullcontext():
+            try:
+                _add(rows)
+            except IntegrityError:  # an app deleted since it polled: the others' counts go
+                live = set(App.select(App.id).where(App.id.in_({r["app"] for r in rows}))
+                           .tuples().iterator())
+                _add([r for r in rows if (r["app"],) in live])
+    except Exception as exc:  # a tally is not worth failing a poll for
+        log.warning("poll tally of %d rows not recorded yet (%s): kept for the next flush",
+                    len(rows), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _keep(pending)
+
+
+def _keep(pending: dict) -> None:
+    """Count ``pending`` again, and flush it with the next, which a timer starts."""
+    oldest = int((time.time() - KEEP.total_seconds()) // 60)
+    with _lock:
+        for key, (ok, failed) in pending.items():
+            if key[2] >= oldest:  # older rows would be pruned at once
+                counts = _counts.setdefault(key, [0, 0])
+                counts[0] += ok
+                counts[1] += failed
+        if _counts:
+            _start_timer()
 
 
 def _add(rows: list[dict]) -> None:
