@@ -114,16 +114,19 @@ resolver: Callable[[str, int], list[str]] = _getaddrinfo
 # answers would hold a sending thread, or an API request registering it, for half a minute.
 # A lookup with a deadline runs on a thread of its own, waited for only until the deadline
 # (a daemon: one still hanging does not hold up the process's exit); at most MAX_LOOKUPS at
-# once per process, so names that hang take that many threads and no more (beyond, a lookup
-# fails at once as a timeout).
+# once per process and kind of name, so names that hang take that many threads and no more
+# (beyond, a lookup fails at once as a timeout). Names apps chose and the providers' names the
+# operator configured wait apart: an app's hanging names never fail a provider's lookup.
 MAX_LOOKUPS = 16
-_lookup_slots = threading.BoundedSemaphore(MAX_LOOKUPS)
+APP_NAMES = threading.BoundedSemaphore(MAX_LOOKUPS)
+PROVIDER_NAMES = threading.BoundedSemaphore(MAX_LOOKUPS)
 
 
-def _lookup(host: str, port: int, timeout: float | None) -> list[str]:
+def _lookup(host: str, port: int, timeout: float | None,
+            slots: threading.BoundedSemaphore) -> list[str]:
     if timeout is None:
         return resolver(host, port)
-    if not _lookup_slots.acquire(blocking=False):
+    if not slots.acquire(blocking=False):
         raise TimeoutError(f"{host}: too many name lookups waiting")
     outcome: list = []
 
@@ -133,13 +136,13 @@ def _lookup(host: str, port: int, timeout: float | None) -> list[str]:
         except BaseException as exc:  # handed to the waiting thread
             outcome.append(exc)
         finally:
-            _lookup_slots.release()
+            slots.release()
 
     thread = threading.Thread(target=run, name="name-lookup", daemon=True)
     try:
         thread.start()
     except BaseException:
-        _lookup_slots.release()
+        slots.release()
         raise
     thread.join(max(timeout, 0.0))
     if not outcome:
@@ -149,13 +152,14 @@ def _lookup(host: str, port: int, timeout: float | None) -> list[str]:
     return outcome[0]
 
 
-def resolve(host: str, port: int, timeout: float | None = None) -> list[Address]:
+def resolve(host: str, port: int, timeout: float | None = None,
+            slots: threading.BoundedSemaphore = APP_NAMES) -> list[Address]:
     """The addresses ``host`` stands for now: socket.gaierror when it does not resolve,
-    socket.timeout when that takes longer than ``timeout`` seconds."""
+    TimeoutError when that takes longer than ``timeout`` seconds (``slots``: whose names)."""
     if (address := literal(host)) is not None:
         return [address]
     seen: list[Address] = []
-    for text in _lookup(host, port, timeout):
+    for text in _lookup(host, port, timeout, slots):
         address = ipaddress.ip_address(text.split("%")[0])  # drop an IPv6 zone
         if address not in seen:
             seen.append(address)

@@ -52,7 +52,8 @@ class _Watched:
         if deadline is None:
             return super()._new_conn()
         try:
-            found = addresses.resolve(self._dns_host, self.port, deadline - time.monotonic())
+            found = addresses.resolve(self._dns_host, self.port, deadline - time.monotonic(),
+                                      addresses.PROVIDER_NAMES)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
         except TimeoutError as exc:
