@@ -142,12 +142,26 @@ def enable_app(client_id):
 
 
 @main.command("rotate-secrets")
-def rotate_secrets():
-    """Re-encrypt every stored secret with the first key of THINGBRIDGE_SECRET_KEYS."""
+@click.option("--batch", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Rows re-encrypted per transaction.")
+def rotate_secrets(batch):
+    """Re-encrypt every stored secret with the first key of THINGBRIDGE_SECRET_KEYS (safe
+    while the platform runs, once every process has the new key list)."""
     from thingbridge.secrets_rotation import rotate_all
 
+    def progress(column):
+        click.echo(f"{column.name}: {column.rotated} re-encrypted, {column.written_meanwhile} "
+                   f"written meanwhile (kept), {len(column.unreadable)} unreadable")
+
     _platform()
-    click.echo(f"re-encrypted {rotate_all()} values")
+    results = rotate_all(batch, progress)
+    click.echo(f"re-encrypted {sum(c.rotated for c in results)} values")
+    unreadable = [f"{c.name} id={key}" for c in results for key in c.unreadable]
+    if unreadable:
+        raise click.ClickException(
+            f"{len(unreadable)} values no key of THINGBRIDGE_SECRET_KEYS decrypts were left as "
+            "they are (restore the key they were written with and run again):\n  "
+            + "\n  ".join(unreadable))
 
 
 def _role_env(role: str, **settings) -> dict:

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 from helpers import DATABASE_URL, PUBLIC_BASE_URL
+from peewee import Value
 
 from thingbridge import crypto
 from thingbridge.cli import main
@@ -71,7 +72,8 @@ def test_migrate_apps_rotate_and_down(cli, database_url):
 
     old_key, new_key = cli.env["THINGBRIDGE_SECRET_KEYS"], Fernet.generate_key().decode()
     rotated = cli("rotate-secrets", THINGBRIDGE_SECRET_KEYS=f"{new_key},{old_key}")
-    assert rotated.strip() == "re-encrypted 2 values"
+    assert "app.signing_key: 2 re-encrypted, 0 written meanwhile (kept), 0 unreadable" in rotated
+    assert rotated.splitlines()[-1] == "re-encrypted 2 values"
     crypto.configure(new_key)  # the old key retired (second_app restores the keyring)
     with db.connection_context():
         assert [a.signing_key for a in App.select()] == [{"key": "k1"}] * 2
@@ -92,3 +94,22 @@ def test_production_needs_keys_and_public_url(cli, database_url):
                   THINGBRIDGE_PUBLIC_BASE_URL=None)
     assert "names a shared database" in refused
     assert "THINGBRIDGE_SECRET_KEYS" in refused and "THINGBRIDGE_PUBLIC_BASE_URL" in refused
+
+
+def test_rotate_secrets_names_what_it_cannot_read(cli, database_url):
+    cli("migrate")
+    ids = [dict(line.split("=", 1) for line in cli("app", "create", name).splitlines())
+           ["client_id"] for name in ("a", "b")]
+    lost = Fernet(Fernet.generate_key()).encrypt(b'"lost"').decode()
+    with db.connection_context():
+        App.update(signing_key={"key": "k1"}).execute()
+        App.update({App.signing_key: Value(lost, converter=False)}).where(
+            App.client_id == ids[1]).execute()
+        lost_id = App.select(App.id).where(App.client_id == ids[1]).get().id
+    old_key, new_key = cli.env["THINGBRIDGE_SECRET_KEYS"], Fernet.generate_key().decode()
+    refused = cli("rotate-secrets", "--batch", "1", ok=False,
+                  THINGBRIDGE_SECRET_KEYS=f"{new_key},{old_key}")
+    assert "re-encrypted 1 values" in refused
+    assert "1 values no key of THINGBRIDGE_SECRET_KEYS decrypts" in refused
+    assert f"app.signing_key id={lost_id}" in refused
+    assert "Traceback" not in refused
