@@ -29,6 +29,9 @@ RECORD_PATIENCE = 10.0
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
               "keepalives_count": 3, "tcp_user_timeout": 25_000}
 
+# What the migrations, locks and statements are written for: PostgreSQL, and SQLite embedded.
+SCHEMES = ("postgres", "postgresql", "sqlite")
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -42,18 +45,19 @@ def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
     """The database behind ``db``. PostgreSQL gets a pool per process (``pool_size``
     connections at most, 0 for one per thread that uses it; a thread that finds it full waits
     ``connect_timeout`` seconds, as long as opening a connection may take)."""
-    if url.startswith(("postgres://", "postgresql://")):
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unsupported database URL scheme {scheme!r}")
+    if scheme != "sqlite":
         database = HealingPostgresDatabase(
             "postgresql://" + url.split("://", 1)[1], max_connections=pool_size or None,
             timeout=connect_timeout, connect_timeout=max(1, round(connect_timeout)),
             application_name=application_name, **KEEPALIVES)
-    elif url.startswith("sqlite:"):
+    else:
         database = connect_url(url, pragmas={
             # WAL lets the API read while a worker writes; the timeout rides out writer overlap.
             "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
         })
-    else:
-        database = connect_url(url)
     db.initialize(database)
     return database
 
