@@ -24,13 +24,38 @@ def _platform():
         raise click.ClickException(str(exc)) from exc
 
 
-def _check_settings() -> None:
+def _check_settings() -> dict:
     """Before a long-running process starts: a bad setting is one clear message and exit 1
     here, not a child that fails the same way on every restart."""
     try:
-        load_settings()
+        return load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _warn_if_stored_secrets_unreadable(settings: dict) -> None:
+    """A process whose keys cannot read the stored secrets starts all the same (degraded):
+    the database may hold a few such rows among many that work, and what meets one says so
+    (503 SECRET_UNREADABLE, a poll's reason, /health's secrets check). A database that cannot
+    be reached or is not migrated yet is the process's own business once it runs."""
+    from peewee import DatabaseError
+
+    from thingbridge import crypto, db
+    from thingbridge.secrets_rotation import check_keys_read_stored_secrets
+
+    crypto.configure(settings["SECRET_KEYS"])
+    database = db.open_database(settings["DATABASE_URL"], 1,
+                                settings["DATABASE_CONNECT_TIMEOUT"])
+    try:
+        with database.connection_context():
+            check_keys_read_stored_secrets()
+    except crypto.SecretKeyError as exc:
+        click.echo(f"Warning: {exc} Starting anyway: what needs those secrets fails until the "
+                   "key is back in THINGBRIDGE_SECRET_KEYS, and /health answers 503.", err=True)
+    except DatabaseError:
+        pass
+    finally:
+        getattr(database, "close_all", database.close)()  # the child opens its own
 
 
 def _find_app(client_id: str):
@@ -189,7 +214,7 @@ def api(host, port, workers, threads):
     from thingbridge.gunicorn_workers import serve_command
     from thingbridge.observability.exposition import share_between_processes
 
-    _check_settings()
+    _warn_if_stored_secrets_unreadable(_check_settings())
     share_between_processes(f"api-{port}")  # /metrics sums every gunicorn process
     # One pooled database connection per thread: a request never waits for another's.
     env = _role_env("api", DATABASE_POOL_SIZE=threads)
@@ -203,7 +228,7 @@ def api(host, port, workers, threads):
 def worker(metrics_port, metrics_host, celery_args):
     """Run a Celery worker (polls providers, delivers actions), restarted if it dies. Extra
     args go to celery."""
-    _check_settings()
+    _warn_if_stored_secrets_unreadable(_check_settings())
     if metrics_port:
         from thingbridge.observability import exposition
 

@@ -70,4 +70,8 @@ class EncryptedJSONField(TextField):
     def python_value(self, value):
         if value is None:
             return None
-        return json.loads(decrypt(value))
+        try:
+            return json.loads(decrypt(value))
+        except SecretKeyError as exc:  # the log line of whatever met it says where
+            raise SecretKeyError(f"{exc} ({self.model._meta.table_name}.{self.column_name})"
+                                 ) from exc.__cause__

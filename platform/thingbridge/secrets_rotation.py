@@ -1,5 +1,5 @@
-"""Re-encrypt stored secrets with the newest key, so an old key can be retired, while the
-platform keeps running.
+"""Stored secrets and THINGBRIDGE_SECRET_KEYS: a check that the keys read what is stored, and
+the re-encryption with the newest key that lets an old key be retired while the platform runs.
 
 Each value is re-encrypted from the ciphertext stored now and written back only if that is
 still what is stored (a compare-and-swap), in short transactions: a value some process wrote
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from cryptography.fernet import InvalidToken
 from peewee import Field, Model, Value
 
-from thingbridge.crypto import EncryptedJSONField, keyring
+from thingbridge.crypto import EncryptedJSONField, SecretKeyError, keyring
 from thingbridge.db import db
 from thingbridge.models import ALL_MODELS
 
@@ -37,6 +37,29 @@ def encrypted_columns() -> Iterator[tuple[type[Model], Field]]:
         for column in model._meta.sorted_fields:
             if isinstance(column, EncryptedJSONField):
                 yield model, column
+
+
+def unreadable_columns() -> list[str]:
+    """The encrypted columns (table.column) whose newest stored value no configured key
+    decrypts: one row read per column, so cheap enough for every /health."""
+    fernet, unreadable = keyring(), []
+    for model, column in encrypted_columns():
+        newest = db.execute(model.select(column).where(column.is_null(False))
+                            .order_by(model.created_at.desc()).limit(1)).fetchone()
+        try:
+            if newest is not None:
+                fernet.decrypt(newest[0].encode())
+        except InvalidToken:
+            unreadable.append(f"{model._meta.table_name}.{column.column_name}")
+    return unreadable
+
+
+def check_keys_read_stored_secrets() -> None:
+    """Raise ``SecretKeyError`` saying so when the keys cannot read what is stored."""
+    if unreadable := unreadable_columns():
+        raise SecretKeyError(
+            f"stored secrets cannot be decrypted with THINGBRIDGE_SECRET_KEYS "
+            f"({', '.join(unreadable)}): was a key removed before `thingbridge rotate-secrets`?")
 
 
 def _raw(value: str) -> Value:

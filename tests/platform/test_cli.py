@@ -113,3 +113,19 @@ def test_rotate_secrets_names_what_it_cannot_read(cli, database_url):
     assert "1 values no key of THINGBRIDGE_SECRET_KEYS decrypts" in refused
     assert f"app.signing_key id={lost_id}" in refused
     assert "Traceback" not in refused
+
+
+def test_worker_starts_degraded_and_says_why_when_its_keys_cannot_read_the_secrets(
+        cli, database_url, monkeypatch):
+    started = []
+    monkeypatch.setattr("thingbridge.cli.supervise", lambda children: started.append(1) or 0)
+    cli("migrate")
+    cli("app", "create", "a")
+    with db.connection_context():
+        App.update(signing_key={"key": "k1"}).execute()
+    assert "Warning" not in cli("worker")
+    lost = cli("worker", THINGBRIDGE_SECRET_KEYS=Fernet.generate_key().decode())
+    assert lost.startswith("Warning: stored secrets cannot be decrypted with "
+                           "THINGBRIDGE_SECRET_KEYS (app.signing_key): was a key removed "
+                           "before `thingbridge rotate-secrets`? Starting anyway")
+    assert started == [1, 1]

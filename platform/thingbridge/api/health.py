@@ -1,4 +1,5 @@
-"""GET /health: can this process reach its database and broker? (no token)
+"""GET /health: can this process reach its database and broker, and do its keys read the
+secrets stored there? (no token)
 
 Anyone may ask whether each dependency is ok; only a caller with a valid app token also reads
 why one is failing (the first line of the error), which can name hosts and users."""
@@ -11,6 +12,7 @@ from marshmallow import Schema, fields, validate
 from thingbridge.api.common import Blueprint
 from thingbridge.auth.guard import has_valid_token
 from thingbridge.db import db
+from thingbridge.secrets_rotation import check_keys_read_stored_secrets
 
 blp = Blueprint("health", __name__, description="Liveness of the platform's dependencies")
 STATUSES = ("ok", "error")
@@ -24,7 +26,7 @@ class CheckOut(Schema):
 class HealthOut(Schema):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckOut), required=True,
-                         metadata={"description": "database, broker"})
+                         metadata={"description": "database, broker, secrets"})
 
 
 def _check_database() -> None:
@@ -58,8 +60,10 @@ def _may_read_details() -> bool:
 @blp.response(200, HealthOut, description="All dependencies reachable")
 @blp.alt_response(503, schema=HealthOut, description="A dependency is down; see checks")
 def health():
-    """Database and broker reachability (why one fails: with a valid bearer token only)"""
-    failures = {"database": _failure(_check_database), "broker": _failure(_check_broker)}
+    """Database and broker reachability, and whether the keys read the stored secrets (why
+    one fails: with a valid bearer token only)"""
+    failures = {"database": _failure(_check_database), "broker": _failure(_check_broker),
+                "secrets": _failure(check_keys_read_stored_secrets)}
     if not any(failures.values()):
         return {"status": "ok", "checks": {name: {"status": "ok"} for name in failures}}
     detailed = _may_read_details()
