@@ -6,9 +6,11 @@ import os
 import sys
 
 import click
+from peewee import InterfaceError, OperationalError
 
 from thingbridge import create_app
-from thingbridge.config import ConfigError, load_settings
+from thingbridge.config import PREFIX, ConfigError, load_settings, shown
+from thingbridge.crypto import SecretKeyError
 from thingbridge.models import ALL_SCOPES
 from thingbridge.supervise import Child, supervise
 
@@ -67,7 +69,24 @@ def _find_app(client_id: str):
     return app
 
 
-@click.group()
+class Commands(click.Group):
+    """A database that cannot be reached or opened, or secrets no key decrypts, end a command
+    with one line saying so and exit 1: the exceptions' messages say it all, their tracebacks
+    (three chained, from the driver up) only hide it."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError) as exc:
+            url = os.environ.get(f"{PREFIX}DATABASE_URL") or "the embedded SQLite file"
+            why = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise click.ClickException(f"the database cannot be used ({PREFIX}DATABASE_URL="
+                                       f"{shown('DATABASE_URL', url)}): {why}") from exc
+        except SecretKeyError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=Commands)
 def main():
     """Thingbridge IoT connector platform. Configured by THINGBRIDGE_* environment variables."""
 

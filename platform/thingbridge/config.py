@@ -67,7 +67,7 @@ def _secret_keys(keys: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
-def _shown(name: str, value) -> str:
+def shown(name: str, value) -> str:
     """A setting's value for an error line, which ends up in logs: no key, no password."""
     if name == "SECRET_KEYS":
         return "<hidden>"
@@ -215,7 +215,7 @@ def _checked(schema: Schema, values: dict, prefix: str, problems: list[str]) -> 
     except ValidationError as exc:
         by_key = {field.data_key or name: field for name, field in schema.fields.items()}
         for key, why in sorted(exc.normalized_messages().items()):
-            value = _shown(key, values[key]) if key in values \
+            value = shown(key, values[key]) if key in values \
                 else f"{by_key[key].load_default} (default)"
             problems.append(f"{PREFIX}{prefix}{key}={value}: {' '.join(map(str, why))}")
         return {}

@@ -129,3 +129,19 @@ def test_worker_starts_degraded_and_says_why_when_its_keys_cannot_read_the_secre
                            "THINGBRIDGE_SECRET_KEYS (app.signing_key): was a key removed "
                            "before `thingbridge rotate-secrets`? Starting anyway")
     assert started == [1, 1]
+
+
+@pytest.mark.parametrize("url", ["postgresql://postgres:pw@127.0.0.1:1/nowhere",
+                                 "sqlite:////nonexistent/folder/thingbridge.db"])
+def test_commands_on_a_database_that_cannot_be_used_say_so_in_one_line(second_app, tmp_path,
+                                                                        url):
+    env = {"THINGBRIDGE_DATABASE_URL": url, "THINGBRIDGE_BROKER_URL": "memory://",
+           "THINGBRIDGE_VAR_DIR": str(tmp_path), "THINGBRIDGE_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+           "THINGBRIDGE_SECRET_KEYS": Fernet.generate_key().decode()}
+    for command in (["migrate"], ["app", "list"], ["app", "create", "a"], ["rotate-secrets"]):
+        result = CliRunner().invoke(main, command, env=env, catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        [line] = result.output.splitlines()
+        assert line.startswith(f"Error: the database cannot be used (THINGBRIDGE_DATABASE_URL="
+                               f"{url.replace(':pw@', ':***@')}): ")
+        assert "pw@" not in line
