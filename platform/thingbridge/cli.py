@@ -98,8 +98,11 @@ def migrate(down):
     from thingbridge import db
     from thingbridge.connectors import registry
 
+    def waiting():
+        click.echo("another thingbridge migrate is running; waiting for it", err=True)
+
     app = _platform()
-    with db.db.connection_context():
+    with db.db.connection_context(), db.migration_lock(waiting):
         names = db.migrator().down() if down else db.migrate_up()
         if not down:
             registry.sync_descriptions(app)

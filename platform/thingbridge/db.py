@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from peewee import DatabaseProxy, PostgresqlDatabase
@@ -31,6 +33,9 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
 
 # What the migrations, locks and statements are written for: PostgreSQL, and SQLite embedded.
 SCHEMES = ("postgres", "postgresql", "sqlite")
+
+# The advisory lock key `thingbridge migrate` holds (any constant no other code uses).
+MIGRATION_LOCK = 0x7468696E67  # "thing"
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -117,6 +122,24 @@ def locking(query, skip_locked: bool = False):
     if not is_postgres():
         return query
     return query.for_update("FOR UPDATE SKIP LOCKED" if skip_locked else True)
+
+
+@contextlib.contextmanager
+def migration_lock(waiting: Callable[[], None] = lambda: None):
+    """Hold PostgreSQL's session advisory lock of migrations while the block runs, so two
+    ``thingbridge migrate`` at once run one after the other (the second finds nothing to do)
+    instead of racing on the catalog; ``waiting`` is called if another holds it. SQLite's own
+    write lock serializes them already."""
+    if not is_postgres():
+        yield
+        return
+    if not db.execute_sql("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK,)).fetchone()[0]:
+        waiting()
+        db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        yield
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def migrator() -> Runner:

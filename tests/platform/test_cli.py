@@ -4,18 +4,24 @@ mode (PostgreSQL) refuses to start without its required settings."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
-from helpers import DATABASE_URL, PUBLIC_BASE_URL
+from helpers import DATABASE_URL, PUBLIC_BASE_URL, wait_until
 from peewee import Value
 
 from thingbridge import crypto
 from thingbridge.cli import main
-from thingbridge.db import MIGRATIONS_DIR, db
+from thingbridge.db import MIGRATION_LOCK, MIGRATIONS_DIR, db
 from thingbridge.models import App
 
+THINGBRIDGE = str(Path(sys.executable).parent / "thingbridge")
 MIGRATIONS = sorted(p.stem for p in MIGRATIONS_DIR.glob("0*.py"))
 # Named after the session's database, so suites of several checkouts never share it.
 SCRATCH = DATABASE_URL.rsplit("/", 1)[1] + "_cli"
@@ -145,3 +151,38 @@ def test_commands_on_a_database_that_cannot_be_used_say_so_in_one_line(second_ap
         assert line.startswith(f"Error: the database cannot be used (THINGBRIDGE_DATABASE_URL="
                                f"{url.replace(':pw@', ':***@')}): ")
         assert "pw@" not in line
+
+
+def _migrate(cli) -> subprocess.Popen:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("THINGBRIDGE_")}
+    return subprocess.Popen([THINGBRIDGE, "migrate"], env={**env, **cli.env}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_migrates_at_once_run_one_after_the_other(cli, database_url):
+    holder = psycopg.connect(database_url, autocommit=True)
+    try:
+        # While another migrate holds the lock, a migrate waits and changes nothing.
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        waiting = _migrate(cli)
+        wait_until(lambda: holder.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()[0] == 1, message="migrate waiting for the lock")
+        assert holder.execute("SELECT to_regclass('schema_migration')").fetchone()[0] is None
+        holder.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        out, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, err
+        assert "another thingbridge migrate is running; waiting for it" in err
+        assert out.split() == [w for n in MIGRATIONS for w in ("applied:", n)]
+    finally:
+        holder.close()
+    # Two racing on an empty database: one applies everything, the other has nothing to do.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    racers = [_migrate(cli) for _ in range(2)]
+    outcomes = [(racer.communicate(timeout=120), racer.returncode) for racer in racers]
+    assert [code for _, code in outcomes] == [0, 0], outcomes
+    assert sorted(out.strip().splitlines()[0] for (out, _), _ in outcomes) == [
+        f"applied: {MIGRATIONS[0]}", "nothing to do"]
