@@ -40,17 +40,20 @@ def encrypted_columns() -> Iterator[tuple[type[Model], Field]]:
 
 
 def unreadable_columns() -> list[str]:
-    """The encrypted columns (table.column) whose newest stored value no configured key
-    decrypts: one row read per column, so cheap enough for every /health."""
+    """The encrypted columns (table.column) whose oldest or newest stored value no configured
+    key decrypts: the oldest is the likeliest to be under a key removed too early, the newest
+    under a key this process lacks. Two rows read per column."""
     fernet, unreadable = keyring(), []
     for model, column in encrypted_columns():
-        newest = db.execute(model.select(column).where(column.is_null(False))
-                            .order_by(model.created_at.desc()).limit(1)).fetchone()
-        try:
-            if newest is not None:
-                fernet.decrypt(newest[0].encode())
-        except InvalidToken:
-            unreadable.append(f"{model._meta.table_name}.{column.column_name}")
+        for order in (model.created_at, model.created_at.desc()):
+            row = db.execute(model.select(column).where(column.is_null(False))
+                             .order_by(order).limit(1)).fetchone()
+            try:
+                if row is not None:
+                    fernet.decrypt(row[0].encode())
+            except InvalidToken:
+                unreadable.append(f"{model._meta.table_name}.{column.column_name}")
+                break
     return unreadable
 
 

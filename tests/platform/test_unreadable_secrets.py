@@ -7,11 +7,13 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 from flows import owm_client, poll_due
+from peewee import Value
 
 from thingbridge import crypto
+from thingbridge.api import health
 from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
-from thingbridge.models import ConnectorClient
+from thingbridge.models import ConnectorClient, WebhookEndpoint
 
 
 @pytest.fixture
@@ -21,19 +23,27 @@ def key_lost(monkeypatch):
     return lambda: crypto.configure(Fernet.generate_key().decode())
 
 
-def test_health_names_the_unreadable_secrets(http, api, key_lost):
-    assert api.post("/api/v1/webhooks", json={"url": "https://example.com/hook"}
-                    ).status_code == 201
-    assert http.get("/health").json["checks"]["secrets"] == {"status": "ok"}
-    key_lost()
+def test_health_names_the_unreadable_secrets(http, api, key_lost, monkeypatch):
+    # A key removed before rotate-secrets: the oldest webhook is under it, the newest is not.
+    hooks = [api.post("/api/v1/webhooks", json={"url": f"https://example.com/{n}"}).json["id"]
+             for n in range(2)]
+    gone = Fernet(Fernet.generate_key()).encrypt(b'["whsec_gone"]').decode()
+    WebhookEndpoint.update({WebhookEndpoint.secrets: Value(gone, converter=False)}).where(
+        WebhookEndpoint.id == hooks[0]).execute()
+    monkeypatch.setitem(health._secrets_checked, "keys", None)  # forget an earlier test's
     anonymous, insider = http.get("/health"), api.get("/health")
     assert anonymous.status_code == insider.status_code == 503
     assert anonymous.json["checks"]["secrets"] == {"status": "error"}
     assert anonymous.json["checks"]["database"] == {"status": "ok"}
     detail = insider.json["checks"]["secrets"]["detail"]
-    assert detail.startswith("stored secrets cannot be decrypted with THINGBRIDGE_SECRET_KEYS (")
-    assert "webhook_endpoint.secrets" in detail and "app.signing_key" not in detail
-    assert detail.endswith("was a key removed before `thingbridge rotate-secrets`?")
+    assert detail == ("stored secrets cannot be decrypted with THINGBRIDGE_SECRET_KEYS "
+                      "(webhook_endpoint.secrets): was a key removed before `thingbridge "
+                      "rotate-secrets`?")
+    # The whole key list replaced: every column with a value says so.
+    key_lost()
+    detail = api.get("/health").json["checks"]["secrets"]["detail"]
+    assert "(app.signing_key, " not in detail  # no app has a signing key
+    assert "webhook_endpoint.secrets" in detail
 
 
 def test_a_request_that_meets_one_answers_503_secret_unreadable(api, key_lost):
