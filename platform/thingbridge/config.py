@@ -16,7 +16,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 from marshmallow.validate import OneOf, Range
 
 from thingbridge.crypto import SecretKeyError, parse_keys
-from thingbridge.db import SCHEMES
+from thingbridge.db import supported_scheme
 from thingbridge.http import addresses
 
 PREFIX = "THINGBRIDGE_"
@@ -55,9 +55,10 @@ class ConfigError(RuntimeError):
 
 
 def _database_url(url: str) -> None:
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme not in SCHEMES:
-        raise ValidationError(f"must start with one of {', '.join(s + '://' for s in SCHEMES)}")
+    try:
+        supported_scheme(url)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def _secret_keys(keys: str) -> None:

@@ -45,15 +45,20 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
+def supported_scheme(url: str) -> str:
+    """The scheme of a database URL; ValueError unless the platform is written for it."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise ValueError(f"must start with one of {', '.join(s + '://' for s in SCHEMES)}")
+    return scheme
+
+
 def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
                   application_name: str = "thingbridge"):
     """The database behind ``db``. PostgreSQL gets a pool per process (``pool_size``
     connections at most, 0 for one per thread that uses it; a thread that finds it full waits
     ``connect_timeout`` seconds, as long as opening a connection may take)."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme not in SCHEMES:
-        raise ValueError(f"unsupported database URL scheme {scheme!r}")
-    if scheme != "sqlite":
+    if supported_scheme(url) != "sqlite":
         database = HealingPostgresDatabase(
             "postgresql://" + url.split("://", 1)[1], max_connections=pool_size or None,
             timeout=connect_timeout, connect_timeout=max(1, round(connect_timeout)),
