@@ -6,9 +6,11 @@ import os
 import sys
 
 import click
+from peewee import InterfaceError, OperationalError
 
 from thingbridge import create_app
-from thingbridge.config import ConfigError, load_settings
+from thingbridge.config import PREFIX, ConfigError, load_settings, shown
+from thingbridge.crypto import SecretKeyError
 from thingbridge.models import ALL_SCOPES
 from thingbridge.supervise import Child, supervise
 
@@ -24,13 +26,38 @@ def _platform():
         raise click.ClickException(str(exc)) from exc
 
 
-def _check_settings() -> None:
+def _check_settings() -> dict:
     """Before a long-running process starts: a bad setting is one clear message and exit 1
     here, not a child that fails the same way on every restart."""
     try:
-        load_settings()
+        return load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _warn_if_stored_secrets_unreadable(settings: dict) -> None:
+    """A process whose keys cannot read the stored secrets starts all the same (degraded):
+    the database may hold a few such rows among many that work, and what meets one says so
+    (503 SECRET_UNREADABLE, a poll's reason, /health's secrets check). A database that cannot
+    be reached or is not migrated yet is the process's own business once it runs."""
+    from peewee import DatabaseError
+
+    from thingbridge import crypto, db
+    from thingbridge.secrets_rotation import check_keys_read_stored_secrets
+
+    crypto.configure(settings["SECRET_KEYS"])
+    database = db.open_database(settings["DATABASE_URL"], 1,
+                                settings["DATABASE_CONNECT_TIMEOUT"])
+    try:
+        with database.connection_context():
+            check_keys_read_stored_secrets()
+    except crypto.SecretKeyError as exc:
+        click.echo(f"Warning: {exc} Starting anyway: what needs those secrets fails until the "
+                   "key is back in THINGBRIDGE_SECRET_KEYS, and /health answers 503.", err=True)
+    except DatabaseError:
+        pass
+    finally:
+        getattr(database, "close_all", database.close)()  # the child opens its own
 
 
 def _find_app(client_id: str):
@@ -42,7 +69,24 @@ def _find_app(client_id: str):
     return app
 
 
-@click.group()
+class Commands(click.Group):
+    """A database that cannot be reached or opened, or secrets no key decrypts, end a command
+    with one line saying so and exit 1: the exceptions' messages say it all, their tracebacks
+    (three chained, from the driver up) only hide it."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError) as exc:
+            url = os.environ.get(f"{PREFIX}DATABASE_URL") or "the embedded SQLite file"
+            why = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise click.ClickException(f"the database cannot be used ({PREFIX}DATABASE_URL="
+                                       f"{shown('DATABASE_URL', url)}): {why}") from exc
+        except SecretKeyError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=Commands)
 def main():
     """Thingbridge IoT connector platform. Configured by THINGBRIDGE_* environment variables."""
 
@@ -54,8 +98,11 @@ def migrate(down):
     from thingbridge import db
     from thingbridge.connectors import registry
 
+    def waiting():
+        click.echo("another thingbridge migrate is running; waiting for it", err=True)
+
     app = _platform()
-    with db.db.connection_context():
+    with db.db.connection_context(), db.migration_lock(waiting):
         names = db.migrator().down() if down else db.migrate_up()
         if not down:
             registry.sync_descriptions(app)
@@ -142,12 +189,26 @@ def enable_app(client_id):
 
 
 @main.command("rotate-secrets")
-def rotate_secrets():
-    """Re-encrypt every stored secret with the first key of THINGBRIDGE_SECRET_KEYS."""
+@click.option("--batch", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Rows re-encrypted per transaction.")
+def rotate_secrets(batch):
+    """Re-encrypt every stored secret with the first key of THINGBRIDGE_SECRET_KEYS (safe
+    while the platform runs, once every process has the new key list)."""
     from thingbridge.secrets_rotation import rotate_all
 
+    def progress(column):
+        click.echo(f"{column.name}: {column.rotated} re-encrypted, {column.written_meanwhile} "
+                   f"written meanwhile (kept), {len(column.unreadable)} unreadable")
+
     _platform()
-    click.echo(f"re-encrypted {rotate_all()} values")
+    results = rotate_all(batch, progress)
+    click.echo(f"re-encrypted {sum(c.rotated for c in results)} values")
+    unreadable = [f"{c.name} id={key}" for c in results for key in c.unreadable]
+    if unreadable:
+        raise click.ClickException(
+            f"{len(unreadable)} values no key of THINGBRIDGE_SECRET_KEYS decrypts were left as "
+            "they are (restore the key they were written with and run again):\n  "
+            + "\n  ".join(unreadable))
 
 
 def _role_env(role: str, **settings) -> dict:
@@ -175,7 +236,7 @@ def api(host, port, workers, threads):
     from thingbridge.gunicorn_workers import serve_command
     from thingbridge.observability.exposition import share_between_processes
 
-    _check_settings()
+    _warn_if_stored_secrets_unreadable(_check_settings())
     share_between_processes(f"api-{port}")  # /metrics sums every gunicorn process
     # One pooled database connection per thread: a request never waits for another's.
     env = _role_env("api", DATABASE_POOL_SIZE=threads)
@@ -189,7 +250,7 @@ def api(host, port, workers, threads):
 def worker(metrics_port, metrics_host, celery_args):
     """Run a Celery worker (polls providers, delivers actions), restarted if it dies. Extra
     args go to celery."""
-    _check_settings()
+    _warn_if_stored_secrets_unreadable(_check_settings())
     if metrics_port:
         from thingbridge.observability import exposition
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validates_schema
 from marshmallow.validate import OneOf, Range
 
+from thingbridge.crypto import SecretKeyError, parse_keys
+from thingbridge.db import supported_scheme
 from thingbridge.http import addresses
 
 PREFIX = "THINGBRIDGE_"
@@ -51,6 +54,31 @@ class ConfigError(RuntimeError):
     and why)."""
 
 
+def _database_url(url: str) -> None:
+    try:
+        supported_scheme(url)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _secret_keys(keys: str) -> None:
+    try:
+        parse_keys(keys)
+    except SecretKeyError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def shown(name: str, value) -> str:
+    """A setting's value for an error line, which ends up in logs: no key, no password."""
+    if name == "SECRET_KEYS":
+        return "<hidden>"
+    if name == "DATABASE_URL" and isinstance(value, str) and urlsplit(value).password:
+        parts = urlsplit(value)
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@",
+                                                          1)).geturl()
+    return str(value)
+
+
 def _seconds(default: float, minimum: float = 0.0, **kwargs) -> fields.Float:
     """A duration in seconds, longer than ``minimum`` (NaN and infinity refused)."""
     return fields.Float(load_default=default, validate=Range(min=minimum, min_inclusive=False),
@@ -69,7 +97,7 @@ class Settings(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    DATABASE_URL = fields.String(load_default=None)
+    DATABASE_URL = fields.String(load_default=None, validate=_database_url)
     # PostgreSQL connections per process (0: one per thread that uses the database;
     # `thingbridge api` sets it to the gunicorn threads), how long opening one (or waiting
     # for a free one) may take, and the name they show in pg_stat_activity.
@@ -79,7 +107,7 @@ class Settings(Schema):
     BROKER_URL = fields.String(load_default="filesystem://")
     # Comma-separated Fernet keys, newest first: rotation adds a key in front and
     # `thingbridge rotate-secrets` re-encrypts every row with it.
-    SECRET_KEYS = fields.String(load_default=None)
+    SECRET_KEYS = fields.String(load_default=None, validate=_secret_keys)
     PUBLIC_BASE_URL = fields.Url(load_default=None, schemes={"http", "https"},
                                  require_tld=False)
     # Flask refuses a larger request body with 413 (in the standard error body).
@@ -190,7 +218,8 @@ def _checked(schema: Schema, values: dict, prefix: str, problems: list[str]) -> 
     except ValidationError as exc:
         by_key = {field.data_key or name: field for name, field in schema.fields.items()}
         for key, why in sorted(exc.normalized_messages().items()):
-            value = values[key] if key in values else f"{by_key[key].load_default} (default)"
+            value = shown(key, values[key]) if key in values \
+                else f"{by_key[key].load_default} (default)"
             problems.append(f"{PREFIX}{prefix}{key}={value}: {' '.join(map(str, why))}")
         return {}
 

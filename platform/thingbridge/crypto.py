@@ -14,15 +14,28 @@ class SecretKeyError(RuntimeError):
     pass
 
 
+def parse_keys(keys: str) -> list[Fernet]:
+    """The comma-separated Fernet keys of THINGBRIDGE_SECRET_KEYS, newest first."""
+    written = [k.strip() for k in keys.split(",") if k.strip()]
+    if not written:
+        raise SecretKeyError("holds no key")
+    parsed = []
+    for position, key in enumerate(written, 1):
+        try:
+            parsed.append(Fernet(key.encode()))
+        except ValueError:
+            # The key itself is not repeated: an error line ends up in logs.
+            raise SecretKeyError(f"key {position} of {len(written)} is not a Fernet key (32 "
+                                 "url-safe base64-encoded bytes)") from None
+    return parsed
+
+
 def configure(keys: str) -> None:
     global _keyring
-    parsed = [k.strip() for k in keys.split(",") if k.strip()]
-    if not parsed:
-        raise SecretKeyError("THINGBRIDGE_SECRET_KEYS is empty")
     try:
-        _keyring = MultiFernet([Fernet(k.encode()) for k in parsed])
-    except ValueError as exc:
-        raise SecretKeyError(f"THINGBRIDGE_SECRET_KEYS holds an invalid Fernet key: {exc}") from exc
+        _keyring = MultiFernet(parse_keys(keys))
+    except SecretKeyError as exc:
+        raise SecretKeyError(f"THINGBRIDGE_SECRET_KEYS {exc}") from None
 
 
 def keyring() -> MultiFernet:
@@ -57,4 +70,8 @@ class EncryptedJSONField(TextField):
     def python_value(self, value):
         if value is None:
             return None
-        return json.loads(decrypt(value))
+        try:
+            return json.loads(decrypt(value))
+        except SecretKeyError as exc:  # the log line of whatever met it says where
+            raise SecretKeyError(f"{exc} ({self.model._meta.table_name}.{self.column_name})"
+                                 ) from exc.__cause__

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from peewee import DatabaseProxy, PostgresqlDatabase
@@ -29,6 +31,12 @@ RECORD_PATIENCE = 10.0
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
               "keepalives_count": 3, "tcp_user_timeout": 25_000}
 
+# What the migrations, locks and statements are written for: PostgreSQL, and SQLite embedded.
+SCHEMES = ("postgres", "postgresql", "sqlite")
+
+# The advisory lock key `thingbridge migrate` holds (any constant no other code uses).
+MIGRATION_LOCK = 0x7468696E67  # "thing"
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -37,23 +45,29 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
+def supported_scheme(url: str) -> str:
+    """The scheme of a database URL; ValueError unless the platform is written for it."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise ValueError(f"must start with one of {', '.join(s + '://' for s in SCHEMES)}")
+    return scheme
+
+
 def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
                   application_name: str = "thingbridge"):
     """The database behind ``db``. PostgreSQL gets a pool per process (``pool_size``
     connections at most, 0 for one per thread that uses it; a thread that finds it full waits
     ``connect_timeout`` seconds, as long as opening a connection may take)."""
-    if url.startswith(("postgres://", "postgresql://")):
+    if supported_scheme(url) != "sqlite":
         database = HealingPostgresDatabase(
             "postgresql://" + url.split("://", 1)[1], max_connections=pool_size or None,
             timeout=connect_timeout, connect_timeout=max(1, round(connect_timeout)),
             application_name=application_name, **KEEPALIVES)
-    elif url.startswith("sqlite:"):
+    else:
         database = connect_url(url, pragmas={
             # WAL lets the API read while a worker writes; the timeout rides out writer overlap.
             "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
         })
-    else:
-        database = connect_url(url)
     db.initialize(database)
     return database
 
@@ -113,6 +127,24 @@ def locking(query, skip_locked: bool = False):
     if not is_postgres():
         return query
     return query.for_update("FOR UPDATE SKIP LOCKED" if skip_locked else True)
+
+
+@contextlib.contextmanager
+def migration_lock(waiting: Callable[[], None] = lambda: None):
+    """Hold PostgreSQL's session advisory lock of migrations while the block runs, so two
+    ``thingbridge migrate`` at once run one after the other (the second finds nothing to do)
+    instead of racing on the catalog; ``waiting`` is called if another holds it. SQLite's own
+    write lock serializes them already."""
+    if not is_postgres():
+        yield
+        return
+    if not db.execute_sql("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK,)).fetchone()[0]:
+        waiting()
+        db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        yield
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def migrator() -> Runner:

@@ -146,3 +146,42 @@ def test_a_process_with_an_unusable_setting_does_not_start(tmp_path, command):
     assert result.stderr.startswith("Error: settings that cannot be used:\n  "
                                     "THINGBRIDGE_DISPATCH_INTERVAL=0: Must be greater than 0")
     assert "Traceback" not in result.stderr and not (tmp_path / "thingbridge.db").exists()
+
+
+def test_unusable_keys_and_database_urls_are_named_without_their_secrets(environment):
+    for keys, why in {"not-a-key": "key 1 of 1 is not a Fernet key",
+                      f"{SECRET_KEY}, x": "key 2 of 2 is not a Fernet key",
+                      " , ,": "holds no key"}.items():
+        environment.setenv("THINGBRIDGE_SECRET_KEYS", keys)
+        with pytest.raises(ConfigError) as refused:
+            load_settings()
+        assert f"THINGBRIDGE_SECRET_KEYS=<hidden>: {why}" in str(refused.value)
+        assert SECRET_KEY not in str(refused.value)
+    environment.setenv("THINGBRIDGE_SECRET_KEYS", SECRET_KEY)
+    for url in ("postgressql://ops:s3cret@db/iot", "mysql://ops:s3cret@db/iot", "notaurl"):
+        environment.setenv("THINGBRIDGE_DATABASE_URL", url)
+        with pytest.raises(ConfigError) as refused:
+            load_settings()
+        assert "must start with one of postgres://, postgresql://, sqlite://" in \
+            str(refused.value)
+        assert "s3cret" not in str(refused.value)
+    assert "THINGBRIDGE_DATABASE_URL=mysql://ops:***@db/iot: " in str(
+        pytest.raises(ConfigError, load_settings, {"DATABASE_URL": "mysql://ops:s3cret@db/iot"})
+        .value)
+
+
+@pytest.mark.parametrize("command", ["worker", "beat"])
+def test_a_supervised_process_with_an_unusable_key_or_url_does_not_start(tmp_path, command):
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("THINGBRIDGE_")}
+    env.update(THINGBRIDGE_VAR_DIR=str(tmp_path), THINGBRIDGE_SECRET_KEYS="not-a-key",
+               THINGBRIDGE_DATABASE_URL="postgressql://localhost/iot")
+    result = subprocess.run([THINGBRIDGE, command], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: settings that cannot be used:",
+        "  THINGBRIDGE_DATABASE_URL=postgressql://localhost/iot: must start with one of "
+        "postgres://, postgresql://, sqlite://",
+        "  THINGBRIDGE_SECRET_KEYS=<hidden>: key 1 of 1 is not a Fernet key (32 url-safe "
+        "base64-encoded bytes)"]

@@ -9,7 +9,8 @@ def test_health_ok(http):
     resp = http.get("/health")
     assert resp.status_code == 200
     assert resp.json == {"status": "ok", "checks": {"database": {"status": "ok"},
-                                                    "broker": {"status": "ok"}}}
+                                                    "broker": {"status": "ok"},
+                                                    "secrets": {"status": "ok"}}}
 
 
 def test_health_503_names_the_broken_dependency_and_only_a_token_holder_reads_why(

@@ -5,9 +5,11 @@ import subprocess
 import pytest
 from cryptography.fernet import Fernet
 from helpers import DATABASE_URL, OWM_KEY
+from peewee import Value
 
-from thingbridge import crypto
-from thingbridge.models import ConnectorInstance
+from thingbridge import crypto, secrets_rotation
+from thingbridge.db import db
+from thingbridge.models import App, ConnectorInstance
 from thingbridge.secrets_rotation import rotate_all
 
 NETATMO = {"connector_type_id": "netatmo", "configuration": {
@@ -38,7 +40,7 @@ def test_rotation_reencrypts_with_the_new_key(api, flask_app, monkeypatch):
     old_key = flask_app.config["SECRET_KEYS"]
     new_key = Fernet.generate_key().decode()
     crypto.configure(f"{new_key},{old_key}")
-    assert rotate_all() >= 1
+    assert sum(column.rotated for column in rotate_all()) >= 1
     crypto.configure(new_key)  # the old key is retired: everything must still decrypt
     config = ConnectorInstance.get_by_id(instance_id).configuration
     assert config["client_secret"] == "demo-secret"
@@ -57,3 +59,55 @@ def test_invalid_key_configuration_is_rejected():
         crypto.configure("not-a-fernet-key")
     with pytest.raises(crypto.SecretKeyError):
         crypto.configure(" , ")
+
+
+def _apps_with_signing_keys(count: int) -> list[App]:
+    apps = [App.register(f"app-{n}")[0] for n in range(count)]
+    for app in apps:
+        App.update(signing_key={"key": app.name}).where(App.id == app.id).execute()
+    return apps
+
+
+def _stored(app: App) -> str:
+    # The cursor's row: the ciphertext, not the field's decrypted value.
+    return db.execute(App.select(App.signing_key).where(App.id == app.id)).fetchone()[0]
+
+
+def test_rotation_keeps_a_value_written_while_it_runs(clean_db, flask_app, monkeypatch):
+    """A value written between the rotation's read of a batch and its write (by a process
+    already on the new key list) stays as written, not the old value re-encrypted."""
+    monkeypatch.setattr(crypto, "_keyring", crypto.keyring())  # restored after the test
+    apps = _apps_with_signing_keys(3)
+    new_key = Fernet.generate_key().decode()
+    crypto.configure(f"{new_key},{flask_app.config['SECRET_KEYS']}")
+    read_batch = secrets_rotation._read_batch
+
+    def read_then_someone_writes(model, column, after, size):
+        batch = read_batch(model, column, after, size)
+        if column is App.signing_key and after is None:
+            App.update(signing_key={"key": "rotated by the app"}).where(
+                App.id == apps[1].id).execute()
+        return batch
+
+    monkeypatch.setattr(secrets_rotation, "_read_batch", read_then_someone_writes)
+    [signing] = [c for c in rotate_all(size=2) if c.name == "app.signing_key"]
+    assert (signing.rotated, signing.written_meanwhile, signing.unreadable) == (2, 1, [])
+    crypto.configure(new_key)  # the old key retired: everything still reads
+    assert {app.id: app.signing_key["key"] for app in App.select()} == {
+        apps[0].id: "app-0", apps[1].id: "rotated by the app", apps[2].id: "app-2"}
+
+
+def test_rotation_names_unreadable_values_and_rotates_the_rest(clean_db, flask_app,
+                                                               monkeypatch):
+    monkeypatch.setattr(crypto, "_keyring", crypto.keyring())  # restored after the test
+    apps = _apps_with_signing_keys(3)
+    lost = Fernet(Fernet.generate_key()).encrypt(b'{"key": "lost"}').decode()
+    App.update({App.signing_key: Value(lost, converter=False)}).where(
+        App.id == apps[1].id).execute()
+    new_key = Fernet.generate_key().decode()
+    crypto.configure(f"{new_key},{flask_app.config['SECRET_KEYS']}")
+    [signing] = [c for c in rotate_all(size=2) if c.name == "app.signing_key"]
+    assert (signing.rotated, signing.unreadable) == (2, [apps[1].id])
+    assert _stored(apps[1]) == lost  # left as it was
+    crypto.configure(new_key)
+    assert [App.get_by_id(apps[n].id).signing_key["key"] for n in (0, 2)] == ["app-0", "app-2"]

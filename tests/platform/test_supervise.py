@@ -1,5 +1,6 @@
 """The supervisor behind `thingbridge worker`, `beat` and `run`, with real child processes: one
-that dies is started again, one that finishes is left alone, SIGTERM stops them all."""
+that dies is started again, one that finishes is left alone, one that keeps failing at start
+makes it give up, SIGTERM stops them all."""
 
 from __future__ import annotations
 
@@ -20,20 +21,32 @@ CHILD = textwrap.dedent("""
         sys.exit(3)
     if sys.argv[2] == "finish":
         sys.exit(0)
+    if sys.argv[2] == "flaky":
+        # Fails at once on its starts 1-4 and 6-9; its 5th start runs a while, then fails.
+        with open(sys.argv[1]) as out:
+            start = len(out.read().split())
+        if start % 5:
+            sys.exit(4)
+        if start == 5:
+            time.sleep(4)
+            sys.exit(4)
     time.sleep(600)
 """)
 SUPERVISOR = textwrap.dedent("""
-    import sys
+    import os, sys
     from thingbridge.supervise import Child, supervise
     children = [Child(name, [sys.executable, "-c", sys.argv[1], f"{sys.argv[2]}/{name}", name])
                 for name in sys.argv[3:]]
-    sys.exit(supervise(children))
+    for child in children:
+        child.delay = float(os.environ.get("FIRST_DELAY", child.delay))
+    sys.exit(supervise(children, start_limit_interval=3.0))
 """)
 
 
-def _supervise(folder, *children: str) -> subprocess.Popen:
+def _supervise(folder, *children: str, first_delay: float = 1.0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", SUPERVISOR, CHILD, str(folder), *children],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "FIRST_DELAY": str(first_delay)})
 
 
 def _starts(folder, name) -> list[int]:
@@ -84,5 +97,33 @@ def test_a_child_that_finishes_is_not_restarted(tmp_path):
     try:
         assert supervisor.wait(timeout=30) == 0  # nothing left to supervise
         assert len(_starts(tmp_path, "finish")) == 1
+    finally:
+        supervisor.kill()
+
+
+def test_a_child_that_keeps_failing_at_start_makes_the_supervisor_give_up(tmp_path):
+    supervisor = _supervise(tmp_path, "crash", "sleep", first_delay=0.05)
+    try:
+        assert supervisor.wait(timeout=60) == 1
+        assert len(_starts(tmp_path, "crash")) == 5
+        [sleeper] = _starts(tmp_path, "sleep")
+        wait_until(lambda: not _alive(sleeper), message="the other child stopped")
+        log = supervisor.stderr.read()
+        assert log.count("crash exited with status 3; restarting it") == 4
+        assert "ERROR thingbridge.supervise crash exited with status 3; it failed within 3 s " \
+               "of its start 5 times in a row: giving up" in log
+    finally:
+        supervisor.kill()
+
+
+def test_a_child_that_ran_a_while_before_failing_starts_the_count_again(tmp_path):
+    supervisor = _supervise(tmp_path, "flaky", first_delay=0.01)
+    try:
+        wait_until(lambda: len(_starts(tmp_path, "flaky")) == 10, timeout=60,
+                   message="ten starts: eight quick failures, never five in a row")
+        assert supervisor.poll() is None
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+        assert "giving up" not in supervisor.stderr.read()
     finally:
         supervisor.kill()

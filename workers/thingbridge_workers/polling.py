@@ -36,6 +36,7 @@ from thingbridge.connectors.registry import (
     poll_interval,
     rate_limit,
 )
+from thingbridge.crypto import SecretKeyError
 from thingbridge.db import db, locking, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import ConnectorClient
@@ -51,9 +52,16 @@ log = logging.getLogger(__name__)
 def poll(client_id: str, token: str | None = None) -> str:
     """Poll one client, holding its lease; returns an outcome word (for logs, tests and
     metrics)."""
-    client = lifecycle.take(client_id, token)
-    # None: another poll holds it, it was polled since this task was sent, or it was deleted.
-    return "held" if client is None else poll_held(client)
+    try:
+        client = lifecycle.take(client_id, token)
+        # None: another poll holds it, it was polled since this task was sent, or deleted.
+        return "held" if client is None else poll_held(client)
+    except SecretKeyError as exc:
+        # A key removed too early: the operator must act. Said on the client and backed off
+        # like any transient failure, not a task failing at every lease.
+        log.error("poll %s: %s", client_id, exc)
+        lifecycle.record_unreadable_secrets(client_id)
+        return "exception"
 
 
 @metrics.observe_poll

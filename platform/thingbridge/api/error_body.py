@@ -9,6 +9,7 @@ from gunicorn.http.errors import ParseException
 from peewee import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
+from thingbridge.crypto import SecretKeyError
 from thingbridge.errors import CODES, ApiError
 from thingbridge.schemas.common import ErrorBodySchema
 
@@ -63,6 +64,7 @@ class Api(flask_smorest.Api):
         app.register_error_handler(IntegrityError, self.handle_conflict)
         app.register_error_handler(DataError, self.handle_unstorable)
         app.register_error_handler(ParseException, self.handle_unreadable)
+        app.register_error_handler(SecretKeyError, self.handle_secret_unreadable)
         app.register_error_handler(Exception, self.handle_unexpected)
 
     def handle_http_exception(self, error: HTTPException):
@@ -106,6 +108,15 @@ class Api(flask_smorest.Api):
         log.info("unreadable request body: %r", error)
         return self.handle_http_exception(ApiError(
             400, f"the request body is malformed ({error.__class__.__name__})"))
+
+    def handle_secret_unreadable(self, error: SecretKeyError):
+        """A stored secret the configured keys cannot decrypt (a key removed too early): the
+        operator's to fix, not the caller's."""
+        log.error("%s: was a key removed from THINGBRIDGE_SECRET_KEYS before "
+                  "`thingbridge rotate-secrets`?", error)
+        return self.handle_http_exception(ApiError(
+            503, "a stored secret this request needs cannot be decrypted with the platform's "
+                 "keys; the operator must restore the key", "SECRET_UNREADABLE"))
 
     def handle_unexpected(self, error: Exception):
         """Never a stack trace or an HTML page: the trace goes to the log only."""

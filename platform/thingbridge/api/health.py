@@ -1,16 +1,21 @@
-"""GET /health: can this process reach its database and broker? (no token)
+"""GET /health: can this process reach its database and broker, and do its keys read the
+secrets stored there? (no token)
 
 Anyone may ask whether each dependency is ok; only a caller with a valid app token also reads
 why one is failing (the first line of the error), which can name hosts and users."""
 
 from __future__ import annotations
 
+import time
+
 from flask import current_app
 from marshmallow import Schema, fields, validate
 
 from thingbridge.api.common import Blueprint
 from thingbridge.auth.guard import has_valid_token
+from thingbridge.crypto import SecretKeyError, keyring
 from thingbridge.db import db
+from thingbridge.secrets_rotation import check_keys_read_stored_secrets
 
 blp = Blueprint("health", __name__, description="Liveness of the platform's dependencies")
 STATUSES = ("ok", "error")
@@ -24,11 +29,30 @@ class CheckOut(Schema):
 class HealthOut(Schema):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckOut), required=True,
-                         metadata={"description": "database, broker"})
+                         metadata={"description": "database, broker, secrets"})
 
 
 def _check_database() -> None:
     db.execute_sql("SELECT 1").fetchone()
+
+
+# The secrets check reads two rows per encrypted column, unindexed on created_at (a scan of
+# the clients): done at most this often per process for the same keys, not per probe.
+SECRETS_CHECK_EVERY = 60.0
+_secrets_checked: dict = {"keys": None, "until": 0.0, "failure": None}
+
+
+def _check_secrets() -> None:
+    checked, keys, now = _secrets_checked, keyring(), time.monotonic()
+    if checked["keys"] is not keys or now >= checked["until"]:
+        try:
+            check_keys_read_stored_secrets()
+            failure = None
+        except SecretKeyError as exc:
+            failure = exc
+        checked.update(keys=keys, until=now + SECRETS_CHECK_EVERY, failure=failure)
+    if checked["failure"] is not None:
+        raise checked["failure"]
 
 
 def _check_broker() -> None:
@@ -58,8 +82,10 @@ def _may_read_details() -> bool:
 @blp.response(200, HealthOut, description="All dependencies reachable")
 @blp.alt_response(503, schema=HealthOut, description="A dependency is down; see checks")
 def health():
-    """Database and broker reachability (why one fails: with a valid bearer token only)"""
-    failures = {"database": _failure(_check_database), "broker": _failure(_check_broker)}
+    """Database and broker reachability, and whether the keys read the stored secrets (why
+    one fails: with a valid bearer token only)"""
+    failures = {"database": _failure(_check_database), "broker": _failure(_check_broker),
+                "secrets": _failure(_check_secrets)}
     if not any(failures.values()):
         return {"status": "ok", "checks": {name: {"status": "ok"} for name in failures}}
     detailed = _may_read_details()

@@ -30,6 +30,8 @@ AWAITING_CONSENT = "waiting for the end user's consent"
 AWAITING_FIRST_POLL = "waiting for the first poll"
 CONSENT_GIVEN = "consent given; waiting for the first poll"
 RECONFIGURED = "configuration changed; waiting for the first poll"
+UNREADABLE_SECRETS = ("the platform cannot decrypt this client's stored secrets; its "
+                      "operator must restore the key they were written with")
 # A transient failure waits this long, doubling per failure in a row, up to the cap.
 RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
 # Seconds between an accepted action and the poll that reads the device's new state.
@@ -178,6 +180,17 @@ def record_transient_failure(client: ConnectorClient, reason: str,
     now = utcnow()
     release(client, failure_count=failures, status_reason=reason, updated_at=now,
             last_polled_at=now, next_poll_at=now + datetime.timedelta(seconds=wait))
+
+
+def record_unreadable_secrets(client_id: str) -> None:
+    """The poll that held the client met a stored secret (its configuration, tokens or its
+    instance's) the configured keys cannot decrypt: a transient failure with that reason, so
+    the client shows why it is not polled and is tried again, backing off, until the key is
+    restored. Reads only columns that are not encrypted."""
+    client = ConnectorClient.select(ConnectorClient.id, ConnectorClient.failure_count).where(
+        ConnectorClient.id == client_id).first()
+    if client is not None:
+        record_transient_failure(client, UNREADABLE_SECRETS, None)
 
 
 def record_error(client: ConnectorClient, reason: str) -> None:
