@@ -106,3 +106,31 @@ def test_replays_in_flight(api, limits):
     assert api.post(f"{HOOKS}/{first['id']}/replay", json={"after": 0}).status_code == 202
     assert_429(api.post(f"{HOOKS}/{second['id']}/replay", json={"after": 0}),
                "REPLAYS_IN_FLIGHT")
+
+
+def test_revoke_spends_from_the_token_count_per_client_id(api, make_app, limits, http,
+                                                          monkeypatch):
+    """Revoking checks the client secret as a token request does: one count per client id
+    for both, and a refused request runs no secret check."""
+    from thingbridge.models import apps
+
+    limits("TOKEN_REQUESTS_PER_MINUTE", 2)
+    checks = []
+    check = apps.check_password_hash
+    monkeypatch.setattr(apps, "check_password_hash", lambda *a: checks.append(1) or check(*a))
+
+    def revoke(secret="wrong"):
+        return http.post("/oauth2/revoke", data={"token": "x"},
+                         headers={"Authorization": basic(api.client_id, secret)})
+
+    refused = first_refusal(revoke, 2)
+    assert_429(refused, "TOKEN_REQUESTS_PER_MINUTE")
+    checked = len(checks)
+    assert_429(revoke(api.secret), "TOKEN_REQUESTS_PER_MINUTE")
+    assert_429(http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                         headers={"Authorization": basic(api.client_id, api.secret)}),
+               "TOKEN_REQUESTS_PER_MINUTE")
+    assert len(checks) == checked
+    other = make_app("other")
+    assert http.post("/oauth2/revoke", data={"token": "x"}, headers={
+        "Authorization": basic(other.client_id, other.secret)}).status_code == 200
