@@ -103,10 +103,9 @@ class Things(MethodView):
     def post(self, body):
         """Create a thing of the app for the subject (lowercase or camelCase keys)"""
         subject = subject_id()
-        quotas.check_size("THINGS_PER_SUBJECT", Thing.select().where(
-            (Thing.app == g.app) & (Thing.external_subject_id == subject)).count(),
-            "things for this subject")
-        with db.atomic():
+        with quotas.room_for("THINGS_PER_SUBJECT", f"{g.app.id}:{subject}", Thing.select().where(
+                (Thing.app == g.app) & (Thing.external_subject_id == subject)),
+                "things for this subject"):
             thing = Thing.create(app=g.app, external_subject_id=subject, created_by=g.app,
                                  name=body["name"], manufacturer=body["manufacturer"],
                                  display_type=body["displaytype"],
