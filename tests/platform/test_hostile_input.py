@@ -9,6 +9,7 @@ import pytest
 from helpers import LAMP
 
 from thingbridge.http.urls import outbound_url_problem, redirect_url_problem
+from thingbridge.models import ActionRequest
 
 THINGS = "/api/v1/things"
 HOOKS = "/api/v1/webhooks"
@@ -151,3 +152,29 @@ def test_an_empty_path_segment_is_404_not_a_redirect_elsewhere(api):
         resp = getattr(api, method)(path)
         assert resp.status_code == 404 and resp.json["error"] == "NOT_FOUND", (path, resp.data)
     assert api.get(f"{HOOKS}/{hook}").status_code == 200  # the DELETE reached nothing
+
+
+def test_a_body_that_is_not_json_is_415(api):
+    """Taken as no body it would fire the action without its parameters and answer a PATCH
+    that changed nothing; an empty body, or JSON under any JSON media type, is as before."""
+    api.post("/api/v1/actions/callback/register", json={"callbackUrl": "https://example.com/a"})
+    thing_id = api.post(THINGS, json=LAMP).json["Id"]
+    hook = api.post(HOOKS, json={"url": "https://example.com/h"}).json
+    trigger = f"{THINGS}/{thing_id}/components/switch/actions/setOn"
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml",
+                         None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        for method, path, body in (("POST", trigger, '{"on": "true"}'),
+                                   ("PATCH", f"{HOOKS}/{hook['id']}",
+                                    '{"url": "https://example.org/h"}')):
+            resp = api.request(method, path, data=body, headers=headers)
+            assert resp.status_code == 415, (content_type, method, resp.json)
+            assert resp.json["error"] == "UNSUPPORTED_MEDIA_TYPE"
+            assert resp.json["status"] == 415 and "JSON" in resp.json["description"]
+    assert api.get(f"{HOOKS}/{hook['id']}").json["url"] == "https://example.com/h"
+    assert ActionRequest.select().count() == 0
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        resp = api.post(trigger, data='{"on": "true"}', headers={"Content-Type": content_type})
+        assert resp.status_code == 201 and resp.json["parameters"] == {"on": "true"}
+    resp = api.patch(f"{HOOKS}/{hook['id']}", data="", headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200
