@@ -42,6 +42,17 @@ def test_scope_not_allowed_for_app_is_left_out(http, make_app):
     assert resp.json["scope"] == "connctd.things.read"
 
 
+def test_a_scope_the_app_does_not_hold_is_400_invalid_scope(http, make_app):
+    """Not a token that can do nothing (RFC 6749 5.2)."""
+    limited = make_app("limited", scopes=["connctd.things.read"])
+    for scope in ("thingbridge.events", "connctd.connector thingbridge.events"):
+        resp = _token(http, limited, scope=scope)
+        assert resp.status_code == 400, resp.json
+        assert resp.json["error"] == "invalid_scope" and resp.json["status"] == 400
+        assert "none of the scopes" in resp.json["description"]
+    assert AccessToken.select().count() == 1  # make_app's own
+
+
 def test_unknown_scope_is_400_with_standard_body(http, api):
     resp = _token(http, api, scope="admin")
     assert resp.status_code == 400

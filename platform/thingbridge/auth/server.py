@@ -8,7 +8,7 @@ import json
 
 import flask_smorest
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from flask import jsonify, request
 
@@ -25,6 +25,15 @@ CLIENT_AUTH = ["client_secret_basic", "client_secret_post"]
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     # Accept credentials in HTTP Basic (preferred) or in the form body.
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+    def validate_requested_scope(self):
+        """invalid_scope (RFC 6749 5.2) for a scope that does not exist, and for a request
+        the app holds none of: that token could do nothing. A request the app holds part of
+        gets that part, and the answer's ``scope`` says which."""
+        super().validate_requested_scope()
+        asked = self.request.payload.scope
+        if asked and not self.request.client.get_allowed_scope(asked):
+            raise InvalidScopeError(description="this app holds none of the scopes asked for")
 
 
 class Revocation(RevocationEndpoint):
