@@ -6,10 +6,11 @@ policy are tested with their kind: tests/console/, tests/events/test_outbound_re
 from __future__ import annotations
 
 import pytest
+import requests
 from helpers import LAMP
 
 from thingbridge.http.urls import outbound_url_problem, redirect_url_problem
-from thingbridge.models import ActionRequest
+from thingbridge.models import ActionRequest, Thing
 
 THINGS = "/api/v1/things"
 HOOKS = "/api/v1/webhooks"
@@ -178,3 +179,33 @@ def test_a_body_that_is_not_json_is_415(api):
         assert resp.status_code == 201 and resp.json["parameters"] == {"on": "true"}
     resp = api.patch(f"{HOOKS}/{hook['id']}", data="", headers={"Content-Type": "text/plain"})
     assert resp.status_code == 200
+
+
+def _wire(text: str) -> str:
+    """``text`` sent as UTF-8, as a WSGI server hands it on (each byte a Latin-1 character)."""
+    return text.encode().decode("latin-1")
+
+
+def test_the_subject_header_is_read_as_utf8(api, live_api):
+    thing = api.as_subject(_wire("café ü 東京")).post(THINGS, json=LAMP).json
+    assert Thing.get_by_id(thing["Id"]).external_subject_id == "café ü 東京"
+    # and over real HTTP, as a client's bytes
+    headers = {"Authorization": f"Bearer {api.token}", "X-External-Subject-Id": "café".encode()}
+    resp = requests.post(f"{live_api}{THINGS}", json=LAMP, headers=headers, timeout=10)
+    assert resp.status_code == 201
+    assert Thing.get_by_id(resp.json()["Id"]).external_subject_id == "café"
+    events = api.get("/api/v1/events?after=0").json["events"]
+    assert {event["external_subject_id"] for event in events} == {"café ü 東京", "café"}
+    # every printable ASCII value stays as it was
+    ascii_subject = "".join(chr(code) for code in range(0x21, 0x7F))
+    assert api.as_subject(ascii_subject).get(THINGS).status_code == 200
+
+
+@pytest.mark.parametrize("subject, problem", [
+    ("a\tb", "control character"), ("a\x1bb", "control character"),
+    ("a\x7fb", "control character"), (_wire("a\u0085b"), "control character"),
+    ("caf\xe9", "not UTF-8"), ("\xff\xfe", "not UTF-8")])
+def test_subject_headers_that_are_not_utf8_text_are_400(api, subject, problem):
+    resp = api.as_subject(subject).get(THINGS)
+    assert resp.status_code == 400 and resp.json["status"] == 400
+    assert resp.json["error"] == "BAD_REQUEST" and problem in resp.json["description"]

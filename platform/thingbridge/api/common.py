@@ -12,9 +12,12 @@ from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
 from thingbridge.errors import ApiError
 from thingbridge.schemas.common import ErrorBodySchema, unstorable
 
+# Not blank, and no control character (C0, DEL, C1) anywhere.
+_NO_CONTROL, _VISIBLE = r"[^\x00-\x1f\x7f-\x9f]", r"[^\s\x00-\x1f\x7f-\x9f]"
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
-                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
-                 "description": "The app's end user this request acts for"}
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                            "pattern": f"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"},
+                 "description": "The app's end user this request acts for (UTF-8)"}
 # Path converters bounded by what the ids can be: a longer one matches no route (404).
 ID = "key(maxlength=36)"  # the platform's own ids (UUIDs)
 KEY = "key(maxlength=200)"  # component, property and action ids
