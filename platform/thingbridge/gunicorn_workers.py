@@ -58,7 +58,13 @@ class _JsonErrors:
 
 
 class JsonErrorSyncWorker(_JsonErrors, SyncWorker):
-    pass
+    def handle(self, listener, client, addr):
+        # A sync worker reading a request that stopped arriving is killed at gunicorn's
+        # timeout, and the client gets a 500. A read deadline inside that timeout (its half,
+        # when the worker reports alive) ends the read instead: the app answers 408. No
+        # timeout (0) keeps the socket blocking, as gunicorn leaves it.
+        client.settimeout(self.timeout or None)
+        super().handle(listener, client, addr)
 
 
 class JsonErrorThreadWorker(_JsonErrors, ThreadWorker):

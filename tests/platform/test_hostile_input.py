@@ -5,6 +5,8 @@ policy are tested with their kind: tests/console/, tests/events/test_outbound_re
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 from helpers import LAMP
@@ -209,3 +211,21 @@ def test_subject_headers_that_are_not_utf8_text_are_400(api, subject, problem):
     resp = api.as_subject(subject).get(THINGS)
     assert resp.status_code == 400 and resp.json["status"] == 400
     assert resp.json["error"] == "BAD_REQUEST" and problem in resp.json["description"]
+
+
+def test_a_chunked_body_beyond_the_limit_is_413(api, live_api, flask_app):
+    """werkzeug reads a chunked body up to the limit and stops: the cut JSON was a 400."""
+    headers = {"Authorization": f"Bearer {api.token}", "X-External-Subject-Id": "alice",
+               "Content-Type": "application/json"}
+
+    def chunked(body: bytes):
+        yield from (body[i:i + 65536] for i in range(0, len(body), 65536))
+
+    limit = flask_app.config["MAX_CONTENT_LENGTH"]
+    big = json.dumps({**LAMP, "name": "x" * 200, "pad": "y" * limit}).encode()
+    resp = requests.post(f"{live_api}{THINGS}", data=chunked(big), headers=headers, timeout=10)
+    assert resp.status_code == 413, resp.text
+    assert resp.json()["error"] == "PAYLOAD_TOO_LARGE" and resp.json()["status"] == 413
+    resp = requests.post(f"{live_api}{THINGS}", data=chunked(json.dumps(LAMP).encode()),
+                         headers=headers, timeout=10)
+    assert resp.status_code == 201, resp.text
