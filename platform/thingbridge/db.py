@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +146,22 @@ def migration_lock(waiting: Callable[[], None] = lambda: None):
         yield
     finally:
         db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+def write_transaction():
+    """A transaction whose reads stay true for its writes: SQLite takes its one write lock at
+    the start (IMMEDIATE) instead of failing at the first write after another writer
+    committed; on PostgreSQL an ordinary one, in which callers lock what they read."""
+    return db.atomic() if is_postgres() else db.atomic("IMMEDIATE")
+
+
+def serialize(key: str) -> None:
+    """Inside a transaction: wait until no other transaction that serialized on ``key`` is
+    open, and hold ``key`` until this one ends (a PostgreSQL advisory lock; a collision of
+    two keys' hashes only makes them wait for each other). SQLite's writers are serial."""
+    if is_postgres():
+        lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", [lock_id])
 
 
 def migrator() -> Runner:

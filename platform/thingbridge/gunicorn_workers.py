@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
+from gunicorn.config import KNOWN_SETTINGS
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
@@ -58,11 +59,24 @@ class _JsonErrors:
 
 
 class JsonErrorSyncWorker(_JsonErrors, SyncWorker):
-    pass
+    def handle(self, listener, client, addr):
+        # A sync worker reading a request that stopped arriving is killed at gunicorn's
+        # timeout, and the client gets a 500. A read deadline inside that timeout (its half,
+        # when the worker reports alive) ends the read instead: the app answers 408. No
+        # timeout (0) keeps the socket blocking, as gunicorn leaves it.
+        client.settimeout(self.timeout or None)
+        super().handle(listener, client, addr)
 
 
 class JsonErrorThreadWorker(_JsonErrors, ThreadWorker):
     pass
+
+
+# gunicorn 25.1 and later open a control socket for gunicornc at one path per user, which
+# every API on the host would share: the last one started takes it over and the first one
+# stopped removes it. Nothing here uses gunicornc (the master takes gunicorn's signals).
+NO_CONTROL_SOCKET = ["--no-control-socket"] if any(
+    setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS) else []
 
 
 def serve_command(workers: int, threads: int, bind: str, *options: str) -> list[str]:
@@ -70,4 +84,5 @@ def serve_command(workers: int, threads: int, bind: str, *options: str) -> list[
     one thread (as gunicorn picks), either answering its own errors in JSON."""
     worker = JsonErrorThreadWorker if threads > 1 else JsonErrorSyncWorker
     return [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
-            "-b", bind, "-k", f"{__name__}.{worker.__name__}", *options, "thingbridge.wsgi:app"]
+            "-b", bind, "-k", f"{__name__}.{worker.__name__}", *NO_CONTROL_SOCKET, *options,
+            "thingbridge.wsgi:app"]

@@ -4,7 +4,7 @@ import datetime
 
 from helpers import basic
 
-from thingbridge.models import AccessToken
+from thingbridge.models import AccessToken, App
 
 
 def _token(http, app_api, **data):
@@ -42,6 +42,17 @@ def test_scope_not_allowed_for_app_is_left_out(http, make_app):
     assert resp.json["scope"] == "connctd.things.read"
 
 
+def test_a_scope_the_app_does_not_hold_is_400_invalid_scope(http, make_app):
+    """Not a token that can do nothing (RFC 6749 5.2)."""
+    limited = make_app("limited", scopes=["connctd.things.read"])
+    for scope in ("thingbridge.events", "connctd.connector thingbridge.events"):
+        resp = _token(http, limited, scope=scope)
+        assert resp.status_code == 400, resp.json
+        assert resp.json["error"] == "invalid_scope" and resp.json["status"] == 400
+        assert "none of the scopes" in resp.json["description"]
+    assert AccessToken.select().count() == 1  # make_app's own
+
+
 def test_unknown_scope_is_400_with_standard_body(http, api):
     resp = _token(http, api, scope="admin")
     assert resp.status_code == 400
@@ -54,6 +65,32 @@ def test_wrong_secret_is_401(http, api):
                      headers={"Authorization": basic(api.client_id, "wrong")})
     assert resp.status_code == 401
     assert resp.json["error"] == "invalid_client" and resp.json["status"] == 401
+
+
+def test_an_unknown_client_id_costs_and_answers_as_a_wrong_secret(http, api, monkeypatch):
+    """One secret check either way, and the same answer: neither the time taken nor the body
+    tells which client ids exist (a disabled app's id is as unknown)."""
+    from thingbridge.auth import credentials
+    from thingbridge.models import apps
+
+    checks = []
+    check = apps.check_password_hash
+    monkeypatch.setattr(apps, "check_password_hash", lambda *a: checks.append(1) or check(*a))
+    other = App.register("disabled")[0]
+    credentials.disable(other)
+    answers = {}
+    for client_id in (api.client_id, "no-such-client", other.client_id):
+        for path, data in (("/oauth2/token", {"grant_type": "client_credentials"}),
+                           ("/oauth2/revoke", {"token": "x"})):
+            checks.clear()
+            basic_auth = http.post(path, data=data,
+                                   headers={"Authorization": basic(client_id, "wrong")})
+            form = http.post(path, data={**data, "client_id": client_id,
+                                         "client_secret": "wrong"})
+            assert len(checks) == 2, (client_id, path)
+            answers.setdefault(path, set()).update(
+                (resp.status_code, resp.get_data(as_text=True)) for resp in (basic_auth, form))
+    assert [len(seen) for seen in answers.values()] == [1, 1], answers
 
 
 def test_unsupported_grant_type_is_400(http, api):

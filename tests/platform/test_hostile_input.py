@@ -5,10 +5,14 @@ policy are tested with their kind: tests/console/, tests/events/test_outbound_re
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import requests
 from helpers import LAMP
 
 from thingbridge.http.urls import outbound_url_problem, redirect_url_problem
+from thingbridge.models import ActionRequest, Thing
 
 THINGS = "/api/v1/things"
 HOOKS = "/api/v1/webhooks"
@@ -151,3 +155,77 @@ def test_an_empty_path_segment_is_404_not_a_redirect_elsewhere(api):
         resp = getattr(api, method)(path)
         assert resp.status_code == 404 and resp.json["error"] == "NOT_FOUND", (path, resp.data)
     assert api.get(f"{HOOKS}/{hook}").status_code == 200  # the DELETE reached nothing
+
+
+def test_a_body_that_is_not_json_is_415(api):
+    """Taken as no body it would fire the action without its parameters and answer a PATCH
+    that changed nothing; an empty body, or JSON under any JSON media type, is as before."""
+    api.post("/api/v1/actions/callback/register", json={"callbackUrl": "https://example.com/a"})
+    thing_id = api.post(THINGS, json=LAMP).json["Id"]
+    hook = api.post(HOOKS, json={"url": "https://example.com/h"}).json
+    trigger = f"{THINGS}/{thing_id}/components/switch/actions/setOn"
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml",
+                         None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        for method, path, body in (("POST", trigger, '{"on": "true"}'),
+                                   ("PATCH", f"{HOOKS}/{hook['id']}",
+                                    '{"url": "https://example.org/h"}')):
+            resp = api.request(method, path, data=body, headers=headers)
+            assert resp.status_code == 415, (content_type, method, resp.json)
+            assert resp.json["error"] == "UNSUPPORTED_MEDIA_TYPE"
+            assert resp.json["status"] == 415 and "JSON" in resp.json["description"]
+    assert api.get(f"{HOOKS}/{hook['id']}").json["url"] == "https://example.com/h"
+    assert ActionRequest.select().count() == 0
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        resp = api.post(trigger, data='{"on": "true"}', headers={"Content-Type": content_type})
+        assert resp.status_code == 201 and resp.json["parameters"] == {"on": "true"}
+    resp = api.patch(f"{HOOKS}/{hook['id']}", data="", headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200
+
+
+def _wire(text: str) -> str:
+    """``text`` sent as UTF-8, as a WSGI server hands it on (each byte a Latin-1 character)."""
+    return text.encode().decode("latin-1")
+
+
+def test_the_subject_header_is_read_as_utf8(api, live_api):
+    thing = api.as_subject(_wire("café ü 東京")).post(THINGS, json=LAMP).json
+    assert Thing.get_by_id(thing["Id"]).external_subject_id == "café ü 東京"
+    # and over real HTTP, as a client's bytes
+    headers = {"Authorization": f"Bearer {api.token}", "X-External-Subject-Id": "café".encode()}
+    resp = requests.post(f"{live_api}{THINGS}", json=LAMP, headers=headers, timeout=10)
+    assert resp.status_code == 201
+    assert Thing.get_by_id(resp.json()["Id"]).external_subject_id == "café"
+    events = api.get("/api/v1/events?after=0").json["events"]
+    assert {event["external_subject_id"] for event in events} == {"café ü 東京", "café"}
+    # every printable ASCII value stays as it was
+    ascii_subject = "".join(chr(code) for code in range(0x21, 0x7F))
+    assert api.as_subject(ascii_subject).get(THINGS).status_code == 200
+
+
+@pytest.mark.parametrize("subject, problem", [
+    ("a\tb", "control character"), ("a\x1bb", "control character"),
+    ("a\x7fb", "control character"), (_wire("a\u0085b"), "control character"),
+    ("caf\xe9", "not UTF-8"), ("\xff\xfe", "not UTF-8")])
+def test_subject_headers_that_are_not_utf8_text_are_400(api, subject, problem):
+    resp = api.as_subject(subject).get(THINGS)
+    assert resp.status_code == 400 and resp.json["status"] == 400
+    assert resp.json["error"] == "BAD_REQUEST" and problem in resp.json["description"]
+
+
+def test_a_chunked_body_beyond_the_limit_is_413(api, live_api, flask_app):
+    """werkzeug reads a chunked body up to the limit and stops: the cut JSON was a 400."""
+    headers = {"Authorization": f"Bearer {api.token}", "X-External-Subject-Id": "alice",
+               "Content-Type": "application/json"}
+
+    def chunked(body: bytes):
+        yield from (body[i:i + 65536] for i in range(0, len(body), 65536))
+
+    limit = flask_app.config["MAX_CONTENT_LENGTH"]
+    big = json.dumps({**LAMP, "name": "x" * 200, "pad": "y" * limit}).encode()
+    resp = requests.post(f"{live_api}{THINGS}", data=chunked(big), headers=headers, timeout=10)
+    assert resp.status_code == 413, resp.text
+    assert resp.json()["error"] == "PAYLOAD_TOO_LARGE" and resp.json()["status"] == 413
+    resp = requests.post(f"{live_api}{THINGS}", data=chunked(json.dumps(LAMP).encode()),
+                         headers=headers, timeout=10)
+    assert resp.status_code == 201, resp.text

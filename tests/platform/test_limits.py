@@ -3,8 +3,11 @@ Retry-After, and leaves other apps (and other subjects) alone."""
 
 from __future__ import annotations
 
+import threading
+
+import psycopg
 import pytest
-from helpers import LAMP, OWM_KEY, basic
+from helpers import DATABASE_URL, LAMP, OWM_KEY, basic, wait_until
 
 from thingbridge.db import utcnow
 from thingbridge.limits import window
@@ -132,3 +135,68 @@ def test_replays_in_flight(api, limits):
     assert api.post(f"{HOOKS}/{first['id']}/replay", json={"after": 0}).status_code == 202
     assert_429(api.post(f"{HOOKS}/{second['id']}/replay", json={"after": 0}),
                "REPLAYS_IN_FLIGHT")
+
+
+def test_revoke_spends_from_the_token_count_per_client_id(api, make_app, limits, http,
+                                                          monkeypatch):
+    """Revoking checks the client secret as a token request does: one count per client id
+    for both, and a refused request runs no secret check."""
+    from thingbridge.models import apps
+
+    limits("TOKEN_REQUESTS_PER_MINUTE", 2)
+    checks = []
+    check = apps.check_password_hash
+    monkeypatch.setattr(apps, "check_password_hash", lambda *a: checks.append(1) or check(*a))
+
+    def revoke(secret="wrong"):
+        return http.post("/oauth2/revoke", data={"token": "x"},
+                         headers={"Authorization": basic(api.client_id, secret)})
+
+    refused = first_refusal(revoke, 2)
+    assert_429(refused, "TOKEN_REQUESTS_PER_MINUTE")
+    checked = len(checks)
+    assert_429(revoke(api.secret), "TOKEN_REQUESTS_PER_MINUTE")
+    assert_429(http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                         headers={"Authorization": basic(api.client_id, api.secret)}),
+               "TOKEN_REQUESTS_PER_MINUTE")
+    assert len(checks) == checked
+    other = make_app("other")
+    assert http.post("/oauth2/revoke", data={"token": "x"}, headers={
+        "Authorization": basic(other.client_id, other.secret)}).status_code == 200
+
+
+@pytest.mark.parametrize("setting, path, body", [
+    ("WEBHOOKS_PER_APP", HOOKS, {"url": "https://example.com/h"}),
+    ("THINGS_PER_SUBJECT", THINGS, LAMP)])
+def test_a_size_limit_holds_for_requests_racing(flask_app, api, limits, monkeypatch, setting,
+                                                path, body):
+    """A second request (a thread, its own connection) comes in while the first has counted
+    and not yet created: it waits for the first to commit and counts what that created."""
+    from thingbridge.limits import quotas
+
+    limits(setting, 2)
+    assert api.post(path, json=body).status_code == 201
+    check, racer, answers = quotas.check_size, [], []
+    second = api.__class__(flask_app.test_client(), api.token, api.subject)
+
+    def between_count_and_create(*args):
+        if not racer:
+            racer.append(threading.Thread(
+                target=lambda: answers.append(second.post(path, json=body))))
+            racer[0].start()
+            wait_until(lambda: answers or _waiting_on_a_lock(),
+                       message="the second request to finish or wait")
+        check(*args)
+
+    monkeypatch.setattr(quotas, "check_size", between_count_and_create)
+    first = api.post(path, json=body)
+    racer[0].join()
+    assert sorted([first.status_code, answers[0].status_code]) == [201, 429]
+    assert_429(answers[0], setting)  # the first went first
+
+
+def _waiting_on_a_lock() -> bool:
+    with psycopg.connect(DATABASE_URL) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()").fetchone()[0] > 0

@@ -143,6 +143,33 @@ def test_what_gunicorn_cannot_frame_is_answered_in_the_error_body(run, api, thre
         assert body["status"] == expected and body["error"] and body["description"]
 
 
+def test_apis_on_one_host_share_no_gunicorn_control_socket(run, clean_db, tmp_path):
+    """gunicorn's control socket is one path per user: two APIs would bind the same one."""
+    env = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": ""}
+    ports = [free_port(), free_port()]
+    for port in ports:
+        run("api", "--port", str(port), "--workers", "1", env=env)
+    for url in (f"http://127.0.0.1:{port}/metrics" for port in ports):
+        wait_until(lambda url=url: total(url, "thingbridge_clients") >= 0, timeout=60,
+                   message="the API to listen")
+    assert not (tmp_path / ".gunicorn").exists()
+
+
+def test_a_body_that_stops_arriving_is_408(run, api):
+    """A sync worker waiting for a body that stopped arriving was killed at gunicorn's
+    timeout, a 500; its read deadline (half that timeout) ends the wait with a 408."""
+    port = free_port()
+    run("api", "--port", str(port), "--workers", "1", env={"GUNICORN_CMD_ARGS": "--timeout 4"})
+    wait_until(lambda: total(f"http://127.0.0.1:{port}/metrics", "thingbridge_clients") >= 0,
+               timeout=60, message="the API to listen")
+    status, content_type, body = _raw(port, (
+        b"POST /api/v1/things HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\nAuthorization: Bearer " + api.token.encode()
+        + b"\r\nX-External-Subject-Id: alice\r\n\r\n" + b'{"name": "' + b"x" * 1000))
+    assert (status, content_type) == (408, "application/json")
+    assert body["error"] == "REQUEST_TIMEOUT" and body["status"] == 408
+
+
 def test_worker_port_reports_its_pool_and_logs_follow_the_request(run, api, owm_sim,
                                                                    worker_env):
     port = free_port()

@@ -6,6 +6,7 @@ from flask_swagger_ui import get_swaggerui_blueprint
 
 from thingbridge.api import (
     actions,
+    bodies,
     clients,
     connector_actions,
     descriptions,
@@ -43,6 +44,7 @@ def init_app(app) -> None:
         },
     )
     app.url_map.converters["key"] = KeyConverter
+    app.before_request(bodies.read_whole)
     api = Api(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)

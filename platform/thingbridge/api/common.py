@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import flask_smorest
+from flask import request
 from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
 from werkzeug.routing import UnicodeConverter
 
 from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
+from thingbridge.errors import ApiError
 from thingbridge.schemas.common import ErrorBodySchema, unstorable
 
+# Not blank, and no control character (C0, DEL, C1) anywhere.
+_NO_CONTROL, _VISIBLE = r"[^\x00-\x1f\x7f-\x9f]", r"[^\s\x00-\x1f\x7f-\x9f]"
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
-                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
-                 "description": "The app's end user this request acts for"}
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                            "pattern": f"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"},
+                 "description": "The app's end user this request acts for (UTF-8)"}
 # Path converters bounded by what the ids can be: a longer one matches no route (404).
 ID = "key(maxlength=36)"  # the platform's own ids (UUIDs)
 KEY = "key(maxlength=200)"  # component, property and action ids
@@ -26,6 +31,7 @@ ERROR_TEXT = {
     424: "A dependency (provider, callback) is not configured",
     502: "The provider could not be reached",
 }
+BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 class _Parser(FlaskParser):
@@ -47,6 +53,15 @@ class _Parser(FlaskParser):
             return self._handle_invalid_json_error(exc, req)
 
 
+def json_bodies_only() -> None:
+    """415 for a body that is not JSON by its Content-Type. The parser takes such a body as
+    none at all, which for an optional body runs the operation without what the client sent:
+    an action without its parameters, a PATCH that answers 200 and changes nothing."""
+    if request.method in BODY_METHODS and not request.is_json and request.get_data(cache=True):
+        raise ApiError(415, "the request body must be JSON (Content-Type application/json), "
+                            f"not {request.mimetype or 'without a Content-Type'}")
+
+
 class KeyConverter(UnicodeConverter):
     """A path segment like ``string`` without NUL (no stored id holds one): 404, not a
     database error."""
@@ -57,14 +72,16 @@ class KeyConverter(UnicodeConverter):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint whose bad input is a documented 400, and whose ``protected``
-    routes document the subject header next to their other parameters."""
+    """flask-smorest's Blueprint whose bad input is a documented 400 (a body that is not JSON
+    a documented 415), and whose ``protected`` routes document the subject header next to
+    their other parameters."""
 
     ARGUMENTS_PARSER = _Parser()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._prepare_doc_cbks.append(self._prepare_subject_doc)
+        self._prepare_doc_cbks += [self._prepare_subject_doc, self._prepare_body_doc]
+        self.before_request(json_bodies_only)
 
     def arguments(self, schema, *args, **kwargs):
         # Given a class, webargs makes (and sets up) a new schema on every request; loading
@@ -78,6 +95,13 @@ class Blueprint(flask_smorest.Blueprint):
         # parameters that @blp.arguments documents.
         if doc_info.get("subject"):
             doc.setdefault("parameters", []).append(SUBJECT_PARAM)
+        return doc
+
+    @staticmethod
+    def _prepare_body_doc(doc, doc_info, *, method, **kwargs):
+        if method.upper() in BODY_METHODS:
+            doc.setdefault("responses", {}).update(error_responses(415, text={
+                415: "A body that is not JSON (Content-Type application/json or */*+json)"}))
         return doc
 
 

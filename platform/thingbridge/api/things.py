@@ -103,16 +103,15 @@ class Things(MethodView):
     def post(self, body):
         """Create a thing of the app for the subject (lowercase or camelCase keys)"""
         subject = subject_id()
-        quotas.check_size("THINGS_PER_SUBJECT", Thing.select().where(
-            (Thing.app == g.app) & (Thing.external_subject_id == subject)).count(),
-            "things for this subject")
+        key = f"{g.app.id}:{subject}"
+        things = Thing.select().where((Thing.app == g.app) & (Thing.external_subject_id == subject))
+        items = sum(len(c["properties"]) + len(c["actions"]) for c in body["components"])
         # What one read of the subject's things can cost is what is stored for it: a thing
         # may hold 5,000 properties, so the things alone do not bound it.
-        quotas.check_size("PROPERTIES_PER_SUBJECT", reading.subject_items(g.app.id, subject),
-                          "properties and actions for this subject", sum(
-                              len(c["properties"]) + len(c["actions"])
-                              for c in body["components"]))
-        with db.atomic():
+        with (quotas.room_for("THINGS_PER_SUBJECT", key, things.count, "things for this subject"),
+              quotas.room_for("PROPERTIES_PER_SUBJECT", key,
+                              lambda: reading.subject_items(g.app.id, subject),
+                              "properties and actions for this subject", items)):
             thing = Thing.create(app=g.app, external_subject_id=subject, created_by=g.app,
                                  name=body["name"], manufacturer=body["manufacturer"],
                                  display_type=body["displaytype"],

@@ -55,14 +55,15 @@ class Webhooks(MethodView):
     def post(self, body):
         """Register an endpoint for events from now on; the signing secret is shown only here"""
         _check_url(body["url"])
-        quotas.check_size("WEBHOOKS_PER_APP", webhook_endpoints.app_endpoints(g.app).count(),
-                          "webhooks for this app")
         secret = webhook_signing.new_secret()
-        endpoint = WebhookEndpoint.create(app=g.app, url=body["url"],
-                                          event_types=body["event_types"],
-                                          description=body["description"],
-                                          secrets=[{"secret": secret, "expires_at": None}],
-                                          cursor=events.last_seq(g.app.id))
+        with quotas.room_for("WEBHOOKS_PER_APP", g.app.id,
+                             webhook_endpoints.app_endpoints(g.app).count,
+                             "webhooks for this app"):
+            endpoint = WebhookEndpoint.create(app=g.app, url=body["url"],
+                                              event_types=body["event_types"],
+                                              description=body["description"],
+                                              secrets=[{"secret": secret, "expires_at": None}],
+                                              cursor=events.last_seq(g.app.id))
         endpoint.secret = secret  # the one answer that shows it
         return endpoint
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import unicodedata
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.rfc6749.errors import OAuth2Error
@@ -67,10 +68,19 @@ def has_valid_token() -> bool:
 
 
 def subject_id() -> str:
-    """The end user the request acts for; 400 when the header is missing or unusable."""
-    value = (request.headers.get(SUBJECT_HEADER) or "").strip()
+    """The end user the request acts for; 400 when the header is missing or unusable. WSGI
+    gives header bytes decoded as Latin-1, and apps send UTF-8 (or ASCII, the same either
+    way): the bytes are read again as UTF-8, so `café` is stored as sent, not as `cafÃ©`."""
+    try:
+        value = (request.headers.get(SUBJECT_HEADER) or "").encode("latin-1").decode().strip()
+    except UnicodeError:
+        raise ApiError(400, f"header {SUBJECT_HEADER} is not UTF-8") from None
     if not value:
         raise ApiError(400, f"header {SUBJECT_HEADER} is required", "MISSING_SUBJECT")
     if len(value) > 255:
         raise ApiError(400, f"header {SUBJECT_HEADER} is longer than 255 characters")
+    # A subject is copied into every event and webhook: a tab or line break there would
+    # split it in logs and in line-based receivers.
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ApiError(400, f"header {SUBJECT_HEADER} holds a control character")
     return value

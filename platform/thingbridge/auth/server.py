@@ -8,7 +8,7 @@ import json
 
 import flask_smorest
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from flask import jsonify, request
 
@@ -25,6 +25,15 @@ CLIENT_AUTH = ["client_secret_basic", "client_secret_post"]
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     # Accept credentials in HTTP Basic (preferred) or in the form body.
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+    def validate_requested_scope(self):
+        """invalid_scope (RFC 6749 5.2) for a scope that does not exist, and for a request
+        the app holds none of: that token could do nothing. A request the app holds part of
+        gets that part, and the answer's ``scope`` says which."""
+        super().validate_requested_scope()
+        asked = self.request.payload.scope
+        if asked and not self.request.client.get_allowed_scope(asked):
+            raise InvalidScopeError(description="this app holds none of the scopes asked for")
 
 
 class Revocation(RevocationEndpoint):
@@ -44,18 +53,13 @@ class Revocation(RevocationEndpoint):
         token_cache.forget(token)
 
 
-def _query_client(client_id):
-    """The app, unless disabled: a disabled app gets no tokens and revokes none."""
-    return App.get_or_none((App.client_id == client_id) & App.disabled_at.is_null())
-
-
 def _save_token(token, request):
     AccessToken.create(token_hash=token_hash(token["access_token"]), app=request.client,
                        scope=token.get("scope", ""), expires_in=token["expires_in"],
                        created_at=utcnow())
 
 
-server = AuthorizationServer(query_client=_query_client, save_token=_save_token)
+server = AuthorizationServer(query_client=App.signing_in, save_token=_save_token)
 server.register_grant(ClientCredentialsGrant)
 server.register_endpoint(Revocation)
 
@@ -81,7 +85,8 @@ ERRORS = {code: {"description": text, "content": {"application/json": {
     "schema": OAuthErrorSchema}}} for code, text in (
     (400, "invalid_request, invalid_scope, unsupported_grant_type, invalid_grant ..."),
     (401, "invalid_client (unknown or disabled app, wrong secret)"),
-    (429, "too many token requests for this client id (Retry-After says when to try again)"))}
+    (429, "too many token and revoke requests for this client id (Retry-After says when "
+          "to try again)"))}
 
 
 def _bad_form():
@@ -119,12 +124,13 @@ def _standard_error_body(response):
 
 def _limit_client() -> None:
     """429 past THINGBRIDGE_TOKEN_REQUESTS_PER_MINUTE for the client id presented (known or
-    not: guessing costs the same)."""
+    not: guessing costs the same). Both endpoints check the client's secret, a deliberately
+    slow hash, so they spend from one count: a client id costs at most the limit."""
     client_id = (request.authorization.username if request.authorization
                  and request.authorization.username else request.form.get("client_id"))
     if client_id:
         quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
-                    "token requests for this client id").check()
+                    "token and revoke requests for this client id").check()
 
 
 @blp.route("/token", methods=["POST"], endpoint="issue_token")
@@ -150,6 +156,7 @@ def issue_token():
                                "another app's token is refused (400 invalid_grant)")
 def revoke_token():
     """Revoke one of the app's tokens (RFC 7009; the app authenticates as for a token)"""
+    _limit_client()
     return _bad_form() or _standard_error_body(
         server.create_endpoint_response(Revocation.ENDPOINT_NAME))
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from flask import flash, redirect, render_template, request, session, url_for
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from thingbridge.console import bp
 from thingbridge.models import App
-
-# Checked when the client id is unknown, so that answer takes as long as a wrong secret.
-_NOBODY = generate_password_hash("not a secret of any app")
 
 
 def _fingerprint(app: App) -> str:
@@ -42,11 +38,8 @@ def login():
         return render_template("console/login.html", next=request.args.get("next", ""))
     client_id = request.form.get("client_id", "").strip()
     secret = request.form.get("client_secret", "")
-    app = App.get_or_none((App.client_id == client_id) & App.disabled_at.is_null()) \
-        if client_id else None
-    if app is None:
-        check_password_hash(_NOBODY, secret)
-    elif app.check_client_secret(secret):
+    app = App.signing_in(client_id)
+    if app.check_client_secret(secret):
         session.clear()
         session.permanent = True
         session.update(app_id=app.id, fingerprint=_fingerprint(app))

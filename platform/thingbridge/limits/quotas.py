@@ -1,9 +1,10 @@
 """Per-app limits on what one app may ask of the shared platform (README "Running it safely").
 
-Rates (token requests per client id, action triggers and instance checks per app) count in a
-fixed one-minute window in the database, so every API process draws from the same count without
-another service; sizes (webhooks per app, replays in flight, things per subject) are counted where
-they are created. Every refusal is a 429 in the standard error body with Retry-After.
+Rates (token and revoke requests per client id, action triggers and instance checks per app)
+count in a fixed one-minute window in the database, so every API process draws from the same
+count without another service; sizes (webhooks per app, replays in flight, things per subject
+and what they hold) are counted in the transaction that creates more. Every refusal is a 429 in
+the standard error body with Retry-After.
 Defaults are far above what a real app does; THINGBRIDGE_* settings change them (0: no limit).
 """
 
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections.abc import Callable
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from flask import current_app
 
+from thingbridge import db
 from thingbridge.db import utcnow
 from thingbridge.errors import ApiError
 from thingbridge.limits import window
@@ -60,6 +64,19 @@ def check_size(setting: str, count: int, what: str, adding: int = 1) -> None:
     if limit and count + adding > limit:
         raise too_many(f"too many {what}: at most {limit} (THINGBRIDGE_{setting})",
                        COUNT_RETRY_AFTER)
+
+
+@contextmanager
+def room_for(setting: str, key: str, count: Callable[[], int], what: str, adding: int = 1):
+    """A transaction for creating ``adding`` more of what ``count`` counts, entered only while
+    they stay within the ``setting`` limit, else 429. Callers with the same ``key`` run one at
+    a time, each counting what the one before created: requests racing cannot pass the limit.
+    Nested, the inner limit's lock is taken in the outer transaction."""
+    with db.write_transaction():
+        if current_app.config[setting]:
+            db.serialize(f"{setting}:{key}")
+            check_size(setting, count(), what, adding)
+        yield
 
 
 def prune(now: datetime.datetime | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
+from functools import cache
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from peewee import (
@@ -54,6 +55,14 @@ class App(BaseModel, ClientMixin):
                          scopes=" ".join(scopes))
         return app, secret
 
+    @classmethod
+    def signing_in(cls, client_id: str) -> App | NoApp:
+        """The active app ``client_id`` names (a disabled app signs in nowhere), else a NoApp,
+        whose secret check costs the same."""
+        app = cls.get_or_none((cls.client_id == client_id) & cls.disabled_at.is_null()) \
+            if client_id else None
+        return app or NoApp()
+
     @property
     def scope_list(self) -> list[str]:
         return self.scopes.split()
@@ -84,6 +93,25 @@ class App(BaseModel, ClientMixin):
 
     def check_grant_type(self, grant_type):
         return grant_type == "client_credentials"
+
+
+@cache
+def _no_secret_hash() -> str:
+    # Made as every app's secret hash is, so that checking it costs what checking one does.
+    return generate_password_hash(secrets.token_urlsafe(32))
+
+
+class NoApp(ClientMixin):
+    """Stands in for a client id that names no active app: its secret check runs a hash
+    check like an app's and always fails, so neither the time taken nor the answer tells an
+    existing client id from an unknown one."""
+
+    def check_client_secret(self, client_secret):
+        check_password_hash(_no_secret_hash(), client_secret)
+        return False
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        return True
 
 
 class AccessToken(BaseModel, TokenMixin):
