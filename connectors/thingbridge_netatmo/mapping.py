@@ -67,12 +67,11 @@ THERMOSTAT = [  # a room in homestatus
 ]
 # Module types that report a room's thermostat state (thermostat, valve, OpenTherm, Smarther).
 THERMOSTAT_MODULES = {"NATherm1", "NRV", "OTM", "BNS"}
-# What a station or module says it measures (``data_type``) -> its sensor component.
-DATA_TYPES = {"Temperature": "temperature", "Humidity": "humidity", "CO2": "co2",
-              "Pressure": "pressure", "Noise": "noise", "Wind": "wind", "Rain": "rain"}
 COMPONENT_NAMES = {"temperature": "Temperature", "humidity": "Humidity", "co2": "CO2",
                    "pressure": "Pressure", "noise": "Noise", "wind": "Wind", "rain": "Rain",
                    "battery": "Battery"}
+# What a station or module says it measures (``data_type``) -> its sensor component.
+DATA_TYPES = {name: cid for cid, name in COMPONENT_NAMES.items() if cid != "battery"}
 DISPLAY_TYPES = {"NAMain": "WEATHER_STATION", "NAModule1": "OUTDOOR_MODULE",
                  "NAModule2": "WIND_GAUGE", "NAModule3": "RAIN_GAUGE",
                  "NAModule4": "INDOOR_MODULE"}

@@ -8,16 +8,27 @@ settings that contradict each other, stop the process at start with a message na
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validates_schema,
+)
 from marshmallow.validate import OneOf, Range
 
 from thingbridge.crypto import SecretKeyError, parse_keys
 from thingbridge.db import supported_scheme
 from thingbridge.http import addresses
+from thingbridge.outbox import publishers
+from thingbridge.outbox.publishers.base import ATTEMPT as PUBLISH_ATTEMPT
 
 PREFIX = "THINGBRIDGE_"
 PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT", "_PKCE", "_SIMULATOR_PORT")
@@ -61,6 +72,14 @@ def _database_url(url: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
+def _event_brokers(setting: str) -> None:
+    try:
+        for url in publishers.parse(setting):
+            urlsplit(url).port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as exc:
+        raise ValidationError(str(exc).removeprefix("EVENT_BROKERS: ")) from None
+
+
 def _secret_keys(keys: str) -> None:
     try:
         parse_keys(keys)
@@ -72,6 +91,8 @@ def shown(name: str, value) -> str:
     """A setting's value for an error line, which ends up in logs: no key, no password."""
     if name == "SECRET_KEYS":
         return "<hidden>"
+    if name == "EVENT_BROKERS" and isinstance(value, str):  # URLs that may not even parse
+        return re.sub(r"(://[^:/@,]*):[^@/,]*@", r"\1:***@", value)
     if name == "DATABASE_URL" and isinstance(value, str) and urlsplit(value).password:
         parts = urlsplit(value)
         return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@",
@@ -81,8 +102,16 @@ def shown(name: str, value) -> str:
 
 def _seconds(default: float, minimum: float = 0.0, **kwargs) -> fields.Float:
     """A duration in seconds, longer than ``minimum`` (NaN and infinity refused)."""
-    return fields.Float(load_default=default, validate=Range(min=minimum, min_inclusive=False),
-                        **kwargs)
+    return fields.Float(load_default=float(default),
+                        validate=Range(min=minimum, min_inclusive=False), **kwargs)
+
+
+def _http_url(url: str) -> None:
+    """An absolute http(s) URL. Not fields.Url's check: host names with an underscore (a
+    container's service name, ``netatmo_sim``) are names a resolver takes."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("Not a valid URL: an absolute http:// or https:// URL.")
 
 
 def _count(default: int, minimum: int = 0, **kwargs) -> fields.Integer:
@@ -108,14 +137,13 @@ class Settings(Schema):
     # Comma-separated Fernet keys, newest first: rotation adds a key in front and
     # `thingbridge rotate-secrets` re-encrypts every row with it.
     SECRET_KEYS = fields.String(load_default=None, validate=_secret_keys)
-    PUBLIC_BASE_URL = fields.Url(load_default=None, schemes={"http", "https"},
-                                 require_tld=False)
+    PUBLIC_BASE_URL = fields.String(load_default=None, validate=_http_url)
     # Flask refuses a larger request body with 413 (in the standard error body).
     MAX_CONTENT_LENGTH = _count(1024 * 1024, minimum=1024, data_key="MAX_BODY")
     TOKEN_EXPIRES_IN = _count(3600, minimum=1)
     # Seconds an API process trusts a bearer token it read (0: read it on every request):
     # the most a revocation or an app disabled elsewhere takes to reach every process.
-    TOKEN_CACHE_SECONDS = fields.Float(load_default=5, validate=Range(min=0))
+    TOKEN_CACHE_SECONDS = fields.Float(load_default=5.0, validate=Range(min=0))
     OAUTH_STATE_TTL = _count(600, minimum=1)
     DISPATCH_INTERVAL = _seconds(5)
     DISPATCH_BATCH = _count(500, minimum=1)
@@ -133,13 +161,14 @@ class Settings(Schema):
     EVENT_PUMP_INTERVAL = _seconds(1)
     EVENT_RETENTION_DAYS = _seconds(7)
     # Comma-separated broker URLs that receive every event: amqp://, redis://, mqtt://.
-    EVENT_BROKERS = fields.String(load_default="")
+    EVENT_BROKERS = fields.String(load_default="", validate=_event_brokers)
     # Seconds a publish task holds one (broker, app) before another may take it over.
     PUBLISHER_LEASE = _seconds(60)
     # Webhooks: first retry delay (doubling), give-up age, per-attempt timeout, lease.
     WEBHOOK_RETRY_BASE = _seconds(10)
     WEBHOOK_MAX_AGE = _seconds(3 * 24 * 3600)
-    WEBHOOK_TIMEOUT = _seconds(10)
+    # None: THINGBRIDGE_OUTBOUND_TIMEOUT's (after loading, in _webhooks_take_the_callbacks).
+    WEBHOOK_TIMEOUT = fields.Float(load_default=None, validate=Range(min=0, min_inclusive=False))
     # Sending to apps' URLs (README "Running it safely"): the whole-attempt deadline of an
     # action callback, and the CIDR ranges outside the public internet that may be reached
     # (default: loopback in the embedded mode, none otherwise).
@@ -147,7 +176,7 @@ class Settings(Schema):
     WEBHOOK_LEASE = _seconds(60)
     # Lanes one app's webhooks may hold at once (each takes a worker thread while it sends).
     WEBHOOK_APP_CONCURRENCY = _count(4)
-    WEBHOOK_SECRET_OVERLAP = fields.Float(load_default=24 * 3600, validate=Range(min=0))
+    WEBHOOK_SECRET_OVERLAP = fields.Float(load_default=24 * 3600.0, validate=Range(min=0))
     # Fair share between apps (README "Running it safely").
     TOKEN_REQUESTS_PER_MINUTE = _count(300)
     ACTION_TRIGGERS_PER_MINUTE = _count(6000)
@@ -165,11 +194,8 @@ class Settings(Schema):
 
     @pre_load
     def _read_as_written(self, data: dict, **kwargs) -> dict:
-        # An empty variable (a blank line in an env file) means the default; an action
-        # callback's timeout is the webhooks' unless they have their own.
+        # An empty variable (a blank line in an env file) means the default.
         data = {name: value for name, value in data.items() if value != ""}
-        if "WEBHOOK_TIMEOUT" not in data and "OUTBOUND_TIMEOUT" in data:
-            data["WEBHOOK_TIMEOUT"] = data["OUTBOUND_TIMEOUT"]
         if isinstance(data.get("LOG_FORMAT"), str):
             data["LOG_FORMAT"] = data["LOG_FORMAT"].lower()
         return data
@@ -179,11 +205,16 @@ class Settings(Schema):
         # A lease that ends while its holder still sends hands the same work to a second
         # sender: a webhook lane sent twice and out of order, an action callback twice.
         problems = {}
-        if data["WEBHOOK_LEASE"] <= data["WEBHOOK_TIMEOUT"] + WEBHOOK_RUN_SECONDS:
+        webhook_timeout = _webhook_timeout(data)
+        if data["WEBHOOK_LEASE"] <= webhook_timeout + WEBHOOK_RUN_SECONDS:
             problems["WEBHOOK_LEASE"] = [
-                f"must be longer than THINGBRIDGE_WEBHOOK_TIMEOUT ({data['WEBHOOK_TIMEOUT']:g}) "
+                f"must be longer than THINGBRIDGE_WEBHOOK_TIMEOUT ({webhook_timeout:g}) "
                 f"plus {WEBHOOK_RUN_SECONDS:g} s, or a lane's sender loses it while a receiver "
                 "is still answering and a second sender sends the same events"]
+        if data["PUBLISHER_LEASE"] <= PUBLISH_ATTEMPT:
+            problems["PUBLISHER_LEASE"] = [
+                f"must be longer than a publish attempt may take ({PUBLISH_ATTEMPT:g} s), or "
+                "a second publisher takes a broker's events over while the first still sends"]
         if data["TASK_LEASE"] <= data["OUTBOUND_TIMEOUT"]:
             problems["TASK_LEASE"] = [
                 f"must be longer than THINGBRIDGE_OUTBOUND_TIMEOUT "
@@ -192,12 +223,22 @@ class Settings(Schema):
         if problems:
             raise ValidationError(problems)
 
+    @post_load
+    def _webhooks_take_the_callbacks(self, data: dict, **kwargs) -> dict:
+        return {**data, "WEBHOOK_TIMEOUT": _webhook_timeout(data)}
+
+
+def _webhook_timeout(data: dict) -> float:
+    """A webhook attempt's timeout: its own, else an action callback's."""
+    own = data.get("WEBHOOK_TIMEOUT")
+    return data["OUTBOUND_TIMEOUT"] if own is None else own
+
 
 class ProviderSettings(Schema):
     """``THINGBRIDGE_<TYPE>_*``: one provider's address and cadence; what is not set is the
     connector's own."""
 
-    BASE_URL = fields.Url(schemes={"http", "https"}, require_tld=False)
+    BASE_URL = fields.String(validate=_http_url)
     POLL_INTERVAL = fields.Integer(strict=False, validate=Range(min=1))
     RATE_LIMIT = fields.Integer(strict=False, validate=Range(min=0))
     PKCE = fields.String(validate=OneOf(TRUE + FALSE))
@@ -218,8 +259,9 @@ def _checked(schema: Schema, values: dict, prefix: str, problems: list[str]) -> 
     except ValidationError as exc:
         by_key = {field.data_key or name: field for name, field in schema.fields.items()}
         for key, why in sorted(exc.normalized_messages().items()):
-            value = shown(key, values[key]) if key in values \
-                else f"{by_key[key].load_default} (default)"
+            default = by_key[key].load_default
+            value = shown(key, values[key]) if key in values else \
+                f"{format(default, 'g') if isinstance(default, float) else default} (default)"
             problems.append(f"{PREFIX}{prefix}{key}={value}: {' '.join(map(str, why))}")
         return {}
 

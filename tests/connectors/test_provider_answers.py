@@ -6,6 +6,7 @@ a held thread, a crashed task or a client put in ERROR for good."""
 from __future__ import annotations
 
 import gzip
+import socket
 import time
 
 import pytest
@@ -20,7 +21,7 @@ from thingbridge.connectors.contract import (
     ReauthRequired,
     TransientError,
 )
-from thingbridge.http import bounded
+from thingbridge.http import addresses, bounded
 from thingbridge.observability import metrics
 from thingbridge_netatmo import client as netatmo
 from thingbridge_netatmo.connector import NetatmoConnector
@@ -187,6 +188,34 @@ def test_a_provider_name_that_does_not_resolve_in_time_ends_with_the_call(hangin
     with pytest.raises(requests.ConnectTimeout, match="did not resolve within"):
         _session().get("http://api.provider.hang/data", timeout=1)
     assert not hanging_dns.is_set() and _count("timeout") == timeouts + 1
+
+
+def test_a_slow_lookup_leaves_the_connect_only_what_is_left(monkeypatch):
+    """The lookup and the connect share the call's deadline: the connect had the whole timeout
+    again after a lookup that had used most of it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = [socket.socket() for _ in range(8)]  # the accept queue is full: a connect hangs
+    for sock in queued:
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+
+    def slow(host, port):
+        time.sleep(3)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(addresses, "resolver", slow)
+    started = time.monotonic()
+    try:
+        with pytest.raises(requests.ConnectTimeout):
+            _session().get(f"http://api.provider.example:{port}/data", timeout=4)
+        # Ended by the 4 s deadline, not 3 s of lookup and then 4 s of connect.
+        assert time.monotonic() - started < 6.5
+    finally:
+        for sock in [*queued, listener]:
+            sock.close()
 
 
 def test_no_redirect_is_followed_not_even_with_a_client_secret(servers):

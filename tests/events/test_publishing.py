@@ -3,7 +3,10 @@ in order per app, once in the normal case; outages delay and record; lost holder
 
 import contextlib
 import datetime
+import threading
+import time
 
+import pytest
 from broker_helpers import (
     AmqpQueue,
     MqttSubscriber,
@@ -20,6 +23,7 @@ from helpers import AMQP_URL, wait_until
 from thingbridge.db import utcnow
 from thingbridge.models import PublisherCursor
 from thingbridge.outbox import events, publishers, publishing
+from thingbridge.outbox.publishers import base
 
 TYPES = ["thing.created", "thing.updated", "thing.property_changed", "action.requested"]
 
@@ -238,3 +242,43 @@ def test_a_batch_that_breaks_half_way_is_published_again_whole(brokers, api, mon
     assert ids(got, app_id) == [1, 2, 1, 2, 3, 4]
     assert dedupe(got) == [(app_id, n) for n in range(1, 5)]
     assert ids(brokers.received()["redis"], app_id) == [1, 2, 3, 4]
+
+
+TRICKLES = {  # the start of an answer, then a byte at a time: every read gets something
+    "redis": (b"+", b"x"),
+    "amqp": (b"\x01\x00\x00\x00\x01\x00\x00", b"x"),  # a frame header announcing 64 KiB
+}
+
+
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_a_broker_that_trickles_is_cut_at_the_attempts_deadline(scheme, servers, make_app,
+                                                                 flask_app, monkeypatch):
+    """The clients' timeouts bound each read, and a broker that sends a byte now and then
+    answers every read: a publish task waited for ever, and its worker process with it."""
+    shut_down = threading.Event()
+    head, drip = TRICKLES[scheme]
+
+    def trickle(conn):
+        try:
+            conn.sendall(head)
+            for _ in range(600):
+                time.sleep(0.1)
+                conn.sendall(drip)
+        except OSError:
+            shut_down.set()
+
+    server = servers(trickle)
+    url = {"redis": f"redis://127.0.0.1:{server.port}/0",
+           "amqp": f"amqp://guest:guest@127.0.0.1:{server.port}/"}[scheme]
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", url)
+    monkeypatch.setattr(base, "ATTEMPT", 2)
+    app_id = make_app("a").model.id
+    emit(app_id, 3)
+    [(name, claimed_app, token)] = publishing.claim_due()
+    stuck = publishers.configured(url)[name]
+    assert publishing.drain(name, claimed_app, token) == 0
+    held = cursor(app_id, name)
+    assert held.failures == 1 and held.lease_token is None and held.last_seq == 0
+    assert "no confirmation within 2s" in held.last_error
+    assert shut_down.wait(30)  # the broker saw its connection end
+    assert publishers.configured(url)[name] is not stuck  # a new one for the next attempt

@@ -103,7 +103,8 @@ class Stack:
                     "THINGBRIDGE_WEBHOOK_RETRY_BASE": "0.2",
                     "THINGBRIDGE_WEBHOOK_LEASE": "5",
                     "THINGBRIDGE_WEBHOOK_TIMEOUT": "3",
-                    "THINGBRIDGE_OUTBOUND_TIMEOUT": "3",  # under L: see config.Settings
+                    # Shorter than the task lease, as the settings check requires.
+                    "THINGBRIDGE_OUTBOUND_TIMEOUT": "3",
                     "THINGBRIDGE_ALLOW_HTTP_LOOPBACK": "1"}
         self.receiver = Receiver()
         self.receiver_server = LocalServer(self.receiver).start()

@@ -185,3 +185,30 @@ def test_a_supervised_process_with_an_unusable_key_or_url_does_not_start(tmp_pat
         "postgres://, postgresql://, sqlite://",
         "  THINGBRIDGE_SECRET_KEYS=<hidden>: key 1 of 1 is not a Fernet key (32 url-safe "
         "base64-encoded bytes)"]
+
+
+def test_broker_urls_and_hosts_with_underscores(environment):
+    # A container's service name (netatmo_sim) is a name resolvers take, whatever fields.Url
+    # thinks of it.
+    environment.setenv("THINGBRIDGE_NETATMO_BASE_URL", "http://netatmo_sim:8092")
+    environment.setenv("THINGBRIDGE_PUBLIC_BASE_URL", "http://api_gw:8080/")
+    assert load_settings()["NETATMO_BASE_URL"] == "http://netatmo_sim:8092"
+    environment.setenv("THINGBRIDGE_EVENT_BROKERS",
+                       "amqp://tb:s3cret@rabbit:5672/,kafka://tb:other@kafka:9092")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "unsupported scheme 'kafka'" in str(refused.value)
+    assert "s3cret" not in str(refused.value) and "other" not in str(refused.value)
+
+
+def test_a_bad_callback_timeout_is_named_once_and_publishers_outlast_an_attempt(environment):
+    environment.setenv("THINGBRIDGE_OUTBOUND_TIMEOUT", "ten")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value).splitlines()[1:] == [
+        "  THINGBRIDGE_OUTBOUND_TIMEOUT=ten: Not a valid number."]
+    environment.delenv("THINGBRIDGE_OUTBOUND_TIMEOUT")
+    environment.setenv("THINGBRIDGE_PUBLISHER_LEASE", "5")
+    with pytest.raises(ConfigError, match="PUBLISHER_LEASE=5: must be longer than a publish "
+                                          "attempt may take"):
+        load_settings()

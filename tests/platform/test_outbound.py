@@ -7,12 +7,13 @@ import gzip
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 from helpers import LOOPBACK
 from raw_receivers import answering, read_request
 
-from thingbridge.http import addresses, outbound
+from thingbridge.http import addresses, lookups, outbound
 
 OPEN = addresses.parse_allow(LOOPBACK)
 CLOSED = addresses.parse_allow("")
@@ -200,16 +201,29 @@ def test_a_name_server_that_never_answers_costs_the_deadline(hanging_dns):
     assert not hanging_dns.is_set()
 
 
+def test_an_apps_hanging_names_cost_only_its_own_lookups(hanging_dns):
+    app = f"app-{uuid.uuid4()}"  # an owner of its own: slots of earlier tests do not count
+    for i in range(lookups.PER_OWNER):
+        assert outbound.post(f"https://n{i}.hang/", b"{}", {}, 0.05, OPEN, app).reason == \
+            "timeout"
+    # Each of its lookups still hangs: its next one waits for a slot until its deadline...
+    with pytest.raises(TimeoutError, match="did not resolve within"):
+        addresses.resolve("localhost", 80, 0.2, app)
+    # ...while another app's names and a provider's resolve at once.
+    assert addresses.resolve("localhost", 80, 60, f"other-{app}")
+    assert addresses.resolve("localhost", 80, 60, "provider:localhost")
+    hanging_dns.set()  # the name server answers (a failure): the slots are free again
+    assert addresses.ip_address("127.0.0.1") in addresses.resolve("localhost", 80, 60, app)
+
+
 def test_hanging_lookups_hold_a_bounded_number_of_threads(hanging_dns):
-    for i in range(addresses.MAX_LOOKUPS):
-        assert outbound.post(f"https://n{i}.hang/", b"{}", {}, 0.05, OPEN).reason == "timeout"
-    # Every slot hangs: another name fails at once instead of adding a thread.
-    with pytest.raises(TimeoutError, match="too many name lookups waiting"):
-        addresses.resolve("localhost", 80, 60)
-    assert addresses.resolve("127.0.0.1", 80, 60)  # an address needs no lookup
-    # The providers' names (the operator's) wait apart from the names apps chose.
-    assert addresses.resolve("localhost", 80, 60, addresses.PROVIDER_NAMES)
+    apps = [f"app-{uuid.uuid4()}" for _ in range(lookups.MAX_UNDER_WAY // lookups.PER_OWNER)]
+    for app in apps:
+        for i in range(lookups.PER_OWNER):
+            with pytest.raises(TimeoutError):
+                addresses.resolve(f"n{i}.hang", 443, 0.01, app)
+    with pytest.raises(TimeoutError):  # every thread the process allows hangs
+        addresses.resolve("localhost", 80, 0.2, "provider:localhost")
+    assert addresses.resolve("127.0.0.1", 80, 60, "provider:localhost")  # no lookup needed
     hanging_dns.set()
-    for thread in [t for t in threading.enumerate() if t.name == "name-lookup"]:
-        thread.join(30)
-    assert addresses.ip_address("127.0.0.1") in addresses.resolve("localhost", 80, 60)
+    assert addresses.resolve("localhost", 80, 60, "provider:localhost")

@@ -72,7 +72,7 @@ def _post_to_callback(request: ActionRequest, owner: App) -> str:
                signing.SIGNATURE_HEADER: signing.signature(owner.signing_key, "POST",
                                                            owner.callback_url, date, body)}
     answer = outbound.post(owner.callback_url, body, headers,
-                           current_app.config["OUTBOUND_TIMEOUT"], allow_list())
+                           current_app.config["OUTBOUND_TIMEOUT"], allow_list(), owner.id)
     if answer.status is None:
         return _retry(request, f"callback unreachable: {answer.reason}")
     if answer.status in (200, 204):

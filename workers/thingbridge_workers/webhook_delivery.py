@@ -83,7 +83,7 @@ def attempt(current: webhooks.Leased) -> webhooks.Outcome:
     config = current_app.config
     started = time.monotonic()
     answer = outbound.post(endpoint.url, body, headers, config["WEBHOOK_TIMEOUT"],
-                           allow_list())
+                           allow_list(), event.app_id)
     code = answer.status
     if code is None:
         # No timing beside a failure: it would tell an app open, closed and filtered apart.

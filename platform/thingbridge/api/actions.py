@@ -94,7 +94,7 @@ def register_callback(body):
     loopback in the embedded SQLite mode); plain http only to such a range.
     """
     url = body["CallbackUrl"]
-    if problem := outbound_url_problem(url):
+    if problem := outbound_url_problem(url, g.app.id):
         raise ApiError(400, f"CallbackUrl {problem}", "INVALID_CALLBACK_URL")
     app = App.get_by_id(g.app.id)
     answer = {"callbackUrl": url}

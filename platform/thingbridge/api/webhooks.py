@@ -37,7 +37,7 @@ WEBHOOK_OPERATIONS = [("GetWebhook", "", "get"), ("UpdateWebhook", "", "patch"),
 
 
 def _check_url(url: str) -> None:
-    if problem := outbound_url_problem(url):
+    if problem := outbound_url_problem(url, g.app.id):
         raise ApiError(400, f"url {problem}", "INVALID_WEBHOOK_URL")
 
 

@@ -16,6 +16,7 @@ import time
 from peewee import EXCLUDED, IntegrityError
 
 from thingbridge.db import db, utcnow
+from thingbridge.db_pool import CommitUncertain
 from thingbridge.models import App, PollTally
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ def flush(connect: bool = False) -> None:
                 live = set(App.select(App.id).where(App.id.in_({r["app"] for r in rows}))
                            .tuples().iterator())
                 _add([r for r in rows if (r["app"],) in live])
+    except CommitUncertain:  # it may have been added: counting it again could double it
+        log.warning("poll tally of %d rows may not have been recorded", len(rows))
     except Exception as exc:  # a tally is not worth failing a poll for
         log.warning("poll tally of %d rows not recorded yet (%s): kept for the next flush",
                     len(rows), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -17,8 +17,9 @@ import functools
 import ipaddress
 import re
 import socket
-import threading
 from collections.abc import Callable
+
+from thingbridge.http import lookups
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -109,57 +110,17 @@ def _getaddrinfo(host: str, port: int) -> list[str]:
 resolver: Callable[[str, int], list[str]] = _getaddrinfo
 
 
-# The system resolver has no deadline of its own (glibc: 5 s per attempt, two attempts per
-# name server), and an app chooses the names its webhooks go to: a name whose server never
-# answers would hold a sending thread, or an API request registering it, for half a minute.
-# A lookup with a deadline runs on a thread of its own, waited for only until the deadline
-# (a daemon: one still hanging does not hold up the process's exit); at most MAX_LOOKUPS at
-# once per process and kind of name, so names that hang take that many threads and no more
-# (beyond, a lookup fails at once as a timeout). Names apps chose and the providers' names the
-# operator configured wait apart: an app's hanging names never fail a provider's lookup.
-MAX_LOOKUPS = 16
-APP_NAMES = threading.BoundedSemaphore(MAX_LOOKUPS)
-PROVIDER_NAMES = threading.BoundedSemaphore(MAX_LOOKUPS)
-
-
-def _lookup(host: str, port: int, timeout: float | None,
-            slots: threading.BoundedSemaphore) -> list[str]:
-    if timeout is None:
-        return resolver(host, port)
-    if not slots.acquire(blocking=False):
-        raise TimeoutError(f"{host}: too many name lookups waiting")
-    outcome: list = []
-
-    def run() -> None:
-        try:
-            outcome.append(resolver(host, port))
-        except BaseException as exc:  # handed to the waiting thread
-            outcome.append(exc)
-        finally:
-            slots.release()
-
-    thread = threading.Thread(target=run, name="name-lookup", daemon=True)
-    try:
-        thread.start()
-    except BaseException:
-        slots.release()
-        raise
-    thread.join(max(timeout, 0.0))
-    if not outcome:
-        raise TimeoutError(f"{host} did not resolve within {timeout:.1f} s")
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
-
-
 def resolve(host: str, port: int, timeout: float | None = None,
-            slots: threading.BoundedSemaphore = APP_NAMES) -> list[Address]:
+            owner: str = "") -> list[Address]:
     """The addresses ``host`` stands for now: socket.gaierror when it does not resolve,
-    TimeoutError when that takes longer than ``timeout`` seconds (``slots``: whose names)."""
+    TimeoutError when that takes longer than ``timeout`` seconds (looked up for ``owner``:
+    ``lookups``)."""
     if (address := literal(host)) is not None:
         return [address]
     seen: list[Address] = []
-    for text in _lookup(host, port, timeout, slots):
+    texts = resolver(host, port) if timeout is None else \
+        lookups.lookup(resolver, host, port, timeout, owner)
+    for text in texts:
         address = ipaddress.ip_address(text.split("%")[0])  # drop an IPv6 zone
         if address not in seen:
             seen.append(address)
@@ -167,9 +128,9 @@ def resolve(host: str, port: int, timeout: float | None = None,
 
 
 def allowed_addresses(host: str, port: int, allow: tuple[Network, ...],
-                      timeout: float | None = None) -> list[Address]:
+                      timeout: float | None = None, owner: str = "") -> list[Address]:
     """The addresses of ``host`` that may be connected to; RefusedAddress when none may."""
-    addresses = resolve(host, port, timeout)
+    addresses = resolve(host, port, timeout, owner)
     usable = [address for address in addresses if is_allowed(address, allow)]
     if not usable:
         raise RefusedAddress(f"{host} resolves only to addresses outside the public internet")

@@ -53,21 +53,25 @@ class _Watched:
             return super()._new_conn()
         try:
             found = addresses.resolve(self._dns_host, self.port, deadline - time.monotonic(),
-                                      addresses.PROVIDER_NAMES)
+                                      f"provider:{self._dns_host}")
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
         except TimeoutError as exc:
             raise ConnectTimeoutError(self, f"{exc} (the call's deadline)") from exc
         error: OSError | None = None
-        for address in found:  # in the resolver's order, as urllib3 connects
+        for address in found:  # in the resolver's order, each tried as urllib3 tries them
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            wait = min(self.timeout, left) if isinstance(self.timeout, int | float) else left
             try:
-                return create_connection((str(address), self.port), self.timeout,
+                return create_connection((str(address), self.port), wait,
                                          source_address=self.source_address,
                                          socket_options=self.socket_options)
-            except TimeoutError as exc:
-                raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
-            except OSError as exc:
+            except OSError as exc:  # a timeout too: the next address may answer
                 error = exc
+        if error is None or isinstance(error, TimeoutError):
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out")
         raise NewConnectionError(self, f"Failed to establish a new connection: {error}")
 
     def connect(self):

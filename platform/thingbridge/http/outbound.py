@@ -125,15 +125,17 @@ def _classify(exc: BaseException) -> str:
     return "unreachable"
 
 
-def post(url: str, body: bytes, headers: dict, deadline: float, allow: tuple) -> Answer:
-    """POST ``body`` to ``url`` within ``deadline`` seconds, under the ``allow`` policy."""
+def post(url: str, body: bytes, headers: dict, deadline: float, allow: tuple,
+         owner: str = "") -> Answer:
+    """POST ``body`` to ``url`` within ``deadline`` seconds, under the ``allow`` policy; the
+    name looked up for ``owner``, the app whose URL it is (``lookups``)."""
     until = time.monotonic() + deadline
     try:
         parts = urlsplit(url)
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
         host = parts.hostname or ""
-        address = addresses.allowed_addresses(host, port, allow, deadline)[0]
+        address = addresses.allowed_addresses(host, port, allow, deadline, owner)[0]
     except addresses.RefusedAddress:
         return Answer(None, "refused address")
     except (OSError, UnicodeError, ValueError) as exc:

@@ -71,15 +71,16 @@ def _split(url: str):
 REGISTRATION_LOOKUP = 2.0
 
 
-def outbound_url_problem(url: str) -> str | None:
-    """Why ``url`` may not receive callbacks or webhooks, or None if it may."""
+def outbound_url_problem(url: str, owner: str = "") -> str | None:
+    """Why ``url`` may not receive callbacks or webhooks, or None if it may (``owner``: the
+    app registering it, whose name lookups these are)."""
     parts, host, problem = _split(url)
     if problem:
         return problem
     port = parts.port or (443 if parts.scheme == "https" else 80)
     allow = allow_list()
     try:
-        found = addresses.resolve(host, port, REGISTRATION_LOOKUP)
+        found = addresses.resolve(host, port, REGISTRATION_LOOKUP, owner)
     except (OSError, UnicodeError, ValueError):  # a timeout too: sends check again
         found = []
     usable = [address for address in found if addresses.is_allowed(address, allow)]

@@ -6,7 +6,7 @@ from thingbridge.auth import credentials
 from thingbridge.limits import quotas
 
 
-@shared_task(name="thingbridge.prune_tokens", ignore_result=True)
+@shared_task(name="thingbridge.prune_tokens", ignore_result=True, autoretry_for=())
 def prune_tokens() -> int:
     """Delete app tokens that are revoked or expired (neither authenticates again) and
     request counters of minutes gone by."""

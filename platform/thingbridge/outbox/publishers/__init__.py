@@ -62,7 +62,7 @@ def configured(setting: str | None) -> dict[str, Publisher]:
     """This process's publishers for the setting, by name, created once and then reused."""
     found = {}
     for url in parse(setting):
-        if url not in _open:
+        if url not in _open or _open[url].abandoned:
             _open[url] = build(url)
         found[_open[url].name] = _open[url]
     return found

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import amqp
 
 from thingbridge.outbox.events import body
-from thingbridge.outbox.publishers.base import TIMEOUT, Publisher
+from thingbridge.outbox.publishers.base import TIMEOUT, Publisher, shut
 
 DEFAULT_EXCHANGE = "thingbridge.events"
 
@@ -35,6 +35,7 @@ class AmqpPublisher(Publisher):
                               ssl=self.secure, connect_timeout=TIMEOUT,
                               read_timeout=TIMEOUT, write_timeout=TIMEOUT)
         self._conn: amqp.Connection | None = None
+        self._connecting: amqp.Connection | None = None
         self._channel = None
         self._tag = 0  # the channel's last delivery tag: confirms refer to these
         self._unconfirmed: set[int] = set()
@@ -44,7 +45,7 @@ class AmqpPublisher(Publisher):
         return self._conn is not None and self._conn.connected
 
     def connect(self) -> None:
-        conn = amqp.Connection(**self._settings)
+        conn = self._connecting = amqp.Connection(**self._settings)
         try:
             conn.connect()
             channel = conn.channel()
@@ -55,6 +56,8 @@ class AmqpPublisher(Publisher):
         except Exception:
             _quietly_close(conn)
             raise
+        finally:
+            self._connecting = None
         self._conn, self._channel, self._tag = conn, channel, 0
 
     def send(self, envelopes: list[dict]) -> None:
@@ -95,6 +98,12 @@ class AmqpPublisher(Publisher):
         conn, self._conn, self._channel = self._conn, None, None
         if conn is not None:
             _quietly_close(conn)
+
+    def cut(self) -> None:
+        for conn in (self._connecting, self._conn):
+            sock = getattr(getattr(conn, "transport", None), "sock", None)
+            if sock is not None:
+                shut(sock)
 
 
 def _quietly_close(conn: amqp.Connection) -> None:

@@ -1,14 +1,27 @@
-"""What every broker publisher shares: URL handling, a reused connection, one retry."""
+"""What every broker publisher shares: URL handling, a reused connection, one retry, and a
+deadline for the whole attempt.
+
+The clients' timeouts bound each wait for bytes, not an answer: a broker (or a proxy in front
+of it) that sends a byte now and then held a publish task for ever, and the worker processes
+with it, which polls and webhooks share. An attempt runs on a thread of its own and is waited
+for ``ATTEMPT`` seconds; then its sockets are shut down (``cut``), which ends whatever it is
+waiting for, and the publisher is given up (``abandoned``): the process builds a new one, and
+the old one closes what it still holds once its thread ends.
+"""
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
 # Seconds to connect, and to wait for the broker to confirm a whole batch.
 TIMEOUT = 10.0
+# Seconds a whole attempt may take: connect, send, confirmations, and one reconnection.
+ATTEMPT = 3 * TIMEOUT
 
 
 def redact(url: str) -> str:
@@ -49,9 +62,36 @@ class Publisher:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
+    abandoned = False
+
     def publish(self, envelopes: list[dict]) -> None:
+        """Send ``envelopes`` and return once the broker confirmed each; raise otherwise,
+        TimeoutError after ``ATTEMPT`` seconds (the publisher is then abandoned)."""
         if not envelopes:
             return
+        outcome: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                self._attempt(envelopes)
+                outcome.append(None)
+            except BaseException as exc:  # handed to the waiting thread
+                outcome.append(exc)
+            finally:
+                if self.abandoned:
+                    self.close()
+
+        thread = threading.Thread(target=run, name=f"publish {self.name}", daemon=True)
+        thread.start()
+        thread.join(ATTEMPT)
+        if not outcome:
+            self.abandoned = True
+            self.cut()
+            raise TimeoutError(f"no confirmation within {ATTEMPT:g}s (the whole attempt)")
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _attempt(self, envelopes: list[dict]) -> None:
         reused = self.connected()
         try:
             if not reused:
@@ -61,7 +101,7 @@ class Publisher:
             return
         except Exception as exc:
             self.close()
-            if not reused:
+            if not reused or self.abandoned:
                 raise
             # A connection kept across batches may have died while idle (broker restart,
             # idle timeout): that is no reason to back off, so try once on a fresh one.
@@ -80,6 +120,11 @@ class Publisher:
         except Exception as exc:  # a dead connection may fail to close; it is gone anyway
             log.debug("%s: close failed: %s", self.name, exc)
 
+    def cut(self) -> None:
+        """From another thread: end what an attempt waits for, now (never raises). A polite
+        close may itself wait on the broker; a broker's publisher shuts its sockets down."""
+        self.close()
+
     # --- per broker ----------------------------------------------------------------------
 
     def connected(self) -> bool:
@@ -93,3 +138,11 @@ class Publisher:
 
     def disconnect(self) -> None:
         raise NotImplementedError
+
+
+def shut(sock) -> None:
+    """Shut a socket down from another thread: its reader's wait ends at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -15,7 +15,7 @@ import uuid
 import paho.mqtt.client as mqtt
 
 from thingbridge.outbox.events import body
-from thingbridge.outbox.publishers.base import TIMEOUT, Publisher
+from thingbridge.outbox.publishers.base import TIMEOUT, Publisher, shut
 
 
 class MqttPublisher(Publisher):
@@ -67,6 +67,12 @@ class MqttPublisher(Publisher):
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
             if not info.is_published():
                 raise TimeoutError(f"no PUBACK within {TIMEOUT:g}s")
+
+    def cut(self) -> None:
+        client = self._client
+        sock = client.socket() if client is not None else None
+        if sock is not None:
+            shut(sock)
 
     def disconnect(self) -> None:
         client, self._client = self._client, None

@@ -45,3 +45,8 @@ class RedisStreamPublisher(Publisher):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+    def cut(self) -> None:
+        client = self._client
+        if client is not None:  # shuts every connection's socket down, those in use too
+            client.connection_pool.disconnect(inuse_connections=True)
