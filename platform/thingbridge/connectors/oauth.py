@@ -20,7 +20,7 @@ from flask import current_app
 
 from thingbridge.config import TRUE, provider_setting
 from thingbridge.connectors.contract import Connector, ReauthRequired, TransientError
-from thingbridge.db import db, locking, utcnow
+from thingbridge.db import locking, utcnow, write_transaction
 from thingbridge.http import bounded
 from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.observability import metrics
@@ -195,7 +195,7 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
     if not force_refresh and _fresh(client):
         return client.tokens["access_token"]
     stale = (client.tokens or {}).get("access_token")
-    with db.write_transaction():
+    with write_transaction():
         client = _lock(client_id)
         tokens = client.tokens or {}
         if "refresh_token" not in tokens:
