@@ -70,12 +70,11 @@ def test_wrong_secret_is_401(http, api):
 def test_an_unknown_client_id_costs_and_answers_as_a_wrong_secret(http, api, monkeypatch):
     """One secret check either way, and the same answer: neither the time taken nor the body
     tells which client ids exist (a disabled app's id is as unknown)."""
-    from thingbridge.auth import credentials
-    from thingbridge.models import apps
+    from thingbridge.auth import credentials, secret_hash
 
     checks = []
-    check = apps.check_password_hash
-    monkeypatch.setattr(apps, "check_password_hash", lambda *a: checks.append(1) or check(*a))
+    check = secret_hash.matches
+    monkeypatch.setattr(secret_hash, "matches", lambda *a: checks.append(1) or check(*a))
     other = App.register("disabled")[0]
     credentials.disable(other)
     answers = {}
@@ -126,3 +125,22 @@ def test_tokens_are_stored_hashed(http, api):
     token = _token(http, api).json["access_token"]
     assert not AccessToken.select().where(AccessToken.token_hash == token).exists()
     assert AccessToken.select().count() == 2
+
+
+def test_secrets_are_stored_as_sha256_and_older_hashes_replaced_at_sign_in(http, api):
+    """Secrets are 256 random bits: a slow password hash bought nothing against guessing and
+    made every attempt, right or wrong, 100 ms of the API's CPU."""
+    from werkzeug.security import generate_password_hash
+
+    from thingbridge.auth import secret_hash
+
+    assert App.get_by_id(api.model.id).client_secret_hash.startswith("sha256$")
+    older = generate_password_hash(api.secret)  # as apps made before were stored
+    App.update(client_secret_hash=older).where(App.id == api.model.id).execute()
+    wrong = http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                      headers={"Authorization": basic(api.client_id, "wrong")})
+    assert wrong.status_code == 401
+    assert App.get_by_id(api.model.id).client_secret_hash == older  # nothing changed
+    assert _token(http, api).status_code == 200
+    stored = App.get_by_id(api.model.id).client_secret_hash
+    assert stored == secret_hash.make(api.secret) and _token(http, api).status_code == 200

@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime
 import secrets
 
-from werkzeug.security import generate_password_hash
-
-from thingbridge.auth import token_cache
+from thingbridge.auth import secret_hash, token_cache
 from thingbridge.db import db, utcnow
 from thingbridge.models import AccessToken, App
 
@@ -31,7 +29,7 @@ def rotate_secret(app: App, revoke_tokens: bool = False) -> str:
     Tokens issued before stay valid until they expire unless ``revoke_tokens``."""
     secret = secrets.token_urlsafe(32)
     with db.atomic():
-        App.update(client_secret_hash=generate_password_hash(secret)).where(
+        App.update(client_secret_hash=secret_hash.make(secret)).where(
             App.id == app.id).execute()
         if revoke_tokens:
             revoke_all(app)

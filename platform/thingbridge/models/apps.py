@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
-from functools import cache
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from peewee import (
@@ -16,8 +15,8 @@ from peewee import (
     IntegerField,
     TextField,
 )
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from thingbridge.auth import secret_hash
 from thingbridge.crypto import EncryptedJSONField
 from thingbridge.db import utcnow
 from thingbridge.models.base import BaseModel, UUIDKey
@@ -51,7 +50,7 @@ class App(BaseModel, ClientMixin):
         """Create an app; the plain secret is returned once and stored hashed."""
         secret = secrets.token_urlsafe(32)
         app = cls.create(name=name, client_id=secrets.token_hex(16),
-                         client_secret_hash=generate_password_hash(secret),
+                         client_secret_hash=secret_hash.make(secret),
                          scopes=" ".join(scopes))
         return app, secret
 
@@ -83,7 +82,13 @@ class App(BaseModel, ClientMixin):
         return False
 
     def check_client_secret(self, client_secret):
-        return check_password_hash(self.client_secret_hash, client_secret)
+        if not secret_hash.matches(self.client_secret_hash, client_secret):
+            return False
+        if secret_hash.outdated(self.client_secret_hash):
+            App.update(client_secret_hash=secret_hash.make(client_secret)).where(
+                (App.id == self.id) & (App.client_secret_hash == self.client_secret_hash)
+            ).execute()
+        return True
 
     def check_endpoint_auth_method(self, method, endpoint):
         return method in ("client_secret_basic", "client_secret_post")
@@ -95,19 +100,13 @@ class App(BaseModel, ClientMixin):
         return grant_type == "client_credentials"
 
 
-@cache
-def _no_secret_hash() -> str:
-    # Made as every app's secret hash is, so that checking it costs what checking one does.
-    return generate_password_hash(secrets.token_urlsafe(32))
-
-
 class NoApp(ClientMixin):
     """Stands in for a client id that names no active app: its secret check runs a hash
     check like an app's and always fails, so neither the time taken nor the answer tells an
     existing client id from an unknown one."""
 
     def check_client_secret(self, client_secret):
-        check_password_hash(_no_secret_hash(), client_secret)
+        secret_hash.matches(secret_hash.NO_SECRET, client_secret)
         return False
 
     def check_endpoint_auth_method(self, method, endpoint):
