@@ -13,15 +13,19 @@ def test_health_ok(http):
                                                     "secrets": {"status": "ok"}}}
 
 
-def test_health_503_names_the_broken_dependency_and_only_a_token_holder_reads_why(
+def test_health_503_names_the_broken_dependency_and_only_the_operator_reads_why(
         api, second_app):
+    """The detail can name the operator's hosts, ports and users: an app's token is a
+    tenant's credential, the metrics token the operator's."""
     broken = second_app({"DATABASE_URL": DATABASE_URL, "SECRET_KEYS": SECRET_KEY,
-                         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                         "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "METRICS_TOKEN": "ops-s3cret",
                          "BROKER_URL": "redis://127.0.0.1:1/0"}).test_client()
     anonymous = broken.get("/health")
-    insider = broken.get("/health", headers={"Authorization": f"Bearer {api.token}"})
+    tenant = broken.get("/health", headers={"Authorization": f"Bearer {api.token}"})
+    insider = broken.get("/health", headers={"Authorization": "Bearer ops-s3cret"})
     forged = broken.get("/health", headers={"Authorization": "Bearer forged"})
-    for resp in (anonymous, insider, forged):
+    assert tenant.json["checks"]["broker"] == {"status": "error"}
+    for resp in (anonymous, insider, forged, tenant):
         assert resp.status_code == 503
         assert resp.json["status"] == "error"
         assert resp.json["checks"]["database"] == {"status": "ok"}

@@ -23,7 +23,7 @@ def key_lost(monkeypatch):
     return lambda: crypto.configure(Fernet.generate_key().decode())
 
 
-def test_health_names_the_unreadable_secrets(http, api, key_lost, monkeypatch):
+def test_health_names_the_unreadable_secrets(http, api, key_lost, monkeypatch, flask_app):
     # A key removed before rotate-secrets: the oldest webhook is under it, the newest is not.
     hooks = [api.post("/api/v1/webhooks", json={"url": f"https://example.com/{n}"}).json["id"]
              for n in range(2)]
@@ -32,7 +32,9 @@ def test_health_names_the_unreadable_secrets(http, api, key_lost, monkeypatch):
         WebhookEndpoint.id == hooks[0]).execute()
     # This test's answers, not an earlier test's for the same keys, nor kept for a later one.
     monkeypatch.setattr(health, "_secrets_checked", {"keys": None, "until": 0.0, "failure": None})
-    anonymous, insider = http.get("/health"), api.get("/health")
+    monkeypatch.setitem(flask_app.config, "METRICS_TOKEN", "ops-s3cret")
+    operator = {"Authorization": "Bearer ops-s3cret"}
+    anonymous, insider = http.get("/health"), http.get("/health", headers=operator)
     assert anonymous.status_code == insider.status_code == 503
     assert anonymous.json["checks"]["secrets"] == {"status": "error"}
     assert anonymous.json["checks"]["database"] == {"status": "ok"}
@@ -42,7 +44,7 @@ def test_health_names_the_unreadable_secrets(http, api, key_lost, monkeypatch):
                       "rotate-secrets`?")
     # The whole key list replaced: every column with a value says so.
     key_lost()
-    detail = api.get("/health").json["checks"]["secrets"]["detail"]
+    detail = http.get("/health", headers=operator).json["checks"]["secrets"]["detail"]
     assert "(app.signing_key, " not in detail  # no app has a signing key
     assert "webhook_endpoint.secrets" in detail
 

@@ -97,6 +97,12 @@ def _token_matches(token: str | None, authorization: str) -> bool:
     return not token or hmac.compare_digest(given, f"Bearer {token}".encode())
 
 
+def operator_token_in(authorization: str) -> bool:
+    """Whether ``authorization`` carries the operator's THINGBRIDGE_METRICS_TOKEN (set)."""
+    token = current_app.config.get("METRICS_TOKEN")
+    return bool(token) and _token_matches(token, authorization)
+
+
 def _bearer_only(app, token: str | None):
     def guarded(environ, start_response):
         if _token_matches(token, environ.get("HTTP_AUTHORIZATION", "")):
