@@ -282,3 +282,31 @@ def test_a_broker_that_trickles_is_cut_at_the_attempts_deadline(scheme, servers,
     assert "no confirmation within 2s" in held.last_error
     assert shut_down.wait(30)  # the broker saw its connection end
     assert publishers.configured(url)[name] is not stuck  # a new one for the next attempt
+
+
+def test_a_failing_broker_is_tried_once_per_pause_not_once_per_app(servers, make_app,
+                                                                    flask_app, monkeypatch):
+    """Each (broker, app) pair made an attempt of its own: a broker that does not answer took
+    the worker processes that polls and webhooks share, up to an attempt's deadline each."""
+    def silent(conn):
+        conn.recv(1024)
+        time.sleep(30)
+
+    server = servers(silent)
+    url = f"redis://127.0.0.1:{server.port}/0"
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", url)
+    monkeypatch.setattr(base, "ATTEMPT", 1)
+    apps = [make_app(f"app-{n}").model.id for n in range(3)]
+    for app_id in apps:
+        emit(app_id, 1)
+    try:
+        claimed = publishing.claim_due()
+        assert len(claimed) == 3
+        for name, app_id, token in claimed:
+            assert publishing.drain(name, app_id, token) == 0
+        assert server.connections == 1  # one attempt; the other two apps waited for it
+        errors = sorted(cursor(app_id).last_error for app_id in apps)
+        assert sum("not tried: this worker's last attempt failed" in e for e in errors) == 2
+        assert all(cursor(app_id).failures == 1 for app_id in apps)
+    finally:
+        publishers.close_all()

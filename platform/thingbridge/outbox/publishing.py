@@ -140,6 +140,9 @@ def drain(name: str, app_id: str, token: str) -> int:
         log.warning("publisher %s is not configured in this worker", name)
         release(name, app_id, token)
         return 0
+    if why := publishers.failing(name):
+        fail(name, app_id, token, f"not tried: this worker's last attempt failed ({why})")
+        return 0
     until, published = time.monotonic() + TIME_SLICE, 0
     while True:
         batch = next_batch(name, app_id, token)
@@ -152,8 +155,10 @@ def drain(name: str, app_id: str, token: str) -> int:
             publisher.publish([events.envelope(event) for event in batch])
         except Exception as exc:
             log.warning("publishing to %s failed for app %s: %s", name, app_id, exc)
+            publishers.failed(name, f"{type(exc).__name__}: {exc}")
             fail(name, app_id, token, f"{type(exc).__name__}: {exc}")
             return published
+        publishers.succeeded(name)
         if not advance(name, app_id, token, batch[-1].seq):
             return published
         published += len(batch)

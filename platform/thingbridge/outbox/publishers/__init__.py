@@ -9,6 +9,7 @@ event. Publishers are kept per process so their connections serve many batches.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from thingbridge.outbox.publishers.base import Publisher, redact
@@ -68,6 +69,31 @@ def configured(setting: str | None) -> dict[str, Publisher]:
     return found
 
 
+# A broker whose attempt failed in this process is not tried by it again for a while: each
+# (broker, app) pair would cost an attempt of its own, up to base.ATTEMPT, and a broker that
+# does not answer took the worker processes that polls and webhooks share. The pause doubles
+# while it keeps failing, up to a minute.
+_failing: dict[str, tuple[float, float, str]] = {}  # name -> (until, pause, why)
+FIRST_PAUSE, LONGEST_PAUSE = 2.0, 60.0
+
+
+def failing(name: str) -> str | None:
+    """Why this process does not try ``name`` now, or None."""
+    until, _, why = _failing.get(name, (0.0, 0.0, ""))
+    return why if time.monotonic() < until else None
+
+
+def failed(name: str, why: str) -> None:
+    _, pause, _ = _failing.get(name, (0.0, FIRST_PAUSE / 2, ""))
+    pause = min(pause * 2, LONGEST_PAUSE)
+    _failing[name] = (time.monotonic() + pause, pause, why)
+
+
+def succeeded(name: str) -> None:
+    _failing.pop(name, None)
+
+
 def close_all() -> None:
+    _failing.clear()
     while _open:
         _open.popitem()[1].close()
