@@ -65,39 +65,31 @@ class ConfigError(RuntimeError):
     and why)."""
 
 
-def _database_url(url: str) -> None:
-    try:
-        supported_scheme(url)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
+def _refusing(check, errors: type[Exception] | tuple = ValueError):
+    """A field's validator: ``check(value)`` raising one of ``errors`` refuses the value with
+    its message."""
+    def validate(value) -> None:
+        try:
+            check(value)
+        except errors as exc:
+            raise ValidationError(str(exc)) from None
+    return validate
 
 
-def _event_brokers(setting: str) -> None:
+def _broker_urls(setting: str) -> None:
     try:
         for url in publishers.parse(setting):
             urlsplit(url).port  # noqa: B018 (a port that is not a number raises here)
-    except ValueError as exc:
-        raise ValidationError(str(exc).removeprefix("EVENT_BROKERS: ")) from None
-
-
-def _secret_keys(keys: str) -> None:
-    try:
-        parse_keys(keys)
-    except SecretKeyError as exc:
-        raise ValidationError(str(exc)) from None
+    except ValueError as exc:  # the line names the variable already
+        raise ValueError(str(exc).removeprefix("EVENT_BROKERS: ")) from None
 
 
 def shown(name: str, value) -> str:
-    """A setting's value for an error line, which ends up in logs: no key, no password."""
+    """A setting's value for an error line, which ends up in logs: no key, no password (in
+    any URL of it, one that does not even parse included)."""
     if name == "SECRET_KEYS":
         return "<hidden>"
-    if name == "EVENT_BROKERS" and isinstance(value, str):  # URLs that may not even parse
-        return re.sub(r"(://[^:/@,]*):[^@/,]*@", r"\1:***@", value)
-    if name == "DATABASE_URL" and isinstance(value, str) and urlsplit(value).password:
-        parts = urlsplit(value)
-        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@",
-                                                          1)).geturl()
-    return str(value)
+    return re.sub(r"(://[^:/@,]*):[^@/,]*@", r"\1:***@", str(value))
 
 
 def _seconds(default: float, minimum: float = 0.0, **kwargs) -> fields.Float:
@@ -126,7 +118,7 @@ class Settings(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    DATABASE_URL = fields.String(load_default=None, validate=_database_url)
+    DATABASE_URL = fields.String(load_default=None, validate=_refusing(supported_scheme))
     # PostgreSQL connections per process (0: one per thread that uses the database;
     # `thingbridge api` sets it to the gunicorn threads), how long opening one (or waiting
     # for a free one) may take, and the name they show in pg_stat_activity.
@@ -136,7 +128,8 @@ class Settings(Schema):
     BROKER_URL = fields.String(load_default="filesystem://")
     # Comma-separated Fernet keys, newest first: rotation adds a key in front and
     # `thingbridge rotate-secrets` re-encrypts every row with it.
-    SECRET_KEYS = fields.String(load_default=None, validate=_secret_keys)
+    SECRET_KEYS = fields.String(load_default=None,
+                                validate=_refusing(parse_keys, SecretKeyError))
     PUBLIC_BASE_URL = fields.String(load_default=None, validate=_http_url)
     # Flask refuses a larger request body with 413 (in the standard error body).
     MAX_CONTENT_LENGTH = _count(1024 * 1024, minimum=1024, data_key="MAX_BODY")
@@ -161,7 +154,7 @@ class Settings(Schema):
     EVENT_PUMP_INTERVAL = _seconds(1)
     EVENT_RETENTION_DAYS = _seconds(7)
     # Comma-separated broker URLs that receive every event: amqp://, redis://, mqtt://.
-    EVENT_BROKERS = fields.String(load_default="", validate=_event_brokers)
+    EVENT_BROKERS = fields.String(load_default="", validate=_refusing(_broker_urls))
     # Seconds a publish task holds one (broker, app) before another may take it over.
     PUBLISHER_LEASE = _seconds(60)
     # Webhooks: first retry delay (doubling), give-up age, per-attempt timeout, lease.

@@ -3,8 +3,8 @@
 The system resolver has no deadline of its own (glibc: 5 s per attempt, two attempts per name
 server), and an app chooses the names its webhooks and callbacks go to: a name whose server
 never answers would hold a sending thread, or an API request registering it, for half a
-minute. A lookup runs on a thread of its own, waited for until the deadline (a daemon: one
-still hanging does not hold up the process's exit). Each owner (an app, for the names it
+minute. A lookup runs on a thread of its own, waited for until the deadline
+(``deadline.run_until``). Each owner (an app, for the names it
 chose; a provider's name, for the operator's) has at most ``PER_OWNER`` lookups under way in a
 process, and the process ``MAX_UNDER_WAY``; a lookup beyond waits for one of them to end, until
 its deadline. So an app's hanging names cost its own sends their deadline and other apps
@@ -17,6 +17,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+
+from thingbridge.deadline import Unfinished, run_until
 
 PER_OWNER = 8  # an app's webhook lanes and action callbacks in flight at once, by default
 MAX_UNDER_WAY = 64
@@ -55,27 +57,11 @@ def lookup(resolve: Callable[[str, int], list[str]], host: str, port: int, timeo
            owner: str) -> list[str]:
     """``resolve(host, port)`` if it answers within ``timeout`` seconds, else TimeoutError."""
     until = time.monotonic() + timeout
+    late = TimeoutError(f"{host} did not resolve within {max(timeout, 0):.1f} s")
     if timeout <= 0 or not _slots.take(owner, until):
-        raise TimeoutError(f"{host} did not resolve within {max(timeout, 0):.1f} s")
-    outcome: list = []
-
-    def run() -> None:
-        try:
-            outcome.append(resolve(host, port))
-        except BaseException as exc:  # handed to the waiting thread
-            outcome.append(exc)
-        finally:
-            _slots.give_back(owner)
-
-    thread = threading.Thread(target=run, name="name-lookup", daemon=True)
+        raise late
     try:
-        thread.start()
-    except BaseException:
-        _slots.give_back(owner)
-        raise
-    thread.join(max(until - time.monotonic(), 0.0))
-    if not outcome:
-        raise TimeoutError(f"{host} did not resolve within {timeout:.1f} s")
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
+        return run_until(until, lambda: resolve(host, port), "name-lookup",
+                         then=lambda: _slots.give_back(owner))
+    except Unfinished:
+        raise late from None

@@ -60,10 +60,15 @@ class Watchdog:
                 if self._live.pop(handle, None) is None:
                     continue  # released in time
                 self._expired.add(handle)
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            shut(sock)
+
+
+def shut(sock: socket.socket) -> None:
+    """Shut a socket down from another thread: its reader's wait ends at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 watchdog = Watchdog()

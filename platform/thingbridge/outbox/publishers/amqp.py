@@ -12,8 +12,9 @@ from urllib.parse import unquote
 
 import amqp
 
+from thingbridge.http.watchdog import shut
 from thingbridge.outbox.events import body
-from thingbridge.outbox.publishers.base import TIMEOUT, Publisher, shut
+from thingbridge.outbox.publishers.base import TIMEOUT, Publisher
 
 DEFAULT_EXCHANGE = "thingbridge.events"
 

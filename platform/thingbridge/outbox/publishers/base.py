@@ -1,20 +1,21 @@
 """What every broker publisher shares: URL handling, a reused connection, one retry, and a
 deadline for the whole attempt.
 
-The clients' timeouts bound each wait for bytes, not an answer: a broker (or a proxy in front
-of it) that sends a byte now and then held a publish task for ever, and the worker processes
-with it, which polls and webhooks share. An attempt runs on a thread of its own and is waited
-for ``ATTEMPT`` seconds; then its sockets are shut down (``cut``), which ends whatever it is
-waiting for, and the publisher is given up (``abandoned``): the process builds a new one, and
-the old one closes what it still holds once its thread ends.
+The clients' timeouts bound each wait for bytes, not an answer: a broker (or a proxy in front of
+it) that sends a byte now and then held a publish task for ever, and the worker processes with
+it, which polls and webhooks share. An attempt runs on a thread of its own and is waited for
+``ATTEMPT`` seconds (``deadline.run_until``); then its sockets are shut down (``cut``), which
+ends whatever it is waiting for, and the publisher is given up (``abandoned``): the process
+builds a new one, and the old one closes what it still holds once its thread ends.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import threading
+import time
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from thingbridge.deadline import Unfinished, run_until
 
 log = logging.getLogger(__name__)
 
@@ -69,27 +70,18 @@ class Publisher:
         TimeoutError after ``ATTEMPT`` seconds (the publisher is then abandoned)."""
         if not envelopes:
             return
-        outcome: list[BaseException | None] = []
-
-        def run() -> None:
-            try:
-                self._attempt(envelopes)
-                outcome.append(None)
-            except BaseException as exc:  # handed to the waiting thread
-                outcome.append(exc)
-            finally:
-                if self.abandoned:
-                    self.close()
-
-        thread = threading.Thread(target=run, name=f"publish {self.name}", daemon=True)
-        thread.start()
-        thread.join(ATTEMPT)
-        if not outcome:
+        try:
+            run_until(time.monotonic() + ATTEMPT, lambda: self._attempt(envelopes),
+                      f"publish {self.name}", then=self._close_if_abandoned)
+        except Unfinished:
             self.abandoned = True
             self.cut()
-            raise TimeoutError(f"no confirmation within {ATTEMPT:g}s (the whole attempt)")
-        if outcome[0] is not None:
-            raise outcome[0]
+            raise TimeoutError(f"no confirmation within {ATTEMPT:g}s (the whole attempt)") \
+                from None
+
+    def _close_if_abandoned(self) -> None:
+        if self.abandoned:
+            self.close()
 
     def _attempt(self, envelopes: list[dict]) -> None:
         reused = self.connected()
@@ -139,10 +131,3 @@ class Publisher:
     def disconnect(self) -> None:
         raise NotImplementedError
 
-
-def shut(sock) -> None:
-    """Shut a socket down from another thread: its reader's wait ends at once."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass

@@ -14,8 +14,9 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
+from thingbridge.http.watchdog import shut
 from thingbridge.outbox.events import body
-from thingbridge.outbox.publishers.base import TIMEOUT, Publisher, shut
+from thingbridge.outbox.publishers.base import TIMEOUT, Publisher
 
 
 class MqttPublisher(Publisher):
