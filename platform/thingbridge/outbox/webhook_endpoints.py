@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from peewee import fn, prefetch
 
-from thingbridge.db import db, locking, utcnow
+from thingbridge import db
+from thingbridge.db import locking, utcnow
 from thingbridge.errors import ApiError, found
 from thingbridge.limits import quotas
 from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -82,8 +83,11 @@ def redeliver(endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
 
 def replay(app, webhook_id: str, after: int) -> int:
     """Deliver every matching event after ``after`` again (events already queued are kept);
-    returns the endpoint's new cursor."""
-    with db.atomic():
+    returns the endpoint's new cursor. One app's replays run one at a time, from before
+    their count to their commit: the endpoint's lock alone let two replays on two endpoints
+    each count the other's as not yet in flight."""
+    with db.write_transaction():
+        quotas.serialize("REPLAYS_IN_FLIGHT", app.id)
         endpoint = own_endpoint(app, webhook_id, lock=True)  # fan-out skips it meanwhile
         last = events.last_seq(app.id)
         if after > last:
