@@ -55,6 +55,13 @@ def decrypt(token: str) -> str:
         raise SecretKeyError("stored secret cannot be decrypted with the configured keys") from exc
 
 
+def unreadable(what: str) -> str:
+    """Why work that needs ``what`` (a stored secret) is not done, as its owner is told."""
+    return (f"{what} cannot be read with the configured THINGBRIDGE_SECRET_KEYS (a key removed "
+            "before `thingbridge rotate-secrets`?); retried with backoff until the operator "
+            "puts the key back")
+
+
 def rotate(token: str) -> str:
     return keyring().rotate(token.encode()).decode()
 

@@ -9,7 +9,7 @@ import logging
 
 from flask import current_app
 
-from thingbridge import backoff
+from thingbridge import backoff, crypto
 from thingbridge.actions import signing
 from thingbridge.actions.service import (
     DELIVER_TASK,
@@ -21,6 +21,7 @@ from thingbridge.actions.service import (
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.connectors.plugin_call import lease_budget
+from thingbridge.crypto import SecretKeyError
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
 from thingbridge.http.urls import allow_list
@@ -29,6 +30,7 @@ from thingbridge.tasks import enqueue_soon
 
 log = logging.getLogger(__name__)
 RETRY_BASE, MAX_RETRY_DELAY = 1.0, 30.0
+UNREADABLE_KEY = crypto.unreadable("the action signing key of the thing's app")
 
 
 # Outcomes after which the request left PENDING, its lease freed by the same statement.
@@ -44,7 +46,14 @@ def deliver(request: ActionRequest, target: Target) -> str:
     thing, client, device_id = target
     if client is not None:
         return _perform_on_connector(request, client, device_id)
-    return _post_to_callback(request, App.get_by_id(thing.created_by_id))
+    try:
+        owner = App.get_by_id(thing.created_by_id)
+    except SecretKeyError as exc:
+        # The operator's to fix: said on the request and retried with backoff until its
+        # deadline, not a task failing and holding the request until its lease runs out.
+        log.error("action %s: %s", request.id, exc)
+        return _retry(request, UNREADABLE_KEY)
+    return _post_to_callback(request, owner)
 
 
 def _perform_on_connector(request: ActionRequest, client, device_id: str) -> str:

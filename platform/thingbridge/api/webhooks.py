@@ -41,8 +41,8 @@ def _check_url(url: str) -> None:
         raise ApiError(400, f"url {problem}", "INVALID_WEBHOOK_URL")
 
 
-def _own(webhook_id: str, lock: bool = False) -> WebhookEndpoint:
-    return webhook_endpoints.own_endpoint(g.app, webhook_id, lock)
+def _own(webhook_id: str, lock: bool = False, with_secrets: bool = False) -> WebhookEndpoint:
+    return webhook_endpoints.own_endpoint(g.app, webhook_id, lock, with_secrets)
 
 
 @blp.route("")
@@ -93,7 +93,7 @@ class WebhookById(MethodView):
         # Only the fields sent: a whole-row save would write back a stale cursor or secrets.
         WebhookEndpoint.update(updated_at=utcnow(), **body).where(
             WebhookEndpoint.id == endpoint.id).execute()
-        return WebhookEndpoint.get_by_id(endpoint.id)
+        return _own(webhook_id)
 
     @protected(blp, SCOPE, errors=(404,))
     @blp.response(204)
@@ -111,7 +111,7 @@ def rotate_secret(webhook_id):
     For THINGBRIDGE_WEBHOOK_SECRET_OVERLAP seconds (default 86400: 24 hours).
     """
     with db.atomic():
-        endpoint = _own(webhook_id, lock=True)
+        endpoint = _own(webhook_id, lock=True, with_secrets=True)
         now = utcnow()
         overlap = datetime.timedelta(seconds=current_app.config["WEBHOOK_SECRET_OVERLAP"])
         secret, secrets = webhook_signing.rotate(endpoint.secrets, now, overlap)

@@ -13,7 +13,7 @@ from functools import cache
 
 from flask import current_app
 
-from thingbridge import backoff
+from thingbridge import backoff, crypto
 from thingbridge.connectors.registry import poll_interval
 from thingbridge.db import db, is_postgres, locking, utcnow
 from thingbridge.models import ConnectorClient, Thing
@@ -30,8 +30,7 @@ AWAITING_CONSENT = "waiting for the end user's consent"
 AWAITING_FIRST_POLL = "waiting for the first poll"
 CONSENT_GIVEN = "consent given; waiting for the first poll"
 RECONFIGURED = "configuration changed; waiting for the first poll"
-UNREADABLE_SECRETS = ("the platform cannot decrypt this client's stored secrets; its "
-                      "operator must restore the key they were written with")
+UNREADABLE_SECRETS = crypto.unreadable("this client's stored secrets")
 # A transient failure waits this long, doubling per failure in a row, up to the cap.
 RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
 # Seconds between an accepted action and the poll that reads the device's new state.

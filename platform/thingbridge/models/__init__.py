@@ -24,6 +24,7 @@ from thingbridge.models.things import (
 )
 from thingbridge.models.webhooks import (
     DELIVERY_STATUSES,
+    ENDPOINT_PLAIN,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -39,7 +40,8 @@ ALL_MODELS = [
 __all__ = [
     "ACTION_STATUSES", "ALL_MODELS", "ALL_SCOPES", "AccessToken", "Action", "ActionRequest", "App",
     "CLIENT_STATUSES", "Component", "ConnectorClient", "ConnectorDescription", "ConnectorInstance",
-    "DELIVERY_STATUSES", "Event", "EventCounter", "OAuthState", "PROPERTY_TYPES", "Property",
+    "DELIVERY_STATUSES", "ENDPOINT_PLAIN", "Event", "EventCounter", "OAuthState",
+    "PROPERTY_TYPES", "Property",
     "PollTally", "PublisherCursor", "RateBudget", "RateWindow", "THING_STATUSES", "Thing",
     "ThingMapping",
     "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "token_hash",

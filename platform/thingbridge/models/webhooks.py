@@ -35,6 +35,10 @@ class WebhookEndpoint(BaseModel):
     # The app's last event when it last asked for a replay: the replay is in flight until
     # every delivery up to it has left PENDING (a fair-share limit counts these).
     replay_until = BigIntegerField(null=True)
+    # The error of the endpoint's latest failed attempt, until an attempt succeeds: what the
+    # app reads first when deliveries stall (a receiver down, a secret no key decrypts).
+    last_error = TextField(null=True)
+    last_error_at = DateTimeField(null=True)
 
 
 class WebhookDelivery(BaseModel):
@@ -71,3 +75,9 @@ class WebhookAttempt(BaseModel):
     status_code = IntegerField(null=True)
     error = TextField(null=True)
     duration_ms = IntegerField()
+
+
+# Every endpoint column but the encrypted secrets: what reads that do not sign select, so an
+# endpoint whose secrets no configured key decrypts is still fanned out, listed and shown.
+ENDPOINT_PLAIN = [field for field in WebhookEndpoint._meta.sorted_fields
+                  if field is not WebhookEndpoint.secrets]

@@ -10,21 +10,31 @@ from thingbridge import db
 from thingbridge.db import locking, utcnow
 from thingbridge.errors import ApiError, found
 from thingbridge.limits import quotas
-from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from thingbridge.models import (
+    ENDPOINT_PLAIN,
+    Event,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from thingbridge.outbox import events
 from thingbridge.outbox.events import MAX_ID
 
 
 def app_endpoints(app):
-    return WebhookEndpoint.select().where(WebhookEndpoint.app == app).order_by(
+    """The app's endpoints without their secrets (see ``ENDPOINT_PLAIN``)."""
+    return WebhookEndpoint.select(*ENDPOINT_PLAIN).where(WebhookEndpoint.app == app).order_by(
         WebhookEndpoint.created_at)
 
 
-def own_endpoint(app, webhook_id: str, lock: bool = False) -> WebhookEndpoint:
+def own_endpoint(app, webhook_id: str, lock: bool = False,
+                 with_secrets: bool = False) -> WebhookEndpoint:
     """The app's endpoint; ``lock`` (inside a transaction) holds its row against concurrent
-    rotations, replays and fan-out until commit."""
-    query = WebhookEndpoint.select().where((WebhookEndpoint.id == webhook_id)
-                                           & (WebhookEndpoint.app == app))
+    rotations, replays and fan-out until commit. Its ``secrets`` are read (and decrypted)
+    only ``with_secrets``: an endpoint whose secrets no key decrypts is still shown."""
+    fields = WebhookEndpoint._meta.sorted_fields if with_secrets else ENDPOINT_PLAIN
+    query = WebhookEndpoint.select(*fields).where((WebhookEndpoint.id == webhook_id)
+                                                  & (WebhookEndpoint.app == app))
     return found((locking(query) if lock else query).first(), "webhook")
 
 
