@@ -12,6 +12,7 @@ from broker_helpers import (
     MqttSubscriber,
     dedupe,
     ids,
+    mosquitto_password_file,
     mosquitto_server,
     rabbitmq_stopped,
     redis_server,
@@ -187,6 +188,45 @@ def test_mosquitto_down_then_up(flask_app, api, monkeypatch, tmp_path):
         subscriber.close()
         publishers.close_all()
         server.kill()
+
+
+def test_mqtt_last_error_says_whether_mosquitto_is_down_refused_the_login_or_dropped_us(
+        flask_app, api, monkeypatch, tmp_path):
+    """Each failure is recorded at once, in words that tell them apart (before: a refused
+    login read "connection refused", and a connection the broker closed waited for its
+    PUBACKs until "no PUBACK within 10s", twice)."""
+    passwords = mosquitto_password_file(tmp_path, "tb", "right")
+    down = mosquitto_server(tmp_path)
+    locked = mosquitto_server(tmp_path, "allow_anonymous false", f"password_file {passwords}")
+    # Mosquitto closes the connection of a client that sends a packet larger than this.
+    strict = mosquitto_server(tmp_path, "max_packet_size 400")
+    servers = [down.start(), locked.start(), strict.start()]
+    down.kill()
+    cases = {
+        f"mqtt://127.0.0.1:{down.port}":
+            "ConnectionRefusedError: broker down: nothing accepts connections at "
+            f"127.0.0.1:{down.port} (connection refused)",
+        f"mqtt://tb:wrong@127.0.0.1:{locked.port}":
+            "PermissionError: the broker refused the user tb: Not authorized",
+        f"mqtt://127.0.0.1:{locked.port}?prefix=anonymous":
+            "PermissionError: the broker refused the anonymous login: Not authorized",
+        f"mqtt://127.0.0.1:{strict.port}":
+            "ConnectionResetError: the broker closed the connection before confirming the "
+            "batch (0 of 2 PUBACKs)",
+    }
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", ",".join(cases))
+    events.emit_many(api.model.id, [events.Pending("thing.created", "alice", {"pad": "x" * 500})
+                                    for _ in range(2)])
+    try:
+        for claim in publishing.claim_due():  # one attempt each, not the retries after it
+            publishing.drain(*claim)
+        for url, error in cases.items():
+            row = cursor(api.model.id, base.redact(url))
+            assert (row.last_seq, row.failures, row.last_error) == (0, 1, error), url
+    finally:
+        publishers.close_all()
+        for server in servers:
+            server.kill()
 
 
 # --- holders that die: the batch is published again, consumers dedupe ------------------------
