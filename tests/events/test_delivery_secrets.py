@@ -9,18 +9,28 @@ import re
 
 import pytest
 from cryptography.fernet import Fernet
+from flows import client_row, consent, wait_status
 from helpers import LAMP, wait_until
 from peewee import Value
 from test_webhook_delivery import HookReceiver, register
 
 from thingbridge import crypto
 from thingbridge.localserver import LocalServer
-from thingbridge.models import ActionRequest, App, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from thingbridge.models import (
+    ActionRequest,
+    App,
+    ConnectorClient,
+    Thing,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 HOOKS = "/api/v1/webhooks"
 THINGS = "/api/v1/things"
 UNREADABLE_SECRET = crypto.unreadable("this endpoint's signing secret")
 UNREADABLE_KEY = crypto.unreadable("the action signing key of the thing's app")
+UNREADABLE_CREDENTIALS = crypto.unreadable("the stored credentials of the thing's connector")
 
 
 @pytest.fixture
@@ -122,3 +132,28 @@ def test_an_action_whose_signing_key_no_key_reads_says_so_and_backs_off(api, rec
     wait_until(lambda: ActionRequest.get_by_id(request_id).status == "COMPLETED",
                timeout=60, message="delivered once the key is back")
     assert len(callback.received) == 1
+
+
+def test_a_connector_action_whose_credentials_no_key_reads_says_so_and_backs_off(
+        api, netatmo_sim, start_worker):
+    start_worker()
+    client_id = consent(api)["client_id"]
+    tokens = wait_status(client_id, "STARTED").tokens
+    ConnectorClient.update({ConnectorClient.tokens: sealed_by_a_lost_key(tokens)}).where(
+        ConnectorClient.id == client_id).execute()
+    room = Thing.get(Thing.display_type == "THERMOSTAT")
+    request_id = api.post(
+        f"{THINGS}/{room.id}/components/thermostat/actions/setRoomThermPoint",
+        json={"mode": "max"}).json["id"]
+
+    def retried():
+        row = ActionRequest.get_by_id(request_id)
+        return row.attempts >= 2 and row
+
+    row = wait_until(retried, message="two attempts recorded")
+    assert (row.status, row.error) == ("PENDING", UNREADABLE_CREDENTIALS)
+    assert row.next_attempt_at > row.updated_at  # backed off
+    ConnectorClient.update(tokens=tokens).where(ConnectorClient.id == client_id).execute()
+    wait_until(lambda: ActionRequest.get_by_id(request_id).status == "COMPLETED",
+               timeout=60, message="performed once the key is back")
+    assert client_row(client_id).status == "STARTED"
