@@ -128,9 +128,20 @@ def test_an_action_whose_signing_key_no_key_reads_says_so_and_backs_off(api, rec
     assert (row.status, row.error) == ("PENDING", UNREADABLE_KEY)
     assert row.next_attempt_at > row.updated_at  # backed off
     assert callback.received == []
-    App.update(signing_key=key).where(App.id == api.model.id).execute()
+    # The app still signs in and reads why (its row is read without the key).
+    shown = api.get(f"/api/v1/actions/requests/{request_id}")
+    assert shown.status_code == 200 and shown.json["error"] == UNREADABLE_KEY
+    assert "cannot be read with the configured THINGBRIDGE_SECRET_KEYS" in console_page(
+        api, "/console/actions")
+    # Only what needs the key fails; a rotation, which never reads the old one, replaces it.
+    register = {"CallbackUrl": callback.url}
+    assert api.post("/api/v1/actions/callback/register", json=register).json["error"] == \
+        "SECRET_UNREADABLE"
+    new_key = api.post("/api/v1/actions/callback/register",
+                       json={**register, "rotateSigningKey": True}).json["signingKey"]
+    assert new_key != key
     wait_until(lambda: ActionRequest.get_by_id(request_id).status == "COMPLETED",
-               timeout=60, message="delivered once the key is back")
+               timeout=60, message="delivered once the app has a key again")
     assert len(callback.received) == 1
 
 
