@@ -50,6 +50,7 @@ def deliver_lane(delivery_id: int, token: str) -> int:
     until, sent = time.monotonic() + TIME_SLICE, 0
     current = webhooks.leased(delivery_id, token)
     ahead = webhooks.lane_after(current.delivery, token, READ_AHEAD) if current else []
+    shown = ahead[0].endpoint.last_error if ahead else None  # the endpoint's, as last known
     while ahead:
         if time.monotonic() > until:
             enqueue(DELIVER_TASK, ahead[0].delivery.id, token)  # the lease comes along
@@ -63,7 +64,7 @@ def deliver_lane(delivery_id: int, token: str) -> int:
         sent += len(run)
         last, outcome = run[-1]
         next_id = webhooks.record_run(token, run)
-        webhooks.note_endpoint(last.endpoint_id, outcome)
+        shown = webhooks.note_endpoint(last.endpoint_id, outcome, shown)
         if next_id is None and (outcome.ok or not outcome.retryable) and \
                 webhooks.catch_up(last.endpoint_id):
             next_id = webhooks.lease_next(last, token)
@@ -74,6 +75,7 @@ def deliver_lane(delivery_id: int, token: str) -> int:
             # Past what was read, or an older event came first (a replay, a redelivery).
             nxt = webhooks.leased(next_id, token)
             ahead = webhooks.lane_after(nxt.delivery, token, READ_AHEAD) if nxt else []
+            shown = ahead[0].endpoint.last_error if ahead else shown
     return sent
 
 

@@ -235,16 +235,21 @@ def _log_attempts(run: list[tuple[WebhookDelivery, Outcome]], now: datetime.date
         for delivery, outcome in run]).execute()
 
 
-def note_endpoint(endpoint_id: str, outcome: Outcome) -> None:
-    """The endpoint's last error after an attempt: set by a failure, cleared by a success.
-    A statement of its own after the run's transaction, which locks deliveries before this
-    row where a deletion of the endpoint locks it first; a success writes only when there is
-    an error to clear."""
+def note_endpoint(endpoint_id: str, outcome: Outcome, shown: str | None) -> str | None:
+    """The endpoint's last error after a run, given the one the sender last knew it to show
+    (``shown``); returns the one it shows now. A failure sets it, a success clears it, in a
+    statement of its own after the run's transaction (which locks deliveries before this row,
+    where a deletion of the endpoint locks it first). A success where none was shown writes
+    nothing, so the lanes' runs add no write while all is well; an error another lane set
+    meanwhile is cleared by a later run that reads it."""
+    if outcome.ok and shown is None:
+        return None
     query = WebhookEndpoint.update(last_error=outcome.error,
                                    last_error_at=None if outcome.ok else utcnow())
     if outcome.ok:
         query = query.where(WebhookEndpoint.last_error.is_null(False))
     query.where(WebhookEndpoint.id == endpoint_id).execute()
+    return outcome.error
 
 
 def lag() -> int:
