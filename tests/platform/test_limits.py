@@ -230,3 +230,29 @@ def test_replays_in_flight_hold_for_replays_racing_on_two_endpoints(flask_app, a
     racer[0].join()
     assert first.status_code == 202, first.json
     assert_429(answers[0], "REPLAYS_IN_FLIGHT")
+
+
+def test_replays_in_flight_hold_for_many_replays_at_once_over_http(live_api, make_app, limits):
+    """Replays on every endpoint of an app sent at once over real HTTP, each its own
+    server thread and database connection: no more are accepted than the limit."""
+    import requests
+
+    limits("REPLAYS_IN_FLIGHT", 2)
+    api = make_app("racer")
+    hooks = [api.post(HOOKS, json={"url": f"https://example.com/{n}"}).json["id"]
+             for n in range(8)]
+    api.post(THINGS, json=LAMP)  # an event to replay; no worker delivers it meanwhile
+    start, answers = threading.Barrier(len(hooks)), []
+
+    def replay(hook_id):
+        start.wait()
+        answers.append(requests.post(f"{live_api}{HOOKS}/{hook_id}/replay", json={"after": 0},
+                                     headers={"Authorization": f"Bearer {api.token}"},
+                                     timeout=30).status_code)
+
+    racers = [threading.Thread(target=replay, args=(hook_id,)) for hook_id in hooks]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert sorted(answers) == [202, 202] + [429] * 6
