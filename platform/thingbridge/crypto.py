@@ -58,8 +58,8 @@ def decrypt(token: str) -> str:
 def unreadable(what: str) -> str:
     """Why work that needs ``what`` (a stored secret) is not done, as its owner is told."""
     return (f"{what} cannot be read with the configured THINGBRIDGE_SECRET_KEYS (a key removed "
-            "before `thingbridge rotate-secrets`?); retried with backoff until the operator "
-            "puts the key back")
+            "before `thingbridge rotate-secrets`?); retried with backoff until the key is back "
+            "or a new value replaces it")
 
 
 def rotate(token: str) -> str:

@@ -1,7 +1,7 @@
 """Deliveries that meet a stored secret no configured key decrypts (a key removed before
 `thingbridge rotate-secrets`), with a real worker: the webhook endpoint and the action request
-say why, are retried with backoff, and go out once the key is back; the app's other
-endpoints are not held up."""
+say why, are retried with backoff, and go out once the key is back or the app has rotated
+the secret; the app's other endpoints are not held up."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from thingbridge.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from thingbridge.outbox import webhook_signing
 
 HOOKS = "/api/v1/webhooks"
 THINGS = "/api/v1/things"
@@ -99,11 +100,15 @@ def test_a_webhook_whose_secret_no_key_reads_says_so_and_backs_off(api, receiver
     for page in (console_page(api, "/console/webhooks"),
                  console_page(api, f"/console/webhooks/{hook['id']}")):
         assert "cannot be read with the configured THINGBRIDGE_SECRET_KEYS" in page
-    # The key back (the secret readable again): the backlog goes out, in order, and the
-    # endpoint's error is cleared.
-    WebhookEndpoint.update(secrets=[{"secret": hook["secret"], "expires_at": None}]).where(
-        WebhookEndpoint.id == hook["id"]).execute()
+    # The app rotates the secret (the operator could put the key back instead): the backlog
+    # goes out in order, signed with the new secret, and the endpoint's error is cleared.
+    secret = api.post(f"{HOOKS}/{hook['id']}/rotate-secret").json["secret"]
     wait_until(lambda: broken.ids() == [1, 2], timeout=60, message="the backlog delivered")
+    for got in broken.received:
+        headers = got["headers"]
+        assert webhook_signing.verify(secret, headers["Webhook-Id"],
+                                      headers["Webhook-Timestamp"],
+                                      headers["Webhook-Signature"], got["body"])
     wait_until(lambda: api.get(f"{HOOKS}/{hook['id']}").json["last_error"] is None,
                message="the error cleared")
 

@@ -12,7 +12,7 @@ from peewee import (
     TextField,
 )
 
-from thingbridge.crypto import EncryptedJSONField
+from thingbridge.crypto import LazyEncryptedJSONField
 from thingbridge.db import utcnow
 from thingbridge.models.apps import App
 from thingbridge.models.base import BaseModel, JSONField, UUIDKey
@@ -28,7 +28,7 @@ class WebhookEndpoint(BaseModel):
     description = CharField(max_length=500, default="")
     event_types = JSONField(default=list)  # patterns: "thing.created", "thing.*", "*"
     # [{"secret": "whsec_...", "expires_at": iso8601 | null}], newest first; encrypted.
-    secrets = EncryptedJSONField()
+    secrets = LazyEncryptedJSONField()  # left out of reads that do not sign (ENDPOINT_PLAIN)
     # Last event seq of the app that fan-out has turned into deliveries for this endpoint.
     cursor = BigIntegerField(default=0)
     updated_at = DateTimeField(default=utcnow)

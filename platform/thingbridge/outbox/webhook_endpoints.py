@@ -27,14 +27,12 @@ def app_endpoints(app):
         WebhookEndpoint.created_at)
 
 
-def own_endpoint(app, webhook_id: str, lock: bool = False,
-                 with_secrets: bool = False) -> WebhookEndpoint:
+def own_endpoint(app, webhook_id: str, lock: bool = False) -> WebhookEndpoint:
     """The app's endpoint; ``lock`` (inside a transaction) holds its row against concurrent
     rotations, replays and fan-out until commit. Its ``secrets`` are read (and decrypted)
-    only ``with_secrets``: an endpoint whose secrets no key decrypts is still shown."""
-    fields = WebhookEndpoint._meta.sorted_fields if with_secrets else ENDPOINT_PLAIN
-    query = WebhookEndpoint.select(*fields).where((WebhookEndpoint.id == webhook_id)
-                                                  & (WebhookEndpoint.app == app))
+    when used: an endpoint whose secrets no key decrypts is still shown."""
+    query = WebhookEndpoint.select(*ENDPOINT_PLAIN).where((WebhookEndpoint.id == webhook_id)
+                                                          & (WebhookEndpoint.app == app))
     return found((locking(query) if lock else query).first(), "webhook")
 
 
