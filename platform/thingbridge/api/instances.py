@@ -5,6 +5,7 @@ from flask.views import MethodView
 from peewee import IntegrityError
 
 from thingbridge.api.common import ID, Blueprint, link, links, protected
+from thingbridge.api.provider_calls import provider_call
 from thingbridge.connectors.contract import ConfigError, TransientError
 from thingbridge.connectors.plugin_call import guarded
 from thingbridge.connectors.registry import build_connector, installed, resolve_type
@@ -34,7 +35,7 @@ blp = Blueprint("instances", __name__, url_prefix="/api/v1/connectors/instances"
 
 @blp.route("")
 class Instances(MethodView):
-    @protected(blp, SCOPE, errors=(400, 409, 429, 502))
+    @protected(blp, SCOPE, errors=(400, 409, 429, 502, 503))
     @blp.arguments(InstanceCreateSchema)
     @blp.response(201, InstanceCreatedSchema)
     @blp.doc(**links(201, GetInstance=link(INSTANCE, "get", instance_id=CREATED),
@@ -47,10 +48,12 @@ class Instances(MethodView):
                                             & (ConnectorInstance.type_id == type_id)).exists():
             raise ApiError(409, f"this app already has an instance of {type_id}")
         # Each check is a provider call with credentials the app chose, from the API's worker.
-        quotas.Rate("INSTANCE_CHECKS_PER_MINUTE", f"check:{g.app.id}", "instance checks").check()
         try:
-            connector = build_connector(type_id)
-            guarded(connector, connector.check, config)
+            with provider_call():
+                quotas.Rate("INSTANCE_CHECKS_PER_MINUTE", f"check:{g.app.id}",
+                            "instance checks").check()
+                connector = build_connector(type_id)
+                guarded(connector, connector.check, config)
         except ConfigError as exc:
             raise ApiError(400, exc.reason, "INVALID_CONFIGURATION") from exc
         except TransientError as exc:
