@@ -174,10 +174,10 @@ class Settings(Schema):
     TOKEN_REQUESTS_PER_MINUTE = _count(300)
     ACTION_TRIGGERS_PER_MINUTE = _count(6000)
     INSTANCE_CHECKS_PER_MINUTE = _count(30)
-    # Requests of the API's processes waiting on a provider at once (instance checks, consent
-    # code exchanges, connector actions): a provider that hangs holds no more workers than
-    # this. `thingbridge api` sets it to its workers x threads - 1 (api/provider_calls.py).
-    API_PROVIDER_CALLS = _count(0)
+    # Requests of the API's processes waiting on an outside server at once (a provider's call,
+    # a registered URL's name lookup): one that hangs holds no more workers than this.
+    # `thingbridge api` sets it to its workers x threads - 1 (api/outside_calls.py).
+    API_OUTSIDE_CALLS = _count(0)
     WEBHOOKS_PER_APP = _count(100)
     REPLAYS_IN_FLIGHT = _count(5)
     THINGS_PER_SUBJECT = _count(10000)

@@ -12,7 +12,7 @@ import os
 import sys
 
 from thingbridge import create_app
-from thingbridge.api import provider_calls
+from thingbridge.api import outside_calls
 from thingbridge.config import provider_setting, var_dir
 from thingbridge.connectors.registry import connector_classes, sync_descriptions
 from thingbridge.db import db, migrate_up
@@ -89,7 +89,7 @@ Next: get a token and connect a weather location (README, "Tutorial"):
   curl -s -u {creds['client_id']}:{creds['client_secret']} -d grant_type=client_credentials \\
        {base}/oauth2/token
 Press Ctrl-C to stop.""", flush=True)
-    provider_calls.share_between_processes(f"run-{port}", API_THREADS - 1)
+    outside_calls.share_between_processes(f"run-{port}", API_THREADS - 1)
     try:
         return supervise(_children(port))
     finally:

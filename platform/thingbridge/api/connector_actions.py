@@ -18,7 +18,7 @@ from thingbridge.actions.service import (
     record_once,
 )
 from thingbridge.api.common import Blueprint, error_responses, protected
-from thingbridge.api.provider_calls import provider_call
+from thingbridge.api.outside_calls import outside_call
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.errors import ApiError, found
@@ -75,7 +75,7 @@ def perform_action(token):
     action = own_action(own_component(thing, body["componentId"]), body["actionId"])
     check_parameters(action, body["parameters"])
     # The slot before the record: a busy answer leaves no request behind to block a retry.
-    with provider_call():
+    with outside_call():
         action_request, first = record_once(app, thing, body["componentId"], body["actionId"],
                                             body["parameters"], body["id"])
         if not first:

@@ -5,7 +5,7 @@ from flask.views import MethodView
 from peewee import IntegrityError
 
 from thingbridge.api.common import ID, Blueprint, link, links, protected
-from thingbridge.api.provider_calls import provider_call
+from thingbridge.api.outside_calls import outside_call
 from thingbridge.connectors.contract import ConfigError, TransientError
 from thingbridge.connectors.plugin_call import guarded
 from thingbridge.connectors.registry import build_connector, installed, resolve_type
@@ -49,7 +49,7 @@ class Instances(MethodView):
             raise ApiError(409, f"this app already has an instance of {type_id}")
         # Each check is a provider call with credentials the app chose, from the API's worker.
         try:
-            with provider_call():
+            with outside_call():
                 quotas.Rate("INSTANCE_CHECKS_PER_MINUTE", f"check:{g.app.id}",
                             "instance checks").check()
                 connector = build_connector(type_id)

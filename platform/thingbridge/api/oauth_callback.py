@@ -7,7 +7,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Response, redirect, request
 
-from thingbridge.api import provider_calls
+from thingbridge.api import outside_calls
 from thingbridge.api.common import Blueprint
 from thingbridge.connectors import consent, oauth
 from thingbridge.errors import ApiError
@@ -64,11 +64,11 @@ def _back_to_origin(outcome: consent.Outcome):
 def oauth_callback():
     """Provider redirect target after the end user's consent (browser, no token)"""
     try:  # the slot before the state is taken: after a busy page, a reload can still finish
-        with provider_calls.provider_call():
+        with outside_calls.outside_call():
             outcome = consent.finish(request.args.get("state", ""), request.args)
     except oauth.StateError:
         return _page(STALE_LINK_PAGE, 400)
-    except provider_calls.Busy as busy:
+    except outside_calls.Busy as busy:
         return _page(BUSY_PAGE, 503, busy.data["headers"])
     return _back_to_origin(outcome)
 

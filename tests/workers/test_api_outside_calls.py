@@ -1,7 +1,8 @@
-"""The API's requests that wait on a provider (an instance's check, a consent's code exchange, a
-connector action) hold at most THINGBRIDGE_API_PROVIDER_CALLS of the server's workers: a
-provider that hangs leaves the rest answering, and a request that finds no slot is a 503 that
-did nothing, so the same request succeeds once a slot is free."""
+"""The API's requests that wait on an outside server (an instance's check, a consent's code
+exchange, a connector action, a URL registration's name lookup) hold at most
+THINGBRIDGE_API_OUTSIDE_CALLS of the server's workers: a provider that hangs leaves the rest
+answering, and a request that finds no slot is a 503 that did nothing, so the same request
+succeeds once a slot is free."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from helpers import OWM_KEY, wait_until
 from worker_fixtures import listening
 
 from thingbridge.actions import signing
-from thingbridge.api import provider_calls
+from thingbridge.api import outside_calls
 from thingbridge.models import ActionRequest, ConnectorClient, ConnectorInstance, Thing
 
 OWM = {"connector_type_id": "openweathermap", "configuration": {"app_key": OWM_KEY}}
@@ -57,7 +58,7 @@ def test_a_hanging_provider_holds_one_worker_and_the_api_answers_the_rest(
         create(second, "second")
         busy = answers["second"]
         assert busy.status_code == 503, busy.text
-        assert busy.json()["error"] == "PROVIDER_CALLS_BUSY"
+        assert busy.json()["error"] == "OUTSIDE_CALLS_BUSY"
         assert busy.headers["Retry-After"] == "1"
         for path in ("/api/v1/connectors/descriptions", "/health"):
             assert requests.get(base + path, timeout=20).status_code == 200
@@ -74,13 +75,13 @@ def test_a_hanging_provider_holds_one_worker_and_the_api_answers_the_rest(
 
 @pytest.fixture
 def one_slot(flask_app, monkeypatch):
-    """The API limited to one provider call at once; ``held()`` takes that slot, as a request
+    """The API limited to one outside call at once; ``held()`` takes that slot, as a request
     waiting on a hanging provider would."""
-    monkeypatch.setitem(flask_app.config, "API_PROVIDER_CALLS", 1)
+    monkeypatch.setitem(flask_app.config, "API_OUTSIDE_CALLS", 1)
 
     @contextmanager
     def held():
-        with flask_app.app_context(), provider_calls.provider_call():
+        with flask_app.app_context(), outside_calls.outside_call():
             yield
 
     return held
@@ -108,7 +109,7 @@ def test_a_busy_connector_action_records_nothing_and_its_retry_is_performed(
 
     with one_slot():
         busy = post()
-    assert busy.status_code == 503 and busy.json["error"] == "PROVIDER_CALLS_BUSY"
+    assert busy.status_code == 503 and busy.json["error"] == "OUTSIDE_CALLS_BUSY"
     assert busy.headers["Retry-After"] == "1"
     assert ActionRequest.select().count() == 0  # nothing to answer "still being performed"
     assert post().status_code == 204
@@ -129,3 +130,18 @@ def test_a_busy_consent_callback_keeps_its_state_and_a_reload_finishes_it(
     finished = api.http.get(callback)  # the browser's reload
     assert finished.status_code == 302 and "status=STARTING" in finished.headers["Location"]
     assert ConnectorClient.get_by_id(created.json["client_id"]).tokens
+
+
+def test_a_url_registration_looks_its_name_up_under_a_slot(api, one_slot):
+    """A registration waits up to 2 s for its URL's name: a name server that hangs would hold
+    a worker per registration as a hanging provider does."""
+    hook, callback = {"url": "https://hooks.example.com/in"}, {
+        "CallbackUrl": "https://app.example.com/cb"}
+    with one_slot():
+        answers = [api.post("/api/v1/webhooks", json=hook),
+                   api.post("/api/v1/actions/callback/register", json=callback)]
+    for busy in answers:
+        assert busy.status_code == 503 and busy.json["error"] == "OUTSIDE_CALLS_BUSY"
+    assert api.get("/api/v1/webhooks").json == []
+    assert api.post("/api/v1/webhooks", json=hook).status_code == 201
+    assert api.post("/api/v1/actions/callback/register", json=callback).status_code == 200
