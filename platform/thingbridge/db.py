@@ -155,6 +155,27 @@ def write_transaction():
     return db.atomic() if is_postgres() else db.atomic("IMMEDIATE")
 
 
+# Rows a prune deletes per transaction.
+PRUNE_BATCH = 5000
+
+
+def delete_in_batches(model, condition, batch: int | None = None) -> int:
+    """Delete ``model``'s rows that meet ``condition``, ``batch`` at a time, each batch a
+    transaction of its own; returns how many. A backlog (the first prune after a receiver or
+    broker was away for days: millions of rows) then never holds one transaction, or SQLite's
+    one write lock, for all of it, and what a prune that is stopped did stays done."""
+    batch = batch or PRUNE_BATCH
+    key = model._meta.primary_key
+    deleted = 0
+    while True:
+        with db.atomic():
+            count = model.delete().where(key.in_(
+                model.select(key).where(condition).limit(batch))).execute()
+        deleted += count
+        if count < batch:
+            return deleted
+
+
 def serialize(key: str) -> None:
     """Inside a transaction: wait until no other transaction that serialized on ``key`` is
     open, and hold ``key`` until this one ends (a PostgreSQL advisory lock; a collision of

@@ -20,7 +20,7 @@ from flask import current_app
 
 from thingbridge.config import TRUE, provider_setting
 from thingbridge.connectors.contract import Connector, ReauthRequired, TransientError
-from thingbridge.db import locking, utcnow, write_transaction
+from thingbridge.db import delete_in_batches, locking, utcnow, write_transaction
 from thingbridge.http import bounded
 from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.observability import metrics
@@ -135,7 +135,7 @@ def _take(state_hash: str, confirming: ConnectorClient | None = None) -> OAuthSt
 
 def prune_states() -> int:
     """Delete expired states (a used one is already gone)."""
-    return OAuthState.delete().where(OAuthState.expires_at <= utcnow()).execute()
+    return delete_in_batches(OAuthState, OAuthState.expires_at <= utcnow())
 
 
 def _token_record(token: dict) -> tuple[dict, datetime.datetime | None]:

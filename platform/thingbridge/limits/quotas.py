@@ -81,5 +81,5 @@ def room_for(setting: str, key: str, count: Callable[[], int], what: str, adding
 
 def prune(now: datetime.datetime | None = None) -> int:
     """Forget windows that ended: a client id seen once does not stay forever."""
-    return RateWindow.delete().where(
-        RateWindow.window_start < (now or utcnow()) - window.WINDOW).execute()
+    return db.delete_in_batches(RateWindow,
+                                RateWindow.window_start < (now or utcnow()) - window.WINDOW)
