@@ -124,6 +124,10 @@ class Settings(Schema):
     # for a free one) may take, and the name they show in pg_stat_activity.
     DATABASE_POOL_SIZE = _count(0)
     DATABASE_CONNECT_TIMEOUT = _seconds(5)
+    # Seconds one PostgreSQL statement may run, lock waits included (0: no bound). `thingbridge
+    # api` sets 10: a request stuck behind a lock held elsewhere answers 503 DATABASE_BUSY
+    # instead of holding its worker until gunicorn ends it.
+    DATABASE_STATEMENT_TIMEOUT = fields.Float(load_default=0.0, validate=Range(min=0))
     DATABASE_APPLICATION_NAME = fields.String(load_default="thingbridge")
     BROKER_URL = fields.String(load_default="filesystem://")
     # Comma-separated Fernet keys, newest first: rotation adds a key in front and

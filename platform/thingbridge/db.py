@@ -14,7 +14,12 @@ from peewee import DatabaseProxy, PostgresqlDatabase
 from playhouse.db_url import connect as connect_url
 from playhouse.migrations import Runner
 
-from thingbridge.db_pool import CommitUncertain, DatabaseUnavailable, HealingPostgresDatabase
+from thingbridge.db_pool import (
+    CommitUncertain,
+    DatabaseBusy,
+    DatabaseUnavailable,
+    HealingPostgresDatabase,
+)
 
 __all__ = ["DatabaseUnavailable", "db", "init_app", "open_database", "retry_idempotent",
            "utcnow"]
@@ -55,15 +60,18 @@ def supported_scheme(url: str) -> str:
 
 
 def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
-                  application_name: str = "thingbridge"):
+                  application_name: str = "thingbridge", statement_timeout: float = 0):
     """The database behind ``db``. PostgreSQL gets a pool per process (``pool_size``
     connections at most, 0 for one per thread that uses it; a thread that finds it full waits
-    ``connect_timeout`` seconds, as long as opening a connection may take)."""
+    ``connect_timeout`` seconds, as long as opening a connection may take), its statements
+    ended by the server after ``statement_timeout`` seconds (0: never)."""
     if supported_scheme(url) != "sqlite":
+        bound = {"options": f"-c statement_timeout={round(statement_timeout * 1000)}"} \
+            if statement_timeout else {}
         database = HealingPostgresDatabase(
             "postgresql://" + url.split("://", 1)[1], max_connections=pool_size or None,
             timeout=connect_timeout, connect_timeout=max(1, round(connect_timeout)),
-            application_name=application_name, **KEEPALIVES)
+            application_name=application_name, **KEEPALIVES, **bound)
     else:
         database = connect_url(url, pragmas={
             # WAL lets the API read while a worker writes; the timeout rides out writer overlap.
@@ -107,7 +115,13 @@ def init_app(app) -> None:
 
     @app.errorhandler(DatabaseUnavailable)
     def _unavailable(exc):
-        if isinstance(exc, CommitUncertain):
+        if isinstance(exc, DatabaseBusy):
+            error = ApiError(503, f"the database did not finish this request's statement within "
+                                  f"THINGBRIDGE_DATABASE_STATEMENT_TIMEOUT "
+                                  f"({app.config['DATABASE_STATEMENT_TIMEOUT']:g} s): a lock held "
+                                  f"elsewhere or an overloaded server; nothing was written, try "
+                                  f"again shortly", "DATABASE_BUSY")
+        elif isinstance(exc, CommitUncertain):
             # Answering "nothing happened" here could have a client repeat what happened.
             error = ApiError(503, "the database connection was lost while this request's "
                                   "write was on its way: it may have been recorded; look before "

@@ -20,6 +20,7 @@ import select
 from peewee import InterfaceError, OperationalError, __exception_wrapper__
 from playhouse.pool import MaxConnectionsExceeded
 from playhouse.postgres_ext import PooledPsycopg3Database
+from psycopg.errors import QueryCanceled
 from psycopg.pq import TransactionStatus
 
 # Statement texts that may run twice with the effect of once: reads, and the writes that
@@ -35,6 +36,19 @@ class DatabaseUnavailable(OperationalError):
 class CommitUncertain(DatabaseUnavailable):
     """The connection was lost while COMMIT was on its way: the transaction may have
     committed or not, so its work must not be assumed undone."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """The server ended a statement at its statement timeout (a lock held elsewhere, an
+    overloaded server): nothing of it was written, the connection is fine."""
+
+
+def _busy(exc: Exception) -> DatabaseBusy | None:
+    """``exc`` as the statement timeout it is, if it is one (peewee wraps psycopg's error)."""
+    original = exc.__cause__ or exc.__context__
+    if isinstance(original, QueryCanceled):
+        return DatabaseBusy(f"statement timeout: {_first_line(original)}")
+    return None
 
 
 def _dead(conn) -> bool:
@@ -123,6 +137,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
             if _dead(conn):
                 raise CommitUncertain(f"connection lost: {_first_line(exc)}") from exc
             self._roll_back_aborted(conn)
+            if busy := _busy(exc):
+                raise busy from exc
             raise
         except Exception:
             if not _dead(conn):
@@ -142,6 +158,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
             raise
         except (OperationalError, InterfaceError) as exc:
             if not _dead(self._state.conn):
+                if busy := _busy(exc):
+                    raise busy from exc
                 raise  # an error of the statement itself, on a live connection
             if self.in_transaction() or not repeatable:
                 # Outside a transaction a statement commits itself: lost under it, it may have.
