@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from peewee import DatabaseProxy, PostgresqlDatabase
-from playhouse.db_url import connect as connect_url
+from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import parse as parse_url
 from playhouse.migrations import Runner
 
 from thingbridge.db_pool import (
@@ -59,6 +59,30 @@ def supported_scheme(url: str) -> str:
     return scheme
 
 
+class WaitingSqliteDatabase(SqliteDatabase):
+    """SQLite whose "database is locked" (another writer held the one write lock past the busy
+    timeout) is ``DatabaseBusy``, as a PostgreSQL statement timeout is: a 503 that wrote
+    nothing, a task retried."""
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        return self._waiting(super().execute_sql, sql, params, *args, **kwargs)
+
+    def begin(self, *args, **kwargs):
+        return self._waiting(super().begin, *args, **kwargs)
+
+    def commit(self):
+        return self._waiting(super().commit)
+
+    @staticmethod
+    def _waiting(run, *args, **kwargs):
+        try:
+            return run(*args, **kwargs)
+        except OperationalError as exc:
+            if "database is locked" not in str(exc):
+                raise
+            raise DatabaseBusy(f"the database stayed locked by another writer: {exc}") from exc
+
+
 def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
                   application_name: str = "thingbridge", statement_timeout: float = 0):
     """The database behind ``db``. PostgreSQL gets a pool per process (``pool_size``
@@ -73,7 +97,7 @@ def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
             timeout=connect_timeout, connect_timeout=max(1, round(connect_timeout)),
             application_name=application_name, **KEEPALIVES, **bound)
     else:
-        database = connect_url(url, pragmas={
+        database = WaitingSqliteDatabase(**parse_url(url), pragmas={
             # WAL lets the API read while a worker writes; the timeout rides out writer overlap.
             "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
         })
@@ -116,11 +140,9 @@ def init_app(app) -> None:
     @app.errorhandler(DatabaseUnavailable)
     def _unavailable(exc):
         if isinstance(exc, DatabaseBusy):
-            error = ApiError(503, f"the database did not finish this request's statement within "
-                                  f"THINGBRIDGE_DATABASE_STATEMENT_TIMEOUT "
-                                  f"({app.config['DATABASE_STATEMENT_TIMEOUT']:g} s): a lock held "
-                                  f"elsewhere or an overloaded server; nothing was written, try "
-                                  f"again shortly", "DATABASE_BUSY")
+            error = ApiError(503, "the database did not finish this request's work in time (a "
+                                  "lock held elsewhere, an overloaded server); nothing was "
+                                  "written, try again shortly", "DATABASE_BUSY")
         elif isinstance(exc, CommitUncertain):
             # Answering "nothing happened" here could have a client repeat what happened.
             error = ApiError(503, "the database connection was lost while this request's "

@@ -86,3 +86,29 @@ def test_a_thing_lost_in_its_transaction_is_not_recorded(api, flask_app):
     _assert_503(answers[0], "SERVICE_UNAVAILABLE")
     assert Thing.select().where(Thing.name == "second").count() == 0
     assert api.post(THINGS, json={**LAMP, "name": "second"}).status_code == 201
+
+
+def test_sqlite_locked_past_its_busy_timeout_is_busy_not_an_error(tmp_path):
+    """The embedded mode's SQLite takes one writer at a time; a writer that holds the lock
+    past the busy timeout makes the others' statements DatabaseBusy (503 DATABASE_BUSY, a
+    task retried), as a PostgreSQL statement timeout does, not an unexpected error."""
+    import sqlite3
+
+    from thingbridge.db import WaitingSqliteDatabase
+    from thingbridge.db_pool import DatabaseBusy
+
+    path = tmp_path / "embedded.db"
+    database = WaitingSqliteDatabase(str(path), pragmas={"busy_timeout": 100})
+    database.execute_sql("CREATE TABLE counter (n INTEGER)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseBusy):
+            database.execute_sql("INSERT INTO counter VALUES (1)")
+        with pytest.raises(DatabaseBusy):
+            database.begin("IMMEDIATE")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    database.execute_sql("INSERT INTO counter VALUES (1)")
+    assert database.execute_sql("SELECT count(*) FROM counter").fetchone() == (1,)
