@@ -146,8 +146,11 @@ def clean_db(flask_app):
 
     from thingbridge import tasks
     from thingbridge.db import db
+    from thingbridge.http import breaker
 
-    tasks._soon_paused_until[0] = 0.0  # a broker outage one test made is not the next one's
+    # A broker or provider outage one test made is not the next one's.
+    tasks._soon_paused_until[0] = 0.0
+    breaker.forget()
     with flask_app.app_context():
         with db.connection_context():
             truncate_all()

@@ -21,6 +21,7 @@ from thingbridge.connectors.contract import (
     ReauthRequired,
     TransientError,
 )
+from thingbridge.connectors.plugin_call import guarded
 from thingbridge.http import addresses, bounded
 from thingbridge.observability import metrics
 from thingbridge_netatmo import client as netatmo
@@ -229,3 +230,41 @@ def test_no_redirect_is_followed_not_even_with_a_client_secret(servers):
     with pytest.raises(requests.TooManyRedirects):
         refresh.refresh_token(redirecting.url(), refresh_token="r", timeout=5)
     assert (redirecting.connections, elsewhere.connections) == (2, 0)
+
+
+def test_a_provider_that_stops_answering_is_paused_then_probed(servers, monkeypatch, clean_db):
+    """Each process stops sending to a provider that answered none of its last 5 calls: the
+    calls fail at once, not sent, for a pause; then one probe goes out, and an answer ends the
+    pause. So its due clients do not each hold a worker thread for a whole timeout."""
+    from thingbridge.http import breaker
+
+    answers = []
+
+    def provider(conn):
+        stream = conn.makefile("rb")
+        read_request(stream)
+        if answers:
+            conn.sendall(answers[0])
+        else:
+            stream.read()  # nothing, until the caller gives up and closes
+
+    server = servers(provider)
+    owm = OpenWeatherMapConnector(base_url=f"http://127.0.0.1:{server.port}",
+                                  session=_session(), timeout=0.5)
+    context = ClientContext({"app_key": OWM_KEY}, {"city": "Berlin"})
+    paused = _count("paused")
+    for _ in range(breaker.FAILURES):
+        with pytest.raises(TransientError, match="ReadTimeout"):
+            guarded(owm, owm.fetch, context)
+    assert server.connections == breaker.FAILURES
+    for _ in range(3):
+        with pytest.raises(TransientError, match="answered none of this process's last 5"):
+            guarded(owm, owm.fetch, context)
+    assert server.connections == breaker.FAILURES and _count("paused") == paused + 3
+    later = time.monotonic() + breaker.FIRST_PAUSE  # the pause is over: one probe goes out
+    monkeypatch.setattr(breaker, "_clock", lambda: later)
+    answers.append(b"HTTP/1.1 401 Unauthorized\r\n" + JSON + b"Content-Length: 2\r\n\r\n{}")
+    for _ in range(2):  # answered (a verdict on the key): the calls go out again
+        with pytest.raises(ConfigError):
+            guarded(owm, owm.fetch, context)
+    assert server.connections == breaker.FAILURES + 2
