@@ -80,7 +80,7 @@ class WaitingSqliteDatabase(SqliteDatabase):
         except OperationalError as exc:
             if "database is locked" not in str(exc):
                 raise
-            raise DatabaseBusy(f"the database stayed locked by another writer: {exc}") from exc
+            raise DatabaseBusy(str(exc), "stayed locked by another writer") from exc
 
 
 def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
@@ -140,9 +140,8 @@ def init_app(app) -> None:
     @app.errorhandler(DatabaseUnavailable)
     def _unavailable(exc):
         if isinstance(exc, DatabaseBusy):
-            error = ApiError(503, "the database did not finish this request's work in time (a "
-                                  "lock held elsewhere, an overloaded server); nothing was "
-                                  "written, try again shortly", "DATABASE_BUSY")
+            error = ApiError(503, f"the database {exc.why}; nothing was written, try again "
+                                  "shortly", "DATABASE_BUSY")
         elif isinstance(exc, CommitUncertain):
             # Answering "nothing happened" here could have a client repeat what happened.
             error = ApiError(503, "the database connection was lost while this request's "

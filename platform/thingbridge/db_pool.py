@@ -20,7 +20,6 @@ import select
 from peewee import InterfaceError, OperationalError, __exception_wrapper__
 from playhouse.pool import MaxConnectionsExceeded
 from playhouse.postgres_ext import PooledPsycopg3Database
-from psycopg.errors import QueryCanceled
 from psycopg.pq import TransactionStatus
 
 # Statement texts that may run twice with the effect of once: reads, and the writes that
@@ -39,16 +38,28 @@ class CommitUncertain(DatabaseUnavailable):
 
 
 class DatabaseBusy(DatabaseUnavailable):
-    """The server ended a statement at its statement timeout (a lock held elsewhere, an
-    overloaded server): nothing of it was written, the connection is fine."""
+    """The server refused a statement's work for now on a connection that is fine: it ran past
+    its statement timeout (a lock held elsewhere, an overloaded server) or the server is out of
+    a resource (disk space, memory). Nothing of it was written. ``why`` completes "the
+    database ..." for the caller, without the server's own text (paths, sizes)."""
+
+    def __init__(self, message: str, why: str):
+        super().__init__(message)
+        self.why = why
 
 
 def _busy(exc: Exception) -> DatabaseBusy | None:
-    """``exc`` as the statement timeout it is, if it is one (peewee wraps psycopg's error)."""
+    """``exc`` (peewee's wrapping of psycopg's error) as the refusal it is, if it is one."""
     original = exc.__cause__ or exc.__context__
-    if isinstance(original, QueryCanceled):
-        return DatabaseBusy(f"statement timeout: {_first_line(original)}")
-    return None
+    state = getattr(original, "sqlstate", None) or ""
+    if state == "57014":  # query_canceled: the statement timeout (or an operator's cancel)
+        why = "did not finish this request's work in time (a lock held elsewhere, an " \
+              "overloaded server)"
+    elif state.startswith("53"):  # insufficient resources: disk full, out of memory
+        why = "is out of a resource it needs (disk space, memory)"
+    else:
+        return None
+    return DatabaseBusy(_first_line(original), why)
 
 
 def _dead(conn) -> bool:
