@@ -39,8 +39,9 @@ class CommitUncertain(DatabaseUnavailable):
 
 class DatabaseBusy(DatabaseUnavailable):
     """The server refused a statement's work for now on a connection that is fine: it ran past
-    its statement timeout (a lock held elsewhere, an overloaded server) or the server is out of
-    a resource (disk space, memory). Nothing of it was written. ``why`` completes "the
+    its statement timeout (a lock held elsewhere, an overloaded server), the server is out of
+    a resource (disk space, memory), or it ended the transaction to break a deadlock. Nothing
+    of it was written. ``why`` completes "the
     database ..." for the caller, without the server's own text (paths, sizes)."""
 
     def __init__(self, message: str, why: str):
@@ -57,6 +58,8 @@ def _busy(exc: Exception) -> DatabaseBusy | None:
               "overloaded server)"
     elif state.startswith("53"):  # insufficient resources: disk full, out of memory
         why = "is out of a resource it needs (disk space, memory)"
+    elif state in ("40001", "40P01"):  # serialization failure, deadlock detected
+        why = "ended this request's work to let a concurrent one through (a deadlock)"
     else:
         return None
     return DatabaseBusy(_first_line(original), why)
