@@ -3,6 +3,7 @@ reauthorization errors, and the setRoomThermPoint action routed to the provider.
 
 from __future__ import annotations
 
+import datetime
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -280,6 +281,53 @@ def test_action_with_a_rejected_unexpired_token_refreshes_once(api, netatmo_sim,
     assert stats["refreshes"] == 1
     assert stats["setroomthermpoint_calls"][-1]["mode"] == "max"
     assert client_row(client_id).tokens["access_token"] != before["access_token"]
+
+
+def _set_max(api, netatmo_sim) -> str:
+    room = Thing.get(Thing.display_type == "THERMOSTAT")
+    resp = api.post(f"/api/v1/things/{room.id}/components/thermostat/actions/setRoomThermPoint",
+                    json={"mode": "max"})
+    assert resp.status_code == 201, resp.json
+    return resp.json["id"]
+
+
+def test_an_action_throttled_past_its_deadline_fails_at_once_with_the_providers_reason(
+        api, netatmo_sim, start_worker):
+    """Netatmo's usage limit (403 code 26, no Retry-After: 300 s assumed) outlasts the
+    action's 60 s: one call, FAILED with the limit as its error. Before, the worker tried
+    again 1, 2, 4, 8, 16 and 30 s later (6 calls the provider refused) and the request
+    ended FAILED with just `timeout`."""
+    start_worker()
+    wait_status(consent(api)["client_id"], "STARTED")
+    requests.post(f"{netatmo_sim}/_sim/control", json={"mode": "usage_limit_403"}, timeout=5)
+    request_id = _set_max(api, netatmo_sim)
+    request = wait_until(lambda: ActionRequest.get_by_id(request_id).status != "PENDING"
+                         and ActionRequest.get_by_id(request_id), message="action done")
+    assert request.status == "FAILED"
+    assert request.error == "Netatmo usage limit reached: User usage reached"
+    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 1
+    failed = [e for e in api.get("/api/v1/events?after=0").json["events"]
+              if e["type"] == "action.failed"]
+    assert [e["data"]["error"] for e in failed] == [request.error]
+
+
+def test_an_action_throttled_within_its_deadline_waits_as_long_as_the_provider_asks(
+        api, netatmo_sim, start_worker):
+    """A 429 with `Retry-After: 2`: every retry is due no sooner than that (the backoff's
+    first step is 1 s), then the request completes."""
+    start_worker()
+    wait_status(consent(api)["client_id"], "STARTED")
+    requests.post(f"{netatmo_sim}/_sim/control", json={"mode": "usage_limit_429",
+                                                       "retry_after": 2}, timeout=5)
+    request_id = _set_max(api, netatmo_sim)
+    waiting = wait_until(lambda: ActionRequest.get_by_id(request_id).attempts >= 1
+                         and ActionRequest.get_by_id(request_id), message="first attempt")
+    assert waiting.status == "PENDING" and "usage limit" in waiting.error
+    assert waiting.next_attempt_at - waiting.updated_at >= datetime.timedelta(seconds=2)
+    requests.post(f"{netatmo_sim}/_sim/control", json={"mode": "ok"}, timeout=5)
+    done = wait_until(lambda: ActionRequest.get_by_id(request_id).status != "PENDING"
+                      and ActionRequest.get_by_id(request_id), message="action done")
+    assert done.status == "COMPLETED", done.error
 
 
 def test_connector_action_endpoint_verifies_signatures(api, netatmo_sim, start_worker):
