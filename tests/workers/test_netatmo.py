@@ -231,6 +231,33 @@ def test_revoked_grant_is_reauthorization_required(api, netatmo_sim, start_worke
     assert client.status_reason == "reauthorization required"
 
 
+def test_a_refresh_whose_answer_is_lost_leaves_a_grant_only_a_new_consent_repairs(
+        api, netatmo_sim, start_worker):
+    """Netatmo rotates the refresh token, and its answer never arrives: the poll is a
+    transient failure (status kept), and the next refresh, with the token the provider
+    rotated away, is invalid_grant: ERROR `reauthorization required`, polled no more. Without
+    a grace period at the provider the pair is lost; what the host guarantees is a defined
+    state the app can see, not a refresh loop."""
+    start_worker()
+    client_id = consent(api)["client_id"]
+    wait_status(client_id, "STARTED")
+    requests.post(f"{netatmo_sim}/_sim/control", json={"lose_refresh_answers": True,
+                                                       "timeout_seconds": 5}, timeout=5)
+    requests.post(f"{netatmo_sim}/_sim/expire_tokens", timeout=5)
+    ConnectorClient.update(token_expires_at=utcnow()).execute()
+    repoll(client_id)
+    lost = wait_until(lambda: client_row(client_id).failure_count == 1
+                      and client_row(client_id), message="a transient failure")
+    assert lost.status == "STARTED" and "token endpoint unreachable" in lost.status_reason
+    requests.post(f"{netatmo_sim}/_sim/control", json={"lose_refresh_answers": False},
+                  timeout=5)
+    repoll(client_id)
+    stranded = wait_status(client_id, "ERROR")
+    assert stranded.status_reason == "reauthorization required"
+    assert stranded.next_poll_at is None
+    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["refreshes"] == 1
+
+
 def test_usage_limit_is_throttling_not_reauth(api, netatmo_sim, start_worker):
     start_worker()
     client_id = consent(api)["client_id"]

@@ -15,7 +15,7 @@ from flows import (
     repoll,
     wait_status,
 )
-from helpers import wait_until
+from helpers import OWM_KEY, wait_until
 
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, OAuthState
@@ -24,6 +24,7 @@ from thingbridge.tasks import enqueue
 CLIENTS = "/api/v1/connectors/clients"
 REFUSED = "the provider refused the connector instance's configuration"
 FIXED = "instance configuration changed; waiting for the first poll"
+OTHER_KEY = "fedcba9876543210fedcba9876543210"
 ALICE = "alice@example.com"
 
 
@@ -240,3 +241,27 @@ def test_a_rotated_app_secret_is_fixed_once_on_the_instance(api, netatmo_sim, st
     assert client_row(ids["carol"]).status_reason == "reauthorization required"
     assert _status_moves(api, ids["carol"], mark) == []
     assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["users"] == 3
+
+
+def test_a_revoked_app_key_is_fixed_once_on_the_instance(api, owm_sim, start_worker):
+    """OpenWeatherMap's 401 (the app key revoked) is the instance's: PATCHing it with a key
+    that works starts its clients again; one stopped by its own configuration (a location
+    OpenWeatherMap does not know) stays stopped."""
+    start_worker()
+    berlin = owm_client(api)
+    wait_status(berlin, "STARTED")
+    atlantis = owm_client(api.as_subject("bob"), city="Atlantis")
+    assert "location not found" in wait_status(atlantis, "ERROR").status_reason
+    requests.post(f"{owm_sim}/_sim/control", json={"revoked_keys": [OWM_KEY]}, timeout=5)
+    repoll(berlin)
+    broken = wait_status(berlin, "ERROR")
+    assert broken.status_reason.startswith(REFUSED), broken.status_reason
+    assert "invalid OpenWeatherMap app key" in broken.status_reason
+
+    path = f"/api/v1/connectors/instances/{broken.instance_id}"
+    assert api.patch(path, json={"configuration": {"app_key": OWM_KEY}}).status_code == 400
+    fixed = api.patch(path, json={"configuration": {"app_key": OTHER_KEY}})
+    assert fixed.status_code == 200, fixed.json
+    wait_status(berlin, "STARTED")
+    assert "location not found" in client_row(atlantis).status_reason
+    assert client_row(atlantis).status == "ERROR"
