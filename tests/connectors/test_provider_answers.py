@@ -18,6 +18,7 @@ from thingbridge.connectors import oauth
 from thingbridge.connectors.contract import (
     ClientContext,
     ConfigError,
+    InstanceRefused,
     ReauthRequired,
     TransientError,
 )
@@ -106,7 +107,7 @@ def test_a_netatmo_429_is_waited_out_whatever_its_body(servers):
 
 
 @pytest.mark.parametrize("code, error", [
-    (13, ReauthRequired), (30, ReauthRequired), (5, ConfigError), (9, TransientError),
+    (13, ReauthRequired), (30, ReauthRequired), (5, InstanceRefused), (9, TransientError),
     (41, TransientError)])
 def test_only_netatmos_verdict_codes_stop_the_client(servers, code, error):
     """A scope the grant lacks needs a new consent, a deactivated application the operator;
@@ -127,7 +128,7 @@ def test_a_netatmo_credential_check_answered_with_a_list_is_transient(servers):
 @pytest.mark.parametrize("status, error", [
     (b"403 Forbidden", TransientError), (b"408 Request Timeout", TransientError),
     (b"302 Found", TransientError), (b"400 Bad Request", ConfigError),
-    (b"401 Unauthorized", ConfigError), (b"404 Not Found", ConfigError)])
+    (b"401 Unauthorized", InstanceRefused), (b"404 Not Found", ConfigError)])
 def test_owm_statuses_it_does_not_document_are_transient(servers, status, error):
     server = servers(answering(status, JSON, b'{"message": "no"}'))
     owm = OpenWeatherMapConnector(base_url=f"http://127.0.0.1:{server.port}",

@@ -14,7 +14,7 @@ import requests
 from prometheus_client import Counter, Histogram
 
 from thingbridge.connectors import poll_tally
-from thingbridge.connectors.contract import ReauthRequired
+from thingbridge.connectors.contract import InstanceRefused, ReauthRequired
 from thingbridge.db import utcnow
 from thingbridge.http.breaker import ProviderPaused
 
@@ -91,9 +91,11 @@ class ProviderSession(requests.Session):
 
 
 def token_refreshed(connector: str, error: Exception | None = None) -> None:
-    """A refresh succeeded, or failed with ``error`` (ReauthRequired: the grant is gone)."""
+    """A refresh succeeded, or failed with ``error`` (ReauthRequired: the grant is gone;
+    InstanceRefused: the app's OAuth client is refused, for every end user)."""
     outcome = "ok" if error is None else (
-        "reauth_required" if isinstance(error, ReauthRequired) else "failed")
+        "reauth_required" if isinstance(error, ReauthRequired) else
+        "instance_refused" if isinstance(error, InstanceRefused) else "failed")
     TOKEN_REFRESHES.labels(connector, outcome).inc()
 
 
