@@ -177,6 +177,7 @@ class Settings(Schema):
     # Fair share between apps (README "Running it safely").
     TOKEN_REQUESTS_PER_MINUTE = _count(300)
     ACTION_TRIGGERS_PER_MINUTE = _count(6000)
+    WRITES_PER_MINUTE = _count(6000)
     INSTANCE_CHECKS_PER_MINUTE = _count(30)
     # Requests of the API's processes waiting on an outside server at once (a provider's call,
     # a registered URL's name lookup): one that hangs holds no more workers than this.
