@@ -144,8 +144,13 @@ def clean_db(flask_app):
     """Empty tables and queue; the test body runs inside an app context, like a request."""
     from worker_fixtures import clear_unacked  # after pytest loaded it as a plugin
 
+    from thingbridge import tasks
     from thingbridge.db import db
+    from thingbridge.http import breaker
 
+    # A broker or provider outage one test made is not the next one's.
+    tasks._soon_paused_until[0] = 0.0
+    breaker.forget()
     with flask_app.app_context():
         with db.connection_context():
             truncate_all()

@@ -85,6 +85,16 @@ def reauthorize(api, client_id, decision="accept", login="") -> dict:
 def approve(api, consent_url, decision="accept", login="") -> dict:
     """The end user on the simulator's consent page (signed in as ``login``, the same devices
     each time; a new account when empty), then the browser back through our callback."""
+    landed = api.http.get(decided(consent_url, decision, login))
+    assert landed.status_code == 302
+    target = urlsplit(landed.headers["Location"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == ORIGIN
+    return {k: v[0] for k, v in parse_qs(target.query).items()}
+
+
+def decided(consent_url, decision="accept", login="") -> str:
+    """The end user's decision on the simulator's consent page: the path and query of our
+    callback the provider sends the browser back to."""
     page = requests.get(consent_url, timeout=5)
     assert page.status_code == 200 and 'id="accept"' in page.text
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
@@ -93,8 +103,4 @@ def approve(api, consent_url, decision="accept", login="") -> dict:
                          allow_redirects=False, timeout=5)
     assert back.status_code == 302
     callback = urlsplit(back.headers["Location"])
-    landed = api.http.get(f"{callback.path}?{callback.query}")
-    assert landed.status_code == 302
-    target = urlsplit(landed.headers["Location"])
-    assert f"{target.scheme}://{target.netloc}{target.path}" == ORIGIN
-    return {k: v[0] for k, v in parse_qs(target.query).items()}
+    return f"{callback.path}?{callback.query}"

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
 import requests
-from helpers import BROKER_URL, DATABASE_URL, LOOPBACK, PUBLIC_BASE_URL, SECRET_KEY
+from helpers import BROKER_URL, DATABASE_URL, LOOPBACK, PUBLIC_BASE_URL, SECRET_KEY, wait_until
 
 # The workers' broker visibility timeout: a task a killed worker held comes back after it.
 VISIBILITY_TIMEOUT = 6
@@ -116,3 +117,41 @@ def owm_sim(simulators):
 @pytest.fixture
 def netatmo_sim(simulators):
     yield from _fresh_simulator(simulators, "netatmo")
+
+
+THINGBRIDGE = str(Path(sys.executable).with_name("thingbridge"))
+
+
+@pytest.fixture
+def run(worker_env, tmp_path):
+    """Start ``thingbridge <args>`` in its own process group, output to a file; stopped after."""
+    started = []
+
+    def start(*args, env=None) -> subprocess.Popen:
+        log = tmp_path / f"{args[0]}-{len(started)}.log"
+        proc = subprocess.Popen([THINGBRIDGE, *args], env={
+            **worker_env, "THINGBRIDGE_METRICS_DIR": str(tmp_path / "metrics"), **(env or {})},
+            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log = log
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def listening(base: str) -> None:
+    """Wait for a `thingbridge api` at ``base`` to answer (its workers boot after it binds)."""
+    def answers() -> bool:
+        try:
+            return requests.get(f"{base}/health", timeout=5).status_code in (200, 503)
+        except (requests.ConnectionError, requests.Timeout):
+            return False
+
+    wait_until(answers, timeout=60, message=f"the API at {base} to answer")

@@ -12,6 +12,7 @@ import requests
 from thingbridge.connectors.contract import (
     ActionError,
     ConfigError,
+    InstanceRefused,
     ReauthRequired,
     TokenRejected,
     TransientError,
@@ -23,7 +24,7 @@ TOKEN_CODES = {2, 3}
 # Netatmo's error codes that are a verdict on the instance or the grant: the application
 # deactivated or unknown (5, 22); the operation forbidden to the grant's scopes (13), its user
 # gone (23) or its refresh token invalid (30): a new consent.
-VERDICTS = {5: ConfigError, 22: ConfigError, 13: ReauthRequired, 23: ReauthRequired,
+VERDICTS = {5: InstanceRefused, 22: InstanceRefused, 13: ReauthRequired, 23: ReauthRequired,
             30: ReauthRequired}
 USAGE_LIMIT = 26
 DEFAULT_THROTTLE = 300.0

@@ -5,10 +5,13 @@ Test control over HTTP (workers calling it run in other processes): ``POST /_sim
 {"mode": ok|error_500|timeout|usage_limit_403|usage_limit_429, "timeout_seconds",
 "reading_bucket": int|null (pins the 10-minute bucket readings come from; null follows the
 clock), "unreachable": ["outdoor", "wind", "rain", "indoor"] (station modules out of reach,
-answered as Netatmo does: ``reachable`` false, no ``dashboard_data``)},
-``POST /_sim/revoke``, ``POST /_sim/expire_tokens``, ``POST /_sim/clients`` {client_id,
-client_secret}, ``POST /_sim/grant`` {client_id} (a consented user without a browser),
-``GET /_sim/stats``, ``POST /_sim/reset``.
+answered as Netatmo does: ``reachable`` false, no ``dashboard_data``), "lose_refresh_answers":
+bool (a refresh rotates the token, then answers only after ``timeout_seconds``),
+"retry_after": seconds|null (the usage limits' ``Retry-After``)},
+``POST /_sim/revoke`` [{"login"}] (every grant, or that account's), ``POST /_sim/expire_tokens``,
+``POST /_sim/clients`` {client_id, client_secret}, ``POST /_sim/grant`` {client_id} (a
+consented user without a browser), ``GET /_sim/stats`` (``token``: every token call),
+``POST /_sim/reset``.
 The consent page's optional ``login`` field names the account: the same login is the same
 user (same devices) on every consent, an empty one a new user. PKCE (RFC 7636): a
 ``code_challenge`` sent to the authorize page binds the code to its ``code_verifier``.
@@ -67,6 +70,8 @@ class NetatmoSimulator:
             self.mode, self.timeout_seconds = "ok", 5.0
             self.reading_bucket: int | None = None
             self.unreachable: list[str] = []
+            self.lose_refresh_answers = False
+            self.retry_after: int | None = None
             self.users = 0
             self.logins: dict[str, int] = {}        # login -> user
             # code -> (user, client_id, redirect_uri, code_challenge, code_challenge_method)
@@ -144,6 +149,8 @@ class NetatmoSimulator:
     def token(self, request: Request) -> Response:
         form = request.form
         client_id = form.get("client_id", "")
+        with self.lock:
+            self.stats["token"] += 1  # every call, answered or refused
         if self.clients.get(client_id) != form.get("client_secret") or not client_id:
             return _json({"error": "invalid_client"}, 400)
         with self.lock:
@@ -159,14 +166,17 @@ class NetatmoSimulator:
                                   "error_description": "code_verifier does not match"}, 400)
                 self.stats["pkce_verified"] += bool(challenge)
                 return _json(self._issue(user, client_id))
-            if form.get("grant_type") == "refresh_token":
-                # Rotation: the old refresh token dies as the new pair is issued.
-                grant = self.refresh.pop(form.get("refresh_token", ""), None)
-                if grant is None or grant[1] != client_id:
-                    return _json({"error": "invalid_grant"}, 400)
-                self.stats["refreshes"] += 1
-                return _json(self._issue(grant[0], client_id))
-        return _json({"error": "unsupported_grant_type"}, 400)
+            if form.get("grant_type") != "refresh_token":
+                return _json({"error": "unsupported_grant_type"}, 400)
+            # Rotation: the old refresh token dies as the new pair is issued.
+            grant = self.refresh.pop(form.get("refresh_token", ""), None)
+            if grant is None or grant[1] != client_id:
+                return _json({"error": "invalid_grant"}, 400)
+            self.stats["refreshes"] += 1
+            issued, lose = self._issue(grant[0], client_id), self.lose_refresh_answers
+        if lose:  # rotated, but the answer comes after the caller stopped waiting for it
+            time.sleep(self.timeout_seconds)
+        return _json(issued)
 
     # --- API ------------------------------------------------------------------------------
     def api(self, request: Request) -> Response:
@@ -179,7 +189,10 @@ class NetatmoSimulator:
         if mode == "error_500":
             return _json({"error": {"code": 500, "message": "Internal Server Error"}}, 500)
         if mode in ("usage_limit_403", "usage_limit_429"):
-            return _api_error(26, int(mode[-3:]))
+            refused = _api_error(26, int(mode[-3:]))
+            if self.retry_after is not None:
+                refused.headers["Retry-After"] = str(self.retry_after)
+            return refused
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         grant = self.access.get(token)
         if grant is None:
@@ -234,9 +247,19 @@ class NetatmoSimulator:
                 if not isinstance(unreachable, list) or not set(unreachable) <= MODULES:
                     return _json({"error": f"unreachable: a list of {sorted(MODULES)}"}, 400)
                 self.unreachable = unreachable
+                self.retry_after = body.get("retry_after", self.retry_after)
+                self.lose_refresh_answers = bool(body.get("lose_refresh_answers",
+                                                          self.lose_refresh_answers))
             elif action == "revoke":
-                self.refresh.clear()
-                self.access.clear()
+                # One account's grants ({"login": ...}, as on the consent page), or every one.
+                login = body.get("login")
+                if login is not None and login not in self.logins:
+                    return _json({"error": "unknown login"}, 400)
+                user = self.logins.get(login)
+                for tokens in (self.refresh, self.access):
+                    for token in [t for t, grant in tokens.items()
+                                  if user is None or grant[0] == user]:
+                        del tokens[token]
             elif action == "expire_tokens":
                 self.access = {t: (u, 0) for t, (u, _) in self.access.items()}
             elif action == "clients":

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import requests
 
-from thingbridge.connectors.contract import ConfigError, TransientError, json_object
+from thingbridge.connectors.contract import (
+    ConfigError,
+    InstanceRefused,
+    TransientError,
+    json_object,
+)
 from thingbridge.http.retry_after import parse_retry_after
 
 WEATHER_PATH = "/data/2.5/weather"
@@ -38,7 +43,7 @@ def current_weather(session: requests.Session, base_url: str, app_key: str,
 def _classify(resp: requests.Response) -> Exception:
     status, message = resp.status_code, _message(resp)
     if status == 401:
-        return ConfigError(f"invalid OpenWeatherMap app key: {message}")
+        return InstanceRefused(f"invalid OpenWeatherMap app key: {message}")
     if status == 404:
         return ConfigError(f"location not found: {message}")
     if status == 429:

@@ -26,7 +26,8 @@ def create_app(overrides: dict | None = None, serve_http: bool = True) -> Flask:
     crypto.configure(app.config["SECRET_KEYS"])
     database.open_database(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"],
                            app.config["DATABASE_CONNECT_TIMEOUT"],
-                           app.config["DATABASE_APPLICATION_NAME"])
+                           app.config["DATABASE_APPLICATION_NAME"],
+                           app.config["DATABASE_STATEMENT_TIMEOUT"])
     database.init_app(app)
     registry.init_app(app)
     tasks.celery_init_app(app)

@@ -233,13 +233,17 @@ def _celery(command: str, args) -> list[str]:
 def api(host, port, workers, threads):
     """Serve the REST API (and the console, and /metrics) under gunicorn, which restarts a
     worker process that dies."""
+    from thingbridge.api import outside_calls
     from thingbridge.gunicorn_workers import serve_command
     from thingbridge.observability.exposition import share_between_processes
 
     _warn_if_stored_secrets_unreadable(_check_settings())
     share_between_processes(f"api-{port}")  # /metrics sums every gunicorn process
-    # One pooled database connection per thread: a request never waits for another's.
-    env = _role_env("api", DATABASE_POOL_SIZE=threads)
+    # A provider or name server that hangs holds all but one of the server's slots at most.
+    outside_calls.share_between_processes(f"api-{port}", workers * threads - 1)
+    # One pooled database connection per thread: a request never waits for another's; a
+    # statement stuck behind a lock held elsewhere ends well inside gunicorn's 30 s.
+    env = _role_env("api", DATABASE_POOL_SIZE=threads, DATABASE_STATEMENT_TIMEOUT=10)
     os.execvpe(sys.executable, serve_command(workers, threads, f"{host}:{port}"), env)
 
 

@@ -124,6 +124,10 @@ class Settings(Schema):
     # for a free one) may take, and the name they show in pg_stat_activity.
     DATABASE_POOL_SIZE = _count(0)
     DATABASE_CONNECT_TIMEOUT = _seconds(5)
+    # Seconds one PostgreSQL statement may run, lock waits included (0: no bound). `thingbridge
+    # api` sets 10: a request stuck behind a lock held elsewhere answers 503 DATABASE_BUSY
+    # instead of holding its worker until gunicorn ends it.
+    DATABASE_STATEMENT_TIMEOUT = fields.Float(load_default=0.0, validate=Range(min=0))
     DATABASE_APPLICATION_NAME = fields.String(load_default="thingbridge")
     BROKER_URL = fields.String(load_default="filesystem://")
     # Comma-separated Fernet keys, newest first: rotation adds a key in front and
@@ -173,7 +177,12 @@ class Settings(Schema):
     # Fair share between apps (README "Running it safely").
     TOKEN_REQUESTS_PER_MINUTE = _count(300)
     ACTION_TRIGGERS_PER_MINUTE = _count(6000)
+    WRITES_PER_MINUTE = _count(6000)
     INSTANCE_CHECKS_PER_MINUTE = _count(30)
+    # Requests of the API's processes waiting on an outside server at once (a provider's call,
+    # a registered URL's name lookup): one that hangs holds no more workers than this.
+    # `thingbridge api` sets it to its workers x threads - 1 (api/outside_calls.py).
+    API_OUTSIDE_CALLS = _count(0)
     WEBHOOKS_PER_APP = _count(100)
     REPLAYS_IN_FLIGHT = _count(5)
     THINGS_PER_SUBJECT = _count(10000)

@@ -10,11 +10,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from peewee import DatabaseProxy, PostgresqlDatabase
-from playhouse.db_url import connect as connect_url
+from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import parse as parse_url
 from playhouse.migrations import Runner
 
-from thingbridge.db_pool import CommitUncertain, DatabaseUnavailable, HealingPostgresDatabase
+from thingbridge.db_pool import (
+    CommitUncertain,
+    DatabaseBusy,
+    DatabaseUnavailable,
+    HealingPostgresDatabase,
+)
 
 __all__ = ["DatabaseUnavailable", "db", "init_app", "open_database", "retry_idempotent",
            "utcnow"]
@@ -54,18 +59,45 @@ def supported_scheme(url: str) -> str:
     return scheme
 
 
+class WaitingSqliteDatabase(SqliteDatabase):
+    """SQLite whose "database is locked" (another writer held the one write lock past the busy
+    timeout) is ``DatabaseBusy``, as a PostgreSQL statement timeout is: a 503 that wrote
+    nothing, a task retried."""
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        return self._waiting(super().execute_sql, sql, params, *args, **kwargs)
+
+    def begin(self, *args, **kwargs):
+        return self._waiting(super().begin, *args, **kwargs)
+
+    def commit(self):
+        return self._waiting(super().commit)
+
+    @staticmethod
+    def _waiting(run, *args, **kwargs):
+        try:
+            return run(*args, **kwargs)
+        except OperationalError as exc:
+            if "database is locked" not in str(exc):
+                raise
+            raise DatabaseBusy(str(exc), "stayed locked by another writer") from exc
+
+
 def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
-                  application_name: str = "thingbridge"):
+                  application_name: str = "thingbridge", statement_timeout: float = 0):
     """The database behind ``db``. PostgreSQL gets a pool per process (``pool_size``
     connections at most, 0 for one per thread that uses it; a thread that finds it full waits
-    ``connect_timeout`` seconds, as long as opening a connection may take)."""
+    ``connect_timeout`` seconds, as long as opening a connection may take), its statements
+    ended by the server after ``statement_timeout`` seconds (0: never)."""
     if supported_scheme(url) != "sqlite":
+        bound = {"options": f"-c statement_timeout={round(statement_timeout * 1000)}"} \
+            if statement_timeout else {}
         database = HealingPostgresDatabase(
             "postgresql://" + url.split("://", 1)[1], max_connections=pool_size or None,
             timeout=connect_timeout, connect_timeout=max(1, round(connect_timeout)),
-            application_name=application_name, **KEEPALIVES)
+            application_name=application_name, **KEEPALIVES, **bound)
     else:
-        database = connect_url(url, pragmas={
+        database = WaitingSqliteDatabase(**parse_url(url), pragmas={
             # WAL lets the API read while a worker writes; the timeout rides out writer overlap.
             "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
         })
@@ -107,7 +139,10 @@ def init_app(app) -> None:
 
     @app.errorhandler(DatabaseUnavailable)
     def _unavailable(exc):
-        if isinstance(exc, CommitUncertain):
+        if isinstance(exc, DatabaseBusy):
+            error = ApiError(503, f"the database {exc.why}; nothing was written, try again "
+                                  "shortly", "DATABASE_BUSY")
+        elif isinstance(exc, CommitUncertain):
             # Answering "nothing happened" here could have a client repeat what happened.
             error = ApiError(503, "the database connection was lost while this request's "
                                   "write was on its way: it may have been recorded; look before "
@@ -153,6 +188,27 @@ def write_transaction():
     the start (IMMEDIATE) instead of failing at the first write after another writer
     committed; on PostgreSQL an ordinary one, in which callers lock what they read."""
     return db.atomic() if is_postgres() else db.atomic("IMMEDIATE")
+
+
+# Rows a prune deletes per transaction.
+PRUNE_BATCH = 5000
+
+
+def delete_in_batches(model, condition, batch: int | None = None) -> int:
+    """Delete ``model``'s rows that meet ``condition``, ``batch`` at a time, each batch a
+    transaction of its own; returns how many. A backlog (the first prune after a receiver or
+    broker was away for days: millions of rows) then never holds one transaction, or SQLite's
+    one write lock, for all of it, and what a prune that is stopped did stays done."""
+    batch = batch or PRUNE_BATCH
+    key = model._meta.primary_key
+    deleted = 0
+    while True:
+        with db.atomic():
+            count = model.delete().where(key.in_(
+                model.select(key).where(condition).limit(batch))).execute()
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 def serialize(key: str) -> None:

@@ -37,6 +37,34 @@ class CommitUncertain(DatabaseUnavailable):
     committed or not, so its work must not be assumed undone."""
 
 
+class DatabaseBusy(DatabaseUnavailable):
+    """The server refused a statement's work for now on a connection that is fine: it ran past
+    its statement timeout (a lock held elsewhere, an overloaded server), the server is out of
+    a resource (disk space, memory), or it ended the transaction to break a deadlock. Nothing
+    of it was written. ``why`` completes "the
+    database ..." for the caller, without the server's own text (paths, sizes)."""
+
+    def __init__(self, message: str, why: str):
+        super().__init__(message)
+        self.why = why
+
+
+def _busy(exc: Exception) -> DatabaseBusy | None:
+    """``exc`` (peewee's wrapping of psycopg's error) as the refusal it is, if it is one."""
+    original = exc.__cause__ or exc.__context__
+    state = getattr(original, "sqlstate", None) or ""
+    if state == "57014":  # query_canceled: the statement timeout (or an operator's cancel)
+        why = "did not finish this request's work in time (a lock held elsewhere, an " \
+              "overloaded server)"
+    elif state.startswith("53"):  # insufficient resources: disk full, out of memory
+        why = "is out of a resource it needs (disk space, memory)"
+    elif state in ("40001", "40P01"):  # serialization failure, deadlock detected
+        why = "ended this request's work to let a concurrent one through (a deadlock)"
+    else:
+        return None
+    return DatabaseBusy(_first_line(original), why)
+
+
 def _dead(conn) -> bool:
     """psycopg marks a connection broken once a statement met the server gone."""
     return conn is None or conn.closed or conn.broken
@@ -123,6 +151,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
             if _dead(conn):
                 raise CommitUncertain(f"connection lost: {_first_line(exc)}") from exc
             self._roll_back_aborted(conn)
+            if busy := _busy(exc):
+                raise busy from exc
             raise
         except Exception:
             if not _dead(conn):
@@ -142,6 +172,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
             raise
         except (OperationalError, InterfaceError) as exc:
             if not _dead(self._state.conn):
+                if busy := _busy(exc):
+                    raise busy from exc
                 raise  # an error of the statement itself, on a live connection
             if self.in_transaction() or not repeatable:
                 # Outside a transaction a statement commits itself: lost under it, it may have.

@@ -12,6 +12,7 @@ import os
 import sys
 
 from thingbridge import create_app
+from thingbridge.api import outside_calls
 from thingbridge.config import provider_setting, var_dir
 from thingbridge.connectors.registry import connector_classes, sync_descriptions
 from thingbridge.db import db, migrate_up
@@ -51,11 +52,15 @@ def _demo_credentials() -> dict:
     return creds
 
 
+API_THREADS = 8  # one process: SQLite takes one writer at a time anyway
+
+
 def _children(port: int) -> list[Child]:
     py = sys.executable
     beat_file = str(var_dir() / "celerybeat-schedule")
     return [
-        Child("api", serve_command(1, 8, f"127.0.0.1:{port}", "--log-level", "warning")),
+        Child("api", serve_command(1, API_THREADS, f"127.0.0.1:{port}", "--log-level",
+                                   "warning")),
         Child("worker", [py, "-m", "celery", "-A", CELERY_APP, "worker", "--loglevel=WARNING",
                          "--concurrency=2"]),
         Child("beat", [py, "-m", "celery", "-A", CELERY_APP, "beat", "--loglevel=WARNING",
@@ -84,6 +89,7 @@ Next: get a token and connect a weather location (README, "Tutorial"):
   curl -s -u {creds['client_id']}:{creds['client_secret']} -d grant_type=client_credentials \\
        {base}/oauth2/token
 Press Ctrl-C to stop.""", flush=True)
+    outside_calls.share_between_processes(f"run-{port}", API_THREADS - 1)
     try:
         return supervise(_children(port))
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import Celery, Task
 from flask import Flask, current_app
@@ -15,17 +16,23 @@ from thingbridge.observability import logs
 
 log = logging.getLogger(__name__)
 # A send that may fail (the broker is down) tries this hard before giving up on it.
+BROKER_SOCKET_TIMEOUT = 2  # seconds a Redis broker may take to answer a command
 SOON_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0,
                      "interval_max": 0.2}
+SOON_PAUSE = 10.0  # seconds after a failed send that enqueue_soon leaves to the dispatcher
+_soon_paused_until = [0.0]
 # Periodic tasks of this process that met the database gone and have not run since.
 _waiting_for_database: set[str] = set()
 
 
 def _broker_options(url: str, visibility_timeout: int) -> dict:
     if not url.startswith("filesystem://"):
-        # A connect to a broker that does not answer gives up after seconds, not the OS's
-        # minutes, so an API request that sends a task never hangs on it.
-        return {"visibility_timeout": visibility_timeout, "socket_connect_timeout": 3}
+        # A broker that does not answer (a connect, or a command on a connection it stopped
+        # reading: a stopped or wedged Redis, a half-open link) fails a send after seconds, not
+        # never, so an API request that sends a task, or /health, never hangs on it. The
+        # workers' BRPOP is not bounded by it (kombu's event loop checks that one itself).
+        return {"visibility_timeout": visibility_timeout, "socket_connect_timeout": 3,
+                "socket_timeout": BROKER_SOCKET_TIMEOUT}
     folder = var_dir() / "broker"
     (folder / "queue").mkdir(parents=True, exist_ok=True)
     (folder / "processed").mkdir(parents=True, exist_ok=True)
@@ -112,12 +119,18 @@ def enqueue_many(task_name: str, arg_lists: list[tuple]) -> None:
 def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
     """Send a task that only speeds work up: the same work is already recorded as due in the
     database, where the dispatcher (beat) finds it. A broker that is down is logged, not
-    raised, so a committed write never fails on it. True if sent."""
+    raised, so a committed write never fails on it, and after a failed send this process
+    leaves such tasks to the dispatcher for ``SOON_PAUSE`` seconds rather than have every
+    request wait out the broker's timeouts again. True if sent."""
+    if time.monotonic() < _soon_paused_until[0]:
+        return False
     try:
         current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown,
                                                    headers=logs.task_headers(),
                                                    retry_policy=SOON_RETRY_POLICY)
         return True
     except BrokerUnavailable as exc:
-        log.warning("broker unavailable, %s left to the dispatcher: %s", task_name, exc)
+        _soon_paused_until[0] = time.monotonic() + SOON_PAUSE
+        log.warning("broker unavailable, %s left to the dispatcher (and what this process "
+                    "sends for %g s): %s", task_name, SOON_PAUSE, exc)
         return False

@@ -11,16 +11,18 @@ import time
 
 import pytest
 import requests
-from helpers import OWM_KEY
+from helpers import OWM_KEY, wait_until
 from raw_receivers import answering, read_request
 
 from thingbridge.connectors import oauth
 from thingbridge.connectors.contract import (
     ClientContext,
     ConfigError,
+    InstanceRefused,
     ReauthRequired,
     TransientError,
 )
+from thingbridge.connectors.plugin_call import guarded
 from thingbridge.http import addresses, bounded
 from thingbridge.observability import metrics
 from thingbridge_netatmo import client as netatmo
@@ -105,7 +107,7 @@ def test_a_netatmo_429_is_waited_out_whatever_its_body(servers):
 
 
 @pytest.mark.parametrize("code, error", [
-    (13, ReauthRequired), (30, ReauthRequired), (5, ConfigError), (9, TransientError),
+    (13, ReauthRequired), (30, ReauthRequired), (5, InstanceRefused), (9, TransientError),
     (41, TransientError)])
 def test_only_netatmos_verdict_codes_stop_the_client(servers, code, error):
     """A scope the grant lacks needs a new consent, a deactivated application the operator;
@@ -126,7 +128,7 @@ def test_a_netatmo_credential_check_answered_with_a_list_is_transient(servers):
 @pytest.mark.parametrize("status, error", [
     (b"403 Forbidden", TransientError), (b"408 Request Timeout", TransientError),
     (b"302 Found", TransientError), (b"400 Bad Request", ConfigError),
-    (b"401 Unauthorized", ConfigError), (b"404 Not Found", ConfigError)])
+    (b"401 Unauthorized", InstanceRefused), (b"404 Not Found", ConfigError)])
 def test_owm_statuses_it_does_not_document_are_transient(servers, status, error):
     server = servers(answering(status, JSON, b'{"message": "no"}'))
     owm = OpenWeatherMapConnector(base_url=f"http://127.0.0.1:{server.port}",
@@ -229,3 +231,42 @@ def test_no_redirect_is_followed_not_even_with_a_client_secret(servers):
     with pytest.raises(requests.TooManyRedirects):
         refresh.refresh_token(redirecting.url(), refresh_token="r", timeout=5)
     assert (redirecting.connections, elsewhere.connections) == (2, 0)
+
+
+def test_a_provider_that_stops_answering_is_paused_then_probed(servers, monkeypatch, clean_db):
+    """Each process stops sending to a provider that answered none of its last 5 calls: the
+    calls fail at once, not sent, for a pause; then one probe goes out, and an answer ends the
+    pause. So its due clients do not each hold a worker thread for a whole timeout."""
+    from thingbridge.http import breaker
+
+    answers = []
+
+    def provider(conn):
+        stream = conn.makefile("rb")
+        read_request(stream)
+        if answers:
+            conn.sendall(answers[0])
+        else:
+            stream.read()  # nothing, until the caller gives up and closes
+
+    server = servers(provider)
+    owm = OpenWeatherMapConnector(base_url=f"http://127.0.0.1:{server.port}",
+                                  session=_session(), timeout=0.5)
+    context = ClientContext({"app_key": OWM_KEY}, {"city": "Berlin"})
+    paused = _count("paused")
+    for sent in range(1, breaker.FAILURES + 1):
+        with pytest.raises(TransientError, match="OpenWeatherMap unreachable"):
+            guarded(owm, owm.fetch, context)
+        wait_until(lambda sent=sent: server.connections == sent,  # accepted on its thread
+                   message=f"call {sent} at the provider")
+    for _ in range(3):
+        with pytest.raises(TransientError, match="answered none of this process's last 5"):
+            guarded(owm, owm.fetch, context)
+    assert server.connections == breaker.FAILURES and _count("paused") == paused + 3
+    later = time.monotonic() + breaker.FIRST_PAUSE  # the pause is over: one probe goes out
+    monkeypatch.setattr(breaker, "_clock", lambda: later)
+    answers.append(b"HTTP/1.1 401 Unauthorized\r\n" + JSON + b"Content-Length: 2\r\n\r\n{}")
+    for _ in range(2):  # answered (a verdict on the key): the calls go out again
+        with pytest.raises(ConfigError):
+            guarded(owm, owm.fetch, context)
+    wait_until(lambda: server.connections == breaker.FAILURES + 2, message="both calls sent")

@@ -2,10 +2,11 @@
 
 import datetime
 
+import pytest
 from helpers import LAMP
 
 from thingbridge.db import utcnow
-from thingbridge.models import Event, PublisherCursor, WebhookDelivery
+from thingbridge.models import Event, EventCounter, PublisherCursor, WebhookDelivery
 from thingbridge.outbox import retention, webhooks
 
 THINGS = "/api/v1/things"
@@ -58,3 +59,41 @@ def test_a_lagging_broker_publisher_holds_events(api, flask_app, monkeypatch):
         PublisherCursor.create(publisher=name, app=api.model.id, last_seq=2)
         assert retention.prune() == 2
     assert seqs(api.model.id) == [3]
+
+
+def test_a_backlog_goes_a_batch_per_transaction(api, monkeypatch):
+    """The first prune after days of a receiver away can meet millions of events: it deletes
+    them a batch at a time, each batch committed on its own, not in one statement holding one
+    transaction (SQLite: the only write lock) for all of them; a prune stopped on its way
+    keeps what it deleted."""
+    from thingbridge import db
+
+    api.post(THINGS, json=LAMP)
+    first = Event.get(Event.app == api.model.id)
+    backlog = 2_500
+    Event.insert_many([{"app": api.model.id, "seq": seq, "type": first.type,
+                        "external_subject_id": first.external_subject_id, "data": first.data}
+                       for seq in range(2, backlog + 1)]).execute()
+    EventCounter.update(last_seq=backlog).where(EventCounter.app == api.model.id).execute()
+    age(8, 1, backlog - 1)
+    monkeypatch.setattr(db, "PRUNE_BATCH", 1_000)
+    deletes, execute = [], db.db.obj.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        if sql.lstrip().upper().startswith("DELETE") and '"event"' in sql and stop_at == len(
+                deletes):
+            raise RuntimeError("the worker was stopped")
+        cursor = execute(sql, params, *args, **kwargs)
+        if sql.lstrip().upper().startswith("DELETE") and '"event"' in sql:
+            deletes.append(cursor.rowcount)
+        return cursor
+
+    monkeypatch.setattr(db.db.obj, "execute_sql", counting)
+    stop_at = 1
+    with pytest.raises(RuntimeError):
+        retention.prune()
+    assert deletes == [1_000] and len(seqs(api.model.id)) == backlog - 1_000
+    stop_at = None
+    assert retention.prune() == backlog - 1 - 1_000
+    assert deletes == [1_000, 1_000, 499]
+    assert seqs(api.model.id) == [backlog]

@@ -256,3 +256,22 @@ def test_replays_in_flight_hold_for_many_replays_at_once_over_http(live_api, mak
     for racer in racers:
         racer.join()
     assert sorted(answers) == [202, 202] + [429] * 6
+
+
+def test_thing_and_property_writes_per_app(api, make_app, limits):
+    """Each write is an event fanned out to every webhook of the app: writes have a rate."""
+    thing_id = api.post(THINGS, json=LAMP).json["Id"]
+    limits("WRITES_PER_MINUTE", 3)
+    value = iter(range(100))
+
+    def write():
+        return api.put(f"{THINGS}/{thing_id}/components/switch/properties/on",
+                       json={"value": str(next(value) % 2 == 0).lower()})
+
+    assert_429(first_refusal(write, 3), "WRITES_PER_MINUTE")
+    for refused in (api.post(THINGS, json=LAMP), api.delete(f"{THINGS}/{thing_id}"),
+                    api.patch(f"{THINGS}/{thing_id}", json={"status": "AVAILABLE"})):
+        assert_429(refused, "WRITES_PER_MINUTE")
+    other = make_app("other")  # its own count
+    assert other.post(THINGS, json=LAMP).status_code == 201
+    assert api.get(f"{THINGS}/{thing_id}").status_code == 200  # reads are not writes

@@ -86,3 +86,56 @@ def test_a_thing_lost_in_its_transaction_is_not_recorded(api, flask_app):
     _assert_503(answers[0], "SERVICE_UNAVAILABLE")
     assert Thing.select().where(Thing.name == "second").count() == 0
     assert api.post(THINGS, json={**LAMP, "name": "second"}).status_code == 201
+
+
+def test_sqlite_locked_past_its_busy_timeout_is_busy_not_an_error(tmp_path):
+    """The embedded mode's SQLite takes one writer at a time; a writer that holds the lock
+    past the busy timeout makes the others' statements DatabaseBusy (503 DATABASE_BUSY, a
+    task retried), as a PostgreSQL statement timeout does, not an unexpected error."""
+    import sqlite3
+
+    from thingbridge.db import WaitingSqliteDatabase
+    from thingbridge.db_pool import DatabaseBusy
+
+    path = tmp_path / "embedded.db"
+    database = WaitingSqliteDatabase(str(path), pragmas={"busy_timeout": 100})
+    database.execute_sql("CREATE TABLE counter (n INTEGER)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseBusy):
+            database.execute_sql("INSERT INTO counter VALUES (1)")
+        with pytest.raises(DatabaseBusy):
+            database.begin("IMMEDIATE")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    database.execute_sql("INSERT INTO counter VALUES (1)")
+    assert database.execute_sql("SELECT count(*) FROM counter").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("code, said", [("disk_full", "disk space"),
+                                         ("out_of_memory", "memory"),
+                                         ("deadlock_detected", "deadlock")])
+def test_a_write_the_server_refuses_for_now_is_503_and_wrote_nothing(api, code, said):
+    """PostgreSQL refusing a write for now on a connection that is fine (out of disk or
+    memory: SQLSTATE class 53; a deadlock it broke) is 503 DATABASE_BUSY, not an unexpected
+    500. The server raises the real error from a trigger, as it would from a full disk."""
+    from thingbridge.db import db
+
+    db.execute_sql(f"""
+        CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'could not extend file "base/1/2": No space left on device'
+              USING ERRCODE = '{code}'; END $$;
+        CREATE TRIGGER disk_full BEFORE INSERT ON thing FOR EACH ROW
+            EXECUTE FUNCTION disk_full();""")
+    try:
+        resp = api.post("/api/v1/things", json=LAMP)
+    finally:
+        db.execute_sql("DROP TRIGGER disk_full ON thing; DROP FUNCTION disk_full();")
+    assert resp.status_code == 503, resp.json
+    assert resp.json["error"] == "DATABASE_BUSY" and said in resp.json["description"]
+    assert "base/1/2" not in resp.json["description"]  # the server's own text stays in the log
+    assert resp.headers["Retry-After"] == "5"
+    assert api.get("/api/v1/things").json == []
+    assert api.post("/api/v1/things", json=LAMP).status_code == 201

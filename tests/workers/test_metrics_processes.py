@@ -7,25 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
+from broker_helpers import free_port
 from flows import owm_instance
 from helpers import wait_until
 from prometheus_client.parser import text_string_to_metric_families
-
-THINGBRIDGE = shutil.which("thingbridge") or str(Path(os.sys.executable).parent / "thingbridge")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def total(url: str, name: str, **labels) -> float:
@@ -39,30 +30,6 @@ def total(url: str, name: str, **labels) -> float:
     return sum(s.value for family in text_string_to_metric_families(text)
                for s in family.samples
                if s.name == name and labels.items() <= s.labels.items())
-
-
-@pytest.fixture
-def run(worker_env, tmp_path):
-    """Start ``thingbridge <args>`` in its own process group, output to a file; stopped after."""
-    started = []
-
-    def start(*args, env=None) -> subprocess.Popen:
-        log = tmp_path / f"{args[0]}-{len(started)}.log"
-        proc = subprocess.Popen([THINGBRIDGE, *args], env={
-            **worker_env, "THINGBRIDGE_METRICS_DIR": str(tmp_path / "metrics"), **(env or {})},
-            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-        proc.log = log
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def children(pid: int) -> list[int]:

@@ -3,6 +3,7 @@ reauthorization errors, and the setRoomThermPoint action routed to the provider.
 
 from __future__ import annotations
 
+import datetime
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -230,6 +231,33 @@ def test_revoked_grant_is_reauthorization_required(api, netatmo_sim, start_worke
     assert client.status_reason == "reauthorization required"
 
 
+def test_a_refresh_whose_answer_is_lost_leaves_a_grant_only_a_new_consent_repairs(
+        api, netatmo_sim, start_worker):
+    """Netatmo rotates the refresh token, and its answer never arrives: the poll is a
+    transient failure (status kept), and the next refresh, with the token the provider
+    rotated away, is invalid_grant: ERROR `reauthorization required`, polled no more. Without
+    a grace period at the provider the pair is lost; what the host guarantees is a defined
+    state the app can see, not a refresh loop."""
+    start_worker()
+    client_id = consent(api)["client_id"]
+    wait_status(client_id, "STARTED")
+    requests.post(f"{netatmo_sim}/_sim/control", json={"lose_refresh_answers": True,
+                                                       "timeout_seconds": 5}, timeout=5)
+    requests.post(f"{netatmo_sim}/_sim/expire_tokens", timeout=5)
+    ConnectorClient.update(token_expires_at=utcnow()).execute()
+    repoll(client_id)
+    lost = wait_until(lambda: client_row(client_id).failure_count == 1
+                      and client_row(client_id), message="a transient failure")
+    assert lost.status == "STARTED" and "token endpoint unreachable" in lost.status_reason
+    requests.post(f"{netatmo_sim}/_sim/control", json={"lose_refresh_answers": False},
+                  timeout=5)
+    repoll(client_id)
+    stranded = wait_status(client_id, "ERROR")
+    assert stranded.status_reason == "reauthorization required"
+    assert stranded.next_poll_at is None
+    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["refreshes"] == 1
+
+
 def test_usage_limit_is_throttling_not_reauth(api, netatmo_sim, start_worker):
     start_worker()
     client_id = consent(api)["client_id"]
@@ -280,6 +308,53 @@ def test_action_with_a_rejected_unexpired_token_refreshes_once(api, netatmo_sim,
     assert stats["refreshes"] == 1
     assert stats["setroomthermpoint_calls"][-1]["mode"] == "max"
     assert client_row(client_id).tokens["access_token"] != before["access_token"]
+
+
+def _set_max(api, netatmo_sim) -> str:
+    room = Thing.get(Thing.display_type == "THERMOSTAT")
+    resp = api.post(f"/api/v1/things/{room.id}/components/thermostat/actions/setRoomThermPoint",
+                    json={"mode": "max"})
+    assert resp.status_code == 201, resp.json
+    return resp.json["id"]
+
+
+def test_an_action_throttled_past_its_deadline_fails_at_once_with_the_providers_reason(
+        api, netatmo_sim, start_worker):
+    """Netatmo's usage limit (403 code 26, no Retry-After: 300 s assumed) outlasts the
+    action's 60 s: one call, FAILED with the limit as its error. Before, the worker tried
+    again 1, 2, 4, 8, 16 and 30 s later (6 calls the provider refused) and the request
+    ended FAILED with just `timeout`."""
+    start_worker()
+    wait_status(consent(api)["client_id"], "STARTED")
+    requests.post(f"{netatmo_sim}/_sim/control", json={"mode": "usage_limit_403"}, timeout=5)
+    request_id = _set_max(api, netatmo_sim)
+    request = wait_until(lambda: ActionRequest.get_by_id(request_id).status != "PENDING"
+                         and ActionRequest.get_by_id(request_id), message="action done")
+    assert request.status == "FAILED"
+    assert request.error == "Netatmo usage limit reached: User usage reached"
+    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 1
+    failed = [e for e in api.get("/api/v1/events?after=0").json["events"]
+              if e["type"] == "action.failed"]
+    assert [e["data"]["error"] for e in failed] == [request.error]
+
+
+def test_an_action_throttled_within_its_deadline_waits_as_long_as_the_provider_asks(
+        api, netatmo_sim, start_worker):
+    """A 429 with `Retry-After: 2`: every retry is due no sooner than that (the backoff's
+    first step is 1 s), then the request completes."""
+    start_worker()
+    wait_status(consent(api)["client_id"], "STARTED")
+    requests.post(f"{netatmo_sim}/_sim/control", json={"mode": "usage_limit_429",
+                                                       "retry_after": 2}, timeout=5)
+    request_id = _set_max(api, netatmo_sim)
+    waiting = wait_until(lambda: ActionRequest.get_by_id(request_id).attempts >= 1
+                         and ActionRequest.get_by_id(request_id), message="first attempt")
+    assert waiting.status == "PENDING" and "usage limit" in waiting.error
+    assert waiting.next_attempt_at - waiting.updated_at >= datetime.timedelta(seconds=2)
+    requests.post(f"{netatmo_sim}/_sim/control", json={"mode": "ok"}, timeout=5)
+    done = wait_until(lambda: ActionRequest.get_by_id(request_id).status != "PENDING"
+                      and ActionRequest.get_by_id(request_id), message="action done")
+    assert done.status == "COMPLETED", done.error
 
 
 def test_connector_action_endpoint_verifies_signatures(api, netatmo_sim, start_worker):

@@ -135,7 +135,8 @@ def test_a_providers_error_text_is_kept_short_and_storable(api, flask_app, serve
     assert poll(client_id, "first") == "error"
     client = client_row(client_id)
     assert client.status == "ERROR"
-    assert client.status_reason.startswith("invalid OpenWeatherMap app key: bad key \ufffdx")
+    assert client.status_reason.startswith("the provider refused the connector instance's")
+    assert ": invalid OpenWeatherMap app key: bad key \ufffdx" in client.status_reason
     assert len(client.status_reason) == 500
 
 

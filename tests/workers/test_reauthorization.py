@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import requests
 from flows import (
+    ORIGIN,
     client_row,
     consent,
     owm_client,
@@ -14,13 +15,16 @@ from flows import (
     repoll,
     wait_status,
 )
-from helpers import wait_until
+from helpers import OWM_KEY, wait_until
 
 from thingbridge.db import utcnow
-from thingbridge.models import OAuthState
+from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.tasks import enqueue
 
 CLIENTS = "/api/v1/connectors/clients"
+REFUSED = "the provider refused the connector instance's configuration"
+FIXED = "instance configuration changed; waiting for the first poll"
+OTHER_KEY = "fedcba9876543210fedcba9876543210"
 ALICE = "alice@example.com"
 
 
@@ -174,3 +178,90 @@ def test_a_bad_location_is_fixed_in_place_with_patch(api, owm_sim, start_worker)
     assert moves[-2:] == [
         ("ERROR", "STARTING", "configuration changed; waiting for the first poll"),
         ("STARTING", "STARTED", None)]
+
+
+def _expire_tokens(netatmo_sim) -> None:
+    """Every access token expired, at the provider and in our rows: the next poll refreshes."""
+    requests.post(f"{netatmo_sim}/_sim/expire_tokens", timeout=5)
+    ConnectorClient.update(token_expires_at=utcnow()).execute()
+
+
+def test_a_rotated_app_secret_is_fixed_once_on_the_instance(api, netatmo_sim, start_worker):
+    """The app's OAuth client secret is rotated at Netatmo: every refresh answers
+    invalid_client. Each client says the instance must be fixed (not the end user's consent,
+    which could not be exchanged either), and PATCHing the instance with the new secret starts
+    them again with the grants they had: no end user involved. A client whose own grant was
+    revoked stays as it was. Before, each said `reauthorization required`, a reauthorization
+    failed the same way, and nothing but deleting every client could repair the instance."""
+    start_worker()
+    subjects = {name: api.as_subject(name) for name in ("alice", "bob", "carol")}
+    ids = {name: consent(sub, login=name)["client_id"] for name, sub in subjects.items()}
+    before = {name: _started(sub, ids[name])["shown"] for name, sub in subjects.items()}
+    requests.post(f"{netatmo_sim}/_sim/revoke", json={"login": "carol"}, timeout=5)
+    repoll(ids["carol"])
+    assert wait_status(ids["carol"], "ERROR").status_reason == "reauthorization required"
+    mark = _events(api)[-1]["id"]
+
+    requests.post(f"{netatmo_sim}/_sim/clients", json={"client_id": "thingbridge-demo",
+                                                       "client_secret": "rotated"}, timeout=5)
+    _expire_tokens(netatmo_sim)
+    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["token"]
+    for name in ("alice", "bob"):
+        repoll(ids[name])
+    for name in ("alice", "bob"):
+        broken = wait_status(ids[name], "ERROR")
+        assert broken.status_reason.startswith(REFUSED), broken.status_reason
+        assert "invalid_client" in broken.status_reason and broken.next_poll_at is None
+        assert subjects[name].get(f"{CLIENTS}/{ids[name]}").json["status_reason"] == (
+            broken.status_reason)
+    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["token"] == calls + 2
+    # A reauthorization cannot help, and says why.
+    landed = reauthorize(subjects["alice"], ids["alice"], login="alice")
+    assert landed["status"] == "ERROR" and landed["error"] == "token_exchange_failed"
+    assert client_row(ids["alice"]).status_reason.startswith(REFUSED)
+
+    instance = client_row(ids["alice"]).instance_id
+    path = f"/api/v1/connectors/instances/{instance}"
+    configuration = {"client_id": "thingbridge-demo", "client_secret": "still-wrong",
+                     "origin_callback_uri": ORIGIN}
+    refused = api.patch(path, json={"configuration": configuration})
+    assert refused.status_code == 400 and refused.json["error"] == "INVALID_CONFIGURATION"
+    assert client_row(ids["bob"]).status == "ERROR"
+
+    fixed = api.patch(path, json={"configuration": {**configuration,
+                                                    "client_secret": "rotated"}})
+    assert fixed.status_code == 200, fixed.json
+    assert fixed.json["id"] == instance and len(fixed.json["clients"]) == 3
+    for name in ("alice", "bob"):
+        wait_status(ids[name], "STARTED")
+        after = subjects[name].get(f"{CLIENTS}/{ids[name]}").json
+        assert after["mappings"] == before[name]["mappings"] and after["status_reason"] is None
+        assert _status_moves(api, ids[name], mark)[-2:] == [
+            ("ERROR", "STARTING", FIXED), ("STARTING", "STARTED", None)]
+    assert client_row(ids["carol"]).status_reason == "reauthorization required"
+    assert _status_moves(api, ids["carol"], mark) == []
+    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["users"] == 3
+
+
+def test_a_revoked_app_key_is_fixed_once_on_the_instance(api, owm_sim, start_worker):
+    """OpenWeatherMap's 401 (the app key revoked) is the instance's: PATCHing it with a key
+    that works starts its clients again; one stopped by its own configuration (a location
+    OpenWeatherMap does not know) stays stopped."""
+    start_worker()
+    berlin = owm_client(api)
+    wait_status(berlin, "STARTED")
+    atlantis = owm_client(api.as_subject("bob"), city="Atlantis")
+    assert "location not found" in wait_status(atlantis, "ERROR").status_reason
+    requests.post(f"{owm_sim}/_sim/control", json={"revoked_keys": [OWM_KEY]}, timeout=5)
+    repoll(berlin)
+    broken = wait_status(berlin, "ERROR")
+    assert broken.status_reason.startswith(REFUSED), broken.status_reason
+    assert "invalid OpenWeatherMap app key" in broken.status_reason
+
+    path = f"/api/v1/connectors/instances/{broken.instance_id}"
+    assert api.patch(path, json={"configuration": {"app_key": OWM_KEY}}).status_code == 400
+    fixed = api.patch(path, json={"configuration": {"app_key": OTHER_KEY}})
+    assert fixed.status_code == 200, fixed.json
+    wait_status(berlin, "STARTED")
+    assert "location not found" in client_row(atlantis).status_reason
+    assert client_row(atlantis).status == "ERROR"

@@ -73,7 +73,7 @@ def _perform_on_connector(request: ActionRequest, client, device_id: str) -> str
         perform_connector_action(client, device_id, request.component_id, request.action_id,
                                  request.parameters, lease_budget())
     except TransientError as exc:
-        return _retry(request, exc.reason)
+        return _retry(request, exc.reason, exc.retry_after)
     except ConnectorError as exc:
         finish(request, "FAILED", exc.reason, release=True)
         return "failed"
@@ -116,10 +116,20 @@ def _reason(answer: outbound.Answer) -> str:
     return f"callback answered {answer.status}: {str(text)[:outbound.EXCERPT]}"
 
 
-def _retry(request: ActionRequest, reason: str) -> str:
+def _retry(request: ActionRequest, reason: str, retry_after: float | None = None) -> str:
+    """Try again after a backoff, never sooner than the provider's ``retry_after``; a wait it
+    asks for that reaches past the deadline (a usage limit) fails the request now, with the
+    provider's reason: attempts it would refuse until the deadline, ending in ``timeout``,
+    only spent the end user's quota and hid why."""
     attempts = request.attempts + 1
     remaining = (request.deadline - utcnow()).total_seconds()
-    delay = min(backoff.delay(attempts, RETRY_BASE, MAX_RETRY_DELAY), max(remaining, 0.0))
+    if retry_after and retry_after >= remaining:
+        finish(request, "FAILED", reason, release=True)
+        log.info("action %s attempt %d: %s; the provider asks to wait %.0fs, past the "
+                 "deadline", request.id, attempts, reason, retry_after)
+        return "failed"
+    delay = min(backoff.delay(attempts, RETRY_BASE, MAX_RETRY_DELAY, retry_after),
+                max(remaining, 0.0))
     ActionRequest.update(attempts=attempts, error=reason, updated_at=utcnow(),
                          next_attempt_at=utcnow() + datetime.timedelta(seconds=delay)).where(
         ActionRequest.id == request.id).execute()

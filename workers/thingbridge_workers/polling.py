@@ -90,7 +90,7 @@ def poll_held(client: ConnectorClient) -> str:
         log.info("poll %s transient failure: %s", client.id, exc.reason)
         return "exception" if isinstance(exc, PluginFailed) else "retry"
     except ConnectorError as exc:  # ReauthRequired, ConfigError: the app or user must act
-        lifecycle.record_error(client, exc.reason)
+        lifecycle.record_error(client, lifecycle.error_reason(exc))
         log.info("poll %s error: %s", client.id, exc.reason)
         return "error"
 

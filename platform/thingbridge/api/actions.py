@@ -7,10 +7,10 @@ from flask.views import MethodView
 
 from thingbridge.actions import signing
 from thingbridge.actions.service import check_parameters, create_request, finish
+from thingbridge.api import outside_calls
 from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.errors import ApiError, found
-from thingbridge.http.urls import outbound_url_problem
 from thingbridge.limits import quotas
 from thingbridge.models import APP_PLAIN, ActionRequest, App, Thing
 from thingbridge.schemas.actions import (
@@ -84,7 +84,7 @@ class ActionRequestById(MethodView):
 
 
 @blp.route("/actions/callback/register", methods=["POST"])
-@protected(blp, "connctd.connector", errors=(400,))
+@protected(blp, "connctd.connector", errors=(400, 503))
 @blp.arguments(CallbackRegistration)
 @blp.response(200, CallbackRegistered)
 def register_callback(body):
@@ -94,7 +94,7 @@ def register_callback(body):
     loopback in the embedded SQLite mode); plain http only to such a range.
     """
     url = body["CallbackUrl"]
-    if problem := outbound_url_problem(url, g.app.id):
+    if problem := outside_calls.url_problem(url, g.app.id):
         raise ApiError(400, f"CallbackUrl {problem}", "INVALID_CALLBACK_URL")
     app = App.select(*APP_PLAIN).where(App.id == g.app.id).get()
     answer = {"callbackUrl": url}

@@ -30,6 +30,9 @@ ERROR_TEXT = {
     409: "Conflict with the current state",
     424: "A dependency (provider, callback) is not configured",
     502: "The provider could not be reached",
+    503: "OUTSIDE_CALLS_BUSY: the server already waits on as many outside servers (providers, "
+         "name servers) as it may, and nothing was done (retry after Retry-After); or a "
+         "dependency is down",
 }
 BODY_METHODS = ("POST", "PUT", "PATCH")
 

@@ -18,6 +18,7 @@ from thingbridge.actions.service import (
     record_once,
 )
 from thingbridge.api.common import Blueprint, error_responses, protected
+from thingbridge.api.outside_calls import outside_call
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.errors import ApiError, found
@@ -53,7 +54,7 @@ def callback_url():
     {"in": "header", "name": "Date", "required": True, "schema": {"type": "string"}}],
     responses={"204": {"description": "Performed at the provider (or performed before with "
                                       "this request id)"}, **error_responses(
-        400, 401, 404, 409, 502, text={
+        400, 401, 404, 409, 502, 503, text={
             400: "Invalid body or parameters, or refused by the provider",
             401: "Bad or missing X-Thingbridge-Signature or Date",
             409: "A request with this id is still being performed"})})
@@ -73,10 +74,17 @@ def perform_action(token):
                                     & Thing.connector_client.is_null(False)), "connector thing")
     action = own_action(own_component(thing, body["componentId"]), body["actionId"])
     check_parameters(action, body["parameters"])
-    action_request, first = record_once(app, thing, body["componentId"], body["actionId"],
-                                        body["parameters"], body["id"])
-    if not first:
-        return _answer(action_request)  # a replay: the first call's result, nothing performed
+    # The slot before the record: a busy answer leaves no request behind to block a retry.
+    with outside_call():
+        action_request, first = record_once(app, thing, body["componentId"], body["actionId"],
+                                            body["parameters"], body["id"])
+        if not first:
+            return _answer(action_request)  # a replay: the first call's result, not performed
+        _perform(action_request, thing, body)
+    return _answer(ActionRequest.get_by_id(action_request.id))
+
+
+def _perform(action_request: ActionRequest, thing: Thing, body: dict) -> None:
     _thing, client, device_id = connector_target(thing.id)
     try:
         perform_connector_action(client, device_id, body["componentId"], body["actionId"],
@@ -88,7 +96,6 @@ def perform_action(token):
     else:
         finish(action_request, "COMPLETED")
         lifecycle.refresh_soon(client)
-    return _answer(ActionRequest.get_by_id(action_request.id))
 
 
 def _verify_signature(app: App) -> None:

@@ -5,6 +5,8 @@ from flask.views import MethodView
 from peewee import IntegrityError
 
 from thingbridge.api.common import ID, Blueprint, link, links, protected
+from thingbridge.api.outside_calls import outside_call
+from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConfigError, TransientError
 from thingbridge.connectors.plugin_call import guarded
 from thingbridge.connectors.registry import build_connector, installed, resolve_type
@@ -22,6 +24,7 @@ from thingbridge.schemas.instances import (
     InstanceCreatedSchema,
     InstanceCreateSchema,
     InstanceSchema,
+    InstanceUpdateSchema,
 )
 from thingbridge.schemas.links import InstanceLink
 
@@ -34,10 +37,11 @@ blp = Blueprint("instances", __name__, url_prefix="/api/v1/connectors/instances"
 
 @blp.route("")
 class Instances(MethodView):
-    @protected(blp, SCOPE, errors=(400, 409, 429, 502))
+    @protected(blp, SCOPE, errors=(400, 409, 429, 502, 503))
     @blp.arguments(InstanceCreateSchema)
     @blp.response(201, InstanceCreatedSchema)
     @blp.doc(**links(201, GetInstance=link(INSTANCE, "get", instance_id=CREATED),
+                     UpdateInstance=link(INSTANCE, "patch", instance_id=CREATED),
                      DeleteInstance=link(INSTANCE, "delete", instance_id=CREATED)))
     def post(self, body):
         """Create the app's instance of a connector (validated with one real provider call)"""
@@ -46,16 +50,7 @@ class Instances(MethodView):
         if ConnectorInstance.select().where((ConnectorInstance.app == g.app)
                                             & (ConnectorInstance.type_id == type_id)).exists():
             raise ApiError(409, f"this app already has an instance of {type_id}")
-        # Each check is a provider call with credentials the app chose, from the API's worker.
-        quotas.Rate("INSTANCE_CHECKS_PER_MINUTE", f"check:{g.app.id}", "instance checks").check()
-        try:
-            connector = build_connector(type_id)
-            guarded(connector, connector.check, config)
-        except ConfigError as exc:
-            raise ApiError(400, exc.reason, "INVALID_CONFIGURATION") from exc
-        except TransientError as exc:
-            raise ApiError(502, f"{type_id} could not be reached to check the configuration: "
-                           f"{exc.reason}", "PROVIDER_UNAVAILABLE") from exc
+        _check(type_id, config)
         try:
             with db.atomic():
                 instance = ConnectorInstance.create(app=g.app, type_id=type_id,
@@ -72,6 +67,23 @@ class Instances(MethodView):
         return app_instances(g.app)
 
 
+def _check(type_id: str, config: dict) -> None:
+    """One real provider call with the configuration (400 if the provider refuses it, 502 if
+    it cannot be reached, 503 if the server's outside calls are all under way)."""
+    # Each check is a provider call with credentials the app chose, from the API's worker.
+    try:
+        with outside_call():
+            quotas.Rate("INSTANCE_CHECKS_PER_MINUTE", f"check:{g.app.id}",
+                        "instance checks").check()
+            connector = build_connector(type_id)
+            guarded(connector, connector.check, config)
+    except ConfigError as exc:
+        raise ApiError(400, exc.reason, "INVALID_CONFIGURATION") from exc
+    except TransientError as exc:
+        raise ApiError(502, f"{type_id} could not be reached to check the configuration: "
+                       f"{exc.reason}", "PROVIDER_UNAVAILABLE") from exc
+
+
 @blp.route(f"/<{ID}:instance_id>", endpoint="instance")
 class InstanceById(MethodView):
     @protected(blp, SCOPE, errors=(404,))
@@ -79,6 +91,25 @@ class InstanceById(MethodView):
     def get(self, instance_id):
         """Get one instance: its clients and connector (never its configuration)"""
         return read_instance(g.app, instance_id)
+
+    @protected(blp, SCOPE, errors=(400, 404, 409, 429, 502, 503))
+    @blp.arguments(InstanceUpdateSchema)
+    @blp.response(200, InstanceSchema)
+    def patch(self, body, instance_id):
+        """Replace the instance's configuration (a rotated OAuth client secret, a new app key),
+        checked with the provider as on creation; its clients stopped because the provider
+        refused the old one start again, the same clients with the grants they had"""
+        instance = own_instance(g.app, instance_id)
+        config, warnings = validate_config(installed(instance.type_id), "instance",
+                                           body["configuration"])
+        _check(instance.type_id, config)
+        ConnectorInstance.update(configuration=config).where(
+            ConnectorInstance.id == instance.id).execute()
+        # After the update: the polls this starts read the new configuration.
+        lifecycle.restart_refused(instance)
+        shown = read_instance(g.app, instance_id)
+        shown.warnings = warnings
+        return shown
 
     @protected(blp, SCOPE, errors=(404, 409))
     @blp.response(204)

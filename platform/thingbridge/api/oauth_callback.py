@@ -7,6 +7,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Response, redirect, request
 
+from thingbridge.api import outside_calls
 from thingbridge.api.common import Blueprint
 from thingbridge.connectors import consent, oauth
 from thingbridge.errors import ApiError
@@ -21,6 +22,15 @@ STALE_LINK_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Link no longer valid</title></head>
 <body><h1>This link was already used or has expired</h1>
 <p>Go back to the app and start again.</p></body></html>
+"""
+
+# Shown while the server's provider calls are all under way (a provider that hangs): nothing
+# was taken, so the same link finishes the consent once one is free.
+BUSY_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<title>One moment</title></head>
+<body><h1>Connecting your account is taking longer than usual</h1>
+<p>This page tries again by itself in a moment; you can also reload it.</p></body></html>
 """
 
 
@@ -47,12 +57,22 @@ def _back_to_origin(outcome: consent.Outcome):
                            "on failure error, and with confirm_consent the confirmation code "
                            "for the app's backend"},
     "400": {"description": "The state is unknown, used or expired: an HTML page, and no "
-                           "client changed", "content": {"text/html": {}}}})
+                           "client changed", "content": {"text/html": {}}},
+    "503": {"description": "The server's provider calls are all under way: an HTML page that "
+                           "reloads itself (Retry-After); nothing was taken, so the same link "
+                           "finishes the consent", "content": {"text/html": {}}}})
 def oauth_callback():
     """Provider redirect target after the end user's consent (browser, no token)"""
-    try:
-        outcome = consent.finish(request.args.get("state", ""), request.args)
+    try:  # the slot before the state is taken: after a busy page, a reload can still finish
+        with outside_calls.outside_call():
+            outcome = consent.finish(request.args.get("state", ""), request.args)
     except oauth.StateError:
-        return Response(STALE_LINK_PAGE, 400, content_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-store"})
+        return _page(STALE_LINK_PAGE, 400)
+    except outside_calls.Busy as busy:
+        return _page(BUSY_PAGE, 503, busy.data["headers"])
     return _back_to_origin(outcome)
+
+
+def _page(html: str, status: int, headers: dict | None = None) -> Response:
+    return Response(html, status, content_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-store", **(headers or {})})

@@ -42,6 +42,12 @@ from thingbridge.things.sync import create_component
 blp = Blueprint("things", __name__, url_prefix="/api/v1/things",
                 description="Things of an end user (X-External-Subject-Id)")
 WRITE, READ = "connctd.connector", "connctd.things.read"
+
+
+def _write_spent() -> None:
+    """429 once the app spent this minute's writes: each is an event, fanned out to every
+    webhook of the app, so writes at any speed would be work and storage at any speed."""
+    quotas.Rate("WRITES_PER_MINUTE", f"write:{g.app.id}", "thing and property writes").check()
 THING, CREATED = "/api/v1/things/{thing_id}", "$response.body#/Id"
 PROPERTY = f"{THING}/components/{{component_id}}/properties/{{property_id}}"
 FIRST_PROPERTY = {"thing_id": CREATED, "component_id": "$request.body#/components/0/id",
@@ -102,6 +108,7 @@ class Things(MethodView):
             action_id="$request.body#/components/0/actions/0/id")))
     def post(self, body):
         """Create a thing of the app for the subject (lowercase or camelCase keys)"""
+        _write_spent()
         subject = subject_id()
         key = f"{g.app.id}:{subject}"
         things = Thing.select().where((Thing.app == g.app) & (Thing.external_subject_id == subject))
@@ -133,11 +140,12 @@ class ThingById(MethodView):
         depth = reading.EXPANDED if args.get("expand") else reading.COMPONENTS
         return found(reading.subject_thing(g.app.id, subject_id(), thing_id, depth), "thing")
 
-    @protected(blp, WRITE, subject=True, errors=(400, 404, 409))
+    @protected(blp, WRITE, subject=True, errors=(400, 404, 409, 429))
     @blp.arguments(StatusIn)
     @blp.response(204)
     def patch(self, body, thing_id):
         """Set the status of one of the app's things"""
+        _write_spent()
         thing = writable_thing(g.app, subject_id(), thing_id)
         with db.atomic():
             # The old value is read under the row lock, so concurrent writers each see the
@@ -150,10 +158,11 @@ class ThingById(MethodView):
                 events.emit(thing.app_id, "thing.updated", thing.external_subject_id,
                             _data(thing))
 
-    @protected(blp, WRITE, subject=True, errors=(400, 404, 409))
+    @protected(blp, WRITE, subject=True, errors=(400, 404, 409, 429))
     @blp.response(204)
     def delete(self, thing_id):
         """Delete one of the app's things"""
+        _write_spent()
         thing = writable_thing(g.app, subject_id(), thing_id)
         with db.atomic():
             if not Thing.delete().where(Thing.id == thing.id).execute():
@@ -180,11 +189,12 @@ class PropertyById(MethodView):
         thing = own_thing(g.app, subject_id(), thing_id)
         return own_property(own_component(thing, component_id), property_id)
 
-    @protected(blp, WRITE, subject=True, errors=(400, 404, 409))
+    @protected(blp, WRITE, subject=True, errors=(400, 404, 409, 429))
     @blp.arguments(ValueIn)
     @blp.response(204)
     def put(self, body, thing_id, component_id, property_id):
         """Set a property value of one of the app's things (checked against its type)"""
+        _write_spent()
         thing = writable_thing(g.app, subject_id(), thing_id)
         prop = own_property(own_component(thing, component_id), property_id)
         if problem := check_value(prop.type, body["value"]):

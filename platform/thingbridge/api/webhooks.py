@@ -8,11 +8,11 @@ import logging
 from flask import current_app, g
 from flask.views import MethodView
 
+from thingbridge.api import outside_calls
 from thingbridge.api.common import ID, Blueprint, cursor_page, link, links, protected
 from thingbridge.crypto import SecretKeyError
 from thingbridge.db import db, utcnow
 from thingbridge.errors import ApiError
-from thingbridge.http.urls import outbound_url_problem
 from thingbridge.limits import quotas
 from thingbridge.models import WebhookEndpoint
 from thingbridge.outbox import events, webhook_endpoints, webhook_signing
@@ -40,7 +40,7 @@ WEBHOOK_OPERATIONS = [("GetWebhook", "", "get"), ("UpdateWebhook", "", "patch"),
 
 
 def _check_url(url: str) -> None:
-    if problem := outbound_url_problem(url, g.app.id):
+    if problem := outside_calls.url_problem(url, g.app.id):
         raise ApiError(400, f"url {problem}", "INVALID_WEBHOOK_URL")
 
 
@@ -50,7 +50,7 @@ def _own(webhook_id: str, lock: bool = False) -> WebhookEndpoint:
 
 @blp.route("")
 class Webhooks(MethodView):
-    @protected(blp, SCOPE, errors=(400, 429))
+    @protected(blp, SCOPE, errors=(400, 429, 503))
     @blp.arguments(WebhookIn)
     @blp.response(201, WebhookOut)
     @blp.doc(**links(201, **{name: link(WEBHOOK + suffix, method, webhook_id=CREATED)
@@ -85,7 +85,7 @@ class WebhookById(MethodView):
         """One endpoint"""
         return _own(webhook_id)
 
-    @protected(blp, SCOPE, errors=(400, 404))
+    @protected(blp, SCOPE, errors=(400, 404, 503))
     @blp.arguments(WebhookPatch)
     @blp.response(200, WebhookOut)
     def patch(self, body, webhook_id):

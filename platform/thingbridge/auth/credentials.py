@@ -7,7 +7,7 @@ import datetime
 import secrets
 
 from thingbridge.auth import secret_hash, token_cache
-from thingbridge.db import db, utcnow
+from thingbridge.db import db, delete_in_batches, utcnow
 from thingbridge.models import AccessToken, App
 
 
@@ -55,10 +55,9 @@ def prune_tokens(now: datetime.datetime | None = None) -> int:
     lifetimes are few (one per setting of THINGBRIDGE_TOKEN_EXPIRES_IN), so each is one
     portable DELETE by creation time."""
     now = now or utcnow()
-    pruned = AccessToken.delete().where(AccessToken.revoked == True).execute()  # noqa: E712
+    pruned = delete_in_batches(AccessToken, AccessToken.revoked == True)  # noqa: E712
     lifetimes = [row.expires_in for row in AccessToken.select(AccessToken.expires_in).distinct()]
     for seconds in lifetimes:
-        pruned += AccessToken.delete().where(
-            (AccessToken.expires_in == seconds)
-            & (AccessToken.created_at <= now - datetime.timedelta(seconds=seconds))).execute()
+        pruned += delete_in_batches(AccessToken, (AccessToken.expires_in == seconds) & (
+            AccessToken.created_at <= now - datetime.timedelta(seconds=seconds)))
     return pruned

@@ -73,7 +73,7 @@ def finish(state: str, args) -> Outcome:
                                       client.instance.configuration, oauth_state, args["code"])
     except ConnectorError as exc:
         return _not_granted(client, "token_exchange_failed",
-                            f"authorization failed: {exc.reason}")
+                            lifecycle.error_reason(exc, "authorization failed: "))
     if client.instance.configuration.get("confirm_consent"):
         return Outcome(client, client.status,
                        confirmation=oauth.hold_for_confirmation(client, granted))

@@ -65,6 +65,14 @@ class ConfigError(ConnectorError):
     """The instance or client configuration is wrong (bad key, unknown location)."""
 
 
+class InstanceRefused(ConfigError):
+    """The provider refused the instance's own credentials (the OAuth client's secret rotated,
+    the app key revoked, the application deactivated): every client of the instance fails
+    alike, and no end user's consent repairs it. The host says so on the client, and the app
+    fixes the instance (``PATCH /connectors/instances/{id}``), which starts those clients
+    again."""
+
+
 class ActionError(ConnectorError):
     """The provider refused an action for a reason the caller can fix (bad parameter)."""
 

@@ -14,11 +14,13 @@ from functools import cache
 from flask import current_app
 
 from thingbridge import backoff, crypto
-from thingbridge.connectors.registry import poll_interval
+from thingbridge.connectors.contract import MAX_REASON, ConnectorError, InstanceRefused
+from thingbridge.connectors.registry import installed, poll_interval
 from thingbridge.db import db, is_postgres, locking, utcnow
 from thingbridge.models import ConnectorClient, Thing
 from thingbridge.outbox import events
 from thingbridge.outbox.events import Pending
+from thingbridge.schemas.common import storable
 from thingbridge.sql import Statement, param
 from thingbridge.tasks import enqueue_soon
 from thingbridge.things import poll_sql, sync
@@ -30,6 +32,11 @@ AWAITING_CONSENT = "waiting for the end user's consent"
 AWAITING_FIRST_POLL = "waiting for the first poll"
 CONSENT_GIVEN = "consent given; waiting for the first poll"
 RECONFIGURED = "configuration changed; waiting for the first poll"
+INSTANCE_FIXED = "instance configuration changed; waiting for the first poll"
+# How an ERROR the app repairs once, on the instance, begins: the app can tell it from a grant
+# only the end user can renew, and fixing the instance finds the clients it stopped.
+INSTANCE_REFUSED = ("the provider refused the connector instance's configuration (fix it with "
+                    "PATCH on the instance)")
 UNREADABLE_SECRETS = crypto.unreadable("this client's stored secrets")
 # A transient failure waits this long, doubling per failure in a row, up to the cap.
 RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
@@ -192,6 +199,14 @@ def record_unreadable_secrets(client_id: str) -> None:
         record_transient_failure(client, UNREADABLE_SECRETS, None)
 
 
+def error_reason(exc: ConnectorError, context: str = "") -> str:
+    """What an ERROR from ``exc`` says: a refusal of the instance's own credentials says so
+    first; any other reason follows ``context``."""
+    if isinstance(exc, InstanceRefused):
+        return storable(f"{INSTANCE_REFUSED}: {exc.reason}", MAX_REASON)
+    return storable(f"{context}{exc.reason}", MAX_REASON)
+
+
 def record_error(client: ConnectorClient, reason: str) -> None:
     """A poll the app or the end user must act on (grant revoked, configuration refused): ERROR
     with the reason, and no poll until they do (reauthorize, PATCH the configuration)."""
@@ -205,6 +220,23 @@ def restart(client: ConnectorClient, reason: str, **fields) -> None:
         events.emit_many(client.app_id, transition(client, "STARTING", reason, failure_count=0,
                                                    next_poll_at=utcnow(), **fields) or [])
     poll_soon(client)
+
+
+def restart_refused(instance) -> int:
+    """After the app fixed ``instance``'s configuration: the clients a refusal of the old one
+    stopped start again (the same clients, their grants kept); a client that never got a grant
+    still needs its end user's consent. Returns how many started."""
+    stopped = ConnectorClient.select(
+        ConnectorClient.id, ConnectorClient.app, ConnectorClient.type_id,
+        ConnectorClient.external_subject_id).where(
+        (ConnectorClient.instance == instance.id) & (ConnectorClient.status == "ERROR")
+        & ConnectorClient.status_reason.startswith(INSTANCE_REFUSED))
+    if installed(instance.type_id).auth_kind == "oauth2":
+        stopped = stopped.where(ConnectorClient.tokens.is_null(False))
+    clients = list(stopped)
+    for client in clients:
+        restart(client, INSTANCE_FIXED)
+    return len(clients)
 
 
 def postpone(client: ConnectorClient, until) -> None:

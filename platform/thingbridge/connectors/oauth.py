@@ -19,8 +19,13 @@ from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app
 
 from thingbridge.config import TRUE, provider_setting
-from thingbridge.connectors.contract import Connector, ReauthRequired, TransientError
-from thingbridge.db import locking, utcnow, write_transaction
+from thingbridge.connectors.contract import (
+    Connector,
+    InstanceRefused,
+    ReauthRequired,
+    TransientError,
+)
+from thingbridge.db import delete_in_batches, locking, utcnow, write_transaction
 from thingbridge.http import bounded
 from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.observability import metrics
@@ -135,7 +140,7 @@ def _take(state_hash: str, confirming: ConnectorClient | None = None) -> OAuthSt
 
 def prune_states() -> int:
     """Delete expired states (a used one is already gone)."""
-    return OAuthState.delete().where(OAuthState.expires_at <= utcnow()).execute()
+    return delete_in_batches(OAuthState, OAuthState.expires_at <= utcnow())
 
 
 def _token_record(token: dict) -> tuple[dict, datetime.datetime | None]:
@@ -154,8 +159,12 @@ def _no_access_token() -> TransientError:
 
 def _classify(exc: Exception):
     if isinstance(exc, OAuthError):
-        if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
+        if exc.error == "invalid_grant":
             return ReauthRequired("reauthorization required")
+        # The app's own OAuth client (its secret rotated at the provider, the app removed):
+        # not the end user's grant, which a new consent could not exchange either.
+        if exc.error in ("invalid_client", "unauthorized_client"):
+            return InstanceRefused(f"the token endpoint refused the OAuth client ({exc.error})")
         return TransientError(f"token endpoint error: {exc.error}")
     return TransientError(f"token endpoint unreachable: {exc}")
 

@@ -28,6 +28,7 @@ from thingbridge.connectors.contract import (
     TransientError,
 )
 from thingbridge.http import bounded
+from thingbridge.http.breaker import ProviderPaused
 from thingbridge.models import ConnectorClient
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ def guarded(connector: Connector, operation: Callable[..., Result], *args) -> Re
     into :class:`PluginFailed`."""
     try:
         return operation(*args)
+    except TransientError as exc:
+        if isinstance(exc.__cause__, ProviderPaused):  # its own words, not the plugin's
+            raise TransientError(str(exc.__cause__)) from exc
+        raise
     except ConnectorError:
         raise
     except Exception as exc:

@@ -15,7 +15,7 @@ import time
 
 from peewee import EXCLUDED, IntegrityError
 
-from thingbridge.db import db, utcnow
+from thingbridge.db import db, delete_in_batches, utcnow
 from thingbridge.db_pool import CommitUncertain
 from thingbridge.models import App, PollTally
 
@@ -118,4 +118,4 @@ def last_hour(app, now: datetime.datetime | None = None,
 
 
 def prune(now: datetime.datetime | None = None) -> int:
-    return PollTally.delete().where(PollTally.minute < (now or utcnow()) - KEEP).execute()
+    return delete_in_batches(PollTally, PollTally.minute < (now or utcnow()) - KEEP)

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -28,7 +29,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import create_connection
 
-from thingbridge.http import addresses
+from thingbridge.http import addresses, breaker
 from thingbridge.http.watchdog import watchdog
 
 MAX_ANSWER = 4 * 1024 * 1024  # bytes of a provider's body; its largest real answers are KiB
@@ -128,6 +129,20 @@ class BoundedAdapter(HTTPAdapter):
         return manager
 
     def send(self, request, stream=False, timeout=None, **kwargs):
+        address = urlsplit(request.url).netloc
+        probe = breaker.admit(address, request)
+        try:
+            response = self._send(request, stream, timeout, **kwargs)
+        except (requests.ConnectionError, requests.Timeout):
+            breaker.unanswered(address, probe)
+            raise
+        except BaseException:
+            breaker.answered(address)  # it answered, if not what was wanted (too large)
+            raise
+        breaker.answered(address)
+        return response
+
+    def _send(self, request, stream, timeout, **kwargs):
         seconds, now = _seconds(timeout), time.monotonic()
         ends = [t for t in (None if seconds is None else now + seconds,
                             getattr(_call, "outer", None)) if t is not None]

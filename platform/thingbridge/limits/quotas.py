@@ -90,5 +90,5 @@ def serialize(setting: str, key: str) -> bool:
 
 def prune(now: datetime.datetime | None = None) -> int:
     """Forget windows that ended: a client id seen once does not stay forever."""
-    return RateWindow.delete().where(
-        RateWindow.window_start < (now or utcnow()) - window.WINDOW).execute()
+    return db.delete_in_batches(RateWindow,
+                                RateWindow.window_start < (now or utcnow()) - window.WINDOW)

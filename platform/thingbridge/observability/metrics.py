@@ -14,8 +14,9 @@ import requests
 from prometheus_client import Counter, Histogram
 
 from thingbridge.connectors import poll_tally
-from thingbridge.connectors.contract import ReauthRequired
+from thingbridge.connectors.contract import InstanceRefused, ReauthRequired
 from thingbridge.db import utcnow
+from thingbridge.http.breaker import ProviderPaused
 
 POLLS = Counter("thingbridge_polls", "Polls of connector clients, by outcome",
                 ["connector", "outcome"])
@@ -24,7 +25,8 @@ POLL_SECONDS = Histogram("thingbridge_poll_duration_seconds",
                          ["connector"],
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 PROVIDER_REQUESTS = Counter("thingbridge_provider_requests",
-                            "Provider API requests by answer (status code, timeout or error)",
+                            "Provider API requests by answer (status code, timeout or error; "
+                            "paused: not sent, the provider answered none of the last calls)",
                             ["connector", "code"])
 TOKEN_REFRESHES = Counter("thingbridge_token_refreshes", "Provider OAuth token refreshes",
                           ["connector", "outcome"])
@@ -75,6 +77,9 @@ class ProviderSession(requests.Session):
     def send(self, request, **kwargs):
         try:
             response = super().send(request, **kwargs)
+        except ProviderPaused:
+            PROVIDER_REQUESTS.labels(self.connector, "paused").inc()
+            raise
         except requests.Timeout:
             PROVIDER_REQUESTS.labels(self.connector, "timeout").inc()
             raise
@@ -86,9 +91,11 @@ class ProviderSession(requests.Session):
 
 
 def token_refreshed(connector: str, error: Exception | None = None) -> None:
-    """A refresh succeeded, or failed with ``error`` (ReauthRequired: the grant is gone)."""
+    """A refresh succeeded, or failed with ``error`` (ReauthRequired: the grant is gone;
+    InstanceRefused: the app's OAuth client is refused, for every end user)."""
     outcome = "ok" if error is None else (
-        "reauth_required" if isinstance(error, ReauthRequired) else "failed")
+        "reauth_required" if isinstance(error, ReauthRequired) else
+        "instance_refused" if isinstance(error, InstanceRefused) else "failed")
     TOKEN_REFRESHES.labels(connector, outcome).inc()
 
 

@@ -14,7 +14,7 @@ import datetime
 from flask import current_app
 from peewee import fn
 
-from thingbridge.db import utcnow
+from thingbridge.db import delete_in_batches, utcnow
 from thingbridge.models import (
     Event,
     EventCounter,
@@ -34,8 +34,8 @@ def prune(now: datetime.datetime | None = None) -> int:
     """Delete what may go; returns the number of events deleted."""
     now = now or utcnow()
     cutoff = now - datetime.timedelta(days=current_app.config["EVENT_RETENTION_DAYS"])
-    WebhookDelivery.delete().where((WebhookDelivery.status != "PENDING")
-                                   & (WebhookDelivery.finished_at < cutoff)).execute()
+    delete_in_batches(WebhookDelivery, (WebhookDelivery.status != "PENDING")
+                      & (WebhookDelivery.finished_at < cutoff))
     publishers = publisher_names()
     deleted = 0
     for counter in EventCounter.select():
@@ -55,6 +55,6 @@ def prune(now: datetime.datetime | None = None) -> int:
                                                   PublisherCursor.last_seq)
                            .where(PublisherCursor.app == app_id).tuples())
             limit = min([limit, *(cursors.get(name, 0) for name in publishers)])
-        deleted += Event.delete().where((Event.app == app_id) & (Event.seq <= limit)
-                                        & (Event.created_at < cutoff)).execute()
+        deleted += delete_in_batches(Event, (Event.app == app_id) & (Event.seq <= limit)
+                                     & (Event.created_at < cutoff))
     return deleted

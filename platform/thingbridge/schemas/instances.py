@@ -45,11 +45,18 @@ class InstanceCreateSchema(Schema):
                        "them"})
 
 
+class InstanceUpdateSchema(Schema):
+    configuration = fields.Dict(required=True, metadata={
+        "description": "Replaces the whole configuration, validated and checked with the "
+                       "provider as on creation; clients stopped because the provider refused "
+                       "the old one start again"})
+
+
 class InstanceCreatedSchema(WithWarnings):
     id = fields.String(required=True)
 
 
-class InstanceSchema(Schema):
+class InstanceSchema(WithWarnings):
     id = fields.String(required=True)
     clients = fields.List(fields.Nested(ClientLink), required=True)
     connector = fields.Nested(DescriptionLink, required=True, attribute="description")

@@ -1,0 +1,105 @@
+"""A bulkhead between the API's requests and the outside servers they wait on.
+
+Some requests wait on another server while the API answers them: a provider (an instance's
+check, a consent's code exchange, a connector action) or a name server (a webhook or callback
+URL being registered). Under gunicorn's sync workers each holds a whole worker process for as
+long as that server takes (up to the call's budget: 20 s for an action, 2 s for a lookup), so
+a provider or a name server that hangs would take every worker, and with them every app's
+reads. At most ``THINGBRIDGE_API_OUTSIDE_CALLS`` such requests run at once across the server's
+processes; `thingbridge api` sets it to the server's request slots minus one, so one is always
+left for everything else. A request that finds no slot free waits up to ``WAIT`` seconds (a
+healthy server answers in that time), then answers 503 ``OUTSIDE_CALLS_BUSY`` with
+Retry-After, before anything was recorded: repeating it is safe.
+
+The slots are files locked with ``flock``: a lock is shared by the server's processes and
+threads alike, and the kernel releases it when its holder dies (gunicorn ending a worker at
+its timeout), so no slot is ever lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import current_app
+
+from thingbridge.errors import ApiError
+from thingbridge.http.urls import outbound_url_problem
+
+SLOTS_DIR = "THINGBRIDGE_API_OUTSIDE_CALLS_DIR"  # set by the CLI for the server's processes
+WAIT = 1.0  # seconds a request waits for a slot before its 503
+RETRY_AFTER = 1
+_CHECK_EVERY = 0.02
+_own_dir: Path | None = None
+
+
+class Busy(ApiError):
+    def __init__(self, limit: int):
+        super().__init__(503, f"this server already waits on {limit} outside server(s) (a "
+                              f"provider, a name server; THINGBRIDGE_API_OUTSIDE_CALLS); "
+                              f"nothing was done, try again in a moment", "OUTSIDE_CALLS_BUSY")
+        self.data = {"headers": {"Retry-After": str(RETRY_AFTER)}}
+
+
+def share_between_processes(server: str, slots: int) -> None:
+    """Before a server forks its processes: a fresh folder for their slots, and the number of
+    slots unless the operator set it."""
+    folder = Path(tempfile.gettempdir()) / "thingbridge-outside-calls" / server
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[SLOTS_DIR] = str(folder)
+    os.environ.setdefault("THINGBRIDGE_API_OUTSIDE_CALLS", str(max(1, slots)))
+
+
+@contextmanager
+def outside_call() -> Iterator[None]:
+    """Hold one of the server's outside-call slots for the block; 503 ``Busy`` when none
+    frees up within ``WAIT`` seconds. No limit when the setting is 0."""
+    limit = current_app.config["API_OUTSIDE_CALLS"]
+    if not limit:
+        yield
+        return
+    held = _take(_folder(), limit, time.monotonic() + WAIT)
+    if held is None:
+        raise Busy(limit)
+    try:
+        yield
+    finally:
+        os.close(held)  # closing the descriptor releases its lock
+
+
+def url_problem(url: str, owner: str) -> str | None:
+    """Why ``url`` may not be registered (``http.urls.outbound_url_problem``), its name looked
+    up under a slot."""
+    with outside_call():
+        return outbound_url_problem(url, owner)
+
+
+def _take(folder: Path, limit: int, until: float) -> int | None:
+    """A descriptor holding the lock of one of ``limit`` slot files, or None at ``until``."""
+    while True:
+        for slot in range(limit):
+            fd = os.open(folder / f"slot-{slot}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                os.close(fd)
+        if time.monotonic() >= until:
+            return None
+        time.sleep(_CHECK_EVERY)
+
+
+def _folder() -> Path:
+    """The server's folder, or one of this process's own when no server made one (the
+    development server, tests through Flask's client)."""
+    global _own_dir
+    if shared := os.environ.get(SLOTS_DIR):
+        return Path(shared)
+    if _own_dir is None:
+        _own_dir = Path(tempfile.mkdtemp(prefix="thingbridge-outside-calls-"))
+    return _own_dir
