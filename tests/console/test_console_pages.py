@@ -190,3 +190,27 @@ def test_head_on_a_form_changes_nothing(live_api, make_app):
     _sign_in(http, api)
     assert http.head(f"/console/clients/{client_id}/delete").status_code == 200
     assert ConnectorClient.get_or_none(ConnectorClient.id == client_id) is not None
+
+
+def test_a_client_stopped_by_its_instance_says_what_repairs_it(console, netatmo_sim):
+    """A provider that refused the app's own credentials stops every client of the instance:
+    the page says the instance's configuration repairs it, and offers no reauthorization (a
+    consent goes through the same refused credentials)."""
+    from flows import consent
+
+    from thingbridge.connectors import lifecycle
+
+    http, api = console
+    client_id = consent(api)["client_id"]
+    row = ConnectorClient.get_by_id(client_id)
+    page = http.get(f"/console/clients/{client_id}")
+    assert 'id="reauthorize"' in page.text
+    lifecycle.record_error(row, f"{lifecycle.INSTANCE_REFUSED}: the token endpoint refused "
+                                "the OAuth client (invalid_client)")
+    page = http.get(f"/console/clients/{client_id}")
+    assert "not polled until the instance&#39;s configuration is fixed" in page.text
+    assert 'id="reauthorize"' not in page.text
+    polled = http.post(f"/console/clients/{client_id}/poll", data={"csrf_token": _csrf(page)})
+    assert polled.status_code == 302
+    assert "until the instance&#39;s configuration is fixed" in http.get(
+        f"/console/clients/{client_id}").text

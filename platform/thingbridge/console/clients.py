@@ -36,14 +36,23 @@ def client(client_id):
     row = app_client(g.app, client_id)
     return render_template("console/client.html", client=row, history=client_history(row),
                            things=client_things(row.id), interval=poll_interval(row.type_id),
-                           consents=consent.uses_consent(row.type_id))
+                           consents=consent.uses_consent(row.type_id), repair=_repair(row))
+
+
+def _repair(row) -> str:
+    """What ends a client's ERROR: a fixed instance (the provider refused the app's own
+    credentials: no consent repairs that), else a consent or the client's configuration."""
+    if (row.status_reason or "").startswith(lifecycle.INSTANCE_REFUSED):
+        return "the instance's configuration is fixed"
+    return "reauthorized" if consent.uses_consent(row.type_id) else \
+        "its configuration is fixed"
 
 
 @bp.route("/clients/<client_id>/poll", methods=["POST"])
 def poll_now(client_id):
     row = app_client(g.app, client_id)
     if row.status == "ERROR":
-        flash("A client in ERROR is not polled: it needs a new consent first.", "error")
+        flash(f"A client in ERROR is not polled until {_repair(row)}.", "error")
     else:
         lifecycle.schedule_first_poll(row)
         flash("Poll queued: the page shows its outcome once a worker has run it.", "info")
