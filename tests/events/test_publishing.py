@@ -201,24 +201,26 @@ def test_mqtt_last_error_says_whether_mosquitto_is_down_refused_the_login_or_dro
     locked = mosquitto_server(tmp_path, "allow_anonymous false", f"password_file {passwords}")
     # Mosquitto closes the connection of a client that sends a packet larger than this.
     strict = mosquitto_server(tmp_path, "max_packet_size 400")
-    started = [down.start(), locked.start(), strict.start()]
-    down.kill()
-    cases = {
-        f"mqtt://127.0.0.1:{down.port}":
-            "ConnectionRefusedError: broker down: nothing accepts connections at "
-            f"127.0.0.1:{down.port} (connection refused)",
-        f"mqtt://tb:wrong@127.0.0.1:{locked.port}":
-            "PermissionError: the broker refused the user tb: Not authorized",
-        f"mqtt://127.0.0.1:{locked.port}?prefix=anonymous":
-            "PermissionError: the broker refused the anonymous login: Not authorized",
-        f"mqtt://127.0.0.1:{strict.port}":
-            "ConnectionResetError: the broker closed the connection before confirming the "
-            "batch (0 of 2 PUBACKs)",
-    }
-    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", ",".join(cases))
-    events.emit_many(api.model.id, [events.Pending("thing.created", "alice", {"pad": "x" * 500})
-                                    for _ in range(2)])
+    servers = (down, locked, strict)
     try:
+        for server in servers:
+            server.start()
+        down.kill()
+        cases = {
+            f"mqtt://127.0.0.1:{down.port}":
+                "ConnectionRefusedError: broker down: nothing accepts connections at "
+                f"127.0.0.1:{down.port} (connection refused)",
+            f"mqtt://tb:wrong@127.0.0.1:{locked.port}":
+                "PermissionError: the broker refused the user tb: Not authorized",
+            f"mqtt://127.0.0.1:{locked.port}?prefix=anonymous":
+                "PermissionError: the broker refused the anonymous login: Not authorized",
+            f"mqtt://127.0.0.1:{strict.port}":
+                "ConnectionResetError: the broker closed the connection before confirming the "
+                "batch (0 of 2 PUBACKs)",
+        }
+        monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", ",".join(cases))
+        events.emit_many(api.model.id, [
+            events.Pending("thing.created", "alice", {"pad": "x" * 500}) for _ in range(2)])
         for claim in publishing.claim_due():  # one attempt each, not the retries after it
             publishing.drain(*claim)
         for url, error in cases.items():
@@ -226,7 +228,7 @@ def test_mqtt_last_error_says_whether_mosquitto_is_down_refused_the_login_or_dro
             assert (row.last_seq, row.failures, row.last_error) == (0, 1, error), url
     finally:
         publishers.close_all()
-        for server in started:
+        for server in servers:
             server.kill()
 
 
