@@ -5,6 +5,7 @@ mosquitto processes that a test may kill and restart (never the shared ones)."""
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import signal
 import socket
@@ -156,11 +157,26 @@ def redis_server(folder: Path) -> ServerProcess:
                           "--dir", str(folder)], port)
 
 
-def mosquitto_server(folder: Path) -> ServerProcess:
+def mosquitto_server(folder: Path, *settings: str) -> ServerProcess:
+    """A private Mosquitto; ``settings`` are more lines of its configuration (anonymous
+    clients are allowed unless they say otherwise)."""
     port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    config = folder / f"mosquitto-{port}.conf"
+    # Started as root, Mosquitto would read its files as the user "mosquitto": stay us.
+    lines = [f"listener {port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}",
+             *settings]
+    if not any(line.startswith("allow_anonymous") for line in settings):
+        lines.append("allow_anonymous true")
+    config.write_text("\n".join(lines) + "\n")
     return ServerProcess(["mosquitto", "-c", str(config)], port)
+
+
+def mosquitto_password_file(folder: Path, user: str, password: str) -> Path:
+    path = folder / "mosquitto-passwords"
+    path.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(path), user, password], check=True,
+                   timeout=30)
+    return path
 
 
 # --- MQTT --------------------------------------------------------------------------------

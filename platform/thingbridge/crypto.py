@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from peewee import TextField
+from peewee import FieldAccessor, TextField
 
 _keyring: MultiFernet | None = None
 
@@ -55,6 +55,13 @@ def decrypt(token: str) -> str:
         raise SecretKeyError("stored secret cannot be decrypted with the configured keys") from exc
 
 
+def unreadable(what: str) -> str:
+    """Why work that needs ``what`` (a stored secret) is not done, as its owner is told."""
+    return (f"{what} cannot be read with the configured THINGBRIDGE_SECRET_KEYS (a key removed "
+            "before `thingbridge rotate-secrets`?); retried with backoff until the key is back "
+            "or a new value replaces it")
+
+
 def rotate(token: str) -> str:
     return keyring().rotate(token.encode()).decode()
 
@@ -75,3 +82,23 @@ class EncryptedJSONField(TextField):
         except SecretKeyError as exc:  # the log line of whatever met it says where
             raise SecretKeyError(f"{exc} ({self.model._meta.table_name}.{self.column_name})"
                                  ) from exc.__cause__
+
+
+class _ReadWhenUsed(FieldAccessor):
+    """On a row selected without the column: read it (decrypting it) when it is used, never
+    answer None for a value that is there."""
+
+    def __get__(self, instance, instance_type=None):
+        if instance is not None and self.name not in instance.__data__ \
+                and instance._pk is not None:
+            model = type(instance)
+            instance.__data__[self.name] = model.select(self.field).where(
+                model._meta.primary_key == instance._pk).scalar()
+        return super().__get__(instance, instance_type)
+
+
+class LazyEncryptedJSONField(EncryptedJSONField):
+    """An encrypted value that reads which do not need it leave out (and their decryption,
+    which fails when no configured key reads it): read when used."""
+
+    accessor_class = _ReadWhenUsed

@@ -12,6 +12,7 @@ from broker_helpers import (
     MqttSubscriber,
     dedupe,
     ids,
+    mosquitto_password_file,
     mosquitto_server,
     rabbitmq_stopped,
     redis_server,
@@ -19,6 +20,7 @@ from broker_helpers import (
     unique,
 )
 from helpers import AMQP_URL, wait_until
+from raw_receivers import amqp_broker_that_blocks
 
 from thingbridge.db import utcnow
 from thingbridge.models import PublisherCursor
@@ -189,6 +191,47 @@ def test_mosquitto_down_then_up(flask_app, api, monkeypatch, tmp_path):
         server.kill()
 
 
+def test_mqtt_last_error_says_whether_mosquitto_is_down_refused_the_login_or_dropped_us(
+        flask_app, api, monkeypatch, tmp_path):
+    """Each failure is recorded at once, in words that tell them apart (before: a refused
+    login read "connection refused", and a connection the broker closed waited for its
+    PUBACKs until "no PUBACK within 10s", twice)."""
+    passwords = mosquitto_password_file(tmp_path, "tb", "right")
+    down = mosquitto_server(tmp_path)
+    locked = mosquitto_server(tmp_path, "allow_anonymous false", f"password_file {passwords}")
+    # Mosquitto closes the connection of a client that sends a packet larger than this.
+    strict = mosquitto_server(tmp_path, "max_packet_size 400")
+    servers = (down, locked, strict)
+    try:
+        for server in servers:
+            server.start()
+        down.kill()
+        cases = {
+            f"mqtt://127.0.0.1:{down.port}":
+                "ConnectionRefusedError: broker down: nothing accepts connections at "
+                f"127.0.0.1:{down.port} (connection refused)",
+            f"mqtt://tb:wrong@127.0.0.1:{locked.port}":
+                "PermissionError: the broker refused the user tb: Not authorized",
+            f"mqtt://127.0.0.1:{locked.port}?prefix=anonymous":
+                "PermissionError: the broker refused the anonymous login: Not authorized",
+            f"mqtt://127.0.0.1:{strict.port}":
+                "ConnectionResetError: the broker closed the connection before confirming the "
+                "batch (0 of 2 PUBACKs)",
+        }
+        monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", ",".join(cases))
+        events.emit_many(api.model.id, [
+            events.Pending("thing.created", "alice", {"pad": "x" * 500}) for _ in range(2)])
+        for claim in publishing.claim_due():  # one attempt each, not the retries after it
+            publishing.drain(*claim)
+        for url, error in cases.items():
+            row = cursor(api.model.id, base.redact(url))
+            assert (row.last_seq, row.failures, row.last_error) == (0, 1, error), url
+    finally:
+        publishers.close_all()
+        for server in servers:
+            server.kill()
+
+
 # --- holders that die: the batch is published again, consumers dedupe ------------------------
 
 def test_a_holder_that_dies_mid_batch_is_replaced(brokers, api):
@@ -282,6 +325,26 @@ def test_a_broker_that_trickles_is_cut_at_the_attempts_deadline(scheme, servers,
     assert "no confirmation within 2s" in held.last_error
     assert shut_down.wait(30)  # the broker saw its connection end
     assert publishers.configured(url)[name] is not stuck  # a new one for the next attempt
+
+
+def test_a_rabbitmq_alarm_is_recorded_as_broker_blocked(servers, make_app, flask_app,
+                                                     monkeypatch):
+    """RabbitMQ under a memory or disk alarm blocks publishing connections (connection.blocked)
+    and confirms nothing until it clears: the attempt waited for its deadline and recorded
+    only "no confirmation within ...". The broker here is a raw socket that blocks at the first
+    publish, so the shared RabbitMQ's alarms are never touched."""
+    server = servers(amqp_broker_that_blocks("low on memory"))
+    url = f"amqp://guest:guest@127.0.0.1:{server.port}/"
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", url)
+    # Shorter than the default, so that a publisher that waits for confirms fails fast.
+    monkeypatch.setattr(base, "ATTEMPT", 5)
+    app_id = make_app("a").model.id
+    emit(app_id, 3)
+    [(name, claimed_app, token)] = publishing.claim_due()
+    assert publishing.drain(name, claimed_app, token) == 0
+    row = cursor(app_id, name)
+    assert (row.last_seq, row.failures, row.lease_token) == (0, 1, None)
+    assert row.last_error == "BrokerBlocked: broker blocked: low on memory"
 
 
 def test_a_failing_broker_is_tried_once_per_pause_not_once_per_app(servers, make_app,

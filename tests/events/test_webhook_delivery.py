@@ -121,8 +121,13 @@ def test_receiver_down_then_up_gets_everything_exactly_once_in_order(api, receiv
                    for d in page)
 
     wait_until(retried, message="failed attempts recorded while the receiver is down")
+    shown = api.get(f"{HOOKS}/{hook['id']}").json
+    assert shown["last_error"].startswith("unreachable: ") and shown["last_error_at"]
     receiver.up()
     wait_until(lambda: all_settled(hook["id"], 5), timeout=60, message="backlog delivered")
+    # Cleared by the statement after the last run's, so waited for like the deliveries.
+    wait_until(lambda: api.get(f"{HOOKS}/{hook['id']}").json["last_error_at"] is None,
+               message="the endpoint's last error cleared")
     assert sorted(receiver.ids()) == [1, 2, 3, 4, 5]
     assert receiver.ids("alice") == [1, 3, 5] and receiver.ids("bob") == [2, 4]
     page = api.get(f"{HOOKS}/{hook['id']}/deliveries").json["deliveries"]

@@ -202,6 +202,62 @@ def _waiting_on_a_lock() -> bool:
             "AND datname = current_database()").fetchone()[0] > 0
 
 
+def test_replays_in_flight_hold_for_replays_racing_on_two_endpoints(flask_app, api, limits,
+                                                                     monkeypatch):
+    """Each replay locks its own endpoint: a replay on a second endpoint (a thread, its own
+    connection) that comes in while the first has counted and not yet committed waits for
+    it and counts it as in flight."""
+    from thingbridge.limits import quotas
+
+    limits("REPLAYS_IN_FLIGHT", 1)
+    hooks = [api.post(HOOKS, json={"url": f"https://example.com/{n}"}).json["id"]
+             for n in range(2)]
+    api.post(THINGS, json=LAMP)  # an event to replay; no worker delivers it meanwhile
+    check, racer, answers = quotas.check_size, [], []
+    second = api.__class__(flask_app.test_client(), api.token, api.subject)
+
+    def between_count_and_commit(*args):
+        if not racer:
+            racer.append(threading.Thread(target=lambda: answers.append(
+                second.post(f"{HOOKS}/{hooks[1]}/replay", json={"after": 0}))))
+            racer[0].start()
+            wait_until(lambda: answers or _waiting_on_a_lock(),
+                       message="the second replay to finish or wait")
+        check(*args)
+
+    monkeypatch.setattr(quotas, "check_size", between_count_and_commit)
+    first = api.post(f"{HOOKS}/{hooks[0]}/replay", json={"after": 0})
+    racer[0].join()
+    assert first.status_code == 202, first.json
+    assert_429(answers[0], "REPLAYS_IN_FLIGHT")
+
+
+def test_replays_in_flight_hold_for_many_replays_at_once_over_http(live_api, make_app, limits):
+    """Replays on every endpoint of an app sent at once over real HTTP, each its own
+    server thread and database connection: no more are accepted than the limit."""
+    import requests
+
+    limits("REPLAYS_IN_FLIGHT", 2)
+    api = make_app("racer")
+    hooks = [api.post(HOOKS, json={"url": f"https://example.com/{n}"}).json["id"]
+             for n in range(8)]
+    api.post(THINGS, json=LAMP)  # an event to replay; no worker delivers it meanwhile
+    start, answers = threading.Barrier(len(hooks)), []
+
+    def replay(hook_id):
+        start.wait()
+        answers.append(requests.post(f"{live_api}{HOOKS}/{hook_id}/replay", json={"after": 0},
+                                     headers={"Authorization": f"Bearer {api.token}"},
+                                     timeout=30).status_code)
+
+    racers = [threading.Thread(target=replay, args=(hook_id,)) for hook_id in hooks]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert sorted(answers) == [202, 202] + [429] * 6
+
+
 def test_thing_and_property_writes_per_app(api, make_app, limits):
     """Each write is an event fanned out to every webhook of the app: writes have a rate."""
     thing_id = api.post(THINGS, json=LAMP).json["Id"]

@@ -16,7 +16,8 @@ ALL_MIGRATIONS = ["0001_initial", "0002_events", "0003_lean_indexes",
                   "0004_client_lifecycle", "0005_app_lifecycle", "0007_work_leases",
                   "0008_console", "0009_outbound_limits",
                   "0010_deliveries_in_flight", "0011_due_actions",
-                  "0012_newest_requests", "0013_endpoint_deliveries"]
+                  "0012_newest_requests", "0013_endpoint_deliveries",
+                  "0014_endpoint_last_error"]
 
 
 @pytest.fixture

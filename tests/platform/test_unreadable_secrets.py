@@ -13,7 +13,7 @@ from thingbridge import crypto
 from thingbridge.api import health
 from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
-from thingbridge.models import ConnectorClient, WebhookEndpoint
+from thingbridge.models import App, ConnectorClient, WebhookEndpoint
 
 
 @pytest.fixture
@@ -50,13 +50,35 @@ def test_health_names_the_unreadable_secrets(http, api, key_lost, monkeypatch, f
 
 
 def test_a_request_that_meets_one_answers_503_secret_unreadable(api, key_lost):
+    register = {"CallbackUrl": "https://example.com/actions"}
+    api.post("/api/v1/actions/callback/register", json=register)
     hook = api.post("/api/v1/webhooks", json={"url": "https://example.com/hook"}).json
     key_lost()
-    for resp in (api.get("/api/v1/webhooks"),
-                 api.post(f"/api/v1/webhooks/{hook['id']}/rotate-secret")):
-        assert resp.status_code == 503
-        assert resp.json["error"] == "SECRET_UNREADABLE"
-        assert "cannot be decrypted with the platform's keys" in resp.json["description"]
+    resp = api.post("/api/v1/actions/callback/register", json=register)  # reads the key
+    assert resp.status_code == 503
+    assert resp.json["error"] == "SECRET_UNREADABLE"
+    assert "cannot be decrypted with the platform's keys" in resp.json["description"]
+    # Reads that need no secret still show the endpoint (where its last error is said).
+    assert [e["id"] for e in api.get("/api/v1/webhooks").json] == [hook["id"]]
+    for resp in (api.get(f"/api/v1/webhooks/{hook['id']}"),
+                 api.patch(f"/api/v1/webhooks/{hook['id']}", json={"description": "d"})):
+        assert resp.status_code == 200 and resp.json["id"] == hook["id"]
+
+
+def test_a_rotation_replaces_what_no_key_reads(api, key_lost):
+    """The webhook's secret and the action signing key: the app gets new ones (nothing to
+    sign alongside them) and its deliveries can go on without the lost key."""
+    register = {"CallbackUrl": "https://example.com/actions", "rotateSigningKey": True}
+    api.post("/api/v1/actions/callback/register", json=register)
+    hook = api.post("/api/v1/webhooks", json={"url": "https://example.com/hook"}).json
+    key_lost()
+    rotated = api.post(f"/api/v1/webhooks/{hook['id']}/rotate-secret")
+    assert rotated.status_code == 200, rotated.json
+    assert rotated.json["previous_valid_until"] is None
+    stored = WebhookEndpoint.get_by_id(hook["id"]).secrets
+    assert stored == [{"secret": rotated.json["secret"], "expires_at": None}]
+    key = api.post("/api/v1/actions/callback/register", json=register).json["signingKey"]
+    assert App.get_by_id(api.model.id).signing_key == key
 
 
 def test_a_poll_that_meets_one_records_why_and_backs_off(api, owm_sim, key_lost):

@@ -9,7 +9,7 @@ import logging
 
 from flask import current_app
 
-from thingbridge import backoff
+from thingbridge import backoff, crypto
 from thingbridge.actions import signing
 from thingbridge.actions.service import (
     DELIVER_TASK,
@@ -21,6 +21,7 @@ from thingbridge.actions.service import (
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.connectors.plugin_call import lease_budget
+from thingbridge.crypto import SecretKeyError
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
 from thingbridge.http.urls import allow_list
@@ -29,6 +30,8 @@ from thingbridge.tasks import enqueue_soon
 
 log = logging.getLogger(__name__)
 RETRY_BASE, MAX_RETRY_DELAY = 1.0, 30.0
+UNREADABLE_KEY = crypto.unreadable("the action signing key of the thing's app")
+UNREADABLE_CREDENTIALS = crypto.unreadable("the stored credentials of the thing's connector")
 
 
 # Outcomes after which the request left PENDING, its lease freed by the same statement.
@@ -44,7 +47,25 @@ def deliver(request: ActionRequest, target: Target) -> str:
     thing, client, device_id = target
     if client is not None:
         return _perform_on_connector(request, client, device_id)
-    return _post_to_callback(request, App.get_by_id(thing.created_by_id))
+    try:
+        owner = App.get_by_id(thing.created_by_id)
+    except SecretKeyError as exc:
+        return unreadable(request, exc, UNREADABLE_KEY)
+    return _post_to_callback(request, owner)
+
+
+def unreadable(request: ActionRequest, error: SecretKeyError, reason: str) -> str:
+    """A held request whose delivery needs a stored secret no configured key decrypts: the
+    operator's to fix. Said on the request and retried with backoff until its deadline, not
+    a task that fails and holds the request until its lease runs out."""
+    log.error("action %s: %s", request.id, error)
+    return _retry(request, reason)
+
+
+def unreadable_target(request_id: str, error: SecretKeyError) -> str:
+    """As :func:`unreadable`, for a request taken with its connector's client and instance
+    (:func:`service.take_delivery`), whose credentials could not be read."""
+    return unreadable(ActionRequest.get_by_id(request_id), error, UNREADABLE_CREDENTIALS)
 
 
 def _perform_on_connector(request: ActionRequest, client, device_id: str) -> str:

@@ -12,7 +12,9 @@ import time
 
 from flask import current_app
 
+from thingbridge import crypto
 from thingbridge.config import WEBHOOK_RUN_SECONDS
+from thingbridge.crypto import SecretKeyError
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
 from thingbridge.http.retry_after import parse_retry_after
@@ -25,6 +27,7 @@ DELIVER_TASK = "thingbridge.deliver_webhooks"
 TIME_SLICE = 20.0  # seconds a task walks its lane before yielding the worker to others
 READ_AHEAD = 20  # deliveries of a lane read in one query, and recorded in one transaction
 RETRYABLE_4XX = (408, 425, 429)
+UNREADABLE_SECRET = crypto.unreadable("this endpoint's signing secret")
 
 
 def pump() -> int:
@@ -47,6 +50,7 @@ def deliver_lane(delivery_id: int, token: str) -> int:
     until, sent = time.monotonic() + TIME_SLICE, 0
     current = webhooks.leased(delivery_id, token)
     ahead = webhooks.lane_after(current.delivery, token, READ_AHEAD) if current else []
+    shown = ahead[0].endpoint.last_error if ahead else None  # the endpoint's, as last known
     while ahead:
         if time.monotonic() > until:
             enqueue(DELIVER_TASK, ahead[0].delivery.id, token)  # the lease comes along
@@ -60,6 +64,7 @@ def deliver_lane(delivery_id: int, token: str) -> int:
         sent += len(run)
         last, outcome = run[-1]
         next_id = webhooks.record_run(token, run)
+        shown = webhooks.note_endpoint(last.endpoint_id, outcome, shown)
         if next_id is None and (outcome.ok or not outcome.retryable) and \
                 webhooks.catch_up(last.endpoint_id):
             next_id = webhooks.lease_next(last, token)
@@ -70,16 +75,23 @@ def deliver_lane(delivery_id: int, token: str) -> int:
             # Past what was read, or an older event came first (a replay, a redelivery).
             nxt = webhooks.leased(next_id, token)
             ahead = webhooks.lane_after(nxt.delivery, token, READ_AHEAD) if nxt else []
+            shown = ahead[0].endpoint.last_error if ahead else shown
     return sent
 
 
 def attempt(current: webhooks.Leased) -> webhooks.Outcome:
     event, endpoint = current.event, current.endpoint
+    try:
+        secrets = current.secrets()
+    except SecretKeyError as exc:
+        # The operator's to fix: said on the delivery and the endpoint, and retried with the
+        # backoff of a receiver that does not answer.
+        log.error("webhook %s: %s", endpoint.id, exc)
+        return webhooks.Outcome(None, UNREADABLE_SECRET, 0, retryable=True)
     body = events.body(events.envelope(event))
     # "<app>:<id>": unique even for a receiver shared by several apps; the same on every
     # attempt, redelivery and replay, so receivers dedupe on it.
-    headers = webhook_signing.headers(endpoint.secrets, f"{event.app_id}:{event.seq}", body,
-                                      utcnow())
+    headers = webhook_signing.headers(secrets, f"{event.app_id}:{event.seq}", body, utcnow())
     config = current_app.config
     started = time.monotonic()
     answer = outbound.post(endpoint.url, body, headers, config["WEBHOOK_TIMEOUT"],

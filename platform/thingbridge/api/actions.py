@@ -12,7 +12,7 @@ from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.errors import ApiError, found
 from thingbridge.limits import quotas
-from thingbridge.models import ActionRequest, App, Thing
+from thingbridge.models import APP_PLAIN, ActionRequest, App, Thing
 from thingbridge.schemas.actions import (
     ActionRequestOut,
     ActionRequestUpdate,
@@ -96,9 +96,10 @@ def register_callback(body):
     url = body["CallbackUrl"]
     if problem := outside_calls.url_problem(url, g.app.id):
         raise ApiError(400, f"CallbackUrl {problem}", "INVALID_CALLBACK_URL")
-    app = App.get_by_id(g.app.id)
+    app = App.select(*APP_PLAIN).where(App.id == g.app.id).get()
     answer = {"callbackUrl": url}
-    if app.signing_key is None or body["rotateSigningKey"]:
+    # A rotation never reads the old key: it is how an app replaces one no key decrypts.
+    if body["rotateSigningKey"] or app.signing_key is None:
         app.signing_key = answer["signingKey"] = signing.new_key()
     app.callback_url = url
     app.save()

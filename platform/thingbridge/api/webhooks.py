@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import logging
 
 from flask import current_app, g
 from flask.views import MethodView
 
 from thingbridge.api import outside_calls
 from thingbridge.api.common import ID, Blueprint, cursor_page, link, links, protected
+from thingbridge.crypto import SecretKeyError
 from thingbridge.db import db, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.limits import quotas
@@ -30,6 +32,7 @@ from thingbridge.schemas.webhooks import (
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                 description="Signed, retried, ordered event delivery to the app's endpoints")
 SCOPE = "thingbridge.events"
+log = logging.getLogger(__name__)
 WEBHOOK, CREATED = "/api/v1/webhooks/{webhook_id}", "$response.body#/id"
 WEBHOOK_OPERATIONS = [("GetWebhook", "", "get"), ("UpdateWebhook", "", "patch"),
                       ("DeleteWebhook", "", "delete"), ("RotateSecret", "/rotate-secret", "post"),
@@ -93,7 +96,7 @@ class WebhookById(MethodView):
         # Only the fields sent: a whole-row save would write back a stale cursor or secrets.
         WebhookEndpoint.update(updated_at=utcnow(), **body).where(
             WebhookEndpoint.id == endpoint.id).execute()
-        return WebhookEndpoint.get_by_id(endpoint.id)
+        return _own(webhook_id)
 
     @protected(blp, SCOPE, errors=(404,))
     @blp.response(204)
@@ -114,10 +117,17 @@ def rotate_secret(webhook_id):
         endpoint = _own(webhook_id, lock=True)
         now = utcnow()
         overlap = datetime.timedelta(seconds=current_app.config["WEBHOOK_SECRET_OVERLAP"])
-        secret, secrets = webhook_signing.rotate(endpoint.secrets, now, overlap)
+        try:
+            stored = endpoint.secrets
+        except SecretKeyError as exc:
+            # Secrets no configured key reads sign nothing: the new one replaces them, which
+            # is how the app gets its deliveries going again without the operator.
+            log.warning("webhook %s: %s; replaced by a rotation", endpoint.id, exc)
+            stored = []
+        secret, secrets = webhook_signing.rotate(stored, now, overlap)
         WebhookEndpoint.update(secrets=secrets, updated_at=now).where(
             WebhookEndpoint.id == endpoint.id).execute()
-    return {"secret": secret, "previous_valid_until": now + overlap}
+    return {"secret": secret, "previous_valid_until": now + overlap if stored else None}
 
 
 @blp.route(f"/<{ID}:webhook_id>/deliveries", methods=["GET"])

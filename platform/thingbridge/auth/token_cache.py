@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 from flask import current_app
 
-from thingbridge.models import AccessToken, App, token_hash
+from thingbridge.models import APP_PLAIN, AccessToken, App, token_hash
 
 # Entries kept at most, least recently used dropped first: bounds the memory a flood of
 # distinct valid tokens can take.
@@ -61,5 +61,5 @@ def forget_app(app_id: str) -> None:
 
 def _read(key: str) -> AccessToken | None:
     # A disabled app's tokens are revoked too; this also covers one issued meanwhile.
-    return (AccessToken.select(AccessToken, App).join(App)
+    return (AccessToken.select(AccessToken, *APP_PLAIN).join(App)
             .where((AccessToken.token_hash == key) & App.disabled_at.is_null()).first())

@@ -13,7 +13,7 @@ from functools import cache
 
 from flask import current_app
 
-from thingbridge import backoff
+from thingbridge import backoff, crypto
 from thingbridge.connectors.contract import MAX_REASON, ConnectorError, InstanceRefused
 from thingbridge.connectors.registry import installed, poll_interval
 from thingbridge.db import db, is_postgres, locking, utcnow
@@ -37,8 +37,7 @@ INSTANCE_FIXED = "instance configuration changed; waiting for the first poll"
 # only the end user can renew, and fixing the instance finds the clients it stopped.
 INSTANCE_REFUSED = ("the provider refused the connector instance's configuration (fix it with "
                     "PATCH on the instance)")
-UNREADABLE_SECRETS = ("the platform cannot decrypt this client's stored secrets; its "
-                      "operator must restore the key they were written with")
+UNREADABLE_SECRETS = crypto.unreadable("this client's stored secrets")
 # A transient failure waits this long, doubling per failure in a row, up to the cap.
 RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
 # Seconds between an accepted action and the poll that reads the device's new state.

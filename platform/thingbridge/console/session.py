@@ -7,7 +7,7 @@ import hashlib
 from flask import flash, redirect, render_template, request, session, url_for
 
 from thingbridge.console import bp
-from thingbridge.models import App
+from thingbridge.models import APP_PLAIN, App
 
 
 def _fingerprint(app: App) -> str:
@@ -17,7 +17,7 @@ def _fingerprint(app: App) -> str:
 
 def signed_in_app() -> App | None:
     app_id = session.get("app_id")
-    app = App.get_or_none(App.id == app_id) if app_id else None
+    app = App.select(*APP_PLAIN).where(App.id == app_id).first() if app_id else None
     if app is None or app.disabled_at is not None \
             or session.get("fingerprint") != _fingerprint(app):
         return None  # signed out by a new secret, or the app was disabled

@@ -73,10 +73,19 @@ def room_for(setting: str, key: str, count: Callable[[], int], what: str, adding
     a time, each counting what the one before created: requests racing cannot pass the limit.
     Nested, the inner limit's lock is taken in the outer transaction."""
     with db.write_transaction():
-        if current_app.config[setting]:
-            db.serialize(f"{setting}:{key}")
+        if serialize(setting, key):
             check_size(setting, count(), what, adding)
         yield
+
+
+def serialize(setting: str, key: str) -> bool:
+    """Inside a write transaction, before counting toward the ``setting`` limit of ``key``:
+    wait for any other transaction counting toward it to end, and hold it off until this one
+    ends. False (and nothing held) when the limit is off."""
+    if not current_app.config[setting]:
+        return False
+    db.serialize(f"{setting}:{key}")
+    return True
 
 
 def prune(now: datetime.datetime | None = None) -> int:

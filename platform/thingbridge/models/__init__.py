@@ -1,7 +1,7 @@
 """All tables, in dependency order (migrations and tests create them in this order)."""
 
 from thingbridge.models.actions import ACTION_STATUSES, ActionRequest
-from thingbridge.models.apps import ALL_SCOPES, AccessToken, App, token_hash
+from thingbridge.models.apps import ALL_SCOPES, APP_PLAIN, AccessToken, App, token_hash
 from thingbridge.models.connectors import (
     CLIENT_STATUSES,
     ConnectorClient,
@@ -24,6 +24,7 @@ from thingbridge.models.things import (
 )
 from thingbridge.models.webhooks import (
     DELIVERY_STATUSES,
+    ENDPOINT_PLAIN,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -37,9 +38,11 @@ ALL_MODELS = [
 ]
 
 __all__ = [
-    "ACTION_STATUSES", "ALL_MODELS", "ALL_SCOPES", "AccessToken", "Action", "ActionRequest", "App",
+    "ACTION_STATUSES", "ALL_MODELS", "ALL_SCOPES", "APP_PLAIN", "AccessToken", "Action",
+    "ActionRequest", "App",
     "CLIENT_STATUSES", "Component", "ConnectorClient", "ConnectorDescription", "ConnectorInstance",
-    "DELIVERY_STATUSES", "Event", "EventCounter", "OAuthState", "PROPERTY_TYPES", "Property",
+    "DELIVERY_STATUSES", "ENDPOINT_PLAIN", "Event", "EventCounter", "OAuthState",
+    "PROPERTY_TYPES", "Property",
     "PollTally", "PublisherCursor", "RateBudget", "RateWindow", "THING_STATUSES", "Thing",
     "ThingMapping",
     "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "token_hash",

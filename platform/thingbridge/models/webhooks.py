@@ -12,7 +12,7 @@ from peewee import (
     TextField,
 )
 
-from thingbridge.crypto import EncryptedJSONField
+from thingbridge.crypto import LazyEncryptedJSONField
 from thingbridge.db import utcnow
 from thingbridge.models.apps import App
 from thingbridge.models.base import BaseModel, JSONField, UUIDKey
@@ -28,13 +28,17 @@ class WebhookEndpoint(BaseModel):
     description = CharField(max_length=500, default="")
     event_types = JSONField(default=list)  # patterns: "thing.created", "thing.*", "*"
     # [{"secret": "whsec_...", "expires_at": iso8601 | null}], newest first; encrypted.
-    secrets = EncryptedJSONField()
+    secrets = LazyEncryptedJSONField()  # left out of reads that do not sign (ENDPOINT_PLAIN)
     # Last event seq of the app that fan-out has turned into deliveries for this endpoint.
     cursor = BigIntegerField(default=0)
     updated_at = DateTimeField(default=utcnow)
     # The app's last event when it last asked for a replay: the replay is in flight until
     # every delivery up to it has left PENDING (a fair-share limit counts these).
     replay_until = BigIntegerField(null=True)
+    # The error of the endpoint's latest failed attempt, until an attempt succeeds: what the
+    # app reads first when deliveries stall (a receiver down, a secret no key decrypts).
+    last_error = TextField(null=True)
+    last_error_at = DateTimeField(null=True)
 
 
 class WebhookDelivery(BaseModel):
@@ -71,3 +75,9 @@ class WebhookAttempt(BaseModel):
     status_code = IntegerField(null=True)
     error = TextField(null=True)
     duration_ms = IntegerField()
+
+
+# Every endpoint column but the encrypted secrets: what reads that do not sign select, so an
+# endpoint whose secrets no configured key decrypts is still fanned out, listed and shown.
+ENDPOINT_PLAIN = [field for field in WebhookEndpoint._meta.sorted_fields
+                  if field is not WebhookEndpoint.secrets]

@@ -6,24 +6,33 @@ from __future__ import annotations
 
 from peewee import fn, prefetch
 
-from thingbridge.db import db, locking, utcnow
+from thingbridge import db
+from thingbridge.db import locking, utcnow
 from thingbridge.errors import ApiError, found
 from thingbridge.limits import quotas
-from thingbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from thingbridge.models import (
+    ENDPOINT_PLAIN,
+    Event,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from thingbridge.outbox import events
 from thingbridge.outbox.events import MAX_ID
 
 
 def app_endpoints(app):
-    return WebhookEndpoint.select().where(WebhookEndpoint.app == app).order_by(
+    """The app's endpoints without their secrets (see ``ENDPOINT_PLAIN``)."""
+    return WebhookEndpoint.select(*ENDPOINT_PLAIN).where(WebhookEndpoint.app == app).order_by(
         WebhookEndpoint.created_at)
 
 
 def own_endpoint(app, webhook_id: str, lock: bool = False) -> WebhookEndpoint:
     """The app's endpoint; ``lock`` (inside a transaction) holds its row against concurrent
-    rotations, replays and fan-out until commit."""
-    query = WebhookEndpoint.select().where((WebhookEndpoint.id == webhook_id)
-                                           & (WebhookEndpoint.app == app))
+    rotations, replays and fan-out until commit. Its ``secrets`` are read (and decrypted)
+    when used: an endpoint whose secrets no key decrypts is still shown."""
+    query = WebhookEndpoint.select(*ENDPOINT_PLAIN).where((WebhookEndpoint.id == webhook_id)
+                                                          & (WebhookEndpoint.app == app))
     return found((locking(query) if lock else query).first(), "webhook")
 
 
@@ -82,8 +91,11 @@ def redeliver(endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
 
 def replay(app, webhook_id: str, after: int) -> int:
     """Deliver every matching event after ``after`` again (events already queued are kept);
-    returns the endpoint's new cursor."""
-    with db.atomic():
+    returns the endpoint's new cursor. One app's replays run one at a time, from before
+    their count to their commit: the endpoint's lock alone let two replays on two endpoints
+    each count the other's as not yet in flight."""
+    with db.write_transaction():
+        quotas.serialize("REPLAYS_IN_FLIGHT", app.id)
         endpoint = own_endpoint(app, webhook_id, lock=True)  # fan-out skips it meanwhile
         last = events.last_seq(app.id)
         if after > last:

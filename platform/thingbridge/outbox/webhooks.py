@@ -18,7 +18,14 @@ from peewee import fn
 from thingbridge import backoff
 from thingbridge.db import db, is_postgres, locking, retry_idempotent, utcnow
 from thingbridge.lease import Lease
-from thingbridge.models import Event, EventCounter, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from thingbridge.models import (
+    ENDPOINT_PLAIN,
+    Event,
+    EventCounter,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 
@@ -46,8 +53,8 @@ def fan_out(batch: int = 500) -> int:
 def _fan_out_endpoint(endpoint_id: str, batch: int) -> int | None:
     """One batch for one endpoint; None when it is caught up (or another pump holds it)."""
     with db.atomic():
-        endpoint = locking(WebhookEndpoint.select().where(WebhookEndpoint.id == endpoint_id),
-                           skip_locked=True).first()
+        endpoint = locking(WebhookEndpoint.select(*ENDPOINT_PLAIN).where(
+            WebhookEndpoint.id == endpoint_id), skip_locked=True).first()
         if endpoint is None:
             return None
         rows = list(Event.select(Event.id, Event.seq, Event.type, Event.external_subject_id)
@@ -133,11 +140,22 @@ class Leased:
     endpoint: WebhookEndpoint
     event: Event
 
+    def secrets(self) -> list[dict]:
+        """The endpoint's signing secrets, decrypted only now: SecretKeyError when no
+        configured key reads them."""
+        return WebhookEndpoint.secrets.python_value(self.endpoint.sealed_secrets)
+
+
+def _with_endpoint_and_event():
+    """Deliveries with their endpoint (its secrets as stored, ``sealed_secrets``) and event."""
+    return (WebhookDelivery.select(WebhookDelivery, *ENDPOINT_PLAIN, Event,
+                                   WebhookEndpoint.secrets.coerce(False).alias("sealed_secrets"))
+            .join(WebhookEndpoint).switch(WebhookDelivery).join(Event))
+
 
 def leased(delivery_id: int, token: str) -> Leased | None:
     """The delivery with its endpoint and event, if ``token`` still holds it."""
-    row = (WebhookDelivery.select(WebhookDelivery, WebhookEndpoint, Event)
-           .join(WebhookEndpoint).switch(WebhookDelivery).join(Event)
+    row = (_with_endpoint_and_event()
            .where((WebhookDelivery.id == delivery_id) & (WebhookDelivery.lease_token == token)
                   & (WebhookDelivery.status == "PENDING")).first())
     return Leased(row, row.endpoint, row.event) if row else None
@@ -217,6 +235,23 @@ def _log_attempts(run: list[tuple[WebhookDelivery, Outcome]], now: datetime.date
         for delivery, outcome in run]).execute()
 
 
+def note_endpoint(endpoint_id: str, outcome: Outcome, shown: str | None) -> str | None:
+    """The endpoint's last error after a run, given the one the sender last knew it to show
+    (``shown``); returns the one it shows now. A failure sets it, a success clears it, in a
+    statement of its own after the run's transaction (which locks deliveries before this row,
+    where a deletion of the endpoint locks it first). A success where none was shown writes
+    nothing, so the lanes' runs add no write while all is well; an error another lane set
+    meanwhile is cleared by a later run that reads it."""
+    if outcome.ok and shown is None:
+        return None
+    query = WebhookEndpoint.update(last_error=outcome.error,
+                                   last_error_at=None if outcome.ok else utcnow())
+    if outcome.ok:
+        query = query.where(WebhookEndpoint.last_error.is_null(False))
+    query.where(WebhookEndpoint.id == endpoint_id).execute()
+    return outcome.error
+
+
 def lag() -> int:
     """Events webhooks still owe, over every app: those fan-out has not reached yet (by id)
     plus the deliveries still pending."""
@@ -252,8 +287,7 @@ def lane_after(delivery: WebhookDelivery, token: str, limit: int) -> list[Leased
     """The delivery ``token`` holds and the lane's next PENDING ones, in order, with endpoint
     and event: what a sender will probably send next, read in one query. Only the first is
     held; the others are leased one by one as ``record`` hands the lease on."""
-    rows = (WebhookDelivery.select(WebhookDelivery, WebhookEndpoint, Event)
-            .join(WebhookEndpoint).switch(WebhookDelivery).join(Event)
+    rows = (_with_endpoint_and_event()
             .where((WebhookDelivery.endpoint == delivery.endpoint_id)
                    & (WebhookDelivery.lane == delivery.lane)
                    & (WebhookDelivery.status == "PENDING")

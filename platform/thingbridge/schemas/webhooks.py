@@ -42,6 +42,12 @@ class WebhookOut(Schema):
         "description": "Last event id turned into deliveries for this endpoint"})
     secret = fields.String(metadata={
         "description": "Signing secret (`whsec_...`): only in the create and rotate answers"})
+    last_error = fields.String(allow_none=True, metadata={
+        "description": "The error of the latest failed delivery attempt, null once one "
+                       "succeeds (a receiver down, or a signing secret the platform cannot "
+                       "read)"})
+    last_error_at = Timestamp(allow_none=True, metadata={
+        "description": "When that attempt failed"})
 
 
 class SecretRotated(Schema):

@@ -15,7 +15,7 @@ from thingbridge.connectors.contract import (
 )
 from thingbridge.db import is_postgres
 from thingbridge.errors import ApiError, found
-from thingbridge.models import Action, App, Component, Property, Thing
+from thingbridge.models import APP_PLAIN, Action, App, Component, Property, Thing
 from thingbridge.sql import Statement, param
 from thingbridge.things.poll_sql import from_row, row_parts
 
@@ -113,7 +113,7 @@ def component_spec(data: dict) -> ComponentSpec:
 
 _OWNER = App.alias()
 _ACTION_TARGET_FIELDS = (Thing._meta.sorted_fields,
-                         [getattr(_OWNER, f.name) for f in App._meta.sorted_fields],
+                         [getattr(_OWNER, f.name) for f in APP_PLAIN],
                          Action._meta.sorted_fields)
 
 
@@ -147,7 +147,7 @@ def own_action_target(app, subject: str, thing_id: str, component_id: str,
     thing_part, owner_part, (component_pk,), action = row_parts(row, thing_fields,
                                                                 owner_fields, (Component.id,))
     thing = from_row(Thing, thing_fields, thing_part)
-    thing.created_by = from_row(App, App._meta.sorted_fields, owner_part)
+    thing.created_by = from_row(App, APP_PLAIN, owner_part)
     # An outer join that found nothing leaves NULLs: no component, or no action on it.
     found(component_pk, "component")
     return thing, from_row(Action, action_fields, found(action if action[0] else None, "action"))

@@ -11,6 +11,7 @@ import time
 from urllib.parse import unquote
 
 import amqp
+from amqp import spec
 
 from thingbridge.http.watchdog import shut
 from thingbridge.outbox.events import body
@@ -21,6 +22,22 @@ DEFAULT_EXCHANGE = "thingbridge.events"
 
 class Nacked(Exception):
     pass
+
+
+class BrokerBlocked(ConnectionError):
+    """RabbitMQ stopped reading what this connection publishes (a memory or disk alarm)."""
+
+
+class _Connection(amqp.Connection):
+    """py-amqp's connection, reading connection.blocked's reason, which it drops: RabbitMQ
+    says there which alarm holds publishers back ("low on memory", "low on disk")."""
+
+    _METHODS = {**amqp.Connection._METHODS,
+                spec.Connection.Blocked: spec.method(spec.Connection.Blocked, "s")}
+
+    def _on_blocked(self, reason: str = "no reason given") -> None:
+        if self.on_blocked:
+            self.on_blocked(reason)
 
 
 class AmqpPublisher(Publisher):
@@ -41,12 +58,15 @@ class AmqpPublisher(Publisher):
         self._tag = 0  # the channel's last delivery tag: confirms refer to these
         self._unconfirmed: set[int] = set()
         self._nacked = False
+        self._blocked: str | None = None  # why the broker blocked this connection
 
     def connected(self) -> bool:
         return self._conn is not None and self._conn.connected
 
     def connect(self) -> None:
-        conn = self._connecting = amqp.Connection(**self._settings)
+        self._blocked = None
+        conn = self._connecting = _Connection(**self._settings, on_blocked=self._on_blocked,
+                                              on_unblocked=self._on_unblocked)
         try:
             conn.connect()
             channel = conn.channel()
@@ -75,6 +95,10 @@ class AmqpPublisher(Publisher):
             self._unconfirmed.add(self._tag)
         deadline = time.monotonic() + TIMEOUT
         while self._unconfirmed and not self._nacked:
+            if self._blocked is not None:
+                # No confirmation comes before the alarm clears, which may take far longer
+                # than the attempt: say so now and back off, rather than wait out its deadline.
+                raise BrokerBlocked(f"broker blocked: {self._blocked}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"{len(self._unconfirmed)} messages not confirmed "
@@ -94,6 +118,12 @@ class AmqpPublisher(Publisher):
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked = True
+
+    def _on_blocked(self, reason: str) -> None:
+        self._blocked = reason
+
+    def _on_unblocked(self) -> None:
+        self._blocked = None
 
     def disconnect(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None

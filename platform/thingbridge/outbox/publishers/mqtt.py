@@ -18,6 +18,8 @@ from thingbridge.http.watchdog import shut
 from thingbridge.outbox.events import body
 from thingbridge.outbox.publishers.base import TIMEOUT, Publisher
 
+LOST_CHECK = 0.1  # seconds between looks at the connection while waiting for a PUBACK
+
 
 class MqttPublisher(Publisher):
     options = ("prefix",)
@@ -27,12 +29,14 @@ class MqttPublisher(Publisher):
         prefix = self.params.get("prefix", "")
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self._client: mqtt.Client | None = None
+        self._lost = threading.Event()  # the current connection ended
 
     def topic(self, event_type: str) -> str:
         return self.prefix + event_type.replace(".", "/")
 
     def connected(self) -> bool:
-        return self._client is not None and self._client.is_connected()
+        return (self._client is not None and not self._lost.is_set()
+                and self._client.is_connected())
 
     def connect(self) -> None:
         # A unique client id per connection: a broker disconnects the older of two clients
@@ -45,29 +49,59 @@ class MqttPublisher(Publisher):
             client.username_pw_set(self.username, self.password)
         if self.secure:
             client.tls_set()
-        answered, outcome = threading.Event(), {}
+        # This connection's own: a late callback of the one before must not end it.
+        answered, outcome, lost = threading.Event(), {}, threading.Event()
 
         def on_connect(_client, _userdata, _flags, reason_code, _properties):
             outcome["reason"] = reason_code
             answered.set()
 
-        client.on_connect = on_connect
-        client.connect(self.host, self.port or (8883 if self.secure else 1883), keepalive=30)
+        def on_disconnect(_client, _userdata, _flags, _reason_code, _properties):
+            # paho reports a connection the broker closed as "Unspecified error": that it
+            # ended is what tells, and a wait for CONNACK or PUBACK stops at once.
+            lost.set()
+            answered.set()
+
+        client.on_connect, client.on_disconnect = on_connect, on_disconnect
+        port = self.port or (8883 if self.secure else 1883)
+        address = f"{self.host}:{port}"
+        try:
+            client.connect(self.host, port, keepalive=30)
+        except ConnectionRefusedError:
+            raise ConnectionRefusedError(f"broker down: nothing accepts connections at "
+                                         f"{address} (connection refused)") from None
         client.loop_start()
-        self._client = client
+        self._client, self._lost = client, lost
         if not answered.wait(TIMEOUT):
             raise TimeoutError(f"no CONNACK within {TIMEOUT:g}s")
+        if "reason" not in outcome:
+            raise ConnectionResetError(f"the broker at {address} closed the connection "
+                                       "before accepting it (CONNACK)")
         if outcome["reason"].is_failure:
-            raise ConnectionError(f"connection refused: {outcome['reason']}")
+            raise self.refusal(outcome["reason"])
+
+    def refusal(self, reason) -> Exception:
+        """What a CONNACK that refuses says: the login (MQTT 3.1.1 codes 4 and 5, 0x86 and
+        0x87 as paho reports them) or anything else."""
+        if reason.value in (0x86, 0x87):
+            who = f"user {self.username}" if self.username else "anonymous login"
+            return PermissionError(f"the broker refused the {who}: {reason}")
+        return ConnectionRefusedError(f"the broker refused the connection: {reason}")
 
     def send(self, envelopes: list[dict]) -> None:
         client = self._client
         infos = [client.publish(self.topic(e["type"]), body(e), qos=1) for e in envelopes]
         deadline = time.monotonic() + TIMEOUT
-        for info in infos:
-            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            if not info.is_published():
-                raise TimeoutError(f"no PUBACK within {TIMEOUT:g}s")
+        for done, info in enumerate(infos):
+            while not info.is_published():
+                if self._lost.is_set() or info.rc == mqtt.MQTT_ERR_NO_CONN:
+                    raise ConnectionResetError(
+                        f"the broker closed the connection before confirming the batch "
+                        f"({done} of {len(infos)} PUBACKs)")
+                if (left := deadline - time.monotonic()) <= 0:
+                    raise TimeoutError(f"no PUBACK within {TIMEOUT:g}s")
+                # In slices, so that a connection lost meanwhile ends the wait.
+                info.wait_for_publish(min(left, LOST_CHECK))
 
     def cut(self) -> None:
         client = self._client
