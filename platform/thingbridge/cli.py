@@ -241,6 +241,9 @@ def api(host, port, workers, threads):
     share_between_processes(f"api-{port}")  # /metrics sums every gunicorn process
     # A provider or name server that hangs holds all but one of the server's slots at most.
     outside_calls.share_between_processes(f"api-{port}", workers * threads - 1)
+    if workers * threads == 1:
+        click.echo("Warning: one request slot (--workers 1 --threads 1): a request that waits "
+                   "on a provider holds the whole API meanwhile.", err=True)
     # One pooled database connection per thread: a request never waits for another's; a
     # statement stuck behind a lock held elsewhere ends well inside gunicorn's 30 s.
     env = _role_env("api", DATABASE_POOL_SIZE=threads, DATABASE_STATEMENT_TIMEOUT=10)

@@ -27,7 +27,7 @@ STALE_LINK_PAGE = """<!doctype html>
 # Shown while the server's provider calls are all under way (a provider that hangs): nothing
 # was taken, so the same link finishes the consent once one is free.
 BUSY_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{wait}">
 <title>One moment</title></head>
 <body><h1>Connecting your account is taking longer than usual</h1>
 <p>This page tries again by itself in a moment; you can also reload it.</p></body></html>
@@ -69,7 +69,8 @@ def oauth_callback():
     except oauth.StateError:
         return _page(STALE_LINK_PAGE, 400)
     except outside_calls.Busy as busy:
-        return _page(BUSY_PAGE, 503, busy.data["headers"])
+        return _page(BUSY_PAGE.format(wait=busy.data["headers"]["Retry-After"]), 503,
+                     busy.data["headers"])
     return _back_to_origin(outcome)
 
 

@@ -7,21 +7,23 @@ long as that server takes (up to the call's budget: 20 s for an action, 2 s for 
 a provider or a name server that hangs would take every worker, and with them every app's
 reads. At most ``THINGBRIDGE_API_OUTSIDE_CALLS`` such requests run at once across the server's
 processes; `thingbridge api` sets it to the server's request slots minus one, so one is always
-left for everything else. A request that finds no slot free waits up to ``WAIT`` seconds (a
-healthy server answers in that time), then answers 503 ``OUTSIDE_CALLS_BUSY`` with
-Retry-After, before anything was recorded: repeating it is safe.
+left for everything else. A request that finds no slot free answers 503 ``OUTSIDE_CALLS_BUSY``
+at once, before anything was recorded (repeating it is safe), with a Retry-After of a few
+seconds, spread: a request that waited for a slot would hold the very slot left for the
+others, and clients retrying as told would take it for good.
 
-The slots are files locked with ``flock``: a lock is shared by the server's processes and
-threads alike, and the kernel releases it when its holder dies (gunicorn ending a worker at
-its timeout), so no slot is ever lost.
+The slots are files locked with ``flock`` in a folder private to the server (made by the CLI
+before gunicorn forks): a lock is shared by the server's processes and threads alike, and the
+kernel releases it when its holder dies (gunicorn ending a worker at its timeout), so no slot
+is ever lost.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import random
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,9 +34,7 @@ from thingbridge.errors import ApiError
 from thingbridge.http.urls import outbound_url_problem
 
 SLOTS_DIR = "THINGBRIDGE_API_OUTSIDE_CALLS_DIR"  # set by the CLI for the server's processes
-WAIT = 1.0  # seconds a request waits for a slot before its 503
-RETRY_AFTER = 1
-_CHECK_EVERY = 0.02
+RETRY_AFTER = (3, 8)  # seconds, drawn at random: retries spread rather than arrive together
 _own_dir: Path | None = None
 
 
@@ -43,27 +43,25 @@ class Busy(ApiError):
         super().__init__(503, f"this server already waits on {limit} outside server(s) (a "
                               f"provider, a name server; THINGBRIDGE_API_OUTSIDE_CALLS); "
                               f"nothing was done, try again in a moment", "OUTSIDE_CALLS_BUSY")
-        self.data = {"headers": {"Retry-After": str(RETRY_AFTER)}}
+        self.data = {"headers": {"Retry-After": str(random.randint(*RETRY_AFTER))}}
 
 
 def share_between_processes(server: str, slots: int) -> None:
-    """Before a server forks its processes: a fresh folder for their slots, and the number of
-    slots unless the operator set it."""
-    folder = Path(tempfile.gettempdir()) / "thingbridge-outside-calls" / server
-    folder.mkdir(parents=True, exist_ok=True)
-    os.environ[SLOTS_DIR] = str(folder)
+    """Before a server forks its processes: a folder of their own for their slots (private:
+    no other user can hold one), and the number of slots unless the operator set it."""
+    os.environ[SLOTS_DIR] = tempfile.mkdtemp(prefix=f"thingbridge-outside-calls-{server}-")
     os.environ.setdefault("THINGBRIDGE_API_OUTSIDE_CALLS", str(max(1, slots)))
 
 
 @contextmanager
 def outside_call() -> Iterator[None]:
-    """Hold one of the server's outside-call slots for the block; 503 ``Busy`` when none
-    frees up within ``WAIT`` seconds. No limit when the setting is 0."""
+    """Hold one of the server's outside-call slots for the block; 503 ``Busy`` when none is
+    free. No limit when the setting is 0."""
     limit = current_app.config["API_OUTSIDE_CALLS"]
     if not limit:
         yield
         return
-    held = _take(_folder(), limit, time.monotonic() + WAIT)
+    held = _take(_folder(), limit)
     if held is None:
         raise Busy(limit)
     try:
@@ -79,19 +77,16 @@ def url_problem(url: str, owner: str) -> str | None:
         return outbound_url_problem(url, owner)
 
 
-def _take(folder: Path, limit: int, until: float) -> int | None:
-    """A descriptor holding the lock of one of ``limit`` slot files, or None at ``until``."""
-    while True:
-        for slot in range(limit):
-            fd = os.open(folder / f"slot-{slot}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                os.close(fd)
-        if time.monotonic() >= until:
-            return None
-        time.sleep(_CHECK_EVERY)
+def _take(folder: Path, limit: int) -> int | None:
+    """A descriptor holding the lock of one of ``limit`` slot files, or None if all are held."""
+    for slot in range(limit):
+        fd = os.open(folder / f"slot-{slot}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            os.close(fd)
+    return None
 
 
 def _folder() -> Path:
