@@ -14,6 +14,7 @@ from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDa
 from playhouse.db_url import parse as parse_url
 from playhouse.migrations import Runner
 
+from thingbridge import db_writes
 from thingbridge.db_pool import (
     CommitUncertain,
     DatabaseBusy,
@@ -65,13 +66,20 @@ class WaitingSqliteDatabase(SqliteDatabase):
     nothing, a task retried."""
 
     def execute_sql(self, sql, params=None, *args, **kwargs):
-        return self._waiting(super().execute_sql, sql, params, *args, **kwargs)
+        cursor = self._waiting(super().execute_sql, sql, params, *args, **kwargs)
+        db_writes.sent(sql, self.in_transaction())
+        return cursor
 
     def begin(self, *args, **kwargs):
         return self._waiting(super().begin, *args, **kwargs)
 
     def commit(self):
-        return self._waiting(super().commit)
+        self._waiting(super().commit)
+        db_writes.ended(committed=True)
+
+    def rollback(self):
+        db_writes.ended(committed=False)
+        return super().rollback()
 
     @staticmethod
     def _waiting(run, *args, **kwargs):
@@ -137,9 +145,20 @@ def init_app(app) -> None:
         if not db.is_closed():
             db.close()
 
+    @app.before_request
+    def _nothing_written_yet():
+        db_writes.start()
+
     @app.errorhandler(DatabaseUnavailable)
     def _unavailable(exc):
-        if isinstance(exc, DatabaseBusy):
+        if db_writes.committed() and not isinstance(exc, CommitUncertain):
+            # An earlier step of this request committed (a recorded action request, a used
+            # consent state): "nothing was written" would have the client repeat it blindly.
+            what = exc.why if isinstance(exc, DatabaseBusy) else "became unreachable"
+            error = ApiError(503, f"the database {what}; this request had already recorded "
+                                  "part of its work: look before repeating it",
+                             "COMMIT_UNCERTAIN")
+        elif isinstance(exc, DatabaseBusy):
             error = ApiError(503, f"the database {exc.why}; nothing was written, try again "
                                   "shortly", "DATABASE_BUSY")
         elif isinstance(exc, CommitUncertain):

@@ -139,3 +139,35 @@ def test_a_write_the_server_refuses_for_now_is_503_and_wrote_nothing(api, code, 
     assert resp.headers["Retry-After"] == "5"
     assert api.get("/api/v1/things").json == []
     assert api.post("/api/v1/things", json=LAMP).status_code == 201
+
+
+def test_a_request_that_recorded_part_of_its_work_does_not_say_nothing_was_written(
+        api, netatmo_sim):
+    """An instance fixed with PATCH is stored (committed), then its stopped clients restart:
+    a database that refuses that second step must not answer "nothing was written, try
+    again", as the first step is recorded."""
+    from flows import consent
+
+    from thingbridge.connectors import lifecycle
+    from thingbridge.db import db
+    from thingbridge.models import ConnectorClient, ConnectorInstance
+
+    client_id = consent(api)["client_id"]
+    lifecycle.record_error(ConnectorClient.get_by_id(client_id),
+                           f"{lifecycle.INSTANCE_REFUSED}: invalid_client")
+    instance = ConnectorInstance.get()
+    fixed = {**instance.configuration, "client_secret": "demo-secret"}
+    db.execute_sql("""
+        CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'No space left on device' USING ERRCODE = 'disk_full'; END $$;
+        CREATE TRIGGER disk_full BEFORE UPDATE ON connector_client FOR EACH ROW
+            EXECUTE FUNCTION disk_full();""")
+    try:
+        resp = api.patch(f"/api/v1/connectors/instances/{instance.id}",
+                         json={"configuration": fixed})
+    finally:
+        db.execute_sql("DROP TRIGGER disk_full ON connector_client; DROP FUNCTION disk_full();")
+    assert resp.status_code == 503, resp.json
+    assert resp.json["error"] == "COMMIT_UNCERTAIN"
+    assert "already recorded part of its work" in resp.json["description"]
+    assert resp.headers["Retry-After"] == "5"

@@ -21,6 +21,7 @@ from thingbridge.api.common import Blueprint, error_responses, protected
 from thingbridge.api.outside_calls import outside_call
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
+from thingbridge.db import DatabaseUnavailable
 from thingbridge.errors import ApiError, found
 from thingbridge.models import ActionRequest, App, Thing
 from thingbridge.schemas.actions import ConnectorActionIn
@@ -85,10 +86,16 @@ def perform_action(token):
 
 
 def _perform(action_request: ActionRequest, thing: Thing, body: dict) -> None:
-    _thing, client, device_id = connector_target(thing.id)
     try:
+        _thing, client, device_id = connector_target(thing.id)
         perform_connector_action(client, device_id, body["componentId"], body["actionId"],
                                  body["parameters"], CALL_BUDGET)
+    except DatabaseUnavailable as exc:
+        # Before the provider call (reading the target, a token refresh waiting on the client's
+        # row): not performed. Recorded so, the request id answers that for good rather than
+        # "still being performed" until it expires as a timeout.
+        finish(action_request, "FAILED", f"{UNAVAILABLE}the platform's database failed before "
+                                         f"the provider was called, nothing was performed: {exc}")
     except TransientError as exc:
         finish(action_request, "FAILED", UNAVAILABLE + exc.reason)
     except ConnectorError as exc:

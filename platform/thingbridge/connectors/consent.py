@@ -14,7 +14,7 @@ from thingbridge.connectors import lifecycle, oauth
 from thingbridge.connectors.contract import ConnectorError
 from thingbridge.connectors.registry import build_connector, connector_classes, installed
 from thingbridge.connectors.service import own_client
-from thingbridge.db import db, locking, utcnow
+from thingbridge.db import db, locking, retry_idempotent, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.outbox import events
@@ -74,10 +74,12 @@ def finish(state: str, args) -> Outcome:
     except ConnectorError as exc:
         return _not_granted(client, "token_exchange_failed",
                             lifecycle.error_reason(exc, "authorization failed: "))
+    # The state is used and the code exchanged: the grant exists only in this request now, so
+    # storing it waits out a database restart or a lock (each a transaction of its own).
     if client.instance.configuration.get("confirm_consent"):
-        return Outcome(client, client.status,
-                       confirmation=oauth.hold_for_confirmation(client, granted))
-    lifecycle.restart(client, lifecycle.CONSENT_GIVEN, **granted)
+        return Outcome(client, client.status, confirmation=retry_idempotent(
+            oauth.hold_for_confirmation)(client, granted))
+    retry_idempotent(lifecycle.restart)(client, lifecycle.CONSENT_GIVEN, **granted)
     return Outcome(client, "STARTING")
 
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from peewee import Case, Field, Model
 
+from thingbridge import db_writes
 from thingbridge.db import db, is_postgres, utcnow
 from thingbridge.sql import Statement, param
 
@@ -57,7 +58,7 @@ def _spend(model: type[Model], key_field: Field, postgres: bool) -> Statement:
     # ahead already moved on) is left as it is and returns nothing. Built once (per model and
     # dialect): it runs on every trigger.
     window, one = param("window"), param("used")
-    return Statement.build(
+    statement = Statement.build(
         model.insert(**{key_field.name: param("key"), "created_at": param("now"),
                         "window_start": window, "used": one})
         .on_conflict(conflict_target=[key_field],
@@ -67,3 +68,5 @@ def _spend(model: type[Model], key_field: Field, postgres: bool) -> Statement:
                      where=(model.window_start < window)
                      | ((model.window_start == window) & (model.used < param("limit"))))
         .returning(model.used))
+    db_writes.bookkeeping(statement.sql)  # a count spent is not a request's work
+    return statement
