@@ -81,8 +81,11 @@ def notified(url: str):
     ended: dict[str, str] = {}
 
     def wait(request_id: str) -> str:
+        deadline = time.monotonic() + 60
         while request_id not in ended:
-            for note in listener.notifies(timeout=30, stop_after=1):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"action {request_id} did not end within 60 s")
+            for note in listener.notifies(timeout=5, stop_after=1):
                 done, status = note.payload.split(" ", 1)
                 ended[done] = status
         return ended.pop(request_id)

@@ -98,7 +98,7 @@ def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
     ``connect_timeout`` seconds, as long as opening a connection may take), its statements
     ended by the server after ``statement_timeout`` seconds (0: never)."""
     if supported_scheme(url) != "sqlite":
-        bound = {"options": f"-c statement_timeout={round(statement_timeout * 1000)}"} \
+        bound = {"options": f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"} \
             if statement_timeout else {}
         database = HealingPostgresDatabase(
             "postgresql://" + url.split("://", 1)[1], max_connections=pool_size or None,

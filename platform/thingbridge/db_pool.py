@@ -29,6 +29,12 @@ from thingbridge import db_writes
 _REPEATABLE: set[str] = set()
 
 
+# A connection pooler (PgBouncer) refuses the startup options a statement timeout is sent in.
+POOLER_HINT = ("; behind a pooler that refuses startup options, set "
+               "THINGBRIDGE_DATABASE_STATEMENT_TIMEOUT=0 and bound the role instead "
+               "(ALTER ROLE ... SET statement_timeout)")
+
+
 class DatabaseUnavailable(OperationalError):
     """The database could not be reached, or the connection was lost under a statement that
     must not be repeated blindly."""
@@ -105,7 +111,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
         try:
             return super().connect(reuse_if_open)
         except (OperationalError, InterfaceError, MaxConnectionsExceeded) as exc:
-            raise DatabaseUnavailable(f"database unreachable: {_first_line(exc)}") from exc
+            hint = POOLER_HINT if "startup parameter" in str(exc) else ""
+            raise DatabaseUnavailable(f"database unreachable: {_first_line(exc)}{hint}") from exc
 
     def cursor(self, named_cursor=None):
         # Between transactions, a connection found dead is replaced before anything is sent.

@@ -116,6 +116,11 @@ def enqueue_many(task_name: str, arg_lists: list[tuple]) -> None:
             celery.send_task(task_name, args=args, headers=headers, producer=producer)
 
 
+def sends_paused() -> float:
+    """Seconds this process still leaves sends to the dispatcher after one failed (0: none)."""
+    return max(0.0, _soon_paused_until[0] - time.monotonic())
+
+
 def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
     """Send a task that only speeds work up: the same work is already recorded as due in the
     database, where the dispatcher (beat) finds it. A broker that is down is logged, not

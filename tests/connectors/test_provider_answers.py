@@ -265,8 +265,23 @@ def test_a_provider_that_stops_answering_is_paused_then_probed(servers, monkeypa
     assert server.connections == breaker.FAILURES and _count("paused") == paused + 3
     later = time.monotonic() + breaker.FIRST_PAUSE  # the pause is over: one probe goes out
     monkeypatch.setattr(breaker, "_clock", lambda: later)
-    answers.append(b"HTTP/1.1 401 Unauthorized\r\n" + JSON + b"Content-Length: 2\r\n\r\n{}")
+    answers.append(b"HTTP/1.1 401 Unauthorized\r\n" + JSON  # one answer per connection
+                   + b"Connection: close\r\nContent-Length: 2\r\n\r\n{}")
     for _ in range(2):  # answered (a verdict on the key): the calls go out again
         with pytest.raises(ConfigError):
             guarded(owm, owm.fetch, context)
     wait_until(lambda: server.connections == breaker.FAILURES + 2, message="both calls sent")
+
+
+def test_a_call_whose_budget_is_spent_is_not_the_providers_silence(servers, clean_db):
+    """A call made after its work's budget ran out is not sent; counting it as unanswered
+    would pause a provider that answered every call it got."""
+    from thingbridge.http import breaker
+
+    server, session = servers(answering(b"200 OK", JSON, b'{"a": 1}')), _session()
+    with bounded.within(0):
+        for _ in range(breaker.FAILURES + 1):
+            with pytest.raises(requests.ReadTimeout):
+                session.get(server.url(), timeout=5)
+    assert session.get(server.url(), timeout=5).json() == {"a": 1}
+    assert server.connections == 1

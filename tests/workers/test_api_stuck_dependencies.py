@@ -77,6 +77,7 @@ def test_a_broker_that_never_answers_costs_one_write_seconds_and_the_rest_nothin
         == 3  # due: the dispatcher sends them once the broker answers
     health = requests.get(f"{base}/health", timeout=60)
     assert health.status_code == 503 and health.json()["checks"]["broker"]["status"] == "error"
+    assert silent.connections == tried  # nor did /health: the process knows it failed
 
 
 def _connected_netatmo_thing(api) -> tuple[str, Thing]:

@@ -13,6 +13,7 @@ import time
 from flask import current_app, request
 from marshmallow import Schema, fields, validate
 
+from thingbridge import tasks
 from thingbridge.api.common import Blueprint
 from thingbridge.crypto import SecretKeyError, keyring
 from thingbridge.db import db, is_postgres
@@ -58,6 +59,9 @@ def _check_secrets() -> None:
 
 
 def _check_broker() -> None:
+    if paused := tasks.sends_paused():  # a probe would wait out the same broker every time
+        raise ConnectionError(f"a send to the broker failed moments ago; tried again in "
+                              f"{paused:.0f} s")
     celery = current_app.extensions["celery"]
     with celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)

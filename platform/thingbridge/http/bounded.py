@@ -129,12 +129,15 @@ class BoundedAdapter(HTTPAdapter):
         return manager
 
     def send(self, request, stream=False, timeout=None, **kwargs):
+        outer = getattr(_call, "outer", None)
+        if outer is not None and outer <= time.monotonic():
+            raise _late(request)  # the work's budget is spent: not sent, so not the provider's
         address = urlsplit(request.url).netloc
         probe = breaker.admit(address, request)
         try:
             response = self._send(request, stream, timeout, **kwargs)
-        except (requests.ConnectionError, requests.Timeout):
-            breaker.unanswered(address, probe)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            breaker.unanswered(address, probe, exc)
             raise
         except BaseException:
             breaker.answered(address)  # it answered, if not what was wanted (too large)

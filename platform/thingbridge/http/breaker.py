@@ -37,6 +37,7 @@ class _Address:
     pause: float = 0.0
     paused_until: float = 0.0
     probing: bool = False
+    last: str = ""  # the last unanswered call's error, named in the pause's reason
 
 
 _addresses: dict[str, _Address] = {}
@@ -54,8 +55,9 @@ def admit(address: str, request) -> bool:
         wait = state.paused_until - _clock()
         if wait > 0 or state.probing:
             raise ProviderPaused(
-                f"{address} answered none of this process's last {state.failures} calls; it "
-                f"is called again in {max(wait, 0):.0f} s", request=request)
+                f"{address} answered none of this process's last {state.failures} calls (the "
+                f"last: {state.last}); it is called again in {max(wait, 0):.0f} s",
+                request=request)
         state.probing = True
         return True
 
@@ -68,11 +70,12 @@ def answered(address: str) -> None:
         log.warning("%s answers again; its calls are no longer paused", address)
 
 
-def unanswered(address: str, probe: bool) -> None:
-    """A call got no answer."""
+def unanswered(address: str, probe: bool, error: Exception) -> None:
+    """A call got no answer (``error`` says how)."""
     now = _clock()
     with _lock:
         state = _addresses.setdefault(address, _Address())
+        state.last = error.__class__.__name__
         if probe:
             state.probing = False
             state.pause = min(state.pause * 2, LONGEST_PAUSE)
