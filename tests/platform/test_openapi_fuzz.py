@@ -6,6 +6,7 @@ random) and every check. No answer may be a 5xx, and every answer must match the
 
 from __future__ import annotations
 
+import hypothesis
 import pytest
 import schemathesis
 from flask import request, request_finished
@@ -18,6 +19,7 @@ from thingbridge.auth.guard import SUBJECT_HEADER
 SEED = 17
 EXAMPLES = 15  # per operation and phase: enough to hit every bound, a few minutes in all
 STEPS = 8  # calls per stateful sequence
+SEEDS = (0, 1, 2)
 TRIGGER = "POST /api/v1/things/{thing_id}/components/{component_id}/actions/{action_id}"
 
 # Operations whose schema-valid requests may still be refused, on purpose: the document cannot
@@ -140,22 +142,31 @@ def test_stateful_sequences_along_the_links(flask_app, app_state, http):
         if response.status_code < 300 and request.url_rule is not None:
             succeeded.add(f"{request.method} {request.url_rule.endpoint}")
 
+    thing_links = {"GET things.thing", "PATCH things.thing", "DELETE things.thing",
+                   "GET things.component", "GET things.property", "PUT things.property",
+                   "POST actions.trigger_action"}
+    webhook_links = {"GET webhooks.WebhookById", "PATCH webhooks.WebhookById",
+                     "DELETE webhooks.WebhookById", "POST webhooks.rotate_secret",
+                     "GET webhooks.list_deliveries", "POST webhooks.replay"}
     with request_finished.connected_to(record, flask_app):
-        Workflow.run(settings=settings(
-            max_examples=EXAMPLES * 4, stateful_step_count=STEPS, deadline=None,
-            derandomize=True, database=None, suppress_health_check=list(HealthCheck),
-            # No shrinking: a sequence replayed against the database it changed runs
-            # differently.
-            phases=[Phase.generate]))
+        # Fixed seeds, each run the same every time. Which links a run follows depends on
+        # the document (schemathesis draws among every link it has), so one seed may leave a
+        # group out after an unrelated change to the document; the next seed runs then.
+        for seed in SEEDS:
+            hypothesis.seed(seed)(Workflow)
+            Workflow.run(settings=settings(
+                max_examples=EXAMPLES * 4, stateful_step_count=STEPS, deadline=None,
+                database=None, suppress_health_check=list(HealthCheck),
+                # No shrinking: a sequence replayed against the database it changed runs
+                # differently.
+                phases=[Phase.generate]))
+            if succeeded & thing_links and succeeded & webhook_links:
+                break
     # The sequences went past their first step: things and webhooks were created, then used
-    # through the links (which ones varies: schemathesis draws some link choices at random).
+    # through the links.
     assert {"POST things.Things", "POST webhooks.Webhooks"} <= succeeded, succeeded
-    assert succeeded & {"GET things.thing", "PATCH things.thing", "DELETE things.thing",
-                        "GET things.component", "GET things.property", "PUT things.property",
-                        "POST actions.trigger_action"}, succeeded
-    assert succeeded & {"GET webhooks.WebhookById", "PATCH webhooks.WebhookById",
-                        "DELETE webhooks.WebhookById", "POST webhooks.rotate_secret",
-                        "GET webhooks.list_deliveries", "POST webhooks.replay"}, succeeded
+    assert succeeded & thing_links, succeeded
+    assert succeeded & webhook_links, succeeded
 
 
 def keep_rules_the_document_cannot_say(case) -> None:
