@@ -130,7 +130,8 @@ def run(worker_env, tmp_path):
     def start(*args, env=None) -> subprocess.Popen:
         log = tmp_path / f"{args[0]}-{len(started)}.log"
         proc = subprocess.Popen([THINGBRIDGE, *args], env={
-            **worker_env, "THINGBRIDGE_METRICS_DIR": str(tmp_path / "metrics"), **(env or {})},
+            **worker_env, "THINGBRIDGE_METRICS_DIR": str(tmp_path / "metrics"),
+            "TMPDIR": str(tmp_path), **(env or {})},  # its folders go with the test's
             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         proc.log = log
         started.append(proc)

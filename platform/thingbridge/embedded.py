@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import sys
 
 from thingbridge import create_app
@@ -89,9 +90,10 @@ Next: get a token and connect a weather location (README, "Tutorial"):
   curl -s -u {creds['client_id']}:{creds['client_secret']} -d grant_type=client_credentials \\
        {base}/oauth2/token
 Press Ctrl-C to stop.""", flush=True)
-    outside_calls.share_between_processes(f"run-{port}", API_THREADS - 1)
+    slots = outside_calls.share_between_processes(f"run-{port}", API_THREADS - 1)
     try:
         return supervise(_children(port))
     finally:
         for server in servers.values():
             server.stop()
+        shutil.rmtree(slots, ignore_errors=True)

@@ -92,6 +92,7 @@ class Stack:
                     "THINGBRIDGE_SECRET_KEYS": SECRET_KEY,
                     "THINGBRIDGE_PUBLIC_BASE_URL": self.api_url,
                     "THINGBRIDGE_VAR_DIR": str(folder),
+                    "TMPDIR": str(folder),  # the API's slot folders go with the test's
                     "THINGBRIDGE_OPENWEATHERMAP_BASE_URL": owm_url,
                     "THINGBRIDGE_OPENWEATHERMAP_POLL_INTERVAL": str(POLL_INTERVAL),
                     "THINGBRIDGE_OPENWEATHERMAP_RATE_LIMIT": "0",  # more than the key's 60/min

@@ -46,11 +46,13 @@ class Busy(ApiError):
         self.data = {"headers": {"Retry-After": str(random.randint(*RETRY_AFTER))}}
 
 
-def share_between_processes(server: str, slots: int) -> None:
+def share_between_processes(server: str, slots: int) -> str:
     """Before a server forks its processes: a folder of their own for their slots (private:
-    no other user can hold one), and the number of slots unless the operator set it."""
+    no other user can hold one), and the number of slots unless the operator set it. Returns
+    the folder (a few empty files), for a caller that outlives the server to remove."""
     os.environ[SLOTS_DIR] = tempfile.mkdtemp(prefix=f"thingbridge-outside-calls-{server}-")
     os.environ.setdefault("THINGBRIDGE_API_OUTSIDE_CALLS", str(max(1, slots)))
+    return os.environ[SLOTS_DIR]
 
 
 @contextmanager
