@@ -20,9 +20,11 @@ is ever lost.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,4 +101,5 @@ def _folder() -> Path:
         return Path(shared)
     if _own_dir is None:
         _own_dir = Path(tempfile.mkdtemp(prefix="thingbridge-outside-calls-"))
+        atexit.register(shutil.rmtree, _own_dir, True)
     return _own_dir
