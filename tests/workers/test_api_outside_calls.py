@@ -87,8 +87,9 @@ def one_slot(flask_app, monkeypatch):
     return held
 
 
-def test_a_busy_connector_action_records_nothing_and_its_retry_is_performed(
-        api, netatmo_sim, one_slot):
+def _connector_action(api):
+    """A connected Netatmo room and a function that POSTs a signed connector action on it
+    (``request_id``, the delivery's id)."""
     netatmo_instance(api)
     created = api.post(CLIENTS, json={"connector_type_id": "netatmo"})
     api.http.get(decided(created.headers["Location"]))
@@ -97,24 +98,45 @@ def test_a_busy_connector_action_records_nothing_and_its_retry_is_performed(
                    json={"CallbackUrl": "https://app.example.com/cb"}).json["signingKey"]
     path = urlsplit(api.get("/api/v1/connectors/callbackurl").json["href"]).path
     room = Thing.get(Thing.display_type == "THERMOSTAT")
-    body = json.dumps({"id": "r1", "thingId": room.id, "componentId": "thermostat",
-                       "actionId": "setRoomThermPoint", "parameters": {"mode": "max"}}).encode()
 
-    def post():
+    def post(request_id="r1"):
+        body = json.dumps({"id": request_id, "thingId": room.id, "componentId": "thermostat",
+                           "actionId": "setRoomThermPoint",
+                           "parameters": {"mode": "max"}}).encode()
         date = signing.http_date()
         return api.http.post(path, data=body, headers={
             "Content-Type": "application/json", "Date": date,
             signing.SIGNATURE_HEADER: signing.signature(key, "POST", f"http://localhost{path}",
                                                         date, body)})
 
+    return post
+
+
+def test_a_busy_connector_action_records_nothing_and_its_retry_is_performed(
+        api, netatmo_sim, one_slot):
+    post = _connector_action(api)
     with one_slot():
         busy = post()
     assert busy.status_code == 503 and busy.json["error"] == "OUTSIDE_CALLS_BUSY"
     assert 3 <= int(busy.headers["Retry-After"]) <= 8
     assert ActionRequest.select().count() == 0  # nothing to answer "still being performed"
     assert post().status_code == 204
+    with one_slot():  # a replay waits on no provider: it answers what the first call got
+        assert post().status_code == 204
     calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
     assert [call["mode"] for call in calls] == ["max"]
+
+
+def test_a_connector_action_the_provider_refuses_for_now_says_when_to_try_again(
+        api, netatmo_sim):
+    """Netatmo's usage limit with a Retry-After: the 502 carries it to the connector service,
+    which would otherwise try again at once against a limit that holds for minutes."""
+    post = _connector_action(api)
+    requests.post(f"{netatmo_sim}/_sim/control", timeout=5,
+                  json={"mode": "usage_limit_429", "retry_after": 120})
+    refused = post()
+    assert refused.status_code == 502 and refused.json["error"] == "PROVIDER_UNAVAILABLE"
+    assert refused.headers["Retry-After"] == "120"
 
 
 def test_a_busy_consent_callback_keeps_its_state_and_a_reload_finishes_it(

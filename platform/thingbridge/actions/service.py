@@ -113,8 +113,13 @@ def record_once(app, thing: Thing, component_id: str, action_id: str, parameters
             return record_request(app, thing.external_subject_id, thing, component_id,
                                   action_id, parameters, external_id), True
     except IntegrityError:
-        return ActionRequest.get((ActionRequest.app == app)
-                                 & (ActionRequest.external_id == external_id)), False
+        return recorded(app, external_id), False
+
+
+def recorded(app, external_id: str) -> ActionRequest | None:
+    """The app's request with the caller's ``external_id``, if there is one."""
+    return ActionRequest.get_or_none((ActionRequest.app == app)
+                                     & (ActionRequest.external_id == external_id))
 
 
 def _lease() -> Lease:

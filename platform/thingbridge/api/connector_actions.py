@@ -5,6 +5,8 @@ any other (its events included), performed at most once per request id."""
 
 from __future__ import annotations
 
+import math
+
 from flask import g, request
 from flask_smorest import abort
 from marshmallow import ValidationError
@@ -16,6 +18,7 @@ from thingbridge.actions.service import (
     finish,
     perform_connector_action,
     record_once,
+    recorded,
 )
 from thingbridge.api.common import Blueprint, error_responses, protected
 from thingbridge.api.outside_calls import outside_call
@@ -75,17 +78,21 @@ def perform_action(token):
                                     & Thing.connector_client.is_null(False)), "connector thing")
     action = own_action(own_component(thing, body["componentId"]), body["actionId"])
     check_parameters(action, body["parameters"])
+    if (earlier := recorded(app, body["id"])) is not None:
+        return _answer(earlier)  # a replay: the first call's result, nothing to wait on
     # The slot before the record: a busy answer leaves no request behind to block a retry.
     with outside_call():
         action_request, first = record_once(app, thing, body["componentId"], body["actionId"],
                                             body["parameters"], body["id"])
         if not first:
-            return _answer(action_request)  # a replay: the first call's result, not performed
-        _perform(action_request, thing, body)
-    return _answer(ActionRequest.get_by_id(action_request.id))
+            return _answer(action_request)  # a replay that raced this call
+        wait = _perform(action_request, thing, body)
+    return _answer(ActionRequest.get_by_id(action_request.id), wait)
 
 
-def _perform(action_request: ActionRequest, thing: Thing, body: dict) -> None:
+def _perform(action_request: ActionRequest, thing: Thing, body: dict) -> float | None:
+    """Perform the action and record its outcome; the wait the provider asked for, if it
+    refused for now (its Retry-After: a usage limit)."""
     try:
         _thing, client, device_id = connector_target(thing.id)
         perform_connector_action(client, device_id, body["componentId"], body["actionId"],
@@ -98,11 +105,13 @@ def _perform(action_request: ActionRequest, thing: Thing, body: dict) -> None:
                                          f"the provider was called, nothing was performed: {exc}")
     except TransientError as exc:
         finish(action_request, "FAILED", UNAVAILABLE + exc.reason)
+        return exc.retry_after
     except ConnectorError as exc:
         finish(action_request, "FAILED", exc.reason)
     else:
         finish(action_request, "COMPLETED")
         lifecycle.refresh_soon(client)
+    return None
 
 
 def _verify_signature(app: App) -> None:
@@ -116,12 +125,15 @@ def _verify_signature(app: App) -> None:
         raise ApiError(401, problem, "BAD_SIGNATURE")
 
 
-def _answer(action_request: ActionRequest):
+def _answer(action_request: ActionRequest, wait: float | None = None):
     if action_request.status == "COMPLETED":
         return "", 204
     if action_request.status == "PENDING":
         raise ApiError(409, "a request with this id is still being performed", "IN_PROGRESS")
     error = action_request.error or action_request.status
     if error.startswith(UNAVAILABLE):
-        raise ApiError(502, error, "PROVIDER_UNAVAILABLE")
+        unavailable = ApiError(502, error, "PROVIDER_UNAVAILABLE")
+        if wait:  # the provider's own Retry-After, for the connector service's next request
+            unavailable.data = {"headers": {"Retry-After": str(math.ceil(wait))}}
+        raise unavailable
     raise ApiError(400, error, "ACTION_REFUSED")
