@@ -66,20 +66,13 @@ class WaitingSqliteDatabase(SqliteDatabase):
     nothing, a task retried."""
 
     def execute_sql(self, sql, params=None, *args, **kwargs):
-        cursor = self._waiting(super().execute_sql, sql, params, *args, **kwargs)
-        db_writes.sent(sql, self.in_transaction())
-        return cursor
+        return self._waiting(super().execute_sql, sql, params, *args, **kwargs)
 
     def begin(self, *args, **kwargs):
         return self._waiting(super().begin, *args, **kwargs)
 
     def commit(self):
-        self._waiting(super().commit)
-        db_writes.ended(committed=True)
-
-    def rollback(self):
-        db_writes.ended(committed=False)
-        return super().rollback()
+        return self._waiting(super().commit)
 
     @staticmethod
     def _waiting(run, *args, **kwargs):
@@ -91,6 +84,15 @@ class WaitingSqliteDatabase(SqliteDatabase):
             raise DatabaseBusy(str(exc), "stayed locked by another writer") from exc
 
 
+# What the platform opens: each tells the request whether it committed a write (db_writes).
+class _Postgres(db_writes.Tracking, HealingPostgresDatabase):
+    pass
+
+
+class _Sqlite(db_writes.Tracking, WaitingSqliteDatabase):
+    pass
+
+
 def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
                   application_name: str = "thingbridge", statement_timeout: float = 0):
     """The database behind ``db``. PostgreSQL gets a pool per process (``pool_size``
@@ -100,12 +102,12 @@ def open_database(url: str, pool_size: int = 0, connect_timeout: float = 5,
     if supported_scheme(url) != "sqlite":
         bound = {"options": f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"} \
             if statement_timeout else {}
-        database = HealingPostgresDatabase(
+        database = _Postgres(
             "postgresql://" + url.split("://", 1)[1], max_connections=pool_size or None,
             timeout=connect_timeout, connect_timeout=max(1, round(connect_timeout)),
             application_name=application_name, **KEEPALIVES, **bound)
     else:
-        database = WaitingSqliteDatabase(**parse_url(url), pragmas={
+        database = _Sqlite(**parse_url(url), pragmas={
             # WAL lets the API read while a worker writes; the timeout rides out writer overlap.
             "journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
         })

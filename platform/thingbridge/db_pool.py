@@ -22,8 +22,6 @@ from playhouse.pool import MaxConnectionsExceeded
 from playhouse.postgres_ext import PooledPsycopg3Database
 from psycopg.pq import TransactionStatus
 
-from thingbridge import db_writes
-
 # Statement texts that may run twice with the effect of once: reads, and the writes that
 # declared themselves so with ``repeatable`` (a lease taken with the caller's own token).
 _REPEATABLE: set[str] = set()
@@ -121,10 +119,8 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
         return super().cursor(named_cursor)
 
     def execute_sql(self, sql, params=None, named_cursor=None):
-        cursor = self._healing(lambda: super(HealingPostgresDatabase, self).execute_sql(
+        return self._healing(lambda: super(HealingPostgresDatabase, self).execute_sql(
             sql, params, named_cursor), _repeatable(sql))
-        db_writes.sent(sql, self.in_transaction())
-        return cursor
 
     def begin(self, *args, **kwargs):
         return self._healing(lambda: super(HealingPostgresDatabase, self).begin(
@@ -133,11 +129,9 @@ class HealingPostgresDatabase(PooledPsycopg3Database):
     def commit(self):
         if _unusable(self._state.conn):  # gone before COMMIT was sent: nothing committed
             raise DatabaseUnavailable("connection lost before COMMIT")
-        self._healing(super().commit, repeatable=False, lost=CommitUncertain)
-        db_writes.ended(committed=True)
+        return self._healing(super().commit, repeatable=False, lost=CommitUncertain)
 
     def rollback(self):
-        db_writes.ended(committed=False)
         if _unusable(self._state.conn):
             return  # the server rolls back a transaction whose connection went
         return super().rollback()

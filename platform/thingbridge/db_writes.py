@@ -59,3 +59,21 @@ def ended(committed: bool) -> None:
 
 def committed() -> bool:
     return getattr(_local, "committed", False)
+
+
+class Tracking:
+    """Database mixin, first among the bases of the class the platform opens: it sees every
+    statement and transaction end that reached the server through the classes below it."""
+
+    def execute_sql(self, sql, *args, **kwargs):
+        cursor = super().execute_sql(sql, *args, **kwargs)
+        sent(sql, self.in_transaction())
+        return cursor
+
+    def commit(self):
+        super().commit()
+        ended(committed=True)
+
+    def rollback(self):
+        ended(committed=False)
+        return super().rollback()

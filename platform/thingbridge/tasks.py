@@ -15,8 +15,8 @@ from thingbridge.db import DatabaseUnavailable
 from thingbridge.observability import logs
 
 log = logging.getLogger(__name__)
-# A send that may fail (the broker is down) tries this hard before giving up on it.
 BROKER_SOCKET_TIMEOUT = 2  # seconds a Redis broker may take to answer a command
+# A send that may fail (the broker is down) tries this hard before giving up on it.
 SOON_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0,
                      "interval_max": 0.2}
 SOON_PAUSE = 10.0  # seconds after a failed send that enqueue_soon leaves to the dispatcher
@@ -127,7 +127,7 @@ def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
     raised, so a committed write never fails on it, and after a failed send this process
     leaves such tasks to the dispatcher for ``SOON_PAUSE`` seconds rather than have every
     request wait out the broker's timeouts again. True if sent."""
-    if time.monotonic() < _soon_paused_until[0]:
+    if sends_paused():
         return False
     try:
         current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown,

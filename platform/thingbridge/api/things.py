@@ -42,12 +42,6 @@ from thingbridge.things.sync import create_component
 blp = Blueprint("things", __name__, url_prefix="/api/v1/things",
                 description="Things of an end user (X-External-Subject-Id)")
 WRITE, READ = "connctd.connector", "connctd.things.read"
-
-
-def _write_spent() -> None:
-    """429 once the app spent this minute's writes: each is an event, fanned out to every
-    webhook of the app, so writes at any speed would be work and storage at any speed."""
-    quotas.Rate("WRITES_PER_MINUTE", f"write:{g.app.id}", "thing and property writes").check()
 THING, CREATED = "/api/v1/things/{thing_id}", "$response.body#/Id"
 PROPERTY = f"{THING}/components/{{component_id}}/properties/{{property_id}}"
 FIRST_PROPERTY = {"thing_id": CREATED, "component_id": "$request.body#/components/0/id",
@@ -69,6 +63,12 @@ LinkPage, ThingPage = page_schema("things", ThingLink), page_schema("things", Th
 DUMP = {(False, False): compile_dump(ThingLink(many=True)),
         (True, False): compile_dump(ThingOut(many=True)),
         (False, True): compile_dump(LinkPage()), (True, True): compile_dump(ThingPage())}
+
+
+def _write_spent() -> None:
+    """429 once the app spent this minute's writes: each is an event, fanned out to every
+    webhook of the app, so writes at any speed would be work and storage at any speed."""
+    quotas.Rate("WRITES_PER_MINUTE", f"write:{g.app.id}", "thing and property writes").check()
 
 
 @blp.route("")
