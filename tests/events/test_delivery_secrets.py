@@ -64,6 +64,15 @@ def console_page(api, path: str) -> str:
     return page.get_data(as_text=True)
 
 
+def retried_twice(request_id: str) -> ActionRequest:
+    """The action request once a second attempt is recorded."""
+    def retried():
+        row = ActionRequest.get_by_id(request_id)
+        return row.attempts >= 2 and row
+
+    return wait_until(retried, message="two attempts recorded")
+
+
 def test_a_webhook_whose_secret_no_key_reads_says_so_and_backs_off(api, receivers,
                                                                    start_worker):
     healthy, broken = receivers
@@ -125,11 +134,7 @@ def test_an_action_whose_signing_key_no_key_reads_says_so_and_backs_off(api, rec
         App.id == api.model.id).execute()
     start_worker(beat=True)
 
-    def retried():
-        row = ActionRequest.get_by_id(request_id)
-        return row.attempts >= 2 and row
-
-    row = wait_until(retried, message="two attempts recorded")
+    row = retried_twice(request_id)
     assert (row.status, row.error) == ("PENDING", UNREADABLE_KEY)
     assert row.next_attempt_at > row.updated_at  # backed off
     assert callback.received == []
@@ -162,11 +167,7 @@ def test_a_connector_action_whose_credentials_no_key_reads_says_so_and_backs_off
         f"{THINGS}/{room.id}/components/thermostat/actions/setRoomThermPoint",
         json={"mode": "max"}).json["id"]
 
-    def retried():
-        row = ActionRequest.get_by_id(request_id)
-        return row.attempts >= 2 and row
-
-    row = wait_until(retried, message="two attempts recorded")
+    row = retried_twice(request_id)
     assert (row.status, row.error) == ("PENDING", UNREADABLE_CREDENTIALS)
     assert row.next_attempt_at > row.updated_at  # backed off
     ConnectorClient.update(tokens=tokens).where(ConnectorClient.id == client_id).execute()
