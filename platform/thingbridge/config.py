@@ -183,6 +183,9 @@ class Settings(Schema):
     # a registered URL's name lookup): one that hangs holds no more workers than this.
     # `thingbridge api` sets it to its workers x threads - 1 (api/outside_calls.py).
     API_OUTSIDE_CALLS = _count(0)
+    # The API makes the first attempt of a connector thing's action itself when one of those
+    # slots is free (actions/delivery.py); off: workers make every attempt.
+    ACTIONS_IN_API = fields.Boolean(load_default=True)
     WEBHOOKS_PER_APP = _count(100)
     REPLAYS_IN_FLIGHT = _count(5)
     THINGS_PER_SUBJECT = _count(10000)

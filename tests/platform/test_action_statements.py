@@ -13,7 +13,7 @@ import pytest
 from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY, Statements
 from peewee import DataError
 
-from thingbridge.actions import service
+from thingbridge.actions import delivery, service
 from thingbridge.db import db, utcnow
 from thingbridge.db_pool import CommitUncertain
 from thingbridge.errors import ApiError
@@ -108,7 +108,7 @@ def _window(app) -> tuple:
 
 
 def _trigger(app, room, rate, **kwargs):
-    return service.create_request(app, "alice", room, "thermostat", "setRoomThermPoint",
+    return delivery.create_request(app, "alice", room, "thermostat", "setRoomThermPoint",
                                   {"mode": "max"}, rate=rate, **kwargs)
 
 

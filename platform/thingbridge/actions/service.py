@@ -1,9 +1,9 @@
 """Action requests: parameters checked against the declaration, creation, delivery leases and
 the dispatcher, the one-way move out of PENDING, and connector execution.
 
-A request a worker delivers is due from ``next_attempt_at``, written with the request itself;
-the API also sends its delivery task at once, but the dispatcher (beat) sends every due request
-that no task holds, so a broker outage delays a delivery and never loses one.
+A request to deliver is due from ``next_attempt_at``, written with the request itself; its
+first attempt starts at once (``delivery.create_request``), but the dispatcher (beat) sends
+every due request that no task holds, so a broker outage delays a delivery and never loses one.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
 from thingbridge.sql import Statement, param
-from thingbridge.tasks import enqueue, enqueue_soon
+from thingbridge.tasks import enqueue
 from thingbridge.things.poll_sql import from_row, row_parts
 
 DELIVER_TASK = "thingbridge.deliver_action"
@@ -90,16 +90,6 @@ def record_request(app, subject: str, thing: Thing, component_id: str, action_id
             raise rate.refused(use)
         events.emit_after(*sql.insert_values(request), request.app_id, "action.requested",
                           subject, request_body(request))
-    return request
-
-
-def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
-                   parameters: dict, rate: quotas.Rate | None = None) -> ActionRequest:
-    """Record a request (``rate``: as for :func:`record_request`) and have a worker deliver
-    it: at once, or from the dispatcher if the broker is down."""
-    request = record_request(app, subject, thing, component_id, action_id, parameters,
-                             deliver=True, rate=rate)
-    enqueue_soon(DELIVER_TASK, request.id, str(uuid.uuid4()))
     return request
 
 
@@ -169,8 +159,10 @@ def _take(postgres: bool, share: bool) -> tuple[Statement, Statement]:
     return Statement.build(locked), Statement.build(take)
 
 
-def take_delivery(request_id: str, token: str | None) -> tuple[ActionRequest, Target] | None:
-    """Hold a PENDING request for one delivery attempt; the request (read back by the same
+def take_delivery(request_id: str, token: str | None,
+                  lease: float | None = None) -> tuple[ActionRequest, Target] | None:
+    """Hold a PENDING request for one delivery attempt (``lease`` seconds, ``TASK_LEASE``
+    unless given); the request (read back by the same
     statement) and its target (as :func:`connector_target`; on PostgreSQL read by the same
     statement too), or None if another task holds it, it is not due (settled, or waiting for
     the app after a 202), or its app already has ``ACTION_APP_CONCURRENCY`` deliveries in
@@ -181,7 +173,8 @@ def take_delivery(request_id: str, token: str | None) -> tuple[ActionRequest, Ta
     share = current_app.config["ACTION_APP_CONCURRENCY"]
     lock_app, take = _take(is_postgres(), bool(share))
     values = {"id": request_id, "now": now, "token": token, "pending": "PENDING",
-              "until": now + _lease().duration}
+              "until": now + (_lease().duration if lease is None
+                              else datetime.timedelta(seconds=lease))}
     if share:
         values["share"] = share
     # Takes for one app run one at a time (its row locked, found through the request, in a

@@ -6,7 +6,8 @@ from flask import g
 from flask.views import MethodView
 
 from thingbridge.actions import signing
-from thingbridge.actions.service import check_parameters, create_request, finish
+from thingbridge.actions.delivery import create_request
+from thingbridge.actions.service import check_parameters, finish
 from thingbridge.api import outside_calls
 from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
 from thingbridge.auth.guard import subject_id
@@ -36,7 +37,13 @@ REQUEST, CREATED = "/api/v1/actions/requests/{request_id}", "$response.body#/id"
 @blp.doc(**links(201, GetActionRequest=link(REQUEST, "get", True, request_id=CREATED),
                  FinishActionRequest=link(REQUEST, "put", request_id=CREATED)))
 def trigger_action(parameters, thing_id, component_id, action_id):
-    """Trigger an action; the request is PENDING until the thing's owner answers"""
+    """Trigger an action
+
+    A connector thing's action is usually performed before the answer, which then says
+    COMPLETED or FAILED (a provider that refused for now: PENDING, with the error, retried);
+    otherwise, and for a thing an app created, the request is PENDING until the provider or
+    the app answers.
+    """
     subject = subject_id()
 
     rate = quotas.Rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{g.app.id}", "action triggers")
@@ -52,7 +59,8 @@ def trigger_action(parameters, thing_id, component_id, action_id):
         rate.check()  # a refused trigger counts too, and a spent minute answers 429 first
         raise
     # An accepted trigger is counted with the request it records, committed together.
-    return create_request(g.app, subject, thing, component_id, action_id, parameters, rate)
+    return create_request(g.app, subject, thing, component_id, action_id, parameters, rate,
+                          slot=outside_calls.slot)
 
 
 def _request_for_reader(request_id: str) -> ActionRequest:

@@ -61,17 +61,23 @@ def share_between_processes(server: str, slots: int) -> str:
 def outside_call() -> Iterator[None]:
     """Hold one of the server's outside-call slots for the block; 503 ``Busy`` when none is
     free. No limit when the setting is 0."""
+    with slot() as free:
+        if not free:
+            raise Busy(current_app.config["API_OUTSIDE_CALLS"])
+        yield
+
+
+@contextmanager
+def slot() -> Iterator[bool]:
+    """Hold one of the server's outside-call slots for the block if one is free; whether one
+    was (always, when the setting is 0)."""
     limit = current_app.config["API_OUTSIDE_CALLS"]
-    if not limit:
-        yield
-        return
-    held = _take(_folder(), limit)
-    if held is None:
-        raise Busy(limit)
+    held = _take(_folder(), limit) if limit else None
     try:
-        yield
+        yield held is not None or not limit
     finally:
-        os.close(held)  # closing the descriptor releases its lock
+        if held is not None:
+            os.close(held)  # closing the descriptor releases its lock
 
 
 def url_problem(url: str, owner: str) -> str | None:

@@ -1,11 +1,20 @@
-"""Delivering one action request: to the connector (connector things) or, signed, over HTTP to
-the creating app's callback URL. Every outcome moves the request out of PENDING at most once."""
+"""Delivering action requests: to the connector (connector things) or, signed, over HTTP to
+the creating app's callback URL. Every outcome moves the request out of PENDING at most once.
+
+A worker makes every attempt (``thingbridge.deliver_action``), except that the API makes the
+first one of a connector thing's request itself, in the trigger's own request, when the server
+has an outside-call slot free: the answer then says what the provider did, and the action costs
+no broker hop and no second process. Anything that keeps it from finishing the attempt there
+hands the request to a worker with the same claim: the trigger is recorded before, so nothing
+is lost.
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
 import logging
+import uuid
 
 from flask import current_app
 
@@ -16,7 +25,10 @@ from thingbridge.actions.service import (
     Target,
     finish,
     perform_connector_action,
+    record_request,
+    release_delivery,
     request_body,
+    take_delivery,
 )
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
@@ -25,7 +37,7 @@ from thingbridge.crypto import SecretKeyError
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
 from thingbridge.http.urls import allow_list
-from thingbridge.models import ActionRequest, App
+from thingbridge.models import ActionRequest, App, Thing
 from thingbridge.tasks import enqueue_soon
 
 log = logging.getLogger(__name__)
@@ -36,17 +48,66 @@ UNREADABLE_CREDENTIALS = crypto.unreadable("the stored credentials of the thing'
 
 # Outcomes after which the request left PENDING, its lease freed by the same statement.
 SETTLED = ("completed", "failed", "timeout")
+# Seconds the API's own attempt holds the request: its provider calls get three quarters
+# (lease_budget), well inside gunicorn's 30 s, and a server that dies mid-attempt leaves the
+# request to the dispatcher this soon, long before its deadline.
+API_LEASE = 12.0
 
 
-def deliver(request: ActionRequest, target: Target) -> str:
+def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
+                   parameters: dict, rate=None, slot=None) -> ActionRequest:
+    """Record a request (``rate``: as for :func:`service.record_request`) and deliver it: here
+    and now when ``slot`` (a context manager telling whether an outside-call slot is free)
+    gives one to a connector thing's request, else by a worker, at once or from the dispatcher
+    if the broker is down. The request as the attempt left it."""
+    request = record_request(app, subject, thing, component_id, action_id, parameters,
+                             deliver=True, rate=rate)
+    claim = str(uuid.uuid4())
+    if (slot is not None and thing.connector_client_id is not None
+            and current_app.config["ACTIONS_IN_API"]):
+        with slot() as free:
+            if free and _attempted_here(request.id, claim):
+                return ActionRequest.get_by_id(request.id)
+    enqueue_soon(DELIVER_TASK, request.id, claim)
+    return request
+
+
+def _attempted_here(request_id: str, claim: str) -> bool:
+    """Whether this process made the attempt to its end (whatever the provider said)."""
+    try:
+        return attempt(request_id, claim, API_LEASE) != "held"
+    except Exception:  # noqa: BLE001 - the trigger is recorded; a worker takes it over
+        log.exception("action %s: the API's own attempt failed; a worker takes it over",
+                      request_id)
+        return False
+
+
+def attempt(request_id: str, claim: str | None, lease: float) -> str:
+    """One delivery attempt, holding the request's lease for ``lease`` seconds (``claim``: the
+    sender's); its outcome, or "held" if another task holds it or it is not due."""
+    try:
+        taken = take_delivery(request_id, claim, lease)
+    except SecretKeyError as exc:  # taken, with a connector whose credentials no key reads
+        outcome = unreadable_target(request_id, exc)
+    else:
+        if taken is None:
+            return "held"  # another task holds it, or it is no longer PENDING
+        outcome = deliver(*taken, budget=lease_budget(lease))
+    if outcome not in SETTLED:
+        release_delivery(request_id, awaiting_app=outcome == "accepted")
+    return outcome
+
+
+def deliver(request: ActionRequest, target: Target, budget: float) -> str:
     """One attempt for a request this task holds, with its target (as
-    :func:`service.take_delivery` read them)."""
+    :func:`service.take_delivery` read them), a connector's provider calls within ``budget``
+    seconds."""
     if utcnow() >= request.deadline:
         finish(request, "FAILED", "timeout", release=True)
         return "timeout"
     thing, client, device_id = target
     if client is not None:
-        return _perform_on_connector(request, client, device_id)
+        return _perform_on_connector(request, client, device_id, budget)
     try:
         owner = App.get_by_id(thing.created_by_id)
     except SecretKeyError as exc:
@@ -68,10 +129,11 @@ def unreadable_target(request_id: str, error: SecretKeyError) -> str:
     return unreadable(ActionRequest.get_by_id(request_id), error, UNREADABLE_CREDENTIALS)
 
 
-def _perform_on_connector(request: ActionRequest, client, device_id: str) -> str:
+def _perform_on_connector(request: ActionRequest, client, device_id: str,
+                          budget: float) -> str:
     try:
         perform_connector_action(client, device_id, request.component_id, request.action_id,
-                                 request.parameters, lease_budget())
+                                 request.parameters, budget)
     except TransientError as exc:
         return _retry(request, exc.reason, exc.retry_after)
     except ConnectorError as exc:

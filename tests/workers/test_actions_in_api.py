@@ -1,0 +1,135 @@
+"""The API's own first attempt at a connector thing's action (actions/delivery.py): the trigger
+answers with what the provider did when an outside-call slot is free, and hands the request to
+a worker, nothing lost, whenever it cannot finish the attempt itself."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+import requests
+from flows import client_row, consent, poll_due
+from helpers import wait_until
+
+from thingbridge.actions import delivery
+from thingbridge.api import outside_calls
+from thingbridge.connectors.lifecycle import REFRESH_SETTLE
+from thingbridge.db import utcnow
+from thingbridge.models import ActionRequest, Thing
+
+ACTION = "components/thermostat/actions/setRoomThermPoint"
+
+
+@pytest.fixture
+def room(api, netatmo_sim):
+    """A Netatmo room, mapped by a poll in this process: no worker runs until a test starts
+    one, so whatever the provider sees before was the API's doing."""
+    client_id = consent(api)["client_id"]
+    assert poll_due(client_id) == "ok"
+    return Thing.get(Thing.display_type == "THERMOSTAT")
+
+
+def _trigger(api, room, body):
+    resp = api.post(f"/api/v1/things/{room.id}/{ACTION}", json=body)
+    assert resp.status_code == 201, resp.json
+    return resp.json
+
+
+def _calls(netatmo_sim) -> list[dict]:
+    return requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+
+
+def _control(netatmo_sim, **mode):
+    requests.post(f"{netatmo_sim}/_sim/control", json=mode, timeout=5).raise_for_status()
+
+
+def _ended(request_id: str) -> ActionRequest:
+    return wait_until(lambda: ActionRequest.get_by_id(request_id).status != "PENDING"
+                      and ActionRequest.get_by_id(request_id), message="action ended")
+
+
+def test_the_answer_says_what_the_provider_did(api, room, netatmo_sim):
+    done = _trigger(api, room, {"mode": "manual", "temp": "21.5"})
+    assert (done["status"], done["error"]) == ("COMPLETED", None)
+    assert [(c["mode"], c["temp"]) for c in _calls(netatmo_sim)] == [("manual", 21.5)]
+    feed = [(e["type"], e["data"]["status"])
+            for e in api.get("/api/v1/events?after=0").json["events"]
+            if e["type"].startswith("action.")]
+    assert feed == [("action.requested", "PENDING"), ("action.completed", "COMPLETED")]
+    # The device's new state is read by a poll asked for as after a worker's delivery.
+    client = client_row(room.connector_client_id)
+    assert client.next_poll_at > utcnow() + datetime.timedelta(seconds=REFRESH_SETTLE / 2)
+    stored = ActionRequest.get_by_id(done["id"])
+    assert (stored.status, stored.lease_token, stored.delivering_until) == (
+        "COMPLETED", None, None)
+
+    refused = _trigger(api, room, {"mode": "manual"})
+    assert refused["status"] == "FAILED" and "temp is required" in refused["error"]
+    assert len(_calls(netatmo_sim)) == 1  # refused before the call: no temperature
+
+
+def test_a_provider_refusing_for_now_leaves_the_retry_to_a_worker(api, room, netatmo_sim,
+                                                                  start_worker):
+    _control(netatmo_sim, mode="usage_limit_429", retry_after=2)
+    waiting = _trigger(api, room, {"mode": "max"})
+    assert waiting["status"] == "PENDING" and "usage limit" in waiting["error"]
+    stored = ActionRequest.get_by_id(waiting["id"])
+    assert stored.attempts == 1 and stored.lease_token is None
+    assert stored.next_attempt_at - stored.updated_at >= datetime.timedelta(seconds=2)
+    _control(netatmo_sim, mode="ok")
+    start_worker()
+    assert _ended(waiting["id"]).status == "COMPLETED"
+    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 2
+
+
+def test_a_provider_that_hangs_holds_the_request_no_longer_than_the_apis_budget(
+        api, room, netatmo_sim, start_worker, monkeypatch):
+    monkeypatch.setattr(delivery, "API_LEASE", 2.0)  # provider calls: 1.5 s together
+    _control(netatmo_sim, mode="timeout", timeout_seconds=4)
+    waiting = _trigger(api, room, {"mode": "max"})
+    assert waiting["status"] == "PENDING"
+    assert ActionRequest.get_by_id(waiting["id"]).attempts == 1
+    _control(netatmo_sim, mode="ok")
+    start_worker()
+    assert _ended(waiting["id"]).status == "COMPLETED"
+
+
+def test_with_no_slot_free_a_worker_delivers_it(api, room, netatmo_sim, start_worker,
+                                                flask_app, monkeypatch):
+    monkeypatch.setitem(flask_app.config, "API_OUTSIDE_CALLS", 1)
+    with flask_app.app_context(), outside_calls.slot() as free:
+        assert free  # the server's one slot, held as by a consent's code exchange
+        queued = _trigger(api, room, {"mode": "max"})
+    assert queued["status"] == "PENDING" and _calls(netatmo_sim) == []
+    start_worker()
+    assert _ended(queued["id"]).status == "COMPLETED"
+    assert len(_calls(netatmo_sim)) == 1
+
+
+def test_switched_off_every_attempt_is_a_workers(api, room, netatmo_sim, start_worker,
+                                                 flask_app, monkeypatch):
+    monkeypatch.setitem(flask_app.config, "ACTIONS_IN_API", False)
+    queued = _trigger(api, room, {"mode": "max"})
+    assert queued["status"] == "PENDING" and _calls(netatmo_sim) == []
+    start_worker()
+    assert _ended(queued["id"]).status == "COMPLETED"
+
+
+def test_an_attempt_broken_off_here_goes_to_a_worker_with_its_claim(
+        api, room, netatmo_sim, start_worker, monkeypatch):
+    """The API took the request, then failed before the provider (its database went, say):
+    the answer is the recorded request, and a worker takes it at once under the same claim.
+    The API's lease here outlives the deadline, so only that claim can finish it in time."""
+    monkeypatch.setattr(delivery, "API_LEASE", 600.0)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(delivery, "deliver", broken)
+    queued = _trigger(api, room, {"mode": "max"})
+    assert queued["status"] == "PENDING" and _calls(netatmo_sim) == []
+    assert ActionRequest.get_by_id(queued["id"]).leased_until > utcnow() + datetime.timedelta(
+        seconds=300)
+    start_worker()
+    assert _ended(queued["id"]).status == "COMPLETED"
+    assert len(_calls(netatmo_sim)) == 1
