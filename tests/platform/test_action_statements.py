@@ -10,6 +10,7 @@ import threading
 
 import psycopg
 import pytest
+import requests
 from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY, Statements
 from peewee import DataError
 
@@ -95,6 +96,42 @@ def test_trigger_take_and_finish(database, flask_app, monkeypatch):
                 "actionId": "setRoomThermPoint", "parameters": {"mode": "max"}}
         assert feed == [("action.requested", {**body, "status": "PENDING"}),
                         ("action.completed", {**body, "status": "COMPLETED", "error": None})]
+
+
+DEMO = ("thingbridge-demo", "demo-secret")  # the simulator's own app
+
+
+def test_the_apis_own_attempt_reaches_the_provider_and_answers_its_outcome(
+        database, flask_app, netatmo_sim, monkeypatch):
+    """The API's attempt (actions/delivery.py) on either database: the trigger returns the
+    request COMPLETED by the provider's simulator, the answer built from what the attempt
+    wrote rather than read back. On PostgreSQL: the insert, the take's one flight, the move
+    and the refresh poll's due time, nothing more."""
+    from thingbridge.api import outside_calls
+    from thingbridge_workers.polling import poll
+
+    with flask_app.app_context():
+        app, _ = App.register("thermostats")
+        grant = requests.post(f"{netatmo_sim}/_sim/grant", json={"client_id": DEMO[0]},
+                              timeout=5).json()
+        instance = ConnectorInstance.create(app=app, type_id="netatmo", configuration={
+            "client_id": DEMO[0], "client_secret": DEMO[1], "origin_callback_uri": "http://x/cb"})
+        client = ConnectorClient.create(
+            app=app, instance=instance, type_id="netatmo", external_subject_id="alice",
+            configuration={}, next_poll_at=utcnow(),
+            tokens={k: grant[k] for k in ("access_token", "refresh_token")})
+        assert poll(client.id) == "ok"
+        room = Thing.get(Thing.display_type == "THERMOSTAT")
+        statements = Statements(monkeypatch)
+        request = _trigger(app, room, None, slot=outside_calls.slot)
+        assert (request.status, request.error) == ("COMPLETED", None)
+        if database == "postgres":
+            assert (len(statements.sql), statements.transactions, statements.flights) == (
+                3, 0, [2])
+        stored = ActionRequest.get_by_id(request.id)
+        assert (stored.status, stored.lease_token) == ("COMPLETED", None)
+        calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+        assert [c["mode"] for c in calls["setroomthermpoint_calls"]] == ["max"]
 
 
 def _rate(app, flask_app, monkeypatch, limit=2):

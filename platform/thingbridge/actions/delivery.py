@@ -66,36 +66,47 @@ def create_request(app, subject: str, thing: Thing, component_id: str, action_id
     if (slot is not None and thing.connector_client_id is not None
             and current_app.config["ACTIONS_IN_API"]):
         with slot() as free:
-            if free and _attempted_here(request.id, claim):
-                return ActionRequest.get_by_id(request.id)
+            if free and (attempted := _attempted_here(request.id, claim)) is not None:
+                return attempted
     enqueue_soon(DELIVER_TASK, request.id, claim)
     return request
 
 
-def _attempted_here(request_id: str, claim: str) -> bool:
-    """Whether this process made the attempt to its end (whatever the provider said)."""
+def _attempted_here(request_id: str, claim: str) -> ActionRequest | None:
+    """The request as this process's attempt left it, or None if it did not make the attempt
+    to its end (whatever the provider said)."""
     try:
-        return attempt(request_id, claim, API_LEASE) != "held"
+        outcome, request = _attempt(request_id, claim, API_LEASE)
+        if outcome in SETTLED and request.status == "PENDING":
+            return ActionRequest.get_by_id(request_id)  # ended elsewhere meanwhile (expired)
+        return request
     except Exception:  # noqa: BLE001 - the trigger is recorded; a worker takes it over
         log.exception("action %s: the API's own attempt failed; a worker takes it over",
                       request_id)
-        return False
+        return None
 
 
 def attempt(request_id: str, claim: str | None, lease: float) -> str:
     """One delivery attempt, holding the request's lease for ``lease`` seconds (``claim``: the
     sender's); its outcome, or "held" if another task holds it or it is not due."""
+    return _attempt(request_id, claim, lease)[0]
+
+
+def _attempt(request_id: str, claim: str | None,
+             lease: float) -> tuple[str, ActionRequest | None]:
     try:
         taken = take_delivery(request_id, claim, lease)
     except SecretKeyError as exc:  # taken, with a connector whose credentials no key reads
-        outcome = unreadable_target(request_id, exc)
+        request = ActionRequest.get_by_id(request_id)
+        outcome = unreadable(request, exc, UNREADABLE_CREDENTIALS)
     else:
         if taken is None:
-            return "held"  # another task holds it, or it is no longer PENDING
+            return "held", None  # another task holds it, or it is no longer PENDING
+        request = taken[0]
         outcome = deliver(*taken, budget=lease_budget(lease))
     if outcome not in SETTLED:
         release_delivery(request_id, awaiting_app=outcome == "accepted")
-    return outcome
+    return outcome, request
 
 
 def deliver(request: ActionRequest, target: Target, budget: float) -> str:
@@ -121,12 +132,6 @@ def unreadable(request: ActionRequest, error: SecretKeyError, reason: str) -> st
     a task that fails and holds the request until its lease runs out."""
     log.error("action %s: %s", request.id, error)
     return _retry(request, reason)
-
-
-def unreadable_target(request_id: str, error: SecretKeyError) -> str:
-    """As :func:`unreadable`, for a request taken with its connector's client and instance
-    (:func:`service.take_delivery`), whose credentials could not be read."""
-    return unreadable(ActionRequest.get_by_id(request_id), error, UNREADABLE_CREDENTIALS)
 
 
 def _perform_on_connector(request: ActionRequest, client, device_id: str,
@@ -192,8 +197,10 @@ def _retry(request: ActionRequest, reason: str, retry_after: float | None = None
         return "failed"
     delay = min(backoff.delay(attempts, RETRY_BASE, MAX_RETRY_DELAY, retry_after),
                 max(remaining, 0.0))
-    ActionRequest.update(attempts=attempts, error=reason, updated_at=utcnow(),
-                         next_attempt_at=utcnow() + datetime.timedelta(seconds=delay)).where(
+    request.attempts, request.error, request.updated_at = attempts, reason, utcnow()
+    request.next_attempt_at = request.updated_at + datetime.timedelta(seconds=delay)
+    ActionRequest.update(attempts=attempts, error=reason, updated_at=request.updated_at,
+                         next_attempt_at=request.next_attempt_at).where(
         ActionRequest.id == request.id).execute()
     log.info("action %s attempt %d: %s; retry in %.1fs", request.id, attempts, reason, delay)
     # At the deadline the next attempt finds it overdue and fails it with "timeout". Without a

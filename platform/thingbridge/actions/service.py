@@ -241,7 +241,7 @@ def _move(postgres: bool, release: bool) -> Statement:
 def finish(request: ActionRequest, status: str, error: str | None = None,
            release: bool = False) -> bool:
     """Move a PENDING request to a terminal state (``release``: and free its delivery lease in
-    the same statement); False if it had already left PENDING. The move emits
+    the same statement), ``request`` too; False if it had already left PENDING. The move emits
     action.completed, or action.failed (FAILED and CANCELED)."""
     assert status in TERMINAL
     kind = "action.completed" if status == "COMPLETED" else "action.failed"
@@ -252,6 +252,7 @@ def finish(request: ActionRequest, status: str, error: str | None = None,
         id=request.id, pending="PENDING", status=status, error=error, now=utcnow(),
         nothing=None), request.app_id, kind, request.external_subject_id, data)
     if moved:
+        request.status, request.error = status, error
         metrics.action_finished(status, error, request.created_at)
     return moved
 
