@@ -118,7 +118,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
+    parser.add_argument("--workers", type=int, default=3,
+                        help="gunicorn workers (both apps; 3 as `thingbridge api`)")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per gunicorn worker (both apps; more than 1 is gthread)")
     args = parser.parse_args()

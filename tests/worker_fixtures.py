@@ -156,3 +156,16 @@ def listening(base: str) -> None:
             return False
 
     wait_until(answers, timeout=60, message=f"the API at {base} to answer")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a `thingbridge api`'s gunicorn workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

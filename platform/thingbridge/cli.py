@@ -228,7 +228,9 @@ def _celery(command: str, args) -> list[str]:
 @main.command()
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8080, type=int)
-@click.option("--workers", default=2, type=int, help="gunicorn worker processes")
+# Three: the third lets a connector action's first attempt run while the trigger waits
+# (api/outside_calls.py), with a slot still kept for consents and checks and one for the rest.
+@click.option("--workers", default=3, type=int, help="gunicorn worker processes")
 @click.option("--threads", default=1, type=int, help="threads per worker process")
 def api(host, port, workers, threads):
     """Serve the REST API (and the console, and /metrics) under gunicorn, which restarts a

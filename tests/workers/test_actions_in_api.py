@@ -5,11 +5,16 @@ a worker, nothing lost, whenever it cannot finish the attempt itself."""
 from __future__ import annotations
 
 import datetime
+import os
+import signal
+import threading
 
 import pytest
 import requests
+from broker_helpers import free_port
 from flows import client_row, consent, poll_due
 from helpers import wait_until
+from worker_fixtures import children, listening
 
 from thingbridge.actions import delivery
 from thingbridge.api import outside_calls
@@ -94,16 +99,26 @@ def test_a_provider_that_hangs_holds_the_request_no_longer_than_the_apis_budget(
     assert _ended(waiting["id"]).status == "COMPLETED"
 
 
-def test_with_no_slot_free_a_worker_delivers_it(api, room, netatmo_sim, start_worker,
-                                                flask_app, monkeypatch):
+def test_an_action_leaves_the_first_slot_to_work_no_worker_can_take_over(
+        api, room, netatmo_sim, start_worker, flask_app, monkeypatch):
+    """With one outside-call slot (`thingbridge api --workers 2`), an action never takes it:
+    a consent's code exchange or an instance's check waits on it for a user, and no worker can
+    make those. With two, an action takes the second while it is free."""
     monkeypatch.setitem(flask_app.config, "API_OUTSIDE_CALLS", 1)
+    first_slot = _trigger(api, room, {"mode": "max"})
+    assert first_slot["status"] == "PENDING" and _calls(netatmo_sim) == []
+    monkeypatch.setitem(flask_app.config, "API_OUTSIDE_CALLS", 2)
+    with flask_app.app_context(), outside_calls.slot(handover=True) as free:
+        assert free  # the second slot, held as by another action's attempt
+        busy = _trigger(api, room, {"mode": "max"})
+    assert busy["status"] == "PENDING" and _calls(netatmo_sim) == []
     with flask_app.app_context(), outside_calls.slot() as free:
-        assert free  # the server's one slot, held as by a consent's code exchange
-        queued = _trigger(api, room, {"mode": "max"})
-    assert queued["status"] == "PENDING" and _calls(netatmo_sim) == []
+        assert free  # the first slot, held as by a consent: the second is the action's
+        done = _trigger(api, room, {"mode": "max"})
+    assert done["status"] == "COMPLETED" and len(_calls(netatmo_sim)) == 1
     start_worker()
-    assert _ended(queued["id"]).status == "COMPLETED"
-    assert len(_calls(netatmo_sim)) == 1
+    assert [_ended(r["id"]).status for r in (first_slot, busy)] == ["COMPLETED"] * 2
+    assert len(_calls(netatmo_sim)) == 3
 
 
 def test_switched_off_every_attempt_is_a_workers(api, room, netatmo_sim, start_worker,
@@ -133,3 +148,43 @@ def test_an_attempt_broken_off_here_goes_to_a_worker_with_its_claim(
     start_worker()
     assert _ended(queued["id"]).status == "COMPLETED"
     assert len(_calls(netatmo_sim)) == 1
+
+
+def test_an_api_that_dies_mid_attempt_leaves_the_request_to_a_worker(
+        run, api, room, netatmo_sim, start_worker):
+    """`thingbridge api` as it starts (3 gunicorn workers), its workers killed while the
+    attempt waits on the provider: the recorded request is held for the API's lease only, then
+    the dispatcher sends it to a worker, which completes it before the deadline."""
+    _control(netatmo_sim, mode="timeout", timeout_seconds=25)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # The provider call waits for the kill, not for the tests' 3 s HTTP timeout.
+    master = run("api", "--port", str(port), env={"THINGBRIDGE_HTTP_TIMEOUT": "25"})
+    listening(base)
+    answers = []
+
+    def trigger():
+        try:
+            answers.append(requests.post(f"{base}/api/v1/things/{room.id}/{ACTION}", timeout=60,
+                                         json={"mode": "max"}, headers={
+                                             "Authorization": f"Bearer {api.token}",
+                                             "X-External-Subject-Id": "alice"}))
+        except requests.ConnectionError as exc:
+            answers.append(exc)
+
+    waiting = threading.Thread(target=trigger)
+    waiting.start()
+    try:
+        wait_until(lambda: requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json().get(
+            "setroomthermpoint") == 1, message="the API's attempt at the provider")
+        for pid in children(master.pid):
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        waiting.join(60)
+    assert isinstance(answers[0], requests.ConnectionError)  # the trigger's answer is lost...
+    [request] = ActionRequest.select()  # ...the request is not
+    assert (request.status, request.attempts) == ("PENDING", 0) and request.lease_token
+    _control(netatmo_sim, mode="ok")
+    start_worker(beat=True)
+    assert _ended(request.id).status == "COMPLETED"
+    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 2

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +16,7 @@ from broker_helpers import free_port
 from flows import owm_instance
 from helpers import wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from worker_fixtures import children
 
 
 def total(url: str, name: str, **labels) -> float:
@@ -30,18 +30,6 @@ def total(url: str, name: str, **labels) -> float:
     return sum(s.value for family in text_string_to_metric_families(text)
                for s in family.samples
                if s.name == name and labels.items() <= s.labels.items())
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def test_one_scrape_sums_every_gunicorn_process(run, clean_db, tmp_path):

@@ -57,15 +57,15 @@ API_LEASE = 12.0
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
                    parameters: dict, rate=None, slot=None) -> ActionRequest:
     """Record a request (``rate``: as for :func:`service.record_request`) and deliver it: here
-    and now when ``slot`` (a context manager telling whether an outside-call slot is free)
-    gives one to a connector thing's request, else by a worker, at once or from the dispatcher
-    if the broker is down. The request as the attempt left it."""
+    and now when ``slot`` (``outside_calls.slot``) gives one to a connector thing's request,
+    else by a worker, at once or from the dispatcher if the broker is down. The request as the
+    attempt left it."""
     request = record_request(app, subject, thing, component_id, action_id, parameters,
                              deliver=True, rate=rate)
     claim = str(uuid.uuid4())
     if (slot is not None and thing.connector_client_id is not None
             and current_app.config["ACTIONS_IN_API"]):
-        with slot() as free:
+        with slot(handover=True) as free:
             if free and (attempted := _attempted_here(request.id, claim)) is not None:
                 return attempted
     enqueue_soon(DELIVER_TASK, request.id, claim)

@@ -68,11 +68,14 @@ def outside_call() -> Iterator[None]:
 
 
 @contextmanager
-def slot() -> Iterator[bool]:
+def slot(handover: bool = False) -> Iterator[bool]:
     """Hold one of the server's outside-call slots for the block if one is free; whether one
-    was (always, when the setting is 0)."""
+    was (always, when the setting is 0). Work a worker can take over instead (``handover``:
+    a connector action's first attempt) never takes the first slot: a consent's code exchange
+    or an instance's check, which no worker can make for the waiting user, always finds one
+    free of such work."""
     limit = current_app.config["API_OUTSIDE_CALLS"]
-    held = _take(_folder(), limit) if limit else None
+    held = _take(_folder(), range(1 if handover else 0, limit)) if limit else None
     try:
         yield held is not None or not limit
     finally:
@@ -87,9 +90,9 @@ def url_problem(url: str, owner: str) -> str | None:
         return outbound_url_problem(url, owner)
 
 
-def _take(folder: Path, limit: int) -> int | None:
-    """A descriptor holding the lock of one of ``limit`` slot files, or None if all are held."""
-    for slot in range(limit):
+def _take(folder: Path, slots: range) -> int | None:
+    """A descriptor holding the lock of one of the ``slots``' files, or None if all are held."""
+    for slot in slots:
         fd = os.open(folder / f"slot-{slot}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
