@@ -122,6 +122,7 @@ def test_the_apis_own_attempt_reaches_the_provider_and_answers_its_outcome(
             tokens={k: grant[k] for k in ("access_token", "refresh_token")})
         assert poll(client.id) == "ok"
         room = Thing.get(Thing.display_type == "THERMOSTAT")
+        monkeypatch.setitem(flask_app.config, "API_OUTSIDE_CALLS", 2)
         statements = Statements(monkeypatch)
         request = _trigger(app, room, None, slot=outside_calls.slot)
         assert (request.status, request.error) == ("COMPLETED", None)

@@ -30,9 +30,8 @@ from thingbridge.actions.service import (
     request_body,
     take_delivery,
 )
-from thingbridge.connectors import lifecycle
+from thingbridge.connectors import lifecycle, oauth
 from thingbridge.connectors.contract import ConnectorError, TransientError
-from thingbridge.connectors.plugin_call import lease_budget
 from thingbridge.crypto import SecretKeyError
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
@@ -48,10 +47,13 @@ UNREADABLE_CREDENTIALS = crypto.unreadable("the stored credentials of the thing'
 
 # Outcomes after which the request left PENDING, its lease freed by the same statement.
 SETTLED = ("completed", "failed", "timeout")
-# Seconds the API's own attempt holds the request: its provider calls get three quarters
-# (lease_budget), well inside gunicorn's 30 s, and a server that dies mid-attempt leaves the
-# request to the dispatcher this soon, long before its deadline.
-API_LEASE = 12.0
+# The API's own attempt: its provider calls end within one call's timeout (HTTP_TIMEOUT), so
+# it cuts no call sooner than a worker would, and it is made only where that fits well inside
+# gunicorn's 30 s. It holds the request that long and RECORDING more (the database's patience
+# for writing the outcome, twice), so no dispatcher sends it again while the outcome is being
+# written, and a server that dies mid-attempt leaves it to the dispatcher long before its
+# deadline.
+API_CALL_LIMIT, RECORDING = 15.0, 20.0
 
 
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
@@ -63,37 +65,48 @@ def create_request(app, subject: str, thing: Thing, component_id: str, action_id
     request = record_request(app, subject, thing, component_id, action_id, parameters,
                              deliver=True, rate=rate)
     claim = str(uuid.uuid4())
+    budget = current_app.config["HTTP_TIMEOUT"]
     if (slot is not None and thing.connector_client_id is not None
-            and current_app.config["ACTIONS_IN_API"]):
+            and current_app.config["ACTIONS_IN_API"] and budget <= API_CALL_LIMIT):
         with slot(handover=True) as free:
-            if free and (attempted := _attempted_here(request.id, claim)) is not None:
+            if free and (attempted := _attempted_here(request.id, claim, budget)) is not None:
                 return attempted
     enqueue_soon(DELIVER_TASK, request.id, claim)
     return request
 
 
-def _attempted_here(request_id: str, claim: str) -> ActionRequest | None:
+def _attempted_here(request_id: str, claim: str, budget: float) -> ActionRequest | None:
     """The request as this process's attempt left it, or None if it did not make the attempt
-    to its end (whatever the provider said)."""
+    to its end (whatever the provider said) and a worker is to take it over."""
     try:
-        outcome, request = _attempt(request_id, claim, API_LEASE)
+        outcome, request = _attempt(request_id, claim, budget + RECORDING, budget,
+                                    refresh=False)
         if outcome in SETTLED and request.status == "PENDING":
             return ActionRequest.get_by_id(request_id)  # ended elsewhere meanwhile (expired)
         return request
     except Exception:  # noqa: BLE001 - the trigger is recorded; a worker takes it over
-        log.exception("action %s: the API's own attempt failed; a worker takes it over",
-                      request_id)
+        log.exception("action %s: the API's own attempt failed", request_id)
+    try:
+        stored = ActionRequest.get_by_id(request_id)
+    except Exception:  # noqa: BLE001 - the database went: the claim's task takes it over
         return None
+    # An outcome already recorded (a retry due when the provider asked, a terminal state)
+    # stands: the claim would skip the retry's wait.
+    return stored if stored.status != "PENDING" or stored.attempts else None
 
 
-def attempt(request_id: str, claim: str | None, lease: float) -> str:
+def attempt(request_id: str, claim: str | None, lease: float, budget: float) -> str:
     """One delivery attempt, holding the request's lease for ``lease`` seconds (``claim``: the
-    sender's); its outcome, or "held" if another task holds it or it is not due."""
-    return _attempt(request_id, claim, lease)[0]
+    sender's), its provider calls within ``budget``; its outcome, or "held" if another task
+    holds it or it is not due."""
+    return _attempt(request_id, claim, lease, budget)[0]
 
 
-def _attempt(request_id: str, claim: str | None,
-             lease: float) -> tuple[str, ActionRequest | None]:
+def _attempt(request_id: str, claim: str | None, lease: float, budget: float,
+             refresh: bool = True) -> tuple[str, ActionRequest | None]:
+    """As :func:`attempt`; without ``refresh``, a client whose access token is due for a
+    refresh is left to a worker ("held"), its lease freed: a refresh holds the client's row,
+    and rotates the grant, which a process ended mid-refresh would lose."""
     try:
         taken = take_delivery(request_id, claim, lease)
     except SecretKeyError as exc:  # taken, with a connector whose credentials no key reads
@@ -102,8 +115,11 @@ def _attempt(request_id: str, claim: str | None,
     else:
         if taken is None:
             return "held", None  # another task holds it, or it is no longer PENDING
-        request = taken[0]
-        outcome = deliver(*taken, budget=lease_budget(lease))
+        request, (_thing, client, _device) = taken[0], taken[1]
+        if not refresh and client is not None and client.tokens and not oauth.fresh(client):
+            release_delivery(request_id, awaiting_app=False)
+            return "held", None
+        outcome = deliver(*taken, budget=budget)
     if outcome not in SETTLED:
         release_delivery(request_id, awaiting_app=outcome == "accepted")
     return outcome, request

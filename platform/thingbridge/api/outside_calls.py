@@ -70,17 +70,36 @@ def outside_call() -> Iterator[None]:
 @contextmanager
 def slot(handover: bool = False) -> Iterator[bool]:
     """Hold one of the server's outside-call slots for the block if one is free; whether one
-    was (always, when the setting is 0). Work a worker can take over instead (``handover``:
-    a connector action's first attempt) never takes the first slot: a consent's code exchange
-    or an instance's check, which no worker can make for the waiting user, always finds one
-    free of such work."""
+    was (always, when the setting is 0).
+
+    Work a worker can take over instead (``handover``: a connector action's first attempt)
+    takes one only while another stays free, for a consent's code exchange or an instance's
+    check, which no worker can make for the waiting user; and none without a limit: a server
+    that sets none (a plain gunicorn) keeps its workers off providers as before."""
     limit = current_app.config["API_OUTSIDE_CALLS"]
-    held = _take(_folder(), range(1 if handover else 0, limit)) if limit else None
+    if not limit:
+        yield not handover
+        return
+    folder = _folder()
+    held = _take(folder, range(1 if handover else 0, limit))
+    if held is not None and handover and not _another_free(folder, limit, held[1]):
+        os.close(held[0])
+        held = None
     try:
-        yield held is not None or not limit
+        yield held is not None
     finally:
         if held is not None:
-            os.close(held)  # closing the descriptor releases its lock
+            os.close(held[0])  # closing the descriptor releases its lock
+
+
+def _another_free(folder: Path, limit: int, mine: int) -> bool:
+    """Whether a slot besides number ``mine`` is free (taken and let go at once: a request may
+    take it a moment later, which is what it is left for)."""
+    for number in range(limit):
+        if number != mine and (probe := _take(folder, range(number, number + 1))) is not None:
+            os.close(probe[0])
+            return True
+    return False
 
 
 def url_problem(url: str, owner: str) -> str | None:
@@ -90,13 +109,14 @@ def url_problem(url: str, owner: str) -> str | None:
         return outbound_url_problem(url, owner)
 
 
-def _take(folder: Path, slots: range) -> int | None:
-    """A descriptor holding the lock of one of the ``slots``' files, or None if all are held."""
+def _take(folder: Path, slots: range) -> tuple[int, int] | None:
+    """A descriptor holding the lock of one of the ``slots``' files and its number, or None if
+    all are held."""
     for slot in slots:
         fd = os.open(folder / f"slot-{slot}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
+            return fd, slot
         except BlockingIOError:
             os.close(fd)
     return None

@@ -201,7 +201,7 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
     instead of refreshing with a dead token.
     """
     client = client or ConnectorClient.get_by_id(client_id)  # callers may pass a fresh row
-    if not force_refresh and _fresh(client):
+    if not force_refresh and fresh(client):
         return client.tokens["access_token"]
     stale = (client.tokens or {}).get("access_token")
     with write_transaction():
@@ -210,7 +210,7 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
         if "refresh_token" not in tokens:
             raise ReauthRequired("reauthorization required")
         # Someone refreshed while we waited for the lock: use theirs.
-        if tokens.get("access_token") != stale and _fresh(client):
+        if tokens.get("access_token") != stale and fresh(client):
             return tokens["access_token"]
         session = _session(connector, instance_config)
         try:
@@ -234,7 +234,8 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
     return record["access_token"]
 
 
-def _fresh(client: ConnectorClient) -> bool:
+def fresh(client: ConnectorClient) -> bool:
+    """Whether the client's access token is usable without a refresh."""
     tokens = client.tokens or {}
     if "access_token" not in tokens:
         return False

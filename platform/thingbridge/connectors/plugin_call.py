@@ -58,11 +58,11 @@ def guarded(connector: Connector, operation: Callable[..., Result], *args) -> Re
                            f"answer ({exc.__class__.__name__})") from exc
 
 
-def lease_budget(lease: float | None = None) -> float:
-    """Seconds the provider calls of work held for ``lease`` (``TASK_LEASE``) may take
-    together: three quarters of it, the rest left for the work's own writes, so no second task
-    takes the work over while its calls still run."""
-    return 0.75 * (current_app.config["TASK_LEASE"] if lease is None else lease)
+def lease_budget() -> float:
+    """Seconds the provider calls of work held for ``TASK_LEASE`` may take together: three
+    quarters of it, the rest left for the work's own writes, so no second task takes the work
+    over while its calls still run."""
+    return 0.75 * current_app.config["TASK_LEASE"]
 
 
 def call_plugin(connector: Connector, client: ConnectorClient,

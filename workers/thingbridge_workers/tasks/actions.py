@@ -4,12 +4,13 @@ from celery import shared_task
 from flask import current_app
 
 from thingbridge.actions import delivery, service
+from thingbridge.connectors.plugin_call import lease_budget
 
 
 @shared_task(name="thingbridge.deliver_action", acks_late=True, ignore_result=True)
 def deliver_action(request_id: str, token: str | None = None) -> str:
     """One delivery attempt, holding the request's lease (``token``: the sender's claim)."""
-    return delivery.attempt(request_id, token, current_app.config["TASK_LEASE"])
+    return delivery.attempt(request_id, token, current_app.config["TASK_LEASE"], lease_budget())
 
 
 @shared_task(name="thingbridge.dispatch_actions", ignore_result=True, autoretry_for=())
