@@ -3,10 +3,10 @@ the creating app's callback URL. Every outcome moves the request out of PENDING 
 
 A worker makes every attempt (``thingbridge.deliver_action``), except that the API makes the
 first one of a connector thing's request itself, in the trigger's own request, when the server
-has an outside-call slot free: the answer then says what the provider did, and the action costs
-no broker hop and no second process. Anything that keeps it from finishing the attempt there
-hands the request to a worker with the same claim: the trigger is recorded before, so nothing
-is lost.
+has an outside-call slot it may take (``outside_calls.slot``) and the client's token needs no
+refresh: the answer then says what the provider did, and the action costs no broker hop and no
+second process. Anything that keeps it from finishing the attempt there hands the request to a
+worker with the same claim: the trigger is recorded before, so nothing is lost.
 """
 
 from __future__ import annotations
