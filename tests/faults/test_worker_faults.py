@@ -49,8 +49,10 @@ def test_sigkilled_worker_clients_are_polled_again_soon_and_once(stack, owm_sim)
     survivor = stack.start_worker("survivor", "--concurrency=4")  # can poll them all
     wait_until(lambda: "ready" in survivor.log.read_text(errors="replace"), timeout=60,
                interval=0.05, message="survivor ready")
-    wait_until(lambda: _held(victim) >= 3, timeout=30, interval=0.05,
-               message="the victim still holding prefetched polls")
+    # Now both take tasks, so the victim's prefetch drains: one it runs and one waiting is the
+    # case to kill (waiting for three again failed when the survivor drained it for 30 s).
+    wait_until(lambda: _held(victim) >= 2, timeout=30, interval=0.05,
+               message="the victim still holding a prefetched poll")
     held = _held(victim)
     since = stack.db_now()
     kill_group(celery)  # the Celery worker and its pool; its supervisor lives on
