@@ -97,7 +97,7 @@ def test_a_provider_refusing_for_now_leaves_the_retry_to_a_worker(api, room, net
 
 def test_a_provider_slower_than_a_calls_timeout_leaves_the_request_to_a_worker(
         api, room, netatmo_sim, start_worker):
-    """The API's attempt cuts the call where a worker's would (HTTP_TIMEOUT, 3 s here), and a
+    """The API's attempt cuts the call where a worker's would (at HTTP_TIMEOUT), and a
     worker's retry completes the request. The simulator performs a call it answers late, as a
     provider may: the action reaches it twice, as it would through a worker's attempts."""
     _control(netatmo_sim, mode="timeout", timeout_seconds=5)
@@ -133,11 +133,15 @@ def test_an_action_takes_a_slot_only_while_another_stays_free(
             assert free
             queued.append(_trigger(api, room, {"mode": "max"}))
     assert [q["status"] for q in queued] == ["PENDING"] * 4 and _calls(netatmo_sim) == []
-    done = _trigger(api, room, {"mode": "max"})
-    assert done["status"] == "COMPLETED" and len(_calls(netatmo_sim)) == 1
+    done = [_trigger(api, room, {"mode": "max"})]
+    monkeypatch.setitem(flask_app.config, "API_OUTSIDE_CALLS", 3)
+    with flask_app.app_context(), outside_calls.slot() as free:
+        assert free  # a consent holds the first of three: the second is taken, the third free
+        done.append(_trigger(api, room, {"mode": "max"}))
+    assert [d["status"] for d in done] == ["COMPLETED"] * 2 and len(_calls(netatmo_sim)) == 2
     start_worker()
     assert [_ended(q["id"]).status for q in queued] == ["COMPLETED"] * 4
-    assert len(_calls(netatmo_sim)) == 5
+    assert len(_calls(netatmo_sim)) == 6
 
 
 def test_a_token_due_for_a_refresh_is_a_workers_to_refresh(api, room, netatmo_sim,
@@ -152,6 +156,21 @@ def test_a_token_due_for_a_refresh_is_a_workers_to_refresh(api, room, netatmo_si
     start_worker()
     assert _ended(queued["id"]).status == "COMPLETED"
     assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["refreshes"] == 1
+
+
+def test_a_token_the_provider_rejects_is_a_workers_to_refresh(api, room, netatmo_sim,
+                                                               start_worker):
+    """A token our expiry calls fresh that the provider rejects (revoked early, clock skew):
+    the API leaves the refresh, and the action, to a worker; nothing was performed."""
+    requests.post(f"{netatmo_sim}/_sim/expire_tokens", timeout=5).raise_for_status()
+    queued = _trigger(api, room, {"mode": "max"})
+    assert queued["status"] == "PENDING" and queued["error"] is None
+    stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+    assert stats.get("refreshes", 0) == 0 and stats["setroomthermpoint_calls"] == []
+    start_worker()
+    assert _ended(queued["id"]).status == "COMPLETED"
+    stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+    assert stats["refreshes"] == 1 and len(stats["setroomthermpoint_calls"]) == 1
 
 
 def test_switched_off_every_attempt_is_a_workers(api, room, netatmo_sim, start_worker,
@@ -191,8 +210,8 @@ def test_an_api_that_dies_mid_attempt_leaves_the_request_to_a_worker(
     _control(netatmo_sim, mode="timeout", timeout_seconds=25)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    # The provider call waits for the kill (15 s at most), not for the tests' 3 s timeout.
-    master = run("api", "--port", str(port), env={"THINGBRIDGE_HTTP_TIMEOUT": "15"})
+    # The provider call waits for the kill (10 s at most), not for the tests' 3 s timeout.
+    master = run("api", "--port", str(port), env={"THINGBRIDGE_HTTP_TIMEOUT": "10"})
     listening(base)
     answers = []
 
@@ -219,7 +238,6 @@ def test_an_api_that_dies_mid_attempt_leaves_the_request_to_a_worker(
     assert (request.status, request.attempts) == ("PENDING", 0) and request.lease_token
     _control(netatmo_sim, mode="ok")
     start_worker(beat=True)
-    # Held for the API's lease (15 s of call and 20 of recording), then the dispatcher's.
+    # Held for the API's lease (10 s of call and 20 of recording), then the dispatcher's.
     assert _ended(request.id, timeout=90).status == "COMPLETED"
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 2
     assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 2

@@ -24,14 +24,16 @@ from thingbridge.actions.service import (
     DELIVER_TASK,
     Target,
     finish,
+    held_by,
     perform_connector_action,
     record_request,
     release_delivery,
     request_body,
     take_delivery,
 )
-from thingbridge.connectors import lifecycle, oauth
+from thingbridge.connectors import lifecycle
 from thingbridge.connectors.contract import ConnectorError, TransientError
+from thingbridge.connectors.plugin_call import RefreshNeeded
 from thingbridge.crypto import SecretKeyError
 from thingbridge.db import utcnow
 from thingbridge.http import outbound
@@ -48,12 +50,12 @@ UNREADABLE_CREDENTIALS = crypto.unreadable("the stored credentials of the thing'
 # Outcomes after which the request left PENDING, its lease freed by the same statement.
 SETTLED = ("completed", "failed", "timeout")
 # The API's own attempt: its provider calls end within one call's timeout (HTTP_TIMEOUT), so
-# it cuts no call sooner than a worker would, and it is made only where that fits well inside
-# gunicorn's 30 s. It holds the request that long and RECORDING more (the database's patience
-# for writing the outcome, twice), so no dispatcher sends it again while the outcome is being
-# written, and a server that dies mid-attempt leaves it to the dispatcher long before its
-# deadline.
-API_CALL_LIMIT, RECORDING = 15.0, 20.0
+# it cuts no call sooner than a worker would. It holds the request that long and RECORDING
+# more (the database's patience for writing the outcome, twice), so no dispatcher sends it
+# again while the outcome is being written; it is made only where that is no longer than
+# gunicorn's 30 s, after which the request is ended anyway, and a server that dies
+# mid-attempt leaves it to the dispatcher long before its deadline.
+API_CALL_LIMIT, RECORDING = 10.0, 20.0
 
 
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
@@ -104,9 +106,10 @@ def attempt(request_id: str, claim: str | None, lease: float, budget: float) -> 
 
 def _attempt(request_id: str, claim: str | None, lease: float, budget: float,
              refresh: bool = True) -> tuple[str, ActionRequest | None]:
-    """As :func:`attempt`; without ``refresh``, a client whose access token is due for a
-    refresh is left to a worker ("held"), its lease freed: a refresh holds the client's row,
-    and rotates the grant, which a process ended mid-refresh would lose."""
+    """As :func:`attempt`; without ``refresh``, an action whose client's token needs a refresh
+    (due, or rejected by the provider) is left to a worker ("held"), its lease freed: a refresh
+    holds the client's row and rotates the grant, which a call cut at the API's shorter budget,
+    or a process ended mid-refresh, would lose."""
     try:
         taken = take_delivery(request_id, claim, lease)
     except SecretKeyError as exc:  # taken, with a connector whose credentials no key reads
@@ -115,26 +118,27 @@ def _attempt(request_id: str, claim: str | None, lease: float, budget: float,
     else:
         if taken is None:
             return "held", None  # another task holds it, or it is no longer PENDING
-        request, (_thing, client, _device) = taken[0], taken[1]
-        if not refresh and client is not None and client.tokens and not oauth.fresh(client):
-            release_delivery(request_id, awaiting_app=False)
+        request = taken[0]
+        try:
+            outcome = deliver(*taken, budget=budget, refresh=refresh)
+        except RefreshNeeded:  # before anything was performed
+            release_delivery(request, awaiting_app=False)
             return "held", None
-        outcome = deliver(*taken, budget=budget)
     if outcome not in SETTLED:
-        release_delivery(request_id, awaiting_app=outcome == "accepted")
+        release_delivery(request, awaiting_app=outcome == "accepted")
     return outcome, request
 
 
-def deliver(request: ActionRequest, target: Target, budget: float) -> str:
+def deliver(request: ActionRequest, target: Target, budget: float, refresh: bool = True) -> str:
     """One attempt for a request this task holds, with its target (as
     :func:`service.take_delivery` read them), a connector's provider calls within ``budget``
-    seconds."""
+    seconds (``refresh``: as :func:`service.perform_connector_action`)."""
     if utcnow() >= request.deadline:
         finish(request, "FAILED", "timeout", release=True)
         return "timeout"
     thing, client, device_id = target
     if client is not None:
-        return _perform_on_connector(request, client, device_id, budget)
+        return _perform_on_connector(request, client, device_id, budget, refresh)
     try:
         owner = App.get_by_id(thing.created_by_id)
     except SecretKeyError as exc:
@@ -150,11 +154,11 @@ def unreadable(request: ActionRequest, error: SecretKeyError, reason: str) -> st
     return _retry(request, reason)
 
 
-def _perform_on_connector(request: ActionRequest, client, device_id: str,
-                          budget: float) -> str:
+def _perform_on_connector(request: ActionRequest, client, device_id: str, budget: float,
+                          refresh: bool) -> str:
     try:
         perform_connector_action(client, device_id, request.component_id, request.action_id,
-                                 request.parameters, budget)
+                                 request.parameters, budget, refresh)
     except TransientError as exc:
         return _retry(request, exc.reason, exc.retry_after)
     except ConnectorError as exc:
@@ -217,7 +221,7 @@ def _retry(request: ActionRequest, reason: str, retry_after: float | None = None
     request.next_attempt_at = request.updated_at + datetime.timedelta(seconds=delay)
     ActionRequest.update(attempts=attempts, error=reason, updated_at=request.updated_at,
                          next_attempt_at=request.next_attempt_at).where(
-        ActionRequest.id == request.id).execute()
+        (ActionRequest.id == request.id) & held_by(request)).execute()
     log.info("action %s attempt %d: %s; retry in %.1fs", request.id, attempts, reason, delay)
     # At the deadline the next attempt finds it overdue and fails it with "timeout". Without a
     # broker the dispatcher sends it when it is due.

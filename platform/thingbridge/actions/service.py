@@ -196,12 +196,19 @@ def take_delivery(request_id: str, token: str | None,
     return request, _target_from(target_part, request.thing_id)
 
 
-def release_delivery(request_id: str, awaiting_app: bool) -> None:
-    """After an attempt: free the request. One the app answered 202 for is not due again (the
-    app finishes it); one to retry is due when the attempt said."""
+def held_by(request: ActionRequest):
+    """The condition that ``request`` (as its take read it back) still holds its lease: what
+    an attempt writes after its provider call changes nothing once another sender holds it."""
+    return ActionRequest.lease_token == request.lease_token
+
+
+def release_delivery(request: ActionRequest, awaiting_app: bool) -> None:
+    """After an attempt: free the request, if the attempt still holds it. One the app answered
+    202 for is not due again (the app finishes it); one to retry is due when the attempt
+    said."""
     fields = {"next_attempt_at": None} if awaiting_app else {}
     ActionRequest.update(**Lease.RELEASED, delivering_until=None, **fields).where(
-        ActionRequest.id == request_id).execute()
+        (ActionRequest.id == request.id) & held_by(request)).execute()
 
 
 def dispatch_due(limit: int) -> int:
@@ -322,9 +329,11 @@ def connector_target(thing_id: str) -> Target:
 
 
 def perform_connector_action(client: ConnectorClient, device_id: str, component_id: str,
-                             action_id: str, parameters: dict, budget: float) -> None:
+                             action_id: str, parameters: dict, budget: float,
+                             refresh: bool = True) -> None:
     """Run an action on a connector's device (as :func:`connector_target` found them) through
-    its plugin, its provider calls within ``budget`` seconds; raises contract errors."""
+    its plugin, its provider calls within ``budget`` seconds; raises contract errors (and,
+    without ``refresh``, ``RefreshNeeded``: as :func:`call_plugin`)."""
     connector = build_connector(client.type_id)
     call_plugin(connector, client, lambda ctx: connector.perform_action(
-        ctx, device_id, component_id, action_id, parameters), budget)
+        ctx, device_id, component_id, action_id, parameters), budget, refresh)

@@ -39,7 +39,8 @@ REQUEST, CREATED = "/api/v1/actions/requests/{request_id}", "$response.body#/id"
 def trigger_action(parameters, thing_id, component_id, action_id):
     """Trigger an action
 
-    A connector thing's action is usually performed before the answer, which then says
+    A connector thing's action is performed before the answer when the server has a slot for
+    it (one at a time under `thingbridge api`'s defaults), and the answer then says
     COMPLETED or FAILED (a provider that refused for now: PENDING, with the error, retried);
     otherwise, and for a thing an app created, the request is PENDING until the provider or
     the app answers.

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import logging
 import os
 import random
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +38,7 @@ from thingbridge.errors import ApiError
 from thingbridge.http.urls import outbound_url_problem
 
 SLOTS_DIR = "THINGBRIDGE_API_OUTSIDE_CALLS_DIR"  # set by the CLI for the server's processes
+log = logging.getLogger(__name__)
 RETRY_AFTER = (3, 8)  # seconds, drawn at random: retries spread rather than arrive together
 _own_dir: Path | None = None
 
@@ -70,7 +73,7 @@ def outside_call() -> Iterator[None]:
 @contextmanager
 def slot(handover: bool = False) -> Iterator[bool]:
     """Hold one of the server's outside-call slots for the block if one is free; whether one
-    was (always, when the setting is 0).
+    was (with the setting 0, no limit: always).
 
     Work a worker can take over instead (``handover``: a connector action's first attempt)
     takes one only while another stays free, for a consent's code exchange or an instance's
@@ -80,16 +83,37 @@ def slot(handover: bool = False) -> Iterator[bool]:
     if not limit:
         yield not handover
         return
-    folder = _folder()
-    held = _take(folder, range(1 if handover else 0, limit))
-    if held is not None and handover and not _another_free(folder, limit, held[1]):
-        os.close(held[0])
-        held = None
+    held = _handover_slot(_folder(), limit) if handover else _any_slot(_folder(), limit)
     try:
         yield held is not None
     finally:
         if held is not None:
-            os.close(held[0])  # closing the descriptor releases its lock
+            os.close(held)  # closing the descriptor releases its lock
+
+
+def _any_slot(folder: Path, limit: int) -> int | None:
+    # Once more a moment later: a handover's probe holds a free slot for an instant.
+    taken = _take(folder, range(limit)) or (time.sleep(0.005) or _take(folder, range(limit)))
+    return taken[0] if taken else None
+
+
+def _handover_slot(folder: Path, limit: int) -> int | None:
+    """A slot other than the first, held only if another is free too; None if not, or if the
+    slot files cannot be used (the work is handed over instead)."""
+    try:
+        taken = _take(folder, range(1, limit))
+    except OSError:
+        log.exception("outside-call slots in %s", folder)
+        return None
+    if taken is None:
+        return None
+    try:
+        if _another_free(folder, limit, taken[1]):
+            return taken[0]
+    except OSError:
+        log.exception("outside-call slots in %s", folder)
+    os.close(taken[0])
+    return None
 
 
 def _another_free(folder: Path, limit: int, mine: int) -> bool:
@@ -119,6 +143,9 @@ def _take(folder: Path, slots: range) -> tuple[int, int] | None:
             return fd, slot
         except BlockingIOError:
             os.close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
     return None
 
 

@@ -39,6 +39,10 @@ class PluginFailed(TransientError):
     """A plugin raised outside its contract."""
 
 
+class RefreshNeeded(Exception):
+    """The call needs the client's token refreshed, which its caller leaves to a worker."""
+
+
 def guarded(connector: Connector, operation: Callable[..., Result], *args) -> Result:
     """``operation(*args)``, plugin code, with anything it raises outside the contract turned
     into :class:`PluginFailed`."""
@@ -66,23 +70,30 @@ def lease_budget() -> float:
 
 
 def call_plugin(connector: Connector, client: ConnectorClient,
-                operation: Callable[[ClientContext], Result], budget: float) -> Result:
+                operation: Callable[[ClientContext], Result], budget: float,
+                refresh: bool = True) -> Result:
     """``operation(ctx)`` for ``client`` (whose ``instance`` is loaded), its provider calls
-    (token refreshes included) ending within ``budget`` seconds together."""
+    (token refreshes included) ending within ``budget`` seconds together. Without
+    ``refresh``, :class:`RefreshNeeded` before a refresh, whether the token is due for one or
+    the provider rejected it: nothing was performed."""
     with bounded.within(budget):
-        return _call(connector, client, operation)
+        return _call(connector, client, operation, refresh)
 
 
 def _call(connector: Connector, client: ConnectorClient,
-          operation: Callable[[ClientContext], Result]) -> Result:
+          operation: Callable[[ClientContext], Result], refresh: bool) -> Result:
     instance_config = client.instance.configuration
     ctx = ClientContext(instance_config, client.configuration or {})
     if connector.auth_kind != "oauth2":
         return guarded(connector, operation, ctx)
+    if not refresh and not oauth.fresh(client):
+        raise RefreshNeeded()
     ctx.access_token = oauth.access_token(client.id, connector, instance_config, client=client)
     try:
         return guarded(connector, operation, ctx)
     except TokenRejected:
+        if not refresh:
+            raise RefreshNeeded() from None
         ctx.access_token = oauth.access_token(client.id, connector, instance_config,
                                               force_refresh=True, client=client)
     return guarded(connector, operation, ctx)
