@@ -92,8 +92,10 @@ def slot(handover: bool = False) -> Iterator[bool]:
 
 
 def _any_slot(folder: Path, limit: int) -> int | None:
-    # Once more a moment later: a handover's probe holds a free slot for an instant.
-    taken = _take(folder, range(limit)) or (time.sleep(0.005) or _take(folder, range(limit)))
+    taken = _take(folder, range(limit))
+    if taken is None:  # once more a moment later: a handover's probe holds one for an instant
+        time.sleep(0.005)
+        taken = _take(folder, range(limit))
     return taken[0] if taken else None
 
 
