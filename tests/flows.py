@@ -17,6 +17,11 @@ CLIENTS = "/api/v1/connectors/clients"
 ORIGIN = "http://localhost:3000/connected"
 
 
+def sim_stats(simulator: str) -> dict:
+    """A provider simulator's counters (``GET /_sim/stats``)."""
+    return requests.get(f"{simulator}/_sim/stats", timeout=5).json()
+
+
 def owm_instance(api) -> None:
     if not api.get("/api/v1/connectors/instances").json:
         assert api.post("/api/v1/connectors/instances", json={

@@ -11,6 +11,7 @@ import threading
 import psycopg
 import pytest
 import requests
+from flows import sim_stats
 from helpers import DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY, Statements
 from peewee import DataError
 
@@ -131,7 +132,7 @@ def test_the_apis_own_attempt_reaches_the_provider_and_answers_its_outcome(
                 3, 0, [2])
         stored = ActionRequest.get_by_id(request.id)
         assert (stored.status, stored.lease_token) == ("COMPLETED", None)
-        calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+        calls = sim_stats(netatmo_sim)
         assert [c["mode"] for c in calls["setroomthermpoint_calls"]] == ["max"]
 
 

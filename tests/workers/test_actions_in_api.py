@@ -12,7 +12,7 @@ import threading
 import pytest
 import requests
 from broker_helpers import free_port
-from flows import client_row, consent, poll_due
+from flows import client_row, consent, poll_due, sim_stats
 from helpers import wait_until
 from worker_fixtures import children, listening
 
@@ -48,7 +48,7 @@ def _trigger(api, room, body):
 
 
 def _calls(netatmo_sim) -> list[dict]:
-    return requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    return sim_stats(netatmo_sim)["setroomthermpoint_calls"]
 
 
 def _control(netatmo_sim, **mode):
@@ -92,7 +92,7 @@ def test_a_provider_refusing_for_now_leaves_the_retry_to_a_worker(api, room, net
     _control(netatmo_sim, mode="ok")
     start_worker()
     assert _ended(waiting["id"]).status == "COMPLETED"
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 2
+    assert sim_stats(netatmo_sim)["setroomthermpoint"] == 2
 
 
 def test_a_provider_slower_than_a_calls_timeout_leaves_the_request_to_a_worker(
@@ -107,7 +107,7 @@ def test_a_provider_slower_than_a_calls_timeout_leaves_the_request_to_a_worker(
     _control(netatmo_sim, mode="ok")
     start_worker()
     assert _ended(waiting["id"]).status == "COMPLETED"
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 2
+    assert sim_stats(netatmo_sim)["setroomthermpoint"] == 2
 
 
 def test_no_attempt_where_a_calls_timeout_does_not_fit_the_request(
@@ -155,7 +155,7 @@ def test_a_token_due_for_a_refresh_is_a_workers_to_refresh(api, room, netatmo_si
     assert ActionRequest.get_by_id(queued["id"]).lease_token is None
     start_worker()
     assert _ended(queued["id"]).status == "COMPLETED"
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["refreshes"] == 1
+    assert sim_stats(netatmo_sim)["refreshes"] == 1
 
 
 def test_a_token_the_provider_rejects_is_a_workers_to_refresh(api, room, netatmo_sim,
@@ -165,11 +165,11 @@ def test_a_token_the_provider_rejects_is_a_workers_to_refresh(api, room, netatmo
     requests.post(f"{netatmo_sim}/_sim/expire_tokens", timeout=5).raise_for_status()
     queued = _trigger(api, room, {"mode": "max"})
     assert queued["status"] == "PENDING" and queued["error"] is None
-    stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+    stats = sim_stats(netatmo_sim)
     assert stats.get("refreshes", 0) == 0 and stats["setroomthermpoint_calls"] == []
     start_worker()
     assert _ended(queued["id"]).status == "COMPLETED"
-    stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+    stats = sim_stats(netatmo_sim)
     assert stats["refreshes"] == 1 and len(stats["setroomthermpoint_calls"]) == 1
 
 
@@ -227,8 +227,8 @@ def test_an_api_that_dies_mid_attempt_leaves_the_request_to_a_worker(
     waiting = threading.Thread(target=trigger)
     waiting.start()
     try:
-        wait_until(lambda: requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json().get(
-            "setroomthermpoint") == 1, message="the API's attempt at the provider")
+        wait_until(lambda: sim_stats(netatmo_sim).get("setroomthermpoint") == 1,
+                   message="the API's attempt at the provider")
         for pid in children(master.pid):
             os.kill(pid, signal.SIGKILL)
     finally:
@@ -240,4 +240,4 @@ def test_an_api_that_dies_mid_attempt_leaves_the_request_to_a_worker(
     start_worker(beat=True)
     # Held for the API's lease (10 s of call and 20 of recording), then the dispatcher's.
     assert _ended(request.id, timeout=90).status == "COMPLETED"
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 2
+    assert sim_stats(netatmo_sim)["setroomthermpoint"] == 2

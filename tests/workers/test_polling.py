@@ -7,7 +7,16 @@ import inspect
 
 import pytest
 import requests
-from flows import CLIENTS, client_row, owm_client, owm_instance, poll_due, repoll, wait_status
+from flows import (
+    CLIENTS,
+    client_row,
+    owm_client,
+    owm_instance,
+    poll_due,
+    repoll,
+    sim_stats,
+    wait_status,
+)
 from helpers import OWM_KEY, Statements, wait_until
 from raw_receivers import answering
 from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
@@ -214,10 +223,6 @@ def test_revoked_key_is_error_with_reason(api, owm_sim, start_worker):
 OTHER_KEY = "fedcba9876543210fedcba9876543210"
 
 
-def _sim_stats(owm_sim) -> dict:
-    return requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()
-
-
 def _postponed(client_id) -> ConnectorClient | None:
     """The worker's recorded rate-limited outcome: never polled, no failure counted, next poll
     in the future (a new client is due at once)."""
@@ -278,12 +283,12 @@ def test_instance_rate_budget_caps_real_polls_across_clients(api, make_app, owm_
     assert other.post("/api/v1/connectors/instances", json={
         "connector_type_id": "openweathermap",
         "configuration": {"app_key": OTHER_KEY}}).status_code == 201
-    before = _sim_stats(owm_sim)["calls_by_key"][OTHER_KEY]  # the key check at creation
+    before = sim_stats(owm_sim)["calls_by_key"][OTHER_KEY]  # the key check at creation
     other_client = owm_client(other, "London")
     polled = wait_status(other_client, "STARTED").last_success_at
     # Only isolation lets it through while app A's window is spent.
     assert polled < window_end and _postponed(limited.id)
-    stats = _sim_stats(owm_sim)
+    stats = sim_stats(owm_sim)
     assert "429" not in stats["responses_by_status"]
     assert stats["calls_by_key"][OTHER_KEY] == before + 1
 
@@ -293,25 +298,25 @@ def test_rate_limit_zero_lifts_the_budget(api, owm_sim, start_worker):
 
     start_worker(env={"THINGBRIDGE_OPENWEATHERMAP_RATE_LIMIT": "0"})
     owm_instance(api)
-    calls = _sim_stats(owm_sim)["calls"]
+    calls = sim_stats(owm_sim)["calls"]
     client_ids = [owm_client(api.as_subject(f"user{i}"), "London") for i in range(4)]
     for client_id in client_ids:
         wait_status(client_id, "STARTED")
     assert RateBudget.select().count() == 0  # no budget consulted, none counted
-    assert _sim_stats(owm_sim)["calls"] == calls + len(client_ids)
+    assert sim_stats(owm_sim)["calls"] == calls + len(client_ids)
 
 
 def test_killed_worker_mid_poll_completes_once_without_duplicates(api, owm_sim, start_worker):
     owm_instance(api)
-    before = _sim_stats(owm_sim)  # the key check at creation
+    before = sim_stats(owm_sim)  # the key check at creation
     requests.post(f"{owm_sim}/_sim/control", json={"mode": "timeout", "timeout_seconds": 2.5},
                   timeout=5)
     first = start_worker("doomed", concurrency=1)
     client_id = owm_client(api)
     # Wait until the worker is inside the provider call, then kill it without warning.
-    wait_until(lambda: _sim_stats(owm_sim)["calls"] > before["calls"], message="poll in flight")
+    wait_until(lambda: sim_stats(owm_sim)["calls"] > before["calls"], message="poll in flight")
     # Not answered yet (the simulator sleeps 2.5 s): the kill lands inside the provider call.
-    assert _sim_stats(owm_sim)["responses_by_status"] == before["responses_by_status"]
+    assert sim_stats(owm_sim)["responses_by_status"] == before["responses_by_status"]
     first.kill()
     requests.post(f"{owm_sim}/_sim/control", json={"mode": "ok"}, timeout=5)
     assert client_row(client_id).status == "STARTING"
@@ -323,7 +328,7 @@ def test_killed_worker_mid_poll_completes_once_without_duplicates(api, owm_sim, 
     assert client.last_success_at is not None
     assert Thing.select().count() == 1 and ThingMapping.select().count() == 1
     # The killed call and the redelivered one; the provider was asked exactly twice.
-    assert _sim_stats(owm_sim)["calls"] == before["calls"] + 2
+    assert sim_stats(owm_sim)["calls"] == before["calls"] + 2
 
 
 def test_a_stale_copy_of_a_poll_task_does_nothing(api, owm_sim):
@@ -333,14 +338,14 @@ def test_a_stale_copy_of_a_poll_task_does_nothing(api, owm_sim):
 
     client_id = owm_client(api)
     assert poll(client_id, "first-token") == "ok"
-    calls = requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"]
+    calls = sim_stats(owm_sim)["calls"]
     assert poll(client_id, "first-token") == "held"  # polled since: not due
     ConnectorClient.update(next_poll_at=utcnow()).where(
         ConnectorClient.id == client_id).execute()
     [claimed], token = claim_due(10)  # due again, and the dispatcher claims it
     assert claimed == client_id
     assert poll(client_id, "first-token") == "held"  # the newer claim holds it
-    assert requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"] == calls
+    assert sim_stats(owm_sim)["calls"] == calls
     assert poll(client_id, token) == "ok"  # the claim's own task polls
     assert client_row(client_id).lease_token is None  # and lets go
 

@@ -28,7 +28,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -102,30 +102,25 @@ def _any_slot(folder: Path, limit: int) -> int | None:
 def _handover_slot(folder: Path, limit: int) -> int | None:
     """A slot other than the first, held only if another is free too; None if not, or if the
     slot files cannot be used (the work is handed over instead)."""
+    taken = None
     try:
         taken = _take(folder, range(1, limit))
-    except OSError:
-        log.exception("outside-call slots in %s", folder)
-        return None
-    if taken is None:
-        return None
-    try:
-        if _another_free(folder, limit, taken[1]):
+        if taken is not None and _another_free(folder, limit, taken[1]):
             return taken[0]
     except OSError:
         log.exception("outside-call slots in %s", folder)
-    os.close(taken[0])
+    if taken is not None:
+        os.close(taken[0])
     return None
 
 
 def _another_free(folder: Path, limit: int, mine: int) -> bool:
     """Whether a slot besides number ``mine`` is free (taken and let go at once: a request may
     take it a moment later, which is what it is left for)."""
-    for number in range(limit):
-        if number != mine and (probe := _take(folder, range(number, number + 1))) is not None:
-            os.close(probe[0])
-            return True
-    return False
+    probe = _take(folder, (number for number in range(limit) if number != mine))
+    if probe is not None:
+        os.close(probe[0])
+    return probe is not None
 
 
 def url_problem(url: str, owner: str) -> str | None:
@@ -135,7 +130,7 @@ def url_problem(url: str, owner: str) -> str | None:
         return outbound_url_problem(url, owner)
 
 
-def _take(folder: Path, slots: range) -> tuple[int, int] | None:
+def _take(folder: Path, slots: Iterable[int]) -> tuple[int, int] | None:
     """A descriptor holding the lock of one of the ``slots``' files and its number, or None if
     all are held."""
     for slot in slots:
