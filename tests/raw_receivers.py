@@ -19,7 +19,9 @@ class RawServer:
         self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.handler = handler
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.open: set[socket.socket] = set()
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
 
     def _accept(self):
         while True:
@@ -28,6 +30,7 @@ class RawServer:
             except OSError:
                 return
             self.connections += 1
+            self.open.add(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
@@ -36,12 +39,22 @@ class RawServer:
         except OSError:
             pass
         finally:
+            self.open.discard(conn)
             conn.close()
 
     def url(self, host="127.0.0.1"):
         return f"http://{host}:{self.port}/hook"
 
     def close(self):
+        """Stop listening and end every connection: a close alone leaves a thread blocked in
+        accept() holding the port, which then hands one more connection, of any later test,
+        to this handler (a trickle of headers, say)."""
+        for sock in (self.sock, *list(self.open)):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected, or already closed by its handler
+        self.accepting.join(timeout=5)
         self.sock.close()
 
 
