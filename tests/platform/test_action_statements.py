@@ -147,8 +147,29 @@ def _window(app) -> tuple:
 
 
 def _trigger(app, room, rate, **kwargs):
+    return _keyed(app, room, rate, **kwargs)[0]
+
+
+def _keyed(app, room, rate, **kwargs) -> tuple[ActionRequest, bool]:
     return delivery.create_request(app, "alice", room, "thermostat", "setRoomThermPoint",
-                                  {"mode": "max"}, rate=rate, **kwargs)
+                                   {"mode": "max"}, rate=rate, **kwargs)
+
+
+def test_an_idempotency_key_records_one_request(database, flask_app, monkeypatch):
+    """A trigger with a key a trigger before it recorded (committed after this one looked, as
+    in a race) records nothing and spends nothing: the key's unique index refuses the insert,
+    and its spend with it; the earlier request is the answer."""
+    with flask_app.app_context():
+        app, room = _room()
+        rate = _rate(app, flask_app, monkeypatch, limit=5)
+        first, recorded = _keyed(app, room, rate, key="k-1")
+        spent = _window(app)
+        again, recorded_again = _keyed(app, room, rate, key="k-1")
+        assert (recorded, recorded_again, again.id) == (True, False, first.id)
+        assert _window(app) == spent
+        other, _ = _keyed(app, room, rate, key="k-2")
+        assert other.id != first.id and ActionRequest.select().count() == 2
+        assert [e.type for e in events.read_after(app.id, 0, 10)] == ["action.requested"] * 2
 
 
 def test_trigger_spends_and_records_in_one_statement(database, flask_app, monkeypatch):

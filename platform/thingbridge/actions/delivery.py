@@ -19,13 +19,14 @@ import uuid
 from flask import current_app
 
 from thingbridge import backoff, crypto
-from thingbridge.actions import signing
+from thingbridge.actions import idempotency, signing
 from thingbridge.actions.service import (
     DELIVER_TASK,
     Target,
     finish,
     held_by,
     perform_connector_action,
+    record_once,
     record_request,
     release_delivery,
     request_body,
@@ -59,22 +60,30 @@ API_CALL_LIMIT, RECORDING = 10.0, 20.0
 
 
 def create_request(app, subject: str, thing: Thing, component_id: str, action_id: str,
-                   parameters: dict, rate=None, slot=None) -> ActionRequest:
+                   parameters: dict, rate=None, slot=None,
+                   key: str | None = None) -> tuple[ActionRequest, bool]:
     """Record a request (``rate``: as for :func:`service.record_request`) and deliver it: here
     and now when ``slot`` (``outside_calls.slot``) gives one to a connector thing's request,
     else by a worker, at once or from the dispatcher if the broker is down. The request as the
-    attempt left it."""
-    request = record_request(app, subject, thing, component_id, action_id, parameters,
-                             deliver=True, rate=rate)
+    attempt left it, and whether this call recorded it: with an idempotency ``key`` that a
+    concurrent trigger recorded first, it is that one's, delivered by that trigger."""
+    if key is None:
+        request = record_request(app, subject, thing, component_id, action_id, parameters,
+                                 deliver=True, rate=rate)
+    else:
+        request, first = record_once(app, thing, component_id, action_id, parameters,
+                                     idempotency.stored(key), deliver=True, rate=rate)
+        if not first:
+            return request, False
     claim = str(uuid.uuid4())
     budget = current_app.config["HTTP_TIMEOUT"]
     if (slot is not None and thing.connector_client_id is not None
             and current_app.config["ACTIONS_IN_API"] and budget <= API_CALL_LIMIT):
         with slot(handover=True) as free:
             if free and (attempted := _attempted_here(request.id, claim, budget)) is not None:
-                return attempted
+                return attempted, True
     enqueue_soon(DELIVER_TASK, request.id, claim)
-    return request
+    return request, True
 
 
 def _attempted_here(request_id: str, claim: str, budget: float) -> ActionRequest | None:

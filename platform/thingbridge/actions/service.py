@@ -94,16 +94,20 @@ def record_request(app, subject: str, thing: Thing, component_id: str, action_id
 
 
 def record_once(app, thing: Thing, component_id: str, action_id: str, parameters: dict,
-                external_id: str) -> tuple[ActionRequest, bool]:
+                external_id: str, deliver: bool = False,
+                rate: quotas.Rate | None = None) -> tuple[ActionRequest, bool]:
     """The app's request with the caller's ``external_id``, and whether this call created it
-    (a second call with the same id, concurrent or later, gets the first one's row)."""
+    (a second call with the same id, concurrent or later, gets the first one's row, and
+    spends nothing of ``rate``); ``deliver`` and ``rate`` as for :func:`record_request`."""
     try:
         # A savepoint: inside a caller's transaction, the failed insert must not abort it.
         with db.atomic():
             return record_request(app, thing.external_subject_id, thing, component_id,
-                                  action_id, parameters, external_id), True
+                                  action_id, parameters, external_id, deliver, rate), True
     except IntegrityError:
-        return recorded(app, external_id), False
+        if (earlier := recorded(app, external_id)) is None:
+            raise  # not the id: the thing was deleted meanwhile, say
+        return earlier, False
 
 
 def recorded(app, external_id: str) -> ActionRequest | None:

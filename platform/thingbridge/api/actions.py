@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import g
 from flask.views import MethodView
 
-from thingbridge.actions import signing
+from thingbridge.actions import idempotency, signing
 from thingbridge.actions.delivery import create_request
 from thingbridge.actions.service import check_parameters, finish
 from thingbridge.api import outside_calls
-from thingbridge.api.common import ID, KEY, Blueprint, link, links, protected
+from thingbridge.api.common import ID, KEY, Blueprint, headers, link, links, protected
 from thingbridge.auth.guard import subject_id
 from thingbridge.errors import ApiError, found
 from thingbridge.limits import quotas
@@ -31,7 +31,8 @@ REQUEST, CREATED = "/api/v1/actions/requests/{request_id}", "$response.body#/id"
 
 @blp.route(f"/things/<{ID}:thing_id>/components/<{KEY}:component_id>/actions/"
            f"<{KEY}:action_id>", methods=["POST"])
-@protected(blp, ACTION, subject=True, errors=(400, 404, 424, 429))
+@headers(idempotency.PARAMETER_DOC)
+@protected(blp, ACTION, subject=True, errors=(400, 404, 422, 424, 429))
 @blp.arguments(ParametersIn)
 @blp.response(201, ActionRequestOut)
 @blp.doc(**links(201, GetActionRequest=link(REQUEST, "get", True, request_id=CREATED),
@@ -43,9 +44,14 @@ def trigger_action(parameters, thing_id, component_id, action_id):
     it (one at a time under `thingbridge api`'s defaults), and the answer then says
     COMPLETED or FAILED (a provider that refused for now: PENDING, with the error, retried);
     otherwise, and for a thing an app created, the request is PENDING until the provider or
-    the app answers.
+    the app answers. A trigger sent again with the same `Idempotency-Key` answers the request
+    the first one recorded.
     """
     subject = subject_id()
+    key = idempotency.key_of()
+    if key is not None and (earlier := idempotency.earlier(
+            g.app, key, subject, thing_id, component_id, action_id, parameters)) is not None:
+        return _replayed(earlier)
 
     rate = quotas.Rate("ACTION_TRIGGERS_PER_MINUTE", f"actions:{g.app.id}", "action triggers")
 
@@ -60,8 +66,14 @@ def trigger_action(parameters, thing_id, component_id, action_id):
         rate.check()  # a refused trigger counts too, and a spent minute answers 429 first
         raise
     # An accepted trigger is counted with the request it records, committed together.
-    return create_request(g.app, subject, thing, component_id, action_id, parameters, rate,
-                          slot=outside_calls.slot)
+    action_request, first = create_request(g.app, subject, thing, component_id, action_id,
+                                           parameters, rate, outside_calls.slot, key)
+    return action_request if first else _replayed(action_request)
+
+
+def _replayed(action_request: ActionRequest):
+    """The answer to a repeated ``Idempotency-Key``: the request as it stands now."""
+    return action_request, 201, {idempotency.REPLAYED: "true"}
 
 
 def _request_for_reader(request_id: str) -> ActionRequest:

@@ -28,6 +28,7 @@ ERROR_TEXT = {
     403: "Token lacks the required scope (insufficient_scope)",
     404: "Not found (or owned by another app or subject)",
     409: "Conflict with the current state",
+    422: "IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a different request",
     424: "A dependency (provider, callback) is not configured",
     502: "The provider could not be reached",
     503: "OUTSIDE_CALLS_BUSY: the server already waits on as many outside servers (providers, "
@@ -98,6 +99,7 @@ class Blueprint(flask_smorest.Blueprint):
         # parameters that @blp.arguments documents.
         if doc_info.get("subject"):
             doc.setdefault("parameters", []).append(SUBJECT_PARAM)
+        doc.setdefault("parameters", []).extend(doc_info.get("headers", ()))
         return doc
 
     @staticmethod
@@ -141,6 +143,17 @@ def protected(blp, scope: str, subject: bool = False, errors=(400, 404)):
                           responses=error_responses(401, 403, *errors))(require_scope(scope)(view))
         wrapped._apidoc["subject"] = subject
         return wrapped
+
+    return decorator
+
+
+def headers(*parameters: dict):
+    """Document header ``parameters`` (OpenAPI parameter objects) a view reads itself, next to
+    the ones ``protected`` and ``@blp.arguments`` document; above them both."""
+
+    def decorator(view):
+        view._apidoc.setdefault("headers", []).extend(parameters)
+        return view
 
     return decorator
 
