@@ -120,6 +120,11 @@ def test_a_trigger_that_loses_the_race_for_its_key_answers_the_winner(api, room,
     assert _performed(netatmo_sim) == [("manual", 21.0)]
     assert ActionRequest.select().count() == 1 and _requested(api) == 1
     assert RateWindow.get().used == spent
+    # One that raced it with other parameters is refused, as a repeat after it would be.
+    other = _trigger(api, room.id, {"mode": "manual", "temp": "23"})
+    assert other.status_code == 422 and other.json["error"] == "IDEMPOTENCY_KEY_REUSED"
+    assert first["id"] not in other.get_data(as_text=True)
+    assert len(_performed(netatmo_sim)) == 1 and RateWindow.get().used == spent
 
 
 def test_a_replay_spends_no_trigger(api, room, netatmo_sim, monkeypatch):

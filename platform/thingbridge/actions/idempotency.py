@@ -69,15 +69,16 @@ def earlier(app, key: str, subject: str, thing_id: str, component_id: str, actio
             (ActionRequest.id == request.id)
             & (ActionRequest.external_id == stored(key))).execute()
         return None
-    if not same(request, subject, thing_id, component_id, action_id, parameters):
+    return replay(request, subject, thing_id, component_id, action_id, parameters)
+
+
+def replay(request: ActionRequest, subject: str, thing_id: str, component_id: str,
+           action_id: str, parameters: dict) -> ActionRequest:
+    """``request``, recorded with this trigger's key, if it was this same trigger; else 422."""
+    if (request.external_subject_id, request.thing_id, request.component_id,
+            request.action_id, request.parameters) != (subject, thing_id, component_id,
+                                                       action_id, parameters):
         raise ApiError(422, f"this {HEADER} was used for another trigger (a different thing, "
                             "action, parameters or subject) in the last 24 hours: a new "
                             "action needs a new key", "IDEMPOTENCY_KEY_REUSED")
     return request
-
-
-def same(request: ActionRequest, subject: str, thing_id: str, component_id: str,
-         action_id: str, parameters: dict) -> bool:
-    return (request.external_subject_id, request.thing_id, request.component_id,
-            request.action_id, request.parameters) == (subject, thing_id, component_id,
-                                                       action_id, parameters)

@@ -68,7 +68,11 @@ def trigger_action(parameters, thing_id, component_id, action_id):
     # An accepted trigger is counted with the request it records, committed together.
     action_request, first = create_request(g.app, subject, thing, component_id, action_id,
                                            parameters, rate, outside_calls.slot, key)
-    return action_request if first else _replayed(action_request)
+    if first:
+        return action_request
+    # A trigger with this key recorded first, after the look-up above: the same one, or a 422.
+    return _replayed(idempotency.replay(action_request, subject, thing_id, component_id,
+                                        action_id, parameters))
 
 
 def _replayed(action_request: ActionRequest):
