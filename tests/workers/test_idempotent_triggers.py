@@ -5,6 +5,7 @@ action on the device."""
 from __future__ import annotations
 
 import datetime
+import threading
 
 import pytest
 from flows import consent, poll_due, sim_stats
@@ -127,6 +128,61 @@ def test_a_trigger_that_loses_the_race_for_its_key_answers_the_winner(api, room,
     assert len(_performed(netatmo_sim)) == 1 and RateWindow.get().used == spent
 
 
+def _at_once(flask_app, api, monkeypatch, thing_id, bodies):
+    """Send a trigger of each of ``bodies`` with one key at once, each from its own thread:
+    every one looks the key up before any records (they wait for each other after the
+    look-up), so the key's unique index decides. Their answers, in order."""
+    look_up, met = idempotency.earlier, threading.Barrier(len(bodies))
+
+    def then_wait(*args):
+        found = look_up(*args)
+        met.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(idempotency, "earlier", then_wait)
+    answers = [None] * len(bodies)
+
+    def send(i, body):
+        with flask_app.app_context():
+            answers[i] = _trigger(api, thing_id, body)
+
+    threads = [threading.Thread(target=send, args=(i, body)) for i, body in enumerate(bodies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+def test_repeats_at_once_record_one_request(flask_app, api, room, netatmo_sim, monkeypatch):
+    """Three repeats at once, with the rate's last use of the minute taken by the first: one
+    records and performs; the others answer its request, whichever way they lost (at the
+    key's index, or refused by the spent rate)."""
+    monkeypatch.setitem(flask_app.config, "ACTION_TRIGGERS_PER_MINUTE", 1)
+    answers = _at_once(flask_app, api, monkeypatch, room.id, [{"mode": "max"}] * 3)
+    assert [a.status_code for a in answers] == [201] * 3, [a.json for a in answers]
+    assert len({a.json["id"] for a in answers}) == 1
+    assert sorted(a.headers.get(idempotency.REPLAYED, "") for a in answers) == [
+        "", "true", "true"]
+    assert [mode for mode, _ in _performed(netatmo_sim)] == ["max"]
+    assert ActionRequest.select().count() == 1 and _requested(api) == 1
+
+
+def test_another_trigger_at_once_with_the_key_is_refused(flask_app, api, room, netatmo_sim,
+                                                         monkeypatch):
+    """Two different triggers with one key at the same moment: one records and performs, the
+    other is a 422 that says nothing of it, and is not performed."""
+    answers = _at_once(flask_app, api, monkeypatch, room.id,
+                       [{"mode": "manual", "temp": "20"}, {"mode": "manual", "temp": "22"}])
+    assert sorted(a.status_code for a in answers) == [201, 422], [a.json for a in answers]
+    [won] = [a for a in answers if a.status_code == 201]
+    [lost] = [a for a in answers if a.status_code == 422]
+    assert lost.json["error"] == "IDEMPOTENCY_KEY_REUSED"
+    assert won.json["id"] not in lost.get_data(as_text=True)
+    assert _performed(netatmo_sim) == [("manual", float(won.json["parameters"]["temp"]))]
+    assert ActionRequest.select().count() == 1 and _requested(api) == 1
+
+
 def test_a_replay_spends_no_trigger(api, room, netatmo_sim, monkeypatch):
     monkeypatch.setitem(api.http.application.config, "ACTION_TRIGGERS_PER_MINUTE", 1)
     assert _trigger(api, room.id, {"mode": "manual", "temp": "21"}).status_code == 201
@@ -134,7 +190,8 @@ def test_a_replay_spends_no_trigger(api, room, netatmo_sim, monkeypatch):
     assert _trigger(api, room.id, {"mode": "manual", "temp": "21"}, key="new").status_code == 429
 
 
-@pytest.mark.parametrize("key", ["", " ", '""', "x" * 129, "has space", "caf\u00e9", "tab\there"])
+@pytest.mark.parametrize("key", ["", " ", '""', '"', '"""', "x" * 129, "has space",
+                                 "caf\u00e9", "tab\there", "a,b", "a, b", '"a"b"', '"a'])
 def test_a_malformed_key_is_a_400(api, room, key):
     resp = api.http.post(f"/api/v1/things/{room.id}/{ACTION}", json={"mode": "home"},
                          headers=api.headers({idempotency.HEADER: key.encode().decode("latin-1")}))

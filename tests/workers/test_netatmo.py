@@ -443,6 +443,9 @@ def test_connector_action_endpoint_is_replay_safe_checked_and_recorded(api, neta
     resp = post("bad", {"temp": "warm"})
     assert resp.status_code == 400 and "missing required parameter 'mode'" in \
         resp.json["description"] and "not a NUMBER" in resp.json["description"]
+    # The ids that hold action triggers' Idempotency-Keys are not the caller's to choose.
+    resp = post("idempotency-key:r1", {"mode": "max"})
+    assert resp.status_code == 400 and "reserved" in resp.json["description"], resp.json
     assert provider_calls() == [] and not ActionRequest.select().exists()
 
     assert post("r1", {"mode": "max"}).status_code == 204

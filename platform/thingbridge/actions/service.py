@@ -99,9 +99,11 @@ def record_once(app, thing: Thing, component_id: str, action_id: str, parameters
     """The app's request with the caller's ``external_id``, and whether this call created it
     (a second call with the same id, concurrent or later, gets the first one's row, and
     spends nothing of ``rate``); ``deliver`` and ``rate`` as for :func:`record_request`."""
+    # A savepoint inside a caller's transaction: the failed insert must not abort it. On its
+    # own, PostgreSQL's statement fails whole, spend included; SQLite's are several.
+    alone = not db.in_transaction() and is_postgres()
     try:
-        # A savepoint: inside a caller's transaction, the failed insert must not abort it.
-        with db.atomic():
+        with contextlib.nullcontext() if alone else db.atomic():
             return record_request(app, thing.external_subject_id, thing, component_id,
                                   action_id, parameters, external_id, deliver, rate), True
     except IntegrityError:

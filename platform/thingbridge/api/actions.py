@@ -9,7 +9,16 @@ from thingbridge.actions import idempotency, signing
 from thingbridge.actions.delivery import create_request
 from thingbridge.actions.service import check_parameters, finish
 from thingbridge.api import outside_calls
-from thingbridge.api.common import ID, KEY, Blueprint, headers, link, links, protected
+from thingbridge.api.common import (
+    ID,
+    KEY,
+    Blueprint,
+    error_responses,
+    headers,
+    link,
+    links,
+    protected,
+)
 from thingbridge.auth.guard import subject_id
 from thingbridge.errors import ApiError, found
 from thingbridge.limits import quotas
@@ -32,9 +41,11 @@ REQUEST, CREATED = "/api/v1/actions/requests/{request_id}", "$response.body#/id"
 @blp.route(f"/things/<{ID}:thing_id>/components/<{KEY}:component_id>/actions/"
            f"<{KEY}:action_id>", methods=["POST"])
 @headers(idempotency.PARAMETER_DOC)
-@protected(blp, ACTION, subject=True, errors=(400, 404, 422, 424, 429))
+@protected(blp, ACTION, subject=True, errors=(400, 404, 424, 429))
 @blp.arguments(ParametersIn)
-@blp.response(201, ActionRequestOut)
+@blp.response(201, ActionRequestOut, headers=idempotency.REPLAYED_DOC)
+@blp.doc(responses=error_responses(422, text={422: "IDEMPOTENCY_KEY_REUSED: the "
+                                              "Idempotency-Key was used for another trigger"}))
 @blp.doc(**links(201, GetActionRequest=link(REQUEST, "get", True, request_id=CREATED),
                  FinishActionRequest=link(REQUEST, "put", request_id=CREATED)))
 def trigger_action(parameters, thing_id, component_id, action_id):

@@ -28,8 +28,8 @@ ERROR_TEXT = {
     403: "Token lacks the required scope (insufficient_scope)",
     404: "Not found (or owned by another app or subject)",
     409: "Conflict with the current state",
-    422: "IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a different request",
     424: "A dependency (provider, callback) is not configured",
+    429: "TOO_MANY_REQUESTS: a per-app limit is spent (Retry-After says until when)",
     502: "The provider could not be reached",
     503: "OUTSIDE_CALLS_BUSY: the server already waits on as many outside servers (providers, "
          "name servers) as it may, and nothing was done (retry after Retry-After); or a "

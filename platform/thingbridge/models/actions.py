@@ -10,6 +10,9 @@ from thingbridge.models.base import BaseModel, JSONField, UUIDKey
 from thingbridge.models.things import Thing
 
 ACTION_STATUSES = ("PENDING", "COMPLETED", "FAILED", "CANCELED")
+# The external ids that hold an action trigger's Idempotency-Key (actions/idempotency.py) begin
+# so; the signed connector-actions endpoint, whose callers choose the others, refuses them.
+RESERVED = "idempotency-key:"
 
 
 class ActionRequest(BaseModel):

@@ -3,6 +3,7 @@
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from thingbridge.models import ACTION_STATUSES, ActionRequest, Thing
+from thingbridge.models.actions import RESERVED
 from thingbridge.schemas.common import VALUE_DOC, Flag, FullMatch, Timestamp, ValueString, fits
 from thingbridge.schemas.things import ID_MESSAGE, ID_PATTERN, MAX_PARAMETERS
 
@@ -49,15 +50,21 @@ class ParametersField(fields.Field):
         return flat_strings(value)
 
 
+def _not_reserved(value: str) -> None:
+    if value.startswith(RESERVED):
+        raise ValidationError(f"an id may not begin with {RESERVED!r} (reserved)")
+
+
 class ConnectorActionIn(Schema):
     """What the signed connector-actions endpoint is sent: an action delivery's body."""
 
     class Meta:
         unknown = INCLUDE  # a delivery's other fields (status, ...) are ignored
 
-    id = fields.String(required=True, validate=fits(ActionRequest.external_id), metadata={
-        "description": "The caller's request id: a repeated id is answered with its first "
-                       "result and not performed again"})
+    id = fields.String(required=True, validate=[fits(ActionRequest.external_id), _not_reserved],
+        metadata={"description": "The caller's request id: a repeated id is answered with its "
+                                 "first result and not performed again (ids beginning with "
+                                 f"`{RESERVED}` are reserved for action triggers' keys)"})
     thingId = fields.String(required=True, validate=fits(Thing.id))
     componentId = fields.String(required=True,
                                 validate=FullMatch(ID_PATTERN, error=ID_MESSAGE))
