@@ -162,7 +162,11 @@ def test_an_idempotency_key_records_one_request(database, flask_app, monkeypatch
     with flask_app.app_context():
         app, room = _room()
         rate = _rate(app, flask_app, monkeypatch, limit=5)
+        statements = Statements(monkeypatch)
         first, recorded = _keyed(app, room, rate, key="k-1")
+        if database == "postgres":  # as a trigger without a key: one statement, on its own
+            assert (len(statements.sql), statements.transactions, statements.flights) == (
+                1, 0, [])
         spent = _window(app)
         again, recorded_again = _keyed(app, room, rate, key="k-1")
         assert (recorded, recorded_again, again.id) == (True, False, first.id)

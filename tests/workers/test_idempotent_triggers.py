@@ -154,11 +154,13 @@ def _at_once(flask_app, api, monkeypatch, thing_id, bodies):
     return answers
 
 
-def test_repeats_at_once_record_one_request(flask_app, api, room, netatmo_sim, monkeypatch):
-    """Three repeats at once, with the rate's last use of the minute taken by the first: one
-    records and performs; the others answer its request, whichever way they lost (at the
-    key's index, or refused by the spent rate)."""
-    monkeypatch.setitem(flask_app.config, "ACTION_TRIGGERS_PER_MINUTE", 1)
+@pytest.mark.parametrize("limit", [6000, 1])
+def test_repeats_at_once_record_one_request(flask_app, api, room, netatmo_sim, monkeypatch,
+                                            limit):
+    """Three repeats at once: one records and performs; the others answer its request,
+    whichever way they lost: at the key's index, or (the first taking the minute's last use
+    of a limit of 1) refused by the spent rate."""
+    monkeypatch.setitem(flask_app.config, "ACTION_TRIGGERS_PER_MINUTE", limit)
     answers = _at_once(flask_app, api, monkeypatch, room.id, [{"mode": "max"}] * 3)
     assert [a.status_code for a in answers] == [201] * 3, [a.json for a in answers]
     assert len({a.json["id"] for a in answers}) == 1
@@ -166,6 +168,7 @@ def test_repeats_at_once_record_one_request(flask_app, api, room, netatmo_sim, m
         "", "true", "true"]
     assert [mode for mode, _ in _performed(netatmo_sim)] == ["max"]
     assert ActionRequest.select().count() == 1 and _requested(api) == 1
+    assert RateWindow.get().used == 1
 
 
 def test_another_trigger_at_once_with_the_key_is_refused(flask_app, api, room, netatmo_sim,
@@ -181,6 +184,7 @@ def test_another_trigger_at_once_with_the_key_is_refused(flask_app, api, room, n
     assert won.json["id"] not in lost.get_data(as_text=True)
     assert _performed(netatmo_sim) == [("manual", float(won.json["parameters"]["temp"]))]
     assert ActionRequest.select().count() == 1 and _requested(api) == 1
+    assert RateWindow.get().used == 1
 
 
 def test_a_replay_spends_no_trigger(api, room, netatmo_sim, monkeypatch):

@@ -20,7 +20,7 @@ from flask import request
 
 from thingbridge import db_writes
 from thingbridge.actions.service import recorded
-from thingbridge.db import utcnow
+from thingbridge.db import is_postgres, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.models import ActionRequest
 from thingbridge.models.actions import RESERVED
@@ -38,7 +38,7 @@ _VALID = re.compile(_PATTERN)
 PARAMETER_DOC = {
     "in": "header", "name": HEADER, "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH + 2,
-               "pattern": f'^"?{_PATTERN}"?$'},
+               "pattern": f'^(?:"{_PATTERN}"|{_PATTERN})$'},
     "description": "A key of the client's own (a UUID, say; 1 to 128 visible ASCII "
                    "characters other than `\"` and `,`, as a structured-field string in quotes "
                    "or bare): a trigger repeated with the same key within 24 hours records "
@@ -79,7 +79,7 @@ def earlier(app, key: str, subject: str, thing_id: str, component_id: str, actio
     if request is None:
         return None
     if request.created_at < utcnow() - KEPT:
-        _let_go().run(nothing=None, id=request.id, key=stored(key))
+        _let_go(is_postgres()).run(nothing=None, id=request.id, key=stored(key))
         return None
     return replay(request, subject, thing_id, component_id, action_id, parameters)
 
@@ -90,14 +90,14 @@ def replay(request: ActionRequest, subject: str, thing_id: str, component_id: st
     if (request.external_subject_id, request.thing_id, request.component_id,
             request.action_id, request.parameters) != (subject, thing_id, component_id,
                                                        action_id, parameters):
-        raise ApiError(422, f"this {HEADER} was used for another trigger (a different thing, "
-                            "action, parameters or subject) in the last 24 hours: a new "
-                            "action needs a new key", "IDEMPOTENCY_KEY_REUSED")
+        raise ApiError(422, f"this {HEADER} was used for another trigger (a different "
+                            "thing, component, action, parameters or subject) in the last 24 "
+                            "hours: a new action needs a new key", "IDEMPOTENCY_KEY_REUSED")
     return request
 
 
 @cache
-def _let_go() -> Statement:
+def _let_go(postgres: bool) -> Statement:  # built once per database, as its placeholders
     # Bookkeeping, not the request's work: a trigger that fails after it leaves nothing to
     # look for (repeated, it finds the key free and records its request).
     statement = Statement.build(ActionRequest.update(external_id=param("nothing")).where(
