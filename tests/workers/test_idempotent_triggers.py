@@ -10,6 +10,7 @@ import threading
 import pytest
 from flows import consent, poll_due, sim_stats
 from helpers import LAMP
+from prometheus_client.parser import text_string_to_metric_families
 
 from thingbridge.actions import idempotency
 from thingbridge.models import ActionRequest, RateWindow, Thing
@@ -65,8 +66,16 @@ def test_a_repeated_key_answers_the_first_request_and_performs_nothing(api, room
     assert len(_performed(netatmo_sim)) == 3
 
 
+def _replays(http) -> dict[str, float]:
+    families = text_string_to_metric_families(http.get("/metrics").get_data(as_text=True))
+    return {s.labels["outcome"]: s.value for family in families for s in family.samples
+            if s.name == "thingbridge_action_replays_total"}
+
+
 def test_a_key_reused_for_another_trigger_is_refused(api, room, netatmo_sim):
+    before = _replays(api.http)
     first = _trigger(api, room.id, {"mode": "manual", "temp": "21"}).json
+    _trigger(api, room.id, {"mode": "manual", "temp": "21"})
     for other in ({"mode": "manual", "temp": "22"}, {"mode": "home"}):
         resp = _trigger(api, room.id, other)
         assert resp.status_code == 422, resp.json
@@ -78,6 +87,9 @@ def test_a_key_reused_for_another_trigger_is_refused(api, room, netatmo_sim):
     assert first["id"] not in other_subject.get_data(as_text=True)
     assert _performed(netatmo_sim) == [("manual", 21.0)]
     assert ActionRequest.select().count() == 1
+    # Operators see both in /metrics (no label names an app or a subject).
+    after = _replays(api.http)
+    assert {k: after[k] - before.get(k, 0) for k in after} == {"replayed": 1, "refused": 3}
 
 
 def test_keys_are_the_apps_own(api, make_app):

@@ -24,6 +24,7 @@ from thingbridge.db import is_postgres, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.models import ActionRequest
 from thingbridge.models.actions import RESERVED
+from thingbridge.observability import metrics
 from thingbridge.sql import Statement, param
 
 HEADER = "Idempotency-Key"
@@ -87,9 +88,11 @@ def earlier(app, key: str, subject: str, thing_id: str, component_id: str, actio
 def replay(request: ActionRequest, subject: str, thing_id: str, component_id: str,
            action_id: str, parameters: dict) -> ActionRequest:
     """``request``, recorded with this trigger's key, if it was this same trigger; else 422."""
-    if (request.external_subject_id, request.thing_id, request.component_id,
-            request.action_id, request.parameters) != (subject, thing_id, component_id,
-                                                       action_id, parameters):
+    same = (request.external_subject_id, request.thing_id, request.component_id,
+            request.action_id, request.parameters) == (subject, thing_id, component_id,
+                                                       action_id, parameters)
+    metrics.action_replayed("replayed" if same else "refused")
+    if not same:
         raise ApiError(422, f"this {HEADER} was used for another trigger (a different "
                             "thing, component, action, parameters or subject) in the last 24 "
                             "hours: a new action needs a new key", "IDEMPOTENCY_KEY_REUSED")

@@ -35,6 +35,10 @@ ACTIONS = Counter("thingbridge_actions", "Action requests that reached a final s
 ACTION_SECONDS = Histogram("thingbridge_action_duration_seconds",
                            "From an action's trigger to its final status",
                            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+ACTION_REPLAYS = Counter("thingbridge_action_replays",
+                        "Action triggers answered with the request an earlier trigger with the "
+                        "same Idempotency-Key recorded: replayed, or refused (another trigger)",
+                        ["outcome"])
 WEBHOOK_DELIVERIES = Counter("thingbridge_webhook_deliveries",
                              "Webhook delivery attempts: delivered, retry (kept for another "
                              "attempt) or dead (dead-lettered)", ["outcome"])
@@ -102,6 +106,11 @@ def token_refreshed(connector: str, error: Exception | None = None) -> None:
 def action_finished(status: str, error: str | None, created_at) -> None:
     ACTIONS.labels("timeout" if error == "timeout" else status.lower()).inc()
     ACTION_SECONDS.observe(max((utcnow() - created_at).total_seconds(), 0.0))
+
+
+def action_replayed(outcome: str) -> None:
+    """A trigger whose Idempotency-Key was taken: ``replayed`` or ``refused``."""
+    ACTION_REPLAYS.labels(outcome).inc()
 
 
 def webhook_attempted(outcome: str) -> None:
