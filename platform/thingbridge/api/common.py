@@ -148,8 +148,9 @@ def protected(blp, scope: str, subject: bool = False, errors=(400, 404)):
 
 
 def headers(*parameters: dict):
-    """Document header ``parameters`` (OpenAPI parameter objects) a view reads itself, next to
-    the ones ``protected`` and ``@blp.arguments`` document; above them both."""
+    """Document header ``parameters`` (OpenAPI parameter objects) that a view reads itself,
+    next to the ones ``protected`` and ``@blp.arguments`` document (a ``parameters`` list given
+    to ``blp.doc`` would replace those). Placed above ``protected``, whose doc it extends."""
 
     def decorator(view):
         view._apidoc.setdefault("headers", []).extend(parameters)
