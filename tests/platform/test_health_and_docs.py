@@ -67,3 +67,48 @@ def test_unknown_route_and_method_use_standard_body(http):
     assert resp.status_code == 404 and resp.json["error"] == "NOT_FOUND"
     resp = http.put("/api/v1/connectors/descriptions")
     assert resp.status_code == 405 and resp.json["status"] == 405
+
+
+def test_health_without_the_database_scans_no_secrets(api, second_app, monkeypatch):
+    """The secrets cannot be read without the database: the probe says so and waits out no
+    second connection attempt or scan."""
+    from thingbridge.api import health
+
+    scans = []
+    monkeypatch.setattr(health, "check_keys_read_stored_secrets", lambda: scans.append(1))
+    monkeypatch.setattr(health, "_secrets_checked", {"keys": None, "until": 0.0, "failure": None})
+    down = second_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/test",
+                       "SECRET_KEYS": SECRET_KEY, "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                       "METRICS_TOKEN": "ops-s3cret"}).test_client()
+    resp = down.get("/health", headers={"Authorization": "Bearer ops-s3cret"})
+    assert resp.status_code == 503
+    assert resp.json["checks"]["database"]["status"] == "error"
+    assert resp.json["checks"]["secrets"] == {"status": "error",
+                                              "detail": health.NOT_CHECKED}
+    assert scans == []
+
+
+def test_a_secrets_check_the_database_failed_is_not_repeated_by_every_probe(http, monkeypatch):
+    """A scan the database failed (a lock held elsewhere, a statement timeout) is reported,
+    and tried again after SECRETS_RETRY seconds, not by each probe meanwhile; once it passes,
+    it is kept for SECRETS_CHECK_EVERY."""
+    from thingbridge.api import health
+    from thingbridge.db_pool import DatabaseBusy
+
+    clock, scans = [1000.0], []
+
+    def scan():
+        scans.append(clock[0])
+        if len(scans) == 1:
+            raise DatabaseBusy("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(health.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(health, "check_keys_read_stored_secrets", scan)
+    monkeypatch.setattr(health, "_secrets_checked", {"keys": None, "until": 0.0, "failure": None})
+    assert [http.get("/health").json["checks"]["secrets"]["status"] for _ in range(3)] == [
+        "error"] * 3
+    clock[0] += health.SECRETS_RETRY
+    assert http.get("/health").status_code == 200
+    clock[0] += health.SECRETS_CHECK_EVERY - 1
+    assert http.get("/health").status_code == 200
+    assert scans == [1000.0, 1000.0 + health.SECRETS_RETRY]

@@ -40,20 +40,26 @@ def _check_database() -> None:
 
 
 # The secrets check reads two rows per encrypted column, unindexed on created_at (a scan of
-# the clients): done at most this often per process for the same keys, not per probe.
-SECRETS_CHECK_EVERY = 60.0
+# the clients): done at most this often per process for the same keys, not per probe. One the
+# database failed (a lock held, a statement timeout: up to 10 s each) is tried again sooner,
+# but not by every probe: probes would pile scans onto a struggling database and hold a sync
+# worker each.
+SECRETS_CHECK_EVERY, SECRETS_RETRY = 60.0, 10.0
 _secrets_checked: dict = {"keys": None, "until": 0.0, "failure": None}
+NOT_CHECKED = "not checked: the database check failed"
 
 
 def _check_secrets() -> None:
     checked, keys, now = _secrets_checked, keyring(), time.monotonic()
     if checked["keys"] is not keys or now >= checked["until"]:
+        failure, every = None, SECRETS_CHECK_EVERY
         try:
             check_keys_read_stored_secrets()
-            failure = None
         except SecretKeyError as exc:
             failure = exc
-        checked.update(keys=keys, until=now + SECRETS_CHECK_EVERY, failure=failure)
+        except Exception as exc:  # noqa: BLE001 - the database's: reported, tried again soon
+            failure, every = exc, SECRETS_RETRY
+        checked.update(keys=keys, until=now + every, failure=failure)
     if checked["failure"] is not None:
         raise checked["failure"]
 
@@ -89,8 +95,10 @@ def _may_read_details() -> bool:
 def health():
     """Database and broker reachability, and whether the keys read the stored secrets (why
     one fails: with the operator's metrics token only)"""
-    failures = {"database": _failure(_check_database), "broker": _failure(_check_broker),
-                "secrets": _failure(_check_secrets)}
+    database = _failure(_check_database)
+    # Without the database the secrets cannot be read: no scan to wait out a second time.
+    failures = {"database": database, "broker": _failure(_check_broker),
+                "secrets": NOT_CHECKED if database else _failure(_check_secrets)}
     if not any(failures.values()):
         return {"status": "ok", "checks": {name: {"status": "ok"} for name in failures}}
     detailed = _may_read_details()
