@@ -28,7 +28,6 @@ from thingbridge.actions.service import (
     perform_connector_action,
     record_once,
     record_request,
-    recorded,
     release_delivery,
     request_body,
     take_delivery,
@@ -38,7 +37,6 @@ from thingbridge.connectors.contract import ConnectorError, TransientError
 from thingbridge.connectors.plugin_call import RefreshNeeded
 from thingbridge.crypto import SecretKeyError
 from thingbridge.db import utcnow
-from thingbridge.errors import ApiError
 from thingbridge.http import outbound
 from thingbridge.http.urls import allow_list
 from thingbridge.models import ActionRequest, App, Thing
@@ -73,15 +71,8 @@ def create_request(app, subject: str, thing: Thing, component_id: str, action_id
         request = record_request(app, subject, thing, component_id, action_id, parameters,
                                  deliver=True, rate=rate)
     else:
-        try:
-            request, first = record_once(app, thing, component_id, action_id, parameters,
-                                         idempotency.stored(key), deliver=True, rate=rate)
-        except ApiError as exc:
-            # Refused by the rate: a concurrent trigger with the key may have taken the
-            # minute's last use, and its request is then the answer.
-            if exc.code != 429 or (request := recorded(app, idempotency.stored(key))) is None:
-                raise
-            first = False
+        request, first = record_once(app, thing, component_id, action_id, parameters,
+                                     idempotency.stored(key), deliver=True, rate=rate)
         if not first:
             return request, False
     claim = str(uuid.uuid4())

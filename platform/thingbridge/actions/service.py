@@ -97,8 +97,9 @@ def record_once(app, thing: Thing, component_id: str, action_id: str, parameters
                 external_id: str, deliver: bool = False,
                 rate: quotas.Rate | None = None) -> tuple[ActionRequest, bool]:
     """The app's request with the caller's ``external_id``, and whether this call created it
-    (a second call with the same id, concurrent or later, gets the first one's row, and
-    spends nothing of ``rate``); ``deliver`` and ``rate`` as for :func:`record_request`."""
+    (a second call with the same id, concurrent or later, gets the first one's row and
+    spends nothing of ``rate``, even when the first took its last use); ``deliver`` and
+    ``rate`` as for :func:`record_request`."""
     # A savepoint inside a caller's transaction: the failed insert must not abort it. On its
     # own, PostgreSQL's statement fails whole, spend included; SQLite's are several.
     alone = not db.in_transaction() and is_postgres()
@@ -109,6 +110,12 @@ def record_once(app, thing: Thing, component_id: str, action_id: str, parameters
     except IntegrityError:
         if (earlier := recorded(app, external_id)) is None:
             raise  # not the id: the thing was deleted meanwhile, say
+        return earlier, False
+    except ApiError as exc:
+        # Refused by the rate: a concurrent call with the id may have taken the minute's last
+        # use, and its request is then the answer.
+        if exc.code != 429 or (earlier := recorded(app, external_id)) is None:
+            raise
         return earlier, False
 
 
