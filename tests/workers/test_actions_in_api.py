@@ -12,7 +12,7 @@ import threading
 import pytest
 import requests
 from broker_helpers import free_port
-from flows import client_row, consent, poll_due, sim_stats
+from flows import client_row, sim_stats
 from helpers import wait_until
 from worker_fixtures import children, listening
 
@@ -20,25 +20,12 @@ from thingbridge.actions import delivery
 from thingbridge.api import outside_calls
 from thingbridge.connectors.lifecycle import REFRESH_SETTLE
 from thingbridge.db import utcnow
-from thingbridge.models import ActionRequest, ConnectorClient, Thing
+from thingbridge.models import ActionRequest, ConnectorClient
 
 ACTION = "components/thermostat/actions/setRoomThermPoint"
 
 
-@pytest.fixture(autouse=True)
-def slots(flask_app, monkeypatch):
-    """The outside-call slots `thingbridge api` gives its 3 workers (with none set, as under a
-    plain gunicorn, the API makes no attempt)."""
-    monkeypatch.setitem(flask_app.config, "API_OUTSIDE_CALLS", 2)
-
-
-@pytest.fixture
-def room(api, netatmo_sim):
-    """A Netatmo room, mapped by a poll in this process: no worker runs until a test starts
-    one, so whatever the provider sees before was the API's doing."""
-    client_id = consent(api)["client_id"]
-    assert poll_due(client_id) == "ok"
-    return Thing.get(Thing.display_type == "THERMOSTAT")
+pytestmark = pytest.mark.usefixtures("api_attempts")
 
 
 def _trigger(api, room, body):

@@ -8,27 +8,18 @@ import datetime
 import threading
 
 import pytest
-from flows import consent, poll_due, sim_stats
+from flows import sim_stats
 from helpers import LAMP
 from prometheus_client.parser import text_string_to_metric_families
 
 from thingbridge.actions import idempotency
-from thingbridge.models import ActionRequest, RateWindow, Thing
+from thingbridge.models import ActionRequest, RateWindow
 
 ACTION = "components/thermostat/actions/setRoomThermPoint"
 KEY = "7f1c0a52-3c8e-4a43-9d2b-0b6a6f8f2d11"
 
 
-@pytest.fixture(autouse=True)
-def slots(flask_app, monkeypatch):
-    # The API makes the first attempt itself, as under `thingbridge api`.
-    monkeypatch.setitem(flask_app.config, "API_OUTSIDE_CALLS", 2)
-
-
-@pytest.fixture
-def room(api, netatmo_sim):
-    assert poll_due(consent(api)["client_id"]) == "ok"
-    return Thing.get(Thing.display_type == "THERMOSTAT")
+pytestmark = pytest.mark.usefixtures("api_attempts")
 
 
 def _trigger(api, thing_id, body, key=KEY, path=ACTION):
