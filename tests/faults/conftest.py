@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 import pytest
 import requests
 from broker_helpers import redis_server
+from flows import sim_stats
 from private_postgres import PrivateCluster
 from stack import Stack
 
@@ -64,7 +65,7 @@ def next_reading(owm_sim: str, bucket: int) -> None:
 
 
 def max_in_flight(owm_sim: str) -> int:
-    return requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["max_in_flight_per_location"]
+    return sim_stats(owm_sim)["max_in_flight_per_location"]
 
 
 def assert_consistent(stack: Stack, client_ids: list[str]) -> dict:

@@ -7,6 +7,7 @@ import time
 
 import requests
 from conftest import assert_consistent, max_in_flight, next_reading
+from flows import sim_stats
 from helpers import LAMP, wait_until
 from stack import DISPATCH_INTERVAL, EVER, POLL_INTERVAL, TASK_LEASE
 
@@ -25,8 +26,7 @@ def test_broker_restart_with_tasks_in_flight_keeps_the_worker(stack, owm_sim, br
     client_ids = stack.connect_clients(CLIENTS)
     stack.wait_all_polled(client_ids, EVER, 60, "first polls")
     celery = worker.celery()
-    wait_until(lambda: requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"]
-               > 2 * CLIENTS, message="polls in flight")
+    wait_until(lambda: sim_stats(owm_sim)["calls"] > 2 * CLIENTS, message="polls in flight")
 
     next_reading(owm_sim, 2)
     broker.kill()  # SIGKILL: tasks running, prefetched and queued

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from flows import sim_stats
 from helpers import LAMP, OWM_KEY, wait_until
 
 pytestmark = pytest.mark.slow
@@ -123,7 +124,7 @@ def test_run_serves_polls_and_ctrl_c_stops_every_child(embedded, tmp_path):
     client = f"{api}/clients/{created.json()['client_id']}"
     wait_until(lambda: requests.get(client, headers=headers, timeout=10).json()["status"]
                == "STARTED", timeout=60, message="the client STARTED")
-    calls = requests.get(f"{simulator}/_sim/stats", timeout=5).json()["calls"]
+    calls = sim_stats(simulator)["calls"]
     assert calls >= 2
 
     # SQLite under concurrent writers: API threads creating things (each numbers an event in
@@ -135,8 +136,8 @@ def test_run_serves_polls_and_ctrl_c_stops_every_child(embedded, tmp_path):
     with ThreadPoolExecutor(4) as pool:
         statuses = [s for batch in pool.map(create_things, [8] * 4) for s in batch]
     assert statuses == [201] * 32
-    wait_until(lambda: requests.get(f"{simulator}/_sim/stats", timeout=5).json()["calls"]
-               > calls, message="the worker polling meanwhile")
+    wait_until(lambda: sim_stats(simulator)["calls"] > calls,
+               message="the worker polling meanwhile")
     ids, cursor = [], 0
     while page := requests.get(f"{embedded.base}/api/v1/events?after={cursor}&limit=100",
                                headers=headers, timeout=10).json()["events"]:

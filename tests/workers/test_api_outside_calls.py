@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from broker_helpers import free_port
-from flows import CLIENTS, decided, netatmo_instance, poll_due
+from flows import CLIENTS, decided, netatmo_instance, poll_due, sim_stats
 from helpers import OWM_KEY, wait_until
 from worker_fixtures import listening
 
@@ -123,7 +123,7 @@ def test_a_busy_connector_action_records_nothing_and_its_retry_is_performed(
     assert post().status_code == 204
     with one_slot():  # a replay waits on no provider: it answers what the first call got
         assert post().status_code == 204
-    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    calls = sim_stats(netatmo_sim)["setroomthermpoint_calls"]
     assert [call["mode"] for call in calls] == ["max"]
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import psycopg
 import requests
 from broker_helpers import free_port
-from flows import CLIENTS, decided, netatmo_instance, owm_instance, poll_due
+from flows import CLIENTS, decided, netatmo_instance, owm_instance, poll_due, sim_stats
 from helpers import DATABASE_URL, LAMP, wait_until
 from worker_fixtures import listening
 
@@ -128,7 +128,7 @@ def test_a_connector_action_whose_token_refresh_meets_a_held_lock_fails_for_good
         assert answer.json()["error"] == "PROVIDER_UNAVAILABLE"
         assert "nothing was performed" in answer.json()["description"]
     assert ActionRequest.get(ActionRequest.external_id == "r1").status == "FAILED"
-    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    calls = sim_stats(netatmo_sim)["setroomthermpoint_calls"]
     assert calls == []
 
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import requests
-from flows import CLIENTS, owm_client, owm_instance, wait_status
+from flows import CLIENTS, owm_client, owm_instance, sim_stats, wait_status
 from helpers import wait_until
 
 from thingbridge.db import db
@@ -56,7 +56,7 @@ def test_delete_during_the_first_poll_leaves_no_orphan_thing(api, owm_sim, flask
     from thingbridge_workers.polling import poll
 
     owm_instance(api)
-    calls = requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"]
+    calls = sim_stats(owm_sim)["calls"]
     # The provider answers after 2 s (within the 3 s HTTP timeout): time to delete.
     requests.post(f"{owm_sim}/_sim/control", json={"mode": "timeout", "timeout_seconds": 2},
                   timeout=5).raise_for_status()
@@ -69,11 +69,11 @@ def test_delete_during_the_first_poll_leaves_no_orphan_thing(api, owm_sim, flask
 
     worker = threading.Thread(target=first_poll)
     worker.start()
-    wait_until(lambda: requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()["calls"] > calls,
+    wait_until(lambda: sim_stats(owm_sim)["calls"] > calls,
                message="first poll in flight")
     assert api.delete(f"{CLIENTS}/{client_id}").status_code == 204
     worker.join()
-    stats = requests.get(f"{owm_sim}/_sim/stats", timeout=5).json()
+    stats = sim_stats(owm_sim)
     assert stats["responses_by_status"]["200"] == 2  # the key check, and the poll's answer
     assert outcome == ["gone"]
     assert Thing.select().count() == 0 and ThingMapping.select().count() == 0

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from flows import client_row, consent, netatmo_instance, repoll, wait_status
+from flows import client_row, consent, netatmo_instance, repoll, sim_stats, wait_status
 from helpers import wait_until
 from raw_receivers import read_request
 
@@ -85,7 +85,7 @@ def test_expired_access_token_is_refreshed_and_rotated(api, netatmo_sim, start_w
     after = client_row(client_id).tokens
     assert after["refresh_token"] != before["refresh_token"]
     assert after["access_token"] != before["access_token"]
-    stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+    stats = sim_stats(netatmo_sim)
     assert stats["refreshes"] == 1
 
 
@@ -255,7 +255,7 @@ def test_a_refresh_whose_answer_is_lost_leaves_a_grant_only_a_new_consent_repair
     stranded = wait_status(client_id, "ERROR")
     assert stranded.status_reason == "reauthorization required"
     assert stranded.next_poll_at is None
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["refreshes"] == 1
+    assert sim_stats(netatmo_sim)["refreshes"] == 1
 
 
 def test_usage_limit_is_throttling_not_reauth(api, netatmo_sim, start_worker):
@@ -280,7 +280,7 @@ def test_set_room_therm_point_reaches_the_provider(api, netatmo_sim, start_worke
     request = wait_until(lambda: ActionRequest.get_by_id(resp.json["id"]).status != "PENDING"
                          and ActionRequest.get_by_id(resp.json["id"]), message="action done")
     assert request.status == "COMPLETED", request.error
-    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    calls = sim_stats(netatmo_sim)["setroomthermpoint_calls"]
     assert calls[-1]["mode"] == "manual" and calls[-1]["temp"] == 22.5
     setpoint = f"/api/v1/things/{room.id}/components/thermostat/properties/setpoint_temperature"
     wait_until(lambda: api.get(setpoint).json["value"] == "22.5", message="property refreshed")
@@ -304,7 +304,7 @@ def test_action_with_a_rejected_unexpired_token_refreshes_once(api, netatmo_sim,
     request = wait_until(lambda: ActionRequest.get_by_id(resp.json["id"]).status != "PENDING"
                          and ActionRequest.get_by_id(resp.json["id"]), message="action done")
     assert request.status == "COMPLETED", request.error
-    stats = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()
+    stats = sim_stats(netatmo_sim)
     assert stats["refreshes"] == 1
     assert stats["setroomthermpoint_calls"][-1]["mode"] == "max"
     assert client_row(client_id).tokens["access_token"] != before["access_token"]
@@ -332,7 +332,7 @@ def test_an_action_throttled_past_its_deadline_fails_at_once_with_the_providers_
                          and ActionRequest.get_by_id(request_id), message="action done")
     assert request.status == "FAILED"
     assert request.error == "Netatmo usage limit reached: User usage reached"
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint"] == 1
+    assert sim_stats(netatmo_sim)["setroomthermpoint"] == 1
     failed = [e for e in api.get("/api/v1/events?after=0").json["events"]
               if e["type"] == "action.failed"]
     assert [e["data"]["error"] for e in failed] == [request.error]
@@ -389,11 +389,11 @@ def test_connector_action_endpoint_verifies_signatures(api, netatmo_sim, start_w
     assert post(signing.signature(key, "POST", f"http://localhost{path}", stale, body),
                 when=stale).status_code == 401
     assert post(good, target="/api/v1/connectors/actions/not-a-token").status_code == 404
-    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    calls = sim_stats(netatmo_sim)["setroomthermpoint_calls"]
     assert calls == []  # nothing unsigned got through
     resp = post(good)
     assert resp.status_code == 204, resp.json
-    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["setroomthermpoint_calls"]
+    calls = sim_stats(netatmo_sim)["setroomthermpoint_calls"]
     assert calls[-1]["mode"] == "max"
     refused = json.dumps({"id": "r2", "thingId": room.id, "componentId": "thermostat",
                           "actionId": "setRoomThermPoint", "parameters": {"mode": "hot"}}).encode()
@@ -430,7 +430,7 @@ def test_connector_action_endpoint_is_replay_safe_checked_and_recorded(api, neta
             **(headers or {})})
 
     def provider_calls():
-        return requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()[
+        return sim_stats(netatmo_sim)[
             "setroomthermpoint_calls"]
 
     for header, value in ((signing.SIGNATURE_HEADER, "sha256=\u00e9\u00e9"),

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from flows import client_row, netatmo_instance, wait_status
+from flows import client_row, netatmo_instance, sim_stats, wait_status
 
 from thingbridge.db import utcnow
 from thingbridge.models import OAuthState
@@ -104,7 +104,7 @@ def test_pkce_s256_is_sent_and_verified_by_the_provider(api, netatmo_sim, netatm
     landed = api.http.get(_provider_redirect(created.headers["Location"]))
     assert "status=STARTING" in landed.headers["Location"]
     wait_status(created.json["client_id"], "STARTED")
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["pkce_verified"] == 1
+    assert sim_stats(netatmo_sim)["pkce_verified"] == 1
 
 
 def test_pkce_is_off_for_netatmo_by_default(api, netatmo_sim):

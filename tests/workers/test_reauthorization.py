@@ -13,6 +13,7 @@ from flows import (
     owm_client,
     reauthorize,
     repoll,
+    sim_stats,
     wait_status,
 )
 from helpers import OWM_KEY, wait_until
@@ -205,7 +206,7 @@ def test_a_rotated_app_secret_is_fixed_once_on_the_instance(api, netatmo_sim, st
     requests.post(f"{netatmo_sim}/_sim/clients", json={"client_id": "thingbridge-demo",
                                                        "client_secret": "rotated"}, timeout=5)
     _expire_tokens(netatmo_sim)
-    calls = requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["token"]
+    calls = sim_stats(netatmo_sim)["token"]
     for name in ("alice", "bob"):
         repoll(ids[name])
     for name in ("alice", "bob"):
@@ -214,7 +215,7 @@ def test_a_rotated_app_secret_is_fixed_once_on_the_instance(api, netatmo_sim, st
         assert "invalid_client" in broken.status_reason and broken.next_poll_at is None
         assert subjects[name].get(f"{CLIENTS}/{ids[name]}").json["status_reason"] == (
             broken.status_reason)
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["token"] == calls + 2
+    assert sim_stats(netatmo_sim)["token"] == calls + 2
     # A reauthorization cannot help, and says why.
     landed = reauthorize(subjects["alice"], ids["alice"], login="alice")
     assert landed["status"] == "ERROR" and landed["error"] == "token_exchange_failed"
@@ -240,7 +241,7 @@ def test_a_rotated_app_secret_is_fixed_once_on_the_instance(api, netatmo_sim, st
             ("ERROR", "STARTING", FIXED), ("STARTING", "STARTED", None)]
     assert client_row(ids["carol"]).status_reason == "reauthorization required"
     assert _status_moves(api, ids["carol"], mark) == []
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["users"] == 3
+    assert sim_stats(netatmo_sim)["users"] == 3
 
 
 def test_a_revoked_app_key_is_fixed_once_on_the_instance(api, owm_sim, start_worker):

@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 import requests
-from flows import client_row, consent
+from flows import client_row, consent, sim_stats
 from helpers import wait_until
 
 from thingbridge.db import utcnow
@@ -73,5 +73,5 @@ def test_two_processes_refresh_once_and_both_use_the_new_token(
     assert stored["access_token"] != before["access_token"]
     assert stored["refresh_token"] != before["refresh_token"]
     assert answers == [[stored["access_token"], "200"]] * 2
-    assert requests.get(f"{netatmo_sim}/_sim/stats", timeout=5).json()["refreshes"] == 1
+    assert sim_stats(netatmo_sim)["refreshes"] == 1
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from flows import sim_stats
 from marshmallow import ValidationError
 
 from thingbridge.connectors.contract import (
@@ -263,7 +264,7 @@ def test_pkce_s256_binds_the_code_to_its_verifier(sim):
                      code_verifier=verifier[:-1] + "l").json()["error"] == "invalid_grant"
     good = _exchange(sim, _code(consent(sim, "accept", **challenge)), code_verifier=verifier)
     assert good.status_code == 200 and good.json()["access_token"]
-    assert requests.get(f"{sim}/_sim/stats", timeout=5).json()["pkce_verified"] == 1
+    assert sim_stats(sim)["pkce_verified"] == 1
 
 
 def test_pkce_with_an_unknown_method_is_refused_at_the_consent_page(sim):

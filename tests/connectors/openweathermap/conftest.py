@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from flows import sim_stats
 from helpers import OWM_KEY
 
 from thingbridge.connectors.contract import ClientContext
@@ -70,7 +71,7 @@ def control(sim):
 
 @pytest.fixture
 def stats(sim):
-    return lambda: requests.get(f"{sim}/_sim/stats", timeout=5).json()
+    return lambda: sim_stats(sim)
 
 
 @pytest.fixture
