@@ -103,10 +103,7 @@ class InstanceById(MethodView):
         config, warnings = validate_config(installed(instance.type_id), "instance",
                                            body["configuration"])
         _check(instance.type_id, config)
-        ConnectorInstance.update(configuration=config).where(
-            ConnectorInstance.id == instance.id).execute()
-        # After the update: the polls this starts read the new configuration.
-        lifecycle.restart_refused(instance)
+        lifecycle.reconfigure_instance(instance, config)
         shown = read_instance(g.app, instance_id)
         shown.warnings = warnings
         return shown

@@ -17,7 +17,7 @@ from thingbridge import backoff, crypto
 from thingbridge.connectors.contract import MAX_REASON, ConnectorError, InstanceRefused
 from thingbridge.connectors.registry import installed, poll_interval
 from thingbridge.db import db, is_postgres, locking, utcnow
-from thingbridge.models import ConnectorClient, Thing
+from thingbridge.models import ConnectorClient, ConnectorInstance, Thing
 from thingbridge.outbox import events
 from thingbridge.outbox.events import Pending
 from thingbridge.schemas.common import storable
@@ -42,6 +42,10 @@ UNREADABLE_SECRETS = crypto.unreadable("this client's stored secrets")
 RETRY_BASE, MAX_BACKOFF = 30.0, 3600.0
 # Seconds between an accepted action and the poll that reads the device's new state.
 REFRESH_SETTLE = 1.0
+# The clients a repaired instance starts again whose first polls are sent at once; the
+# dispatcher sends the others' (due now, as when the broker is down). Sending thousands would
+# hold the request, and the provider's rate budget polls them no faster.
+POLLS_SENT_AT_ONCE = 50
 
 
 def client_data(client: ConnectorClient, **extra) -> dict:
@@ -222,21 +226,31 @@ def restart(client: ConnectorClient, reason: str, **fields) -> None:
     poll_soon(client)
 
 
-def restart_refused(instance) -> int:
-    """After the app fixed ``instance``'s configuration: the clients a refusal of the old one
-    stopped start again (the same clients, their grants kept); a client that never got a grant
-    still needs its end user's consent. Returns how many started."""
-    stopped = ConnectorClient.select(
-        ConnectorClient.id, ConnectorClient.app, ConnectorClient.type_id,
-        ConnectorClient.external_subject_id).where(
-        (ConnectorClient.instance == instance.id) & (ConnectorClient.status == "ERROR")
-        & ConnectorClient.status_reason.startswith(INSTANCE_REFUSED))
+def reconfigure_instance(instance: ConnectorInstance, configuration: dict) -> None:
+    """Store the instance's new configuration and, in the same transaction, start again the
+    clients a refusal of the old one stopped: the same clients with their grants (one that
+    never got a grant still needs its end user's consent), each with its event. One statement
+    moves them all, however many: an app whose secret was rotated may have thousands, and a
+    transaction each held the request past gunicorn's timeout. Then the first polls are sent."""
+    now = utcnow()
+    refused = ((ConnectorClient.instance == instance.id) & (ConnectorClient.status == "ERROR")
+               & ConnectorClient.status_reason.startswith(INSTANCE_REFUSED))
     if installed(instance.type_id).auth_kind == "oauth2":
-        stopped = stopped.where(ConnectorClient.tokens.is_null(False))
-    clients = list(stopped)
-    for client in clients:
-        restart(client, INSTANCE_FIXED)
-    return len(clients)
+        refused &= ConnectorClient.tokens.is_null(False)
+    with db.atomic():
+        ConnectorInstance.update(configuration=configuration).where(
+            ConnectorInstance.id == instance.id).execute()
+        restarted = sorted(ConnectorClient.update(
+            status="STARTING", status_reason=INSTANCE_FIXED, status_since=now, updated_at=now,
+            failure_count=0, next_poll_at=now).where(refused).returning(
+            ConnectorClient.id, ConnectorClient.type_id,
+            ConnectorClient.external_subject_id).execute(), key=lambda client: client.id)
+        events.emit_many(instance.app_id, [
+            Pending("connector.client.status_changed", client.external_subject_id,
+                    client_data(client, old_status="ERROR", status="STARTING",
+                                status_reason=INSTANCE_FIXED)) for client in restarted])
+    for client in restarted[:POLLS_SENT_AT_ONCE]:
+        poll_soon(client)
 
 
 def postpone(client: ConnectorClient, until) -> None:

@@ -25,6 +25,8 @@ EVENT_TYPES = (
     "action.requested", "action.completed", "action.failed",
 )
 
+# Events one SQLite insert appends: it takes at most 32,766 parameters in some builds.
+SQLITE_ROWS = 1000
 MAX_ID = 2**63 - 1  # BIGINT: a larger cursor or id is a 400/404, never a database error
 # A filtered newest-first read looks at this many of the app's newest events at most: the
 # (app, seq) index walks them, and a rare subject must not walk the whole outbox.
@@ -63,9 +65,11 @@ def emit_many(app_id: str, events: list[Pending]) -> None:
             return
         last = _reserve(app_id, len(events))
         first = last - len(events) + 1
-        Event.insert_many([
-            dict(app=app_id, seq=first + i, type=e.type, external_subject_id=e.subject,
-                 data=e.data, created_at=now) for i, e in enumerate(events)]).execute()
+        rows = [dict(app=app_id, seq=first + i, type=e.type, external_subject_id=e.subject,
+                     data=e.data, created_at=now) for i, e in enumerate(events)]
+        # SQLite takes a bounded number of parameters per statement (six a row here).
+        for start in range(0, len(rows), SQLITE_ROWS):
+            Event.insert_many(rows[start:start + SQLITE_ROWS]).execute()
 
 
 def _counter_sql(rows: str) -> str:
