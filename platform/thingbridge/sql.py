@@ -8,11 +8,10 @@ while building and given values when the statement runs.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import NamedTuple
 
-from peewee import SQL, Cast, NodeList, Select, Value, fn
+from peewee import SQL, Select, Value
 
 from thingbridge.db import db, is_postgres
 
@@ -60,21 +59,3 @@ def insert_values(instance, only_if: str | None = None) -> tuple[str, list]:
     instance._dirty.clear()
     return statement.sql, statement.values(
         **{f.name: f.db_value(data.get(f.name)) for f in instance._meta.sorted_fields})
-
-
-def one_of(column, name: str, postgres: bool, array_type: str):
-    """``column`` is one of the list given as ``name`` when the statement runs (pass it
-    through ``id_list``): one placeholder, so the text is the same for any number of ids."""
-    if postgres:
-        return column == fn.ANY(Cast(param(name), array_type))
-    return column.in_(NodeList((SQL("SELECT value FROM json_each("), param(name), SQL(")")),
-                               glue="", parens=True))
-
-
-def id_list(ids: list, postgres: bool) -> str:
-    """The value of a ``one_of`` placeholder: one text parameter (psycopg adapting a list
-    element by element cost more than the statement), a PostgreSQL array literal or JSON."""
-    if not postgres:
-        return json.dumps(ids)
-    return "{" + ",".join('"' + str(i).replace("\\", "\\\\").replace('"', '\\"') + '"'
-                          for i in ids) + "}"
