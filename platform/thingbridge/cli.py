@@ -165,7 +165,8 @@ def rotate_app_secret(client_id, revoke_tokens):
 @apps.command("disable")
 @click.argument("client_id")
 def disable_app(client_id):
-    """Stop an app now: every token revoked, no new ones until enabled."""
+    """Stop an app now: every token revoked, no new ones and no polls of its clients until
+    enabled."""
     from thingbridge.auth import credentials
     from thingbridge.db import db
 

@@ -350,6 +350,22 @@ def test_a_stale_copy_of_a_poll_task_does_nothing(api, owm_sim):
     assert client_row(client_id).lease_token is None  # and lets go
 
 
+def test_a_disabled_apps_clients_are_not_polled_until_it_is_enabled(api, make_app, owm_sim):
+    """The operator disabled the app: its clients stay due but the dispatcher sends none of
+    their polls (another app's go on); enabled again, they are polled where they were."""
+    from thingbridge.auth import credentials
+    from thingbridge_workers.polling import claim_due
+
+    stopped, other = owm_client(api), owm_client(make_app("other"))
+    credentials.disable(api.model)
+    claimed, _ = claim_due(10)
+    assert claimed == [other]
+    assert client_row(stopped).next_poll_at <= utcnow() and client_row(stopped).lease_token is None
+    credentials.enable(api.model)
+    claimed, _ = claim_due(10)
+    assert claimed == [stopped]
+
+
 def test_delete_client_deletes_its_things(api, owm_sim, start_worker):
     start_worker()
     client_id = owm_client(api)

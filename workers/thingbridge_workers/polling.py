@@ -39,7 +39,7 @@ from thingbridge.connectors.registry import (
 from thingbridge.crypto import SecretKeyError
 from thingbridge.db import db, locking, utcnow
 from thingbridge.lease import Lease
-from thingbridge.models import ConnectorClient
+from thingbridge.models import App, ConnectorClient
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.tasks import enqueue_many
@@ -115,13 +115,16 @@ def claim_lease(type_id: str) -> float:
 
 def claim_due(limit: int) -> tuple[list[str], str]:
     """Claim up to ``limit`` due, free clients under one new token; concurrent dispatchers
-    never claim the same one."""
+    never claim the same one. A disabled app's clients stay due and unclaimed: the operator
+    stopped the app, and its polls go on where they were once it is enabled."""
     now, token = utcnow(), str(uuid.uuid4())
     free = Lease(ConnectorClient, 0).free(now)
+    disabled = App.select(App.id).where(App.disabled_at.is_null(False))
     with db.atomic():
         query = (ConnectorClient.select(ConnectorClient.id, ConnectorClient.type_id)
                  .where((ConnectorClient.next_poll_at <= now)
-                        & (ConnectorClient.status != "ERROR") & free)
+                        & (ConnectorClient.status != "ERROR") & free
+                        & ConnectorClient.app.not_in(disabled))
                  .order_by(ConnectorClient.next_poll_at).limit(limit))
         rows = sorted(locking(query, skip_locked=True), key=lambda row: row.type_id)
         for type_id, group in itertools.groupby(rows, key=lambda row: row.type_id):

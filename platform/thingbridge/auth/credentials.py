@@ -38,7 +38,8 @@ def rotate_secret(app: App, revoke_tokens: bool = False) -> str:
 
 
 def disable(app: App) -> int:
-    """Stop the app at once: every token revoked, no new ones; returns tokens revoked."""
+    """Stop the app at once: every token revoked, no new ones, its clients not polled (the
+    dispatcher skips a disabled app's); returns tokens revoked."""
     with db.atomic():
         App.update(disabled_at=utcnow()).where(App.id == app.id).execute()
         revoked = revoke_all(app)
