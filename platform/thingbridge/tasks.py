@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from celery import Celery, Task
 from flask import Flask, current_app
@@ -104,7 +105,7 @@ def enqueue(task_name: str, *args, countdown: float | None = None) -> None:
                                                headers=logs.task_headers())
 
 
-def enqueue_many(task_name: str, arg_lists: list[tuple]) -> None:
+def enqueue_many(task_name: str, arg_lists: list[tuple], **options) -> None:
     """Send one task per argument tuple over one producer (one broker connection taken from
     the pool for the batch, not one per task): a dispatcher sends hundreds at a time."""
     if not arg_lists:
@@ -113,7 +114,8 @@ def enqueue_many(task_name: str, arg_lists: list[tuple]) -> None:
     headers = logs.task_headers()
     with celery.producer_or_acquire() as producer:
         for args in arg_lists:
-            celery.send_task(task_name, args=args, headers=headers, producer=producer)
+            celery.send_task(task_name, args=args, headers=headers, producer=producer,
+                             **options)
 
 
 def sends_paused() -> float:
@@ -127,12 +129,22 @@ def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
     raised, so a committed write never fails on it, and after a failed send this process
     leaves such tasks to the dispatcher for ``SOON_PAUSE`` seconds rather than have every
     request wait out the broker's timeouts again. True if sent."""
+    return _soon(task_name, lambda celery: celery.send_task(
+        task_name, args=args, countdown=countdown, headers=logs.task_headers(),
+        retry_policy=SOON_RETRY_POLICY))
+
+
+def enqueue_soon_many(task_name: str, arg_lists: list[tuple]) -> bool:
+    """``enqueue_soon`` for one task per argument tuple, over one producer. True if sent."""
+    return _soon(task_name, lambda celery: enqueue_many(task_name, arg_lists,
+                                                        retry_policy=SOON_RETRY_POLICY))
+
+
+def _soon(task_name: str, send: Callable[[Celery], object]) -> bool:
     if sends_paused():
         return False
     try:
-        current_app.extensions["celery"].send_task(task_name, args=args, countdown=countdown,
-                                                   headers=logs.task_headers(),
-                                                   retry_policy=SOON_RETRY_POLICY)
+        send(current_app.extensions["celery"])
         return True
     except BrokerUnavailable as exc:
         _soon_paused_until[0] = time.monotonic() + SOON_PAUSE

@@ -3,16 +3,18 @@ stopped start again in the transaction that stores the new configuration, howeve
 are. The statements it sends do not grow with them, each gets its one status_changed event,
 and clients stopped for another reason (or never granted) stay as they are."""
 
+import random
 import sqlite3
 
+import psycopg
 import pytest
 from flows import ORIGIN, netatmo_instance
-from helpers import OWM_KEY, Statements
+from helpers import DATABASE_URL, OWM_KEY, Statements
 
 from thingbridge import tasks
 from thingbridge.connectors import lifecycle
 from thingbridge.db import db, utcnow
-from thingbridge.models import App, ConnectorClient, ConnectorInstance, Event
+from thingbridge.models import App, ConnectorClient, ConnectorInstance, Event, EventCounter
 from thingbridge.outbox import events
 
 OTHER_KEY = "fedcba9876543210fedcba9876543210"
@@ -29,8 +31,10 @@ def _clients(app_id, instance_id, count, status="ERROR", reason=REFUSED, tokens=
                  configuration={"city": "Berlin"}, tokens=tokens, status=status,
                  status_reason=reason, status_since=now, failure_count=3, next_poll_at=None,
                  created_at=now, updated_at=now) for i in range(count)]
+    ids = [row["id"] for row in rows]
+    random.Random(count).shuffle(rows)  # stored in no particular order, as UUIDs are
     ConnectorClient.insert_many(rows).execute()
-    return [row["id"] for row in rows]
+    return ids
 
 
 def _owm(api) -> str:
@@ -41,15 +45,16 @@ def _owm(api) -> str:
 
 @pytest.fixture
 def sends(monkeypatch):
-    """The polls sent at once (the broker is real: they are sent too)."""
+    """The clients whose polls were sent after the commit (the broker is real: they are sent
+    too)."""
     sent = []
-    enqueue = tasks.enqueue_soon
+    enqueue = tasks.enqueue_soon_many
 
-    def spy(task_name, *args, **kwargs):
-        sent.append(args[0])
-        return enqueue(task_name, *args, **kwargs)
+    def spy(task_name, arg_lists):
+        sent.extend(args[0] for args in arg_lists)
+        return enqueue(task_name, arg_lists)
 
-    monkeypatch.setattr(lifecycle, "enqueue_soon", spy)
+    monkeypatch.setattr(lifecycle, "enqueue_soon_many", spy)
     return sent
 
 
@@ -63,7 +68,9 @@ def _patch(api, instance_id) -> tuple[dict, int, int]:
     return resp.json, len(statements.sql), statements.transactions
 
 
-def test_every_refused_client_starts_again_in_one_transaction(api, make_app, sends):
+def test_every_refused_client_starts_again_in_one_transaction(api, make_app, sends,
+                                                              flask_app, monkeypatch):
+    monkeypatch.setitem(flask_app.config, "DISPATCH_BATCH", 300)
     few, many = api, make_app("many")
     few_ids = _clients(few.model.id, _owm(few), 3, prefix="f")
     instance = _owm(many)
@@ -82,7 +89,7 @@ def test_every_refused_client_starts_again_in_one_transaction(api, make_app, sen
     for client in restarted:
         assert (client.status, client.status_reason, client.failure_count) == (
             "STARTING", lifecycle.INSTANCE_FIXED, 0)
-        assert client.next_poll_at is not None and client.lease_token is None
+        assert client.next_poll_at is not None
         assert client.status_since == client.updated_at == client.next_poll_at
     for client_id, status, reason in ((own_error[0], "ERROR", "location not found: Atlantis"),
                                       (started[0], "STARTED", None)):
@@ -98,9 +105,8 @@ def test_every_refused_client_starts_again_in_one_transaction(api, make_app, sen
         assert event.data == {"client_id": client_id, "connector_type_id": "openweathermap",
                               "old_status": "ERROR", "status": "STARTING",
                               "status_reason": lifecycle.INSTANCE_FIXED}
-    # The first polls are sent at once, the rest left to the dispatcher (they are due now).
-    assert sends[:3] == few_ids
-    assert sends[3:] == refused[:lifecycle.POLLS_SENT_AT_ONCE]
+    # After each commit, as many as the dispatcher sends at a time, in the order of ids.
+    assert sends == few_ids + refused[:300]
 
 
 def test_an_oauth_client_never_granted_still_needs_its_consent(api, sends, monkeypatch):
@@ -145,5 +151,26 @@ def test_the_restart_on_both_databases(database, flask_app, sends, monkeypatch):
         assert {c.status for c in ConnectorClient.select()} == {"STARTING"}
         said = list(Event.select().order_by(Event.seq))
         assert [e.seq for e in said] == list(range(1, 21))
-        assert [e.data["client_id"] for e in said] == refused
+        assert [e.data["client_id"] for e in said] == refused  # in the order of ids
         assert sends == refused
+
+
+def test_a_failure_on_the_way_writes_nothing(api, sends):
+    """The configuration, the restarts and their events are one transaction: the database
+    giving up at the events (a lock held elsewhere past the statement timeout) leaves the old
+    configuration and every client stopped, and the answer says nothing was written."""
+    instance = _owm(api)
+    refused = _clients(api.model.id, instance, 3)
+    stored = ConnectorInstance.get_by_id(instance).configuration
+    with psycopg.connect(DATABASE_URL) as other:
+        other.execute(f"LOCK TABLE {EventCounter._meta.table_name} IN EXCLUSIVE MODE")
+        db.execute_sql("SET statement_timeout = '300ms'")
+        try:
+            resp = api.patch(f"{INSTANCES}/{instance}",
+                             json={"configuration": {"app_key": OTHER_KEY}})
+        finally:
+            db.execute_sql("SET statement_timeout = 0")
+    assert resp.status_code == 503 and resp.json["error"] == "DATABASE_BUSY", resp.json
+    assert ConnectorInstance.get_by_id(instance).configuration == stored
+    assert {ConnectorClient.get_by_id(i).status for i in refused} == {"ERROR"}
+    assert sends == []
