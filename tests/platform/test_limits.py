@@ -53,6 +53,66 @@ def test_token_requests_per_client_id(api, make_app, limits, http):
     assert ask({"Authorization": basic(other.client_id, other.secret)}).status_code == 200
 
 
+def test_console_sign_ins_spend_the_same_count_per_client_id(api, make_app, limits, http,
+                                                            monkeypatch):
+    """The console's sign-in checks a secret as a token request does: wrong guesses there
+    spend the client id's one count, and past it the page says so (429, Retry-After) without
+    checking the secret; the token endpoint is refused for that id too."""
+    import re
+
+    from thingbridge.auth import secret_hash
+
+    limits("TOKEN_REQUESTS_PER_MINUTE", 2)
+    checks = []
+    check = secret_hash.matches
+    monkeypatch.setattr(secret_hash, "matches", lambda *a: checks.append(1) or check(*a))
+
+    def sign_in(secret="wrong", client_id=api.client_id):
+        form = http.get("/console/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        return http.post("/console/login", data={"client_id": client_id,
+                                                  "client_secret": secret, "csrf_token": token})
+
+    # A client id no app can have is an unknown one: the same page, not an error.
+    for odd in ("a\x00b", "x" * 65):
+        assert sign_in(client_id=odd).status_code == 401
+    answers = [sign_in() for _ in range(5)]  # the fixture's own token took one already
+    assert answers[0].status_code == 401
+    refused = next(resp for resp in answers if resp.status_code == 429)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "THINGBRIDGE_TOKEN_REQUESTS_PER_MINUTE" in refused.get_data(as_text=True)
+    checked = len(checks)
+    assert sign_in(api.secret).status_code == 429 and len(checks) == checked
+    assert_429(http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                         headers={"Authorization": basic(api.client_id, api.secret)}),
+               "TOKEN_REQUESTS_PER_MINUTE")
+    other = make_app("other")
+    assert sign_in(other.secret, other.client_id).status_code == 302
+
+
+def test_credentials_in_the_header_and_the_form_are_refused(api, make_app, http):
+    """One way to authenticate a request (RFC 6749 2.3): otherwise a failed header would be
+    followed by the form's client, and a guess at its secret spend the header's count."""
+    other = make_app("other")
+    header = {"Authorization": basic(api.client_id, "wrong")}
+    for form in ({"client_id": other.client_id, "client_secret": other.secret},
+                 {"client_secret": api.secret}, {"client_id": other.client_id}):
+        resp = http.post("/oauth2/token", headers=header,
+                         data={"grant_type": "client_credentials", **form})
+        assert resp.status_code == 400 and resp.json["error"] == "invalid_request", resp.json
+        assert "one" in resp.json["error_description"]
+    # The header's own client id repeated in the form is the same client: accepted.
+    resp = http.post("/oauth2/token", headers={"Authorization": basic(api.client_id, api.secret)},
+                     data={"grant_type": "client_credentials", "client_id": api.client_id})
+    assert resp.status_code == 200, resp.json
+    resp = http.post("/oauth2/token", headers={"Authorization": basic("a\x00b", "x")},
+                     data={"grant_type": "client_credentials"})
+    assert resp.status_code == 401 and resp.json["error"] == "invalid_client", resp.json
+    resp = http.post("/oauth2/revoke", data={"token": "x", "client_id": "a\x00b",
+                                             "client_secret": "x"})
+    assert resp.status_code == 400 and resp.json["error"] == "invalid_request", resp.json
+
+
 def test_action_triggers_per_minute(api, make_app, limits):
     api.post("/api/v1/actions/callback/register", json={"callbackUrl": "https://example.com/a"})
     thing_id = api.post(THINGS, json=LAMP).json["Id"]

@@ -8,7 +8,16 @@ import secrets
 
 from thingbridge.auth import secret_hash, token_cache
 from thingbridge.db import db, delete_in_batches, utcnow
+from thingbridge.limits import quotas
 from thingbridge.models import AccessToken, App
+
+
+def secret_checks(client_id: str) -> quotas.Rate:
+    """The rate every check of a client id's secret spends from, wherever it is tried (a
+    token, a revocation, the console's sign-in), the id known or not: guessing a secret costs
+    at most the limit a minute."""
+    return quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
+                       "secret checks for this client id (token, revoke, console sign-in)")
 
 
 def find(client_id: str) -> App | None:

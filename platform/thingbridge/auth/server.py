@@ -12,9 +12,8 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grant
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from flask import jsonify, request
 
-from thingbridge.auth import token_cache
+from thingbridge.auth import credentials, token_cache
 from thingbridge.db import utcnow
-from thingbridge.limits import quotas
 from thingbridge.models import ALL_SCOPES, AccessToken, App, token_hash
 from thingbridge.schemas.auth import OAuthErrorSchema, TokenOut
 from thingbridge.schemas.common import unstorable
@@ -93,9 +92,16 @@ def _bad_form():
     """A 400 invalid_request naming the first form value beyond its limit (or holding text
     that cannot be stored), a 401 invalid_client for HTTP Basic credentials that are not
     base64 of UTF-8 (authlib would fail on them), or None."""
-    if request.headers.get("Authorization", "")[:6].lower() == "basic " \
-            and request.authorization is None:
+    basic = request.headers.get("Authorization", "")[:6].lower() == "basic "
+    if basic and (request.authorization is None
+                  or unstorable(request.authorization.username or "")):
         return _oauth_error(401, "invalid_client", "malformed HTTP Basic credentials")
+    if basic and ("client_secret" in request.form or request.form.get(
+            "client_id", request.authorization.username) != request.authorization.username):
+        # authlib would try the form's client when the header's fails: a guess at one app's
+        # secret would then spend another client id's rate (RFC 6749 2.3: one method).
+        return _oauth_error(400, "invalid_request", "client credentials in both the "
+                            "Authorization header and the form: send them in one")
     for name, limit in FORM_LIMITS.items():
         value = request.form.get(name, "")
         problem = (f"longer than {limit} characters" if len(value) > limit
@@ -122,15 +128,21 @@ def _standard_error_body(response):
     return response
 
 
+def _refused_client():
+    """The answer to a request whose form or client credentials are malformed, or None once
+    the client id they present has spent from its rate (429 past it)."""
+    refused = _bad_form()
+    if refused is None:
+        _limit_client()
+    return refused
+
+
 def _limit_client() -> None:
-    """429 past THINGBRIDGE_TOKEN_REQUESTS_PER_MINUTE for the client id presented (known or
-    not: guessing costs the same). Both endpoints check the client's secret, a deliberately
-    slow hash, so they spend from one count: a client id costs at most the limit."""
+    """429 past THINGBRIDGE_TOKEN_REQUESTS_PER_MINUTE for the client id presented."""
     client_id = (request.authorization.username if request.authorization
                  and request.authorization.username else request.form.get("client_id"))
     if client_id:
-        quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
-                    "token and revoke requests for this client id").check()
+        credentials.secret_checks(client_id).check()
 
 
 @blp.route("/token", methods=["POST"], endpoint="issue_token")
@@ -143,8 +155,7 @@ def issue_token():
 
     `scope` is a space-separated subset of the app's scopes; omitted means all of them.
     """
-    _limit_client()
-    return _bad_form() or _standard_error_body(server.create_token_response())
+    return _refused_client() or _standard_error_body(server.create_token_response())
 
 
 @blp.route("/revoke", methods=["POST"], endpoint="revoke_token")
@@ -156,8 +167,7 @@ def issue_token():
                                "another app's token is refused (400 invalid_grant)")
 def revoke_token():
     """Revoke one of the app's tokens (RFC 7009; the app authenticates as for a token)"""
-    _limit_client()
-    return _bad_form() or _standard_error_body(
+    return _refused_client() or _standard_error_body(
         server.create_endpoint_response(Revocation.ENDPOINT_NAME))
 
 

@@ -6,8 +6,13 @@ import hashlib
 
 from flask import flash, redirect, render_template, request, session, url_for
 
+from thingbridge.auth import credentials
 from thingbridge.console import bp
+from thingbridge.errors import ApiError
 from thingbridge.models import APP_PLAIN, App
+from thingbridge.schemas.common import unstorable
+
+CLIENT_ID_LENGTH = App.client_id.max_length
 
 
 def _fingerprint(app: App) -> str:
@@ -38,6 +43,14 @@ def login():
         return render_template("console/login.html", next=request.args.get("next", ""))
     client_id = request.form.get("client_id", "").strip()
     secret = request.form.get("client_secret", "")
+    if unstorable(client_id) or len(client_id) > CLIENT_ID_LENGTH:
+        client_id = ""  # no app has it: checked against the stand-in, as an unknown id is
+    try:
+        credentials.secret_checks(client_id).check()  # the count the token endpoint spends
+    except ApiError as refused:
+        flash(f"{refused.description}. Try again later.", "error")
+        return render_template("console/login.html", next=request.form.get("next", ""),
+                               client_id=client_id), 429, refused.data["headers"]
     app = App.signing_in(client_id)
     if app.check_client_secret(secret):
         session.clear()

@@ -1,10 +1,10 @@
 """Per-app limits on what one app may ask of the shared platform (README "Running it safely").
 
-Rates (token and revoke requests per client id, action triggers and instance checks per app)
-count in a fixed one-minute window in the database, so every API process draws from the same
-count without another service; sizes (webhooks per app, replays in flight, things per subject
-and what they hold) are counted in the transaction that creates more. Every refusal is a 429 in
-the standard error body with Retry-After.
+Rates (secret checks per client id: token, revoke, console sign-in; action triggers and
+instance checks per app) count in a fixed one-minute window in the database, so every API
+process draws from the same count without another service; sizes (webhooks per app, replays
+in flight, things per subject and what they hold) are counted in the transaction that creates
+more. Every refusal is a 429 in the standard error body with Retry-After.
 Defaults are far above what a real app does; THINGBRIDGE_* settings change them (0: no limit).
 """
 
