@@ -74,6 +74,20 @@ def test_denied_consent_sets_error(api, netatmo_sim):
     assert client.status == "ERROR" and "access_denied" in client.status_reason
 
 
+def test_a_provider_error_that_cannot_be_stored_is_mended(api, netatmo_sim):
+    """The callback's ``error`` is anyone's text: a NUL in it is stored as U+FFFD and the end
+    user lands where the app asked, as for any refusal (it was a 400 with the state used)."""
+    netatmo_instance(api)
+    created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
+    state = parse_qs(urlsplit(created.headers["Location"]).query)["state"][0]
+    resp = api.http.get(f"/api/v1/connectors/oauth/callback?state={state}&error=bad%00x")
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    landed = parse_qs(urlsplit(resp.headers["Location"]).query)
+    assert landed["status"] == ["ERROR"] and landed["error"] == ["bad\ufffdx"]
+    client = client_row(created.json["client_id"])
+    assert (client.status, client.status_reason) == ("ERROR", "consent not given: bad\ufffdx")
+
+
 def test_expired_access_token_is_refreshed_and_rotated(api, netatmo_sim, start_worker):
     start_worker()
     client_id = consent(api)["client_id"]

@@ -18,6 +18,7 @@ from thingbridge.db import db, locking, retry_idempotent, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.outbox import events
+from thingbridge.schemas.common import storable
 from thingbridge.schemas.links import external_url
 
 CONSENT_NOT_COMPLETED = "consent not completed"
@@ -64,7 +65,7 @@ def finish(state: str, args) -> Outcome:
     oauth_state = oauth.take_state(state)
     client = oauth_state.client
     if args.get("error"):
-        error = str(args["error"])[:100]
+        error = storable(str(args["error"]), 100)  # the provider's text, or anyone's
         return _not_granted(client, error, f"consent not given: {error}")
     if not args.get("code"):
         return _not_granted(client, "invalid_request", "authorization failed: no code")
