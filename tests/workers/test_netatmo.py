@@ -460,6 +460,9 @@ def test_connector_action_endpoint_is_replay_safe_checked_and_recorded(api, neta
     # The ids that hold action triggers' Idempotency-Keys are not the caller's to choose.
     resp = post("idempotency-key:r1", {"mode": "max"})
     assert resp.status_code == 400 and "reserved" in resp.json["description"], resp.json
+    # An empty id would make every later empty id a replay of the first.
+    resp = post("", {"mode": "max"})
+    assert resp.status_code == 400 and "id" in resp.json["errors"]["json"], resp.json
     assert provider_calls() == [] and not ActionRequest.select().exists()
 
     assert post("r1", {"mode": "max"}).status_code == 204

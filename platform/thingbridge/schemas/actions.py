@@ -61,7 +61,8 @@ class ConnectorActionIn(Schema):
     class Meta:
         unknown = INCLUDE  # a delivery's other fields (status, ...) are ignored
 
-    id = fields.String(required=True, validate=[fits(ActionRequest.external_id), _not_reserved],
+    id = fields.String(required=True, validate=[
+        validate.Length(min=1, max=ActionRequest.external_id.max_length), _not_reserved],
         metadata={"description": "The caller's request id: a repeated id is answered with its "
                                  "first result and not performed again (ids beginning with "
                                  f"`{RESERVED}` are reserved for action triggers' keys)"})
