@@ -104,6 +104,22 @@ def test_every_page_renders_with_data_and_security_headers(console, owm_sim):
     assert "openweathermap" in client_page and "created" in client_page  # its history
 
 
+def test_values_the_database_cannot_take_get_the_consoles_pages(console):
+    """A NUL in a path is no page (404, as any path that names none), in a filter the
+    console's 400 page (it was the API's JSON body), and a page past any offset the last one
+    (it was a database error)."""
+    http, _ = console
+    for path in ("/console/clients/%00", "/console/webhooks/%00",
+                 "/console/clients/%00/delete"):
+        assert http.get(path).status_code == 404, path
+    for path, code in (("/console/clients?subject=%00", 400),
+                       ("/console/events?subject=%00", 400),
+                       ("/console/clients?page=922337203685477580", 200)):
+        resp = http.get(path)
+        assert resp.status_code == code, (path, resp.status_code, resp.text[:200])
+        assert resp.headers["Content-Type"].startswith("text/html"), path
+
+
 def test_filters_refuse_unknown_values(console):
     http, _ = console
     for path in ("/console/clients?status=BROKEN", "/console/events?type=nope",

@@ -11,7 +11,8 @@ import hmac
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from peewee import DataError
+from werkzeug.exceptions import BadRequest, HTTPException
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")
@@ -83,6 +84,14 @@ def _error(error: HTTPException):
     if isinstance(error, CSRFError):
         message = f"{message} Reload the page and try again."
     return render_template("console/error.html", code=error.code, message=message), error.code
+
+
+@bp.errorhandler(DataError)
+def _unstorable(error: DataError):
+    """A filter the database cannot compare (a NUL in a subject): the console's page, as
+    the API answers its own 400."""
+    return _error(BadRequest("A value in the request cannot be used (a NUL character, or too "
+                             "long or large)."))
 
 
 # The pages register themselves on ``bp``; imported last because they import ``bp``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
+from thingbridge.api.common import ID
 from thingbridge.connectors import consent, lifecycle
 from thingbridge.connectors.registry import connector_classes, poll_interval
 from thingbridge.connectors.service import app_client, app_clients
@@ -13,6 +14,7 @@ from thingbridge.outbox.events import client_history
 from thingbridge.things.reading import client_things
 
 PAGE = 50
+LAST_PAGE = 10**9  # its rows' offset stays a bigint
 
 
 @bp.route("/clients")
@@ -22,7 +24,7 @@ def clients():
     subject = (request.args.get("subject") or "").strip() or None
     if connector not in (None, *connector_classes()) or status not in (None, *CLIENT_STATUSES):
         abort(400, "unknown connector or status")
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = min(max(request.args.get("page", 1, type=int), 1), LAST_PAGE)
     rows = list(app_clients(g.app, connector, status, subject)
                 .offset((page - 1) * PAGE).limit(PAGE + 1))
     return render_template("console/clients.html", clients=rows[:PAGE], page=page,
@@ -31,7 +33,7 @@ def clients():
                            subject=subject or "")
 
 
-@bp.route("/clients/<client_id>")
+@bp.route(f"/clients/<{ID}:client_id>")
 def client(client_id):
     row = app_client(g.app, client_id)
     return render_template("console/client.html", client=row, history=client_history(row),
@@ -48,7 +50,7 @@ def _repair(row) -> str:
         "its configuration is fixed"
 
 
-@bp.route("/clients/<client_id>/poll", methods=["POST"])
+@bp.route(f"/clients/<{ID}:client_id>/poll", methods=["POST"])
 def poll_now(client_id):
     row = app_client(g.app, client_id)
     if row.status == "ERROR":
@@ -59,7 +61,7 @@ def poll_now(client_id):
     return redirect(url_for("console.client", client_id=row.id))
 
 
-@bp.route("/clients/<client_id>/reauthorize", methods=["POST"])
+@bp.route(f"/clients/<{ID}:client_id>/reauthorize", methods=["POST"])
 def reauthorize(client_id):
     """A fresh consent for the same client, shown as a link for its end user: the developer
     following it would grant their own provider account to the user's client."""
@@ -69,7 +71,7 @@ def reauthorize(client_id):
                            ttl=current_app.config["OAUTH_STATE_TTL"])
 
 
-@bp.route("/clients/<client_id>/delete", methods=["GET", "POST"])
+@bp.route(f"/clients/<{ID}:client_id>/delete", methods=["GET", "POST"])
 def delete_client(client_id):
     row = app_client(g.app, client_id)
     if request.method != "POST":  # GET, and HEAD (Flask routes it here and CSRF exempts it)

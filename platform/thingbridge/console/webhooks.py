@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
+from thingbridge.api.common import ID
 from thingbridge.console import bp
 from thingbridge.errors import ApiError
 from thingbridge.models import DELIVERY_STATUSES
@@ -21,7 +22,7 @@ def webhooks():
                            health=webhook_endpoints.delivery_health(g.app))
 
 
-@bp.route("/webhooks/<webhook_id>")
+@bp.route(f"/webhooks/<{ID}:webhook_id>")
 def webhook(webhook_id):
     endpoint = webhook_endpoints.own_endpoint(g.app, webhook_id)
     status = request.args.get("status") or None
@@ -34,7 +35,8 @@ def webhook(webhook_id):
                            health=webhook_endpoints.delivery_health(g.app).get(endpoint.id, {}))
 
 
-@bp.route("/webhooks/<webhook_id>/deliveries/<int:delivery_id>/redeliver", methods=["POST"])
+@bp.route(f"/webhooks/<{ID}:webhook_id>/deliveries/<int:delivery_id>/redeliver",
+          methods=["POST"])
 def redeliver(webhook_id, delivery_id):
     endpoint = webhook_endpoints.own_endpoint(g.app, webhook_id)
     try:
@@ -47,7 +49,7 @@ def redeliver(webhook_id, delivery_id):
     return redirect(url_for("console.webhook", webhook_id=endpoint.id))
 
 
-@bp.route("/webhooks/<webhook_id>/replay", methods=["POST"])
+@bp.route(f"/webhooks/<{ID}:webhook_id>/replay", methods=["POST"])
 def replay(webhook_id):
     after = request.form.get("after", type=int)
     if after is None or not 0 <= after <= MAX_ID:
