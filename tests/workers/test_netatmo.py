@@ -53,6 +53,19 @@ def test_state_is_single_use(api, netatmo_sim, flask_app):
     assert unknown.status_code == 400 and "Location" not in unknown.headers
 
 
+def test_a_head_request_takes_no_state(api, netatmo_sim):
+    """A link checker's HEAD on the callback does nothing: the browser's GET still finishes
+    the consent."""
+    netatmo_instance(api)
+    created = api.post("/api/v1/connectors/clients", json={"connector_type_id": "netatmo"})
+    state = parse_qs(urlsplit(created.headers["Location"]).query)["state"][0]
+    path = f"/api/v1/connectors/oauth/callback?state={state}&error=access_denied"
+    assert api.http.head(path).status_code == 200
+    assert client_row(created.json["client_id"]).status == "STARTING"
+    resp = api.http.get(path)
+    assert resp.status_code == 302 and "error=access_denied" in resp.headers["Location"]
+
+
 def test_expired_state_changes_no_client(api, netatmo_sim):
     from thingbridge.db import utcnow
     from thingbridge.models import OAuthState

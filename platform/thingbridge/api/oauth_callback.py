@@ -63,6 +63,10 @@ def _back_to_origin(outcome: consent.Outcome):
                            "finishes the consent", "content": {"text/html": {}}}})
 def oauth_callback():
     """Provider redirect target after the end user's consent (browser, no token)"""
+    if request.method == "HEAD":
+        # A link checker's look (mail scanners send them): the consent is the browser's GET,
+        # which would otherwise find the state used.
+        return _page("", 200)
     try:  # the slot before the state is taken: after a busy page, a reload can still finish
         with outside_calls.outside_call():
             outcome = consent.finish(request.args.get("state", ""), request.args)
