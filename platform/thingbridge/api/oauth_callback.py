@@ -64,7 +64,7 @@ def _back_to_origin(outcome: consent.Outcome):
 def oauth_callback():
     """Provider redirect target after the end user's consent (browser, no token)"""
     if request.method == "HEAD":
-        # A link checker's look (mail scanners send them): the consent is the browser's GET,
+        # A link checker's or a prefetching proxy's look: the consent is the browser's GET,
         # which would otherwise find the state used.
         return _page("", 200)
     try:  # the slot before the state is taken: after a busy page, a reload can still finish
