@@ -3,6 +3,7 @@ Retry-After, and leaves other apps (and other subjects) alone."""
 
 from __future__ import annotations
 
+import base64
 import threading
 
 import psycopg
@@ -90,27 +91,38 @@ def test_console_sign_ins_spend_the_same_count_per_client_id(api, make_app, limi
     assert sign_in(other.secret, other.client_id).status_code == 302
 
 
-def test_credentials_in_the_header_and_the_form_are_refused(api, make_app, http):
-    """One way to authenticate a request (RFC 6749 2.3): otherwise a failed header would be
-    followed by the form's client, and a guess at its secret spend the header's count."""
+def test_every_client_id_checked_spends_its_count(api, make_app, limits, http):
+    """The count is spent on the id whose secret is checked, read as authlib reads it: a
+    percent-encoded HTTP Basic name (RFC 6749 2.3.1), a tab after the scheme, or a header that
+    fails before the form's credentials are tried spend the same count as the plain id."""
+    limits("TOKEN_REQUESTS_PER_MINUTE", 4)  # the fixture's token took one already
     other = make_app("other")
-    header = {"Authorization": basic(api.client_id, "wrong")}
-    for form in ({"client_id": other.client_id, "client_secret": other.secret},
-                 {"client_secret": api.secret}, {"client_id": other.client_id}):
-        resp = http.post("/oauth2/token", headers=header,
-                         data={"grant_type": "client_credentials", **form})
-        assert resp.status_code == 400 and resp.json["error"] == "invalid_request", resp.json
-        assert "one" in resp.json["error_description"]
-    # The header's own client id repeated in the form is the same client: accepted.
-    resp = http.post("/oauth2/token", headers={"Authorization": basic(api.client_id, api.secret)},
-                     data={"grant_type": "client_credentials", "client_id": api.client_id})
-    assert resp.status_code == 200, resp.json
-    resp = http.post("/oauth2/token", headers={"Authorization": basic("a\x00b", "x")},
-                     data={"grant_type": "client_credentials"})
+    encoded = "%" + format(ord(api.client_id[0]), "02X") + api.client_id[1:]
+    token = {"grant_type": "client_credentials"}
+
+    def raw_basic(client_id, secret, separator=" "):
+        pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        return {"Authorization": f"Basic{separator}{pair}"}
+
+    # The header's guess fails, the form's credentials are good: both ids are counted.
+    both = http.post("/oauth2/token", headers=raw_basic(api.client_id, "wrong"),
+                     data={**token, "client_id": other.client_id,
+                           "client_secret": other.secret})
+    assert both.status_code == 200, both.json
+    assert http.post("/oauth2/token", headers=raw_basic(encoded, "wrong"),
+                     data=token).status_code == 401
+    assert http.post("/oauth2/token", headers=raw_basic(api.client_id, "wrong", "\t "),
+                     data=token).status_code == 401
+    # The fixture's, the header above, the encoded name's and the tab's: the limit is spent.
+    for headers in (raw_basic(api.client_id, api.secret), raw_basic(encoded, api.secret)):
+        assert_429(http.post("/oauth2/token", headers=headers, data=token),
+                   "TOKEN_REQUESTS_PER_MINUTE")
+    # A name that decodes to text no id can hold is an unknown client, not an error.
+    resp = http.post("/oauth2/token", headers=raw_basic("ab%00c", "x"), data=token)
     assert resp.status_code == 401 and resp.json["error"] == "invalid_client", resp.json
-    resp = http.post("/oauth2/revoke", data={"token": "x", "client_id": "a\x00b",
-                                             "client_secret": "x"})
-    assert resp.status_code == 400 and resp.json["error"] == "invalid_request", resp.json
+    resp = http.post("/oauth2/token", headers={"Authorization": basic("a\x00b", "x")},
+                     data=token)
+    assert resp.status_code == 401 and resp.json["error"] == "invalid_client", resp.json
 
 
 def test_action_triggers_per_minute(api, make_app, limits):

@@ -15,6 +15,7 @@ from flask import jsonify, request
 from thingbridge.auth import credentials, token_cache
 from thingbridge.db import utcnow
 from thingbridge.models import ALL_SCOPES, AccessToken, App, token_hash
+from thingbridge.models.apps import NoApp
 from thingbridge.schemas.auth import OAuthErrorSchema, TokenOut
 from thingbridge.schemas.common import unstorable
 
@@ -58,7 +59,18 @@ def _save_token(token, request):
                        created_at=utcnow())
 
 
-server = AuthorizationServer(query_client=App.signing_in, save_token=_save_token)
+def _checked_client(client_id: str) -> App | NoApp:
+    """The app whose secret authlib checks next (a stand-in for an unknown id), once the id
+    has spent from its count (429 past it). Spent here, on the id authlib itself read, which
+    it may take from HTTP Basic (percent-decoded) and then from the form: read any other way,
+    a guess at one app's secret could spend another id's count, or none."""
+    if unstorable(client_id):
+        return App.signing_in("")  # no app has it, and no count can be kept under it
+    credentials.secret_checks(client_id).check()
+    return App.signing_in(client_id)
+
+
+server = AuthorizationServer(query_client=_checked_client, save_token=_save_token)
 server.register_grant(ClientCredentialsGrant)
 server.register_endpoint(Revocation)
 
@@ -92,16 +104,9 @@ def _bad_form():
     """A 400 invalid_request naming the first form value beyond its limit (or holding text
     that cannot be stored), a 401 invalid_client for HTTP Basic credentials that are not
     base64 of UTF-8 (authlib would fail on them), or None."""
-    basic = request.headers.get("Authorization", "")[:6].lower() == "basic "
-    if basic and (request.authorization is None
-                  or unstorable(request.authorization.username or "")):
+    if request.headers.get("Authorization", "")[:6].lower() == "basic " \
+            and request.authorization is None:
         return _oauth_error(401, "invalid_client", "malformed HTTP Basic credentials")
-    if basic and ("client_secret" in request.form or request.form.get(
-            "client_id", request.authorization.username) != request.authorization.username):
-        # authlib would try the form's client when the header's fails: a guess at one app's
-        # secret would then spend another client id's rate (RFC 6749 2.3: one method).
-        return _oauth_error(400, "invalid_request", "client credentials in both the "
-                            "Authorization header and the form: send them in one")
     for name, limit in FORM_LIMITS.items():
         value = request.form.get(name, "")
         problem = (f"longer than {limit} characters" if len(value) > limit
@@ -128,23 +133,6 @@ def _standard_error_body(response):
     return response
 
 
-def _refused_client():
-    """The answer to a request whose form or client credentials are malformed, or None once
-    the client id they present has spent from its rate (429 past it)."""
-    refused = _bad_form()
-    if refused is None:
-        _limit_client()
-    return refused
-
-
-def _limit_client() -> None:
-    """429 past THINGBRIDGE_TOKEN_REQUESTS_PER_MINUTE for the client id presented."""
-    client_id = (request.authorization.username if request.authorization
-                 and request.authorization.username else request.form.get("client_id"))
-    if client_id:
-        credentials.secret_checks(client_id).check()
-
-
 @blp.route("/token", methods=["POST"], endpoint="issue_token")
 @blp.doc(security=CLIENT_SECURITY, responses=ERRORS, requestBody=_form(
     ["grant_type"], grant_type={"type": "string", "enum": ["client_credentials"]},
@@ -155,7 +143,7 @@ def issue_token():
 
     `scope` is a space-separated subset of the app's scopes; omitted means all of them.
     """
-    return _refused_client() or _standard_error_body(server.create_token_response())
+    return _bad_form() or _standard_error_body(server.create_token_response())
 
 
 @blp.route("/revoke", methods=["POST"], endpoint="revoke_token")
@@ -167,7 +155,7 @@ def issue_token():
                                "another app's token is refused (400 invalid_grant)")
 def revoke_token():
     """Revoke one of the app's tokens (RFC 7009; the app authenticates as for a token)"""
-    return _refused_client() or _standard_error_body(
+    return _bad_form() or _standard_error_body(
         server.create_endpoint_response(Revocation.ENDPOINT_NAME))
 
 
