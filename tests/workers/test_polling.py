@@ -357,13 +357,20 @@ def test_a_disabled_apps_clients_are_not_polled_until_it_is_enabled(api, make_ap
     from thingbridge_workers.polling import claim_due
 
     stopped, other = owm_client(api), owm_client(make_app("other"))
+    broken = owm_client(api.as_subject("bob"))
+    ConnectorClient.update(status="ERROR", next_poll_at=None).where(
+        ConnectorClient.id == broken).execute()
     credentials.disable(api.model)
     claimed, _ = claim_due(10)
     assert claimed == [other]
-    assert client_row(stopped).next_poll_at <= utcnow() and client_row(stopped).lease_token is None
+    assert client_row(stopped).next_poll_at is None  # off the schedule: never walked past
+    # A poll under way when the app was disabled schedules its next: still not claimed.
+    ConnectorClient.update(next_poll_at=utcnow()).where(ConnectorClient.id == stopped).execute()
+    assert claim_due(10)[0] == []
     credentials.enable(api.model)
     claimed, _ = claim_due(10)
     assert claimed == [stopped]
+    assert client_row(broken).next_poll_at is None  # an ERROR waits for its repair
 
 
 def test_delete_client_deletes_its_things(api, owm_sim, start_worker):

@@ -9,7 +9,7 @@ import secrets
 from thingbridge.auth import secret_hash, token_cache
 from thingbridge.db import db, delete_in_batches, utcnow
 from thingbridge.limits import quotas
-from thingbridge.models import AccessToken, App
+from thingbridge.models import AccessToken, App, ConnectorClient
 
 
 def secret_checks(client_id: str) -> quotas.Rate:
@@ -47,17 +47,26 @@ def rotate_secret(app: App, revoke_tokens: bool = False) -> str:
 
 
 def disable(app: App) -> int:
-    """Stop the app at once: every token revoked, no new ones, its clients not polled (the
-    dispatcher skips a disabled app's); returns tokens revoked."""
+    """Stop the app at once: every token revoked, no new ones, its clients not polled;
+    returns tokens revoked. The clients are taken off the schedule (due never), so the
+    dispatcher's look for due clients does not walk past them for as long as the app stays
+    disabled; it also skips a disabled app's, for a poll under way that schedules its next."""
     with db.atomic():
         App.update(disabled_at=utcnow()).where(App.id == app.id).execute()
         revoked = revoke_all(app)
+        ConnectorClient.update(next_poll_at=None).where(ConnectorClient.app == app.id).execute()
     token_cache.forget_app(app.id)
     return revoked
 
 
 def enable(app: App) -> None:
-    App.update(disabled_at=None).where(App.id == app.id).execute()
+    """Let the app in again; its clients that were polled are due now (one waiting for its
+    end user's consent is let go by that poll, as before)."""
+    with db.atomic():
+        App.update(disabled_at=None).where(App.id == app.id).execute()
+        ConnectorClient.update(next_poll_at=utcnow()).where(
+            (ConnectorClient.app == app.id) & ConnectorClient.next_poll_at.is_null()
+            & (ConnectorClient.status != "ERROR")).execute()
 
 
 def prune_tokens(now: datetime.datetime | None = None) -> int:
