@@ -112,6 +112,11 @@ def test_values_the_database_cannot_take_get_the_consoles_pages(console):
     for path in ("/console/clients/%00", "/console/webhooks/%00",
                  "/console/clients/%00/delete"):
         assert http.get(path).status_code == 404, path
+    token = _csrf(http.get("/console/clients"))
+    for path in ("/console/clients/%00/poll", "/console/clients/%00/reauthorize",
+                 "/console/clients/%00/delete", "/console/webhooks/%00/replay",
+                 "/console/webhooks/%00/deliveries/1/redeliver"):
+        assert http.post(path, data={"csrf_token": token}).status_code == 404, path
     for path, code in (("/console/clients?subject=%00", 400),
                        ("/console/events?subject=%00", 400),
                        ("/console/clients?page=922337203685477580", 200)):
