@@ -143,31 +143,38 @@ def test_a_write_the_server_refuses_for_now_is_503_and_wrote_nothing(api, code, 
 
 def test_a_request_that_recorded_part_of_its_work_does_not_say_nothing_was_written(
         api, netatmo_sim):
-    """An instance fixed with PATCH is stored (committed), then its stopped clients restart:
-    a database that refuses that second step must not answer "nothing was written, try
-    again", as the first step is recorded."""
-    from flows import consent
+    """A connector-service action records its request (committed), has the provider perform
+    it, then records the outcome: a database that refuses that last step must not answer
+    "nothing was written, try again", as the request is recorded and the action performed."""
+    import json
+    from urllib.parse import urlsplit
 
-    from thingbridge.connectors import lifecycle
-    from thingbridge.db import db
-    from thingbridge.models import ConnectorClient, ConnectorInstance
+    from flows import consent, poll_due, sim_stats
 
-    client_id = consent(api)["client_id"]
-    lifecycle.record_error(ConnectorClient.get_by_id(client_id),
-                           f"{lifecycle.INSTANCE_REFUSED}: invalid_client")
-    instance = ConnectorInstance.get()
-    fixed = {**instance.configuration, "client_secret": "demo-secret"}
+    from thingbridge.actions import signing
+
+    assert poll_due(consent(api)["client_id"]) == "ok"
+    room = Thing.get(Thing.display_type == "THERMOSTAT")
+    key = api.post("/api/v1/actions/callback/register",
+                   json={"CallbackUrl": "https://app.example.com/cb"}).json["signingKey"]
+    url = api.get("/api/v1/connectors/callbackurl").json["href"]
+    body = json.dumps({"id": "r1", "thingId": room.id, "componentId": "thermostat",
+                       "actionId": "setRoomThermPoint", "parameters": {"mode": "max"}}).encode()
+    date = signing.http_date()
     db.execute_sql("""
         CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION 'No space left on device' USING ERRCODE = 'disk_full'; END $$;
-        CREATE TRIGGER disk_full BEFORE UPDATE ON connector_client FOR EACH ROW
+        CREATE TRIGGER disk_full BEFORE UPDATE ON action_request FOR EACH ROW
             EXECUTE FUNCTION disk_full();""")
     try:
-        resp = api.patch(f"/api/v1/connectors/instances/{instance.id}",
-                         json={"configuration": fixed})
+        resp = api.http.post(urlsplit(url).path, data=body, headers={
+            "Content-Type": "application/json", "Date": date,
+            signing.SIGNATURE_HEADER: signing.signature(key, "POST", url, date, body)})
     finally:
-        db.execute_sql("DROP TRIGGER disk_full ON connector_client; DROP FUNCTION disk_full();")
+        db.execute_sql("DROP TRIGGER disk_full ON action_request; DROP FUNCTION disk_full();")
     assert resp.status_code == 503, resp.json
+    assert sim_stats(netatmo_sim)["setroomthermpoint_calls"][-1]["mode"] == "max"
+    assert ActionRequest.get(ActionRequest.external_id == "r1").status == "PENDING"
     assert resp.json["error"] == "COMMIT_UNCERTAIN"
     assert "already recorded part of its work" in resp.json["description"]
     assert resp.headers["Retry-After"] == "5"
