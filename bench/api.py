@@ -5,10 +5,12 @@ hello-world under the same gunicorn settings, both loaded with wrk in the same r
     .venv/bin/python bench/api.py --duration 10 --connections 16
 
 Seeds one app, one subject with 20 things (app-created, three properties each) and one
-OpenWeatherMap client, then measures each read with wrk and prints req/s, the ratio to the bare
-Flask rate (measured before and after the reads; the better of the two is the baseline),
-p50/p99 latency, and the CPU milliseconds each request cost the server's processes and
-PostgreSQL: the rates drift with whatever else the machine runs, the CPU per request much less.
+OpenWeatherMap client, then measures each read with wrk right after a bare Flask run of the
+same length and prints req/s, the ratio to that paired bare Flask rate (and to the best bare
+Flask rate of the run), p50/p99 latency, and the CPU milliseconds each request cost the
+server's processes and PostgreSQL. Pairing: the machine's speed drifts during a run (bare
+Flask itself moved by a third between the start and the end of one), and a read measured
+minutes after its baseline took the drift into its ratio.
 """
 
 from __future__ import annotations
@@ -150,24 +152,23 @@ def main() -> None:
             headers, paths = seed(base, env)
             hello = f"http://127.0.0.1:{hello_port}/"
             load = (args.duration, args.connections)
-            before = wrk(hello, {}, *load, hello_server)
-            results = {name: wrk(base + path, headers, *load, api)
-                       for name, path in paths.items()}
-            after = wrk(hello, {}, *load, hello_server)
+            results = {}
+            for name, path in paths.items():
+                paired = wrk(hello, {}, *load, hello_server)
+                results[name] = (wrk(base + path, headers, *load, api), paired)
     finally:
         stop(procs)
-    baseline = max(before["rate"], after["rate"])
-    print(f"\nbare Flask hello-world: {before['rate']:.0f} req/s before, "
-          f"{after['rate']:.0f} after (baseline {baseline:.0f}); gunicorn -w {args.workers} "
-          f"--threads {args.threads}, "
+    best = max(paired["rate"] for _, paired in results.values())
+    print(f"\nbare Flask hello-world, run before each read: best {best:.0f} req/s; gunicorn "
+          f"-w {args.workers} --threads {args.threads}, "
           f"wrk -t2 -c{args.connections} -d{args.duration}s")
-    print(f"{'read':<44} {'req/s':>8} {'ratio':>6} {'p50':>9} {'p99':>9} "
-          f"{'CPU ms/req: server':>19} {'postgres':>8}")
-    for name, result in {"hello-world (before)": before, **results,
-                         "hello-world (after)": after}.items():
-        print(f"{name:<44} {result['rate']:>8.0f} {result['rate'] / baseline:>6.2f} "
+    print(f"{'read':<44} {'req/s':>7} {'paired':>7} {'ratio':>6} {'to best':>7} {'p50':>9} "
+          f"{'p99':>9} {'CPU ms/req: server':>19} {'postgres':>8} {'Flask':>6}")
+    for name, (result, paired) in results.items():
+        print(f"{name:<44} {result['rate']:>7.0f} {paired['rate']:>7.0f} "
+              f"{result['rate'] / paired['rate']:>6.2f} {result['rate'] / best:>7.2f} "
               f"{result['p50']:>9} {result['p99']:>9} "
-              f"{result['server']:>19.2f} {result['postgres']:>8.2f}")
+              f"{result['server']:>19.2f} {result['postgres']:>8.2f} {paired['server']:>6.2f}")
 
 
 if __name__ == "__main__":
