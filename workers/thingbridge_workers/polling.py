@@ -115,8 +115,8 @@ def claim_lease(type_id: str) -> float:
 
 def claim_due(limit: int) -> tuple[list[str], str]:
     """Claim up to ``limit`` due, free clients under one new token; concurrent dispatchers
-    never claim the same one. A disabled app's clients stay due and unclaimed: the operator
-    stopped the app, and its polls go on where they were once it is enabled."""
+    never claim the same one, and none of a disabled app's: disabling took them off the
+    schedule, and a poll under way then that schedules its next must not bring them back."""
     now, token = utcnow(), str(uuid.uuid4())
     free = Lease(ConnectorClient, 0).free(now)
     disabled = App.select(App.id).where(App.disabled_at.is_null(False))

@@ -10,14 +10,21 @@ from thingbridge.auth import secret_hash, token_cache
 from thingbridge.db import db, delete_in_batches, utcnow
 from thingbridge.limits import quotas
 from thingbridge.models import AccessToken, App, ConnectorClient
+from thingbridge.models.apps import NoApp
+from thingbridge.schemas.common import unstorable
 
 
-def secret_checks(client_id: str) -> quotas.Rate:
-    """The rate every check of a client id's secret spends from, wherever it is tried (a
-    token, a revocation, the console's sign-in), the id known or not: guessing a secret costs
-    at most the limit a minute."""
-    return quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
-                       "secret checks for this client id (token, revoke, console sign-in)")
+def signing_in(client_id: str) -> App | NoApp:
+    """The active app whose secret is checked next (a stand-in for an id no app has), once
+    the id has spent from its count (429 past it). Every check of a secret goes through here,
+    wherever it is tried (a token, a revocation: authlib's client lookup, on the id authlib
+    itself read; the console's sign-in), the id known or not: guessing a secret costs at most
+    the limit a minute."""
+    if unstorable(client_id):
+        return NoApp()  # no app has it, and no count can be kept under it
+    quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
+                "secret checks for this client id (token, revoke, console sign-in)").check()
+    return App.signing_in(client_id)
 
 
 def find(client_id: str) -> App | None:

@@ -14,8 +14,7 @@ from flask import jsonify, request
 
 from thingbridge.auth import credentials, token_cache
 from thingbridge.db import utcnow
-from thingbridge.models import ALL_SCOPES, AccessToken, App, token_hash
-from thingbridge.models.apps import NoApp
+from thingbridge.models import ALL_SCOPES, AccessToken, token_hash
 from thingbridge.schemas.auth import OAuthErrorSchema, TokenOut
 from thingbridge.schemas.common import unstorable
 
@@ -59,18 +58,10 @@ def _save_token(token, request):
                        created_at=utcnow())
 
 
-def _checked_client(client_id: str) -> App | NoApp:
-    """The app whose secret authlib checks next (a stand-in for an unknown id), once the id
-    has spent from its count (429 past it). Spent here, on the id authlib itself read, which
-    it may take from HTTP Basic (percent-decoded) and then from the form: read any other way,
-    a guess at one app's secret could spend another id's count, or none."""
-    if unstorable(client_id):
-        return App.signing_in("")  # no app has it, and no count can be kept under it
-    credentials.secret_checks(client_id).check()
-    return App.signing_in(client_id)
-
-
-server = AuthorizationServer(query_client=_checked_client, save_token=_save_token)
+# The client lookup spends the id's count of secret checks, on the id authlib itself read
+# (HTTP Basic's name percent-decoded, then the form's): read any other way, a guess at one
+# app's secret could spend another id's count, or none.
+server = AuthorizationServer(query_client=credentials.signing_in, save_token=_save_token)
 server.register_grant(ClientCredentialsGrant)
 server.register_endpoint(Revocation)
 

@@ -44,14 +44,13 @@ def login():
     client_id = request.form.get("client_id", "").strip()
     secret = request.form.get("client_secret", "")
     if unstorable(client_id) or len(client_id) > CLIENT_ID_LENGTH:
-        client_id = ""  # no app has it: checked against the stand-in, as an unknown id is
+        client_id = ""  # no app has it: not shown back, checked as an unknown id is
     try:
-        credentials.secret_checks(client_id).check()  # the count the token endpoint spends
+        app = credentials.signing_in(client_id)  # the count the token endpoint spends
     except ApiError as refused:
         flash(f"{refused.description}. Try again later.", "error")
         return render_template("console/login.html", next=request.form.get("next", ""),
                                client_id=client_id), 429, refused.data["headers"]
-    app = App.signing_in(client_id)
     if app.check_client_secret(secret):
         session.clear()
         session.permanent = True
