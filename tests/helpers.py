@@ -23,6 +23,7 @@ SECRET_KEY = Fernet.generate_key().decode()
 # What the Flask test client's requests come in as (production requires the setting).
 PUBLIC_BASE_URL = "http://localhost"
 OWM_KEY = "0123456789abcdef0123456789abcdef"  # valid shape for the OpenWeatherMap simulator
+OTHER_KEY = "fedcba9876543210fedcba9876543210"  # a second key of that shape
 # Receivers in the tests run on this machine: the outbound policy opens loopback for them.
 LOOPBACK = "127.0.0.0/8,::1/128"
 

@@ -9,7 +9,7 @@ import sqlite3
 import psycopg
 import pytest
 from flows import ORIGIN, netatmo_instance
-from helpers import DATABASE_URL, OWM_KEY, Statements
+from helpers import DATABASE_URL, OTHER_KEY, OWM_KEY, Statements
 
 from thingbridge import tasks
 from thingbridge.connectors import lifecycle
@@ -17,7 +17,6 @@ from thingbridge.db import db, utcnow
 from thingbridge.models import App, ConnectorClient, ConnectorInstance, Event, EventCounter
 from thingbridge.outbox import events
 
-OTHER_KEY = "fedcba9876543210fedcba9876543210"
 INSTANCES = "/api/v1/connectors/instances"
 REFUSED = f"{lifecycle.INSTANCE_REFUSED}: invalid OpenWeatherMap app key"
 

@@ -17,7 +17,7 @@ from flows import (
     sim_stats,
     wait_status,
 )
-from helpers import OWM_KEY, Statements, wait_until
+from helpers import OTHER_KEY, OWM_KEY, Statements, wait_until
 from raw_receivers import answering
 from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
 
@@ -218,9 +218,6 @@ def test_revoked_key_is_error_with_reason(api, owm_sim, start_worker):
     client = wait_status(client_id, "ERROR")
     assert "invalid OpenWeatherMap app key" in client.status_reason
     assert client.next_poll_at is None
-
-
-OTHER_KEY = "fedcba9876543210fedcba9876543210"
 
 
 def _postponed(client_id) -> ConnectorClient | None:

@@ -16,7 +16,7 @@ from flows import (
     sim_stats,
     wait_status,
 )
-from helpers import OWM_KEY, wait_until
+from helpers import OTHER_KEY, OWM_KEY, wait_until
 
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, OAuthState
@@ -25,7 +25,6 @@ from thingbridge.tasks import enqueue
 CLIENTS = "/api/v1/connectors/clients"
 REFUSED = "the provider refused the connector instance's configuration"
 FIXED = "instance configuration changed; waiting for the first poll"
-OTHER_KEY = "fedcba9876543210fedcba9876543210"
 ALICE = "alice@example.com"
 
 

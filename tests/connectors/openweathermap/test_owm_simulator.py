@@ -7,12 +7,10 @@ import sys
 
 import pytest
 import requests
-from helpers import OWM_KEY, wait_until
+from helpers import OTHER_KEY, OWM_KEY, wait_until
 
 from thingbridge_openweathermap.mapping import map_weather
 from thingbridge_openweathermap.simulator import BUCKET_SECONDS, reading
-
-OTHER_KEY = "fedcba9876543210fedcba9876543210"
 
 
 def weather(sim, key=OWM_KEY, **params):
