@@ -116,7 +116,7 @@ def measure_round(n: int, label: str) -> float:
     """Make every client due, dispatch like beat does, and time until all have polled."""
     from thingbridge.db import utcnow
     from thingbridge.models import ConnectorClient
-    from thingbridge_workers.polling import dispatch
+    from thingbridge_workers.dispatcher import dispatch
 
     start_wall = utcnow()
     ConnectorClient.update(next_poll_at=start_wall).execute()

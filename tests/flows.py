@@ -48,7 +48,7 @@ def wait_status(client_id, status, timeout=30):
 
 def repoll(client_id):
     """Make the client due again and run the dispatcher (beat's task) to enqueue it."""
-    from thingbridge_workers.polling import dispatch
+    from thingbridge_workers.dispatcher import dispatch
 
     ConnectorClient.update(next_poll_at=utcnow()).where(ConnectorClient.id == client_id).execute()
     assert dispatch() >= 1

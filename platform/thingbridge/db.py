@@ -178,11 +178,14 @@ def is_postgres() -> bool:
     return isinstance(db.obj, PostgresqlDatabase)
 
 
-def locking(query, skip_locked: bool = False):
-    """``query`` with FOR UPDATE (SKIP LOCKED) on PostgreSQL. SQLite has no row locks and
-    serializes writers anyway, so there the query is unchanged."""
+def locking(query, skip_locked: bool = False, share: bool = False):
+    """``query`` with FOR UPDATE (SKIP LOCKED) on PostgreSQL, or FOR SHARE (``share``: the
+    rows are read, and must not change, until the transaction ends). SQLite has no row locks
+    and serializes writers anyway, so there the query is unchanged."""
     if not is_postgres():
         return query
+    if share:
+        return query.for_update("FOR SHARE")
     return query.for_update("FOR UPDATE SKIP LOCKED" if skip_locked else True)
 
 

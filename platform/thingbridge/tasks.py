@@ -118,6 +118,16 @@ def enqueue_many(task_name: str, arg_lists: list[tuple], **options) -> None:
                              **options)
 
 
+def waiting() -> int:
+    """Tasks waiting in the broker for a worker to take them (Celery's queue; what workers
+    have taken and not finished is not counted). The queue is declared as the workers declare
+    it, so asking never fails on a queue no worker has declared yet."""
+    celery = current_app.extensions["celery"]
+    queue = celery.amqp.queues[celery.conf.task_default_queue]
+    with celery.connection_or_acquire() as connection:
+        return queue.bind(connection.default_channel).queue_declare().message_count
+
+
 def sends_paused() -> float:
     """Seconds this process still leaves sends to the dispatcher after one failed (0: none)."""
     return max(0.0, _soon_paused_until[0] - time.monotonic())

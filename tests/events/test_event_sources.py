@@ -6,7 +6,7 @@ from helpers import LAMP, OWM_KEY, sync_things, wait_until
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, ConnectorInstance
-from thingbridge_workers.polling import dispatch
+from thingbridge_workers.dispatcher import dispatch
 
 CLIENTS = "/api/v1/connectors/clients"
 

@@ -17,7 +17,7 @@ from flows import (
     sim_stats,
     wait_status,
 )
-from helpers import OTHER_KEY, OWM_KEY, Statements, wait_until
+from helpers import OTHER_KEY, OWM_KEY, Statements, wait_until, waiting_on
 from raw_receivers import answering
 from worker_fixtures import VISIBILITY_TIMEOUT, unacked_visible
 
@@ -26,7 +26,7 @@ from thingbridge import backoff
 from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
 from thingbridge.limits import window
-from thingbridge.models import ConnectorClient, Property, Thing, ThingMapping
+from thingbridge.models import ConnectorClient, ConnectorInstance, Property, Thing, ThingMapping
 from thingbridge.outbox import events
 
 
@@ -220,6 +220,54 @@ def test_revoked_key_is_error_with_reason(api, owm_sim, start_worker):
     assert client.next_poll_at is None
 
 
+
+def test_a_refusal_of_a_configuration_replaced_meanwhile_stops_nothing(api, owm_sim,
+                                                                       monkeypatch):
+    """The app repairs its instance (a new key) while a poll with the old key waits for the
+    provider: the provider's refusal of the old key does not stop the client (nothing would
+    start it again: the repair found it STARTED), and it is polled again at once with the new
+    key."""
+    from thingbridge_workers.polling import poll
+
+    client_id = owm_client(api)
+    assert poll_due(client_id) == "ok"
+    requests.post(f"{owm_sim}/_sim/control", json={"revoked_keys": [OWM_KEY]}, timeout=5)
+    instance = ConnectorInstance.get(ConnectorInstance.app == api.model.id)
+    fetch, keys = owm_client_module.current_weather, []
+
+    def repaired_meanwhile(session, base_url, app_key, *args, **kwargs):
+        keys.append(app_key)
+        if len(keys) == 1:  # the poll's call; the PATCH checks the new key with a call too
+            resp = api.patch(f"/api/v1/connectors/instances/{instance.id}",
+                             json={"configuration": {"app_key": OTHER_KEY}})
+            assert resp.status_code == 200, resp.json
+        return fetch(session, base_url, app_key, *args, **kwargs)
+
+    monkeypatch.setattr(owm_client_module, "current_weather", repaired_meanwhile)
+    assert poll_due(client_id) == "retry"
+    client = client_row(client_id)
+    assert (client.status, client.failure_count, client.lease_token) == ("STARTED", 0, None)
+    assert client.next_poll_at <= utcnow()  # due again
+    assert poll(client_id) == "ok"
+    assert keys == [OWM_KEY, OTHER_KEY, OTHER_KEY]  # the poll's, the PATCH's check, the poll's
+    assert client_row(client_id).status == "STARTED"
+
+
+def test_a_refusal_waits_for_a_repair_under_way(api, owm_sim, flask_app):
+    """The repair has written the new key but not committed yet when the provider's refusal
+    of the old one comes back: the poll waits for the repair and finds the new key, rather
+    than stop the client after the repair looked for stopped clients."""
+    client_id = owm_client(api)
+    assert poll_due(client_id) == "ok"
+    requests.post(f"{owm_sim}/_sim/control", json={"revoked_keys": [OWM_KEY]}, timeout=5)
+    instance = ConnectorInstance.get(ConnectorInstance.app == api.model.id)
+    stored = ConnectorInstance.configuration.db_value({"app_key": OTHER_KEY})
+    with waiting_on(flask_app, "UPDATE connector_instance SET configuration = %s WHERE id = %s",
+                    (stored, instance.id), lambda: poll_due(client_id), "SELECT") as (_, said):
+        pass
+    assert said == ["retry"]
+    assert client_row(client_id).status == "STARTED"
+
 def _postponed(client_id) -> ConnectorClient | None:
     """The worker's recorded rate-limited outcome: never polled, no failure counted, next poll
     in the future (a new client is due at once)."""
@@ -331,7 +379,8 @@ def test_killed_worker_mid_poll_completes_once_without_duplicates(api, owm_sim, 
 def test_a_stale_copy_of_a_poll_task_does_nothing(api, owm_sim):
     """A poll task the broker hands out again after its worker died, or one overtaken by a
     newer claim, finds its client polled since or held, and calls no provider."""
-    from thingbridge_workers.polling import claim_due, poll
+    from thingbridge_workers.dispatcher import claim_due
+    from thingbridge_workers.polling import poll
 
     client_id = owm_client(api)
     assert poll(client_id, "first-token") == "ok"
@@ -351,7 +400,7 @@ def test_a_disabled_apps_clients_are_not_polled_until_it_is_enabled(api, make_ap
     """The operator disabled the app: its clients stay due but the dispatcher sends none of
     their polls (another app's go on); enabled again, they are polled where they were."""
     from thingbridge.auth import credentials
-    from thingbridge_workers.polling import claim_due
+    from thingbridge_workers.dispatcher import claim_due
 
     stopped, other = owm_client(api), owm_client(make_app("other"))
     broken = owm_client(api.as_subject("bob"))

@@ -1,4 +1,4 @@
-"""One poll of one connector client, and the dispatcher that finds due clients.
+"""One poll of one connector client (the dispatcher, ``dispatcher.py``, sends them).
 
 Plugins do provider I/O and pure mapping; the poll below owns everything stateful, in the order
 it happens: the client, the provider budget, the token, the fetch, the mapping, and what
@@ -16,11 +16,7 @@ polls of a client fetch at once and none runs twice for one due time.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import uuid
-
-from flask import current_app
 
 from thingbridge.connectors import lifecycle, rate_budget
 from thingbridge.connectors.contract import ConnectorError, TransientError
@@ -33,16 +29,13 @@ from thingbridge.connectors.plugin_call import (
 from thingbridge.connectors.registry import (
     build_connector,
     connector_classes,
-    poll_interval,
     rate_limit,
 )
 from thingbridge.crypto import SecretKeyError
-from thingbridge.db import db, locking, utcnow
-from thingbridge.lease import Lease
-from thingbridge.models import App, ConnectorClient
+from thingbridge.db import db
+from thingbridge.models import ConnectorClient
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
-from thingbridge.tasks import enqueue_many
 from thingbridge.things import spec_fit, sync
 from thingbridge.things.poll_sql import RELEASED
 
@@ -90,7 +83,9 @@ def poll_held(client: ConnectorClient) -> str:
         log.info("poll %s transient failure: %s", client.id, exc.reason)
         return "exception" if isinstance(exc, PluginFailed) else "retry"
     except ConnectorError as exc:  # ReauthRequired, ConfigError: the app or user must act
-        lifecycle.record_error(client, lifecycle.error_reason(exc))
+        if not lifecycle.record_error(client, exc):
+            log.info("poll %s: the instance was changed while it ran: polled again", client.id)
+            return "retry"
         log.info("poll %s error: %s", client.id, exc.reason)
         return "error"
 
@@ -107,33 +102,3 @@ def poll_held(client: ConnectorClient) -> str:
         events.emit_many(client.app_id, said)    # and takes the app's event counter last
     return "ok"
 
-
-def claim_lease(type_id: str) -> float:
-    """Seconds a dispatched poll may wait in the queue before its client is sent again."""
-    return min(poll_interval(type_id), current_app.config["TASK_LEASE"])
-
-
-def claim_due(limit: int) -> tuple[list[str], str]:
-    """Claim up to ``limit`` due, free clients under one new token; concurrent dispatchers
-    never claim the same one, and none of a disabled app's: disabling took them off the
-    schedule, and a poll under way then that schedules its next must not bring them back."""
-    now, token = utcnow(), str(uuid.uuid4())
-    free = Lease(ConnectorClient, 0).free(now)
-    disabled = App.select(App.id).where(App.disabled_at.is_null(False))
-    with db.atomic():
-        query = (ConnectorClient.select(ConnectorClient.id, ConnectorClient.type_id)
-                 .where((ConnectorClient.next_poll_at <= now)
-                        & (ConnectorClient.status != "ERROR") & free
-                        & ConnectorClient.app.not_in(disabled))
-                 .order_by(ConnectorClient.next_poll_at).limit(limit))
-        rows = sorted(locking(query, skip_locked=True), key=lambda row: row.type_id)
-        for type_id, group in itertools.groupby(rows, key=lambda row: row.type_id):
-            Lease(ConnectorClient, claim_lease(type_id)).take(
-                ConnectorClient.id.in_([row.id for row in group]), now, token)
-    return [row.id for row in rows], token
-
-
-def dispatch() -> int:
-    ids, token = claim_due(current_app.config["DISPATCH_BATCH"])
-    enqueue_many(lifecycle.POLL_TASK, [(client_id, token) for client_id in ids])
-    return len(ids)

@@ -208,10 +208,28 @@ def error_reason(exc: ConnectorError, context: str = "") -> str:
     return storable(f"{context}{exc.reason}", MAX_REASON)
 
 
-def record_error(client: ConnectorClient, reason: str) -> None:
+def record_error(client: ConnectorClient, exc: ConnectorError) -> bool:
     """A poll the app or the end user must act on (grant revoked, configuration refused): ERROR
-    with the reason, and no poll until they do (reauthorize, PATCH the configuration)."""
-    set_status(client, "ERROR", reason, next_poll_at=None, last_polled_at=utcnow(), **RELEASED)
+    with the reason, and no poll until they do (reauthorize, PATCH the configuration). False,
+    and the client due again at once, if the provider refused an instance configuration the
+    app has replaced since the poll read it: a repair made while the poll ran must not be
+    undone by the answer to the old configuration."""
+    reason, now = error_reason(exc), utcnow()
+    if not isinstance(exc, InstanceRefused):
+        set_status(client, "ERROR", reason, next_poll_at=None, last_polled_at=now, **RELEASED)
+        return True
+    with db.atomic():
+        # Read before the client row is locked, as the repair writes the instance before it
+        # locks its clients: one waits for the other, so either the repair finds this client
+        # in ERROR and starts it again, or this finds the new configuration.
+        instance = locking(ConnectorInstance.select(ConnectorInstance.configuration).where(
+            ConnectorInstance.id == client.instance.id), share=True).first()
+        if instance is not None and instance.configuration != client.instance.configuration:
+            release(client, last_polled_at=now, next_poll_at=now)
+            return False
+        events.emit_many(client.app_id, transition(
+            client, "ERROR", reason, next_poll_at=None, last_polled_at=now, **RELEASED) or [])
+    return True
 
 
 def restart(client: ConnectorClient, reason: str, **fields) -> None:

@@ -46,7 +46,7 @@ class ConnectorClient(BaseModel):
     status_since = DateTimeField(default=utcnow)
     tokens = EncryptedJSONField(null=True)
     token_expires_at = DateTimeField(null=True)
-    next_poll_at = DateTimeField(null=True, index=True)
+    next_poll_at = DateTimeField(null=True)
     last_polled_at = DateTimeField(null=True)  # the provider was last asked, with any outcome
     last_success_at = DateTimeField(null=True)
     failure_count = IntegerField(default=0)
@@ -56,7 +56,9 @@ class ConnectorClient(BaseModel):
     leased_until = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("app", "type_id", "external_subject_id"), True),)
+        # (app, next_poll_at): the dispatcher reads each app's longest-waiting clients.
+        indexes = ((("app", "type_id", "external_subject_id"), True),
+                   (("app", "next_poll_at"), False))
 
 
 class OAuthState(BaseModel):

@@ -5,13 +5,13 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 
 from thingbridge.connectors import poll_tally
 from thingbridge.db import db
-from thingbridge_workers import polling
+from thingbridge_workers import dispatcher, polling
 
 
 @shared_task(name="thingbridge.dispatch_polls", ignore_result=True, autoretry_for=())
 def dispatch_polls() -> int:
     """Claim due clients and enqueue one poll each."""
-    return polling.dispatch()
+    return dispatcher.dispatch()
 
 
 @shared_task(name="thingbridge.poll_client", acks_late=True, ignore_result=True)
