@@ -4,13 +4,16 @@ answering 404."""
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
 import requests
 from flows import owm_client
+from werkzeug.security import generate_password_hash
 
-from thingbridge.models import App, ConnectorClient
+from thingbridge.db import utcnow
+from thingbridge.models import App, ConnectorClient, ConsoleSession
 
 
 class Browser:
@@ -163,11 +166,27 @@ def test_delete_needs_the_confirmation_form_and_its_token(console, owm_sim):
     assert events[-1]["type"] == "connector.client.deleted"
 
 
-def test_a_new_secret_signs_the_old_sessions_out(console):
+def test_a_new_secret_signs_the_old_sessions_out(console, live_api, make_app):
+    from thingbridge.auth import credentials
+
     http, api = console
+    other = Browser(live_api)
+    _sign_in(other, make_app("app-b"))
     assert http.get("/console/").status_code == 200
-    App.update(client_secret_hash="scrypt:changed").where(App.id == api.model.id).execute()
+    credentials.rotate_secret(api.model)
     assert http.get("/console/").status_code == 302
+    assert other.get("/console/").status_code == 200  # another app's sign-in goes on
+
+
+def test_a_secret_stored_in_the_old_form_signs_in_and_stays_signed_in(live_api, make_app):
+    """A sign-in replaces a hash stored in the slow form of before with the new one; the
+    session it starts must not end because the stored hash changed."""
+    api, http = make_app("app-a"), Browser(live_api)
+    App.update(client_secret_hash=generate_password_hash(api.secret)).where(
+        App.id == api.model.id).execute()
+    _sign_in(http, api)
+    assert App.get_by_id(api.model.id).client_secret_hash.startswith("sha256$")
+    assert http.get("/console/").status_code == 200
 
 
 def test_a_disabled_app_is_signed_out_and_cannot_sign_in_until_enabled(console):
@@ -185,11 +204,30 @@ def test_a_disabled_app_is_signed_out_and_cannot_sign_in_until_enabled(console):
     assert http.get("/console/").status_code == 200
 
 
-def test_sign_out(console):
+def test_sign_out_ends_the_sign_in_for_every_copy_of_the_cookie(console, live_api):
+    """The session is a row on the server: signing out deletes it, so a copy of the cookie
+    (taken from a shared machine, a log, a proxy) is signed out too, not valid until it
+    expires."""
     http, _ = console
+    copy = Browser(live_api)
+    copy.session.cookies.update(http.session.cookies)
+    assert copy.get("/console/").status_code == 200
     resp = http.post("/console/logout", data={"csrf_token": _csrf(http.get("/console/"))})
     assert resp.status_code == 302
     assert http.get("/console/").status_code == 302
+    assert copy.get("/console/").status_code == 302
+    assert ConsoleSession.select().count() == 0
+
+
+def test_a_sign_in_ends_at_its_lifetime_and_is_pruned(console):
+    from thingbridge.auth import credentials
+
+    http, _ = console
+    [row] = ConsoleSession.select()
+    assert row.expires_at - row.created_at == datetime.timedelta(hours=12)
+    ConsoleSession.update(expires_at=utcnow()).execute()
+    assert http.get("/console/").status_code == 302
+    assert credentials.prune_tokens() == 1 and ConsoleSession.select().count() == 0
 
 
 def test_a_sign_in_whose_next_holds_line_breaks_goes_to_the_overview(live_api, make_app):
@@ -220,14 +258,15 @@ def test_a_client_stopped_by_its_instance_says_what_repairs_it(console, netatmo_
     from flows import consent
 
     from thingbridge.connectors import lifecycle
+    from thingbridge.connectors.contract import InstanceRefused
 
     http, api = console
     client_id = consent(api)["client_id"]
     row = ConnectorClient.get_by_id(client_id)
     page = http.get(f"/console/clients/{client_id}")
     assert 'id="reauthorize"' in page.text
-    lifecycle.record_error(row, f"{lifecycle.INSTANCE_REFUSED}: the token endpoint refused "
-                                "the OAuth client (invalid_client)")
+    lifecycle.record_error(row, InstanceRefused("the token endpoint refused the OAuth client "
+                                                "(invalid_client)"))
     page = http.get(f"/console/clients/{client_id}")
     assert "not polled until the instance&#39;s configuration is fixed" in page.text
     assert 'id="reauthorize"' not in page.text

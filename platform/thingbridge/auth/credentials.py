@@ -9,7 +9,7 @@ import secrets
 from thingbridge.auth import secret_hash, token_cache
 from thingbridge.db import db, delete_in_batches, utcnow
 from thingbridge.limits import quotas
-from thingbridge.models import AccessToken, App, ConnectorClient
+from thingbridge.models import AccessToken, App, ConnectorClient, ConsoleSession
 from thingbridge.models.apps import NoApp
 from thingbridge.schemas.common import unstorable
 
@@ -40,13 +40,19 @@ def revoke_all(app: App) -> int:
     return revoked
 
 
+def end_console_sessions(app: App) -> None:
+    ConsoleSession.delete().where(ConsoleSession.app == app.id).execute()
+
+
 def rotate_secret(app: App, revoke_tokens: bool = False) -> str:
-    """A new client secret (returned once, stored hashed); the old one stops working now.
-    Tokens issued before stay valid until they expire unless ``revoke_tokens``."""
+    """A new client secret (returned once, stored hashed); the old one stops working now, and
+    every console sign-in with it ends. Tokens issued before stay valid until they expire
+    unless ``revoke_tokens``."""
     secret = secrets.token_urlsafe(32)
     with db.atomic():
         App.update(client_secret_hash=secret_hash.make(secret)).where(
             App.id == app.id).execute()
+        end_console_sessions(app)
         if revoke_tokens:
             revoke_all(app)
     token_cache.forget_app(app.id)
@@ -54,13 +60,15 @@ def rotate_secret(app: App, revoke_tokens: bool = False) -> str:
 
 
 def disable(app: App) -> int:
-    """Stop the app at once: every token revoked, no new ones, its clients not polled;
-    returns tokens revoked. The clients are taken off the schedule (due never), so the
-    dispatcher's look for due clients does not walk past them for as long as the app stays
-    disabled; it also skips a disabled app's, for a poll under way that schedules its next."""
+    """Stop the app at once: every token revoked and console sign-in ended, no new ones, its
+    clients not polled; returns tokens revoked. The clients are taken off the schedule (due
+    never), so the dispatcher's look for due clients does not walk past them for as long as
+    the app stays disabled; it also skips a disabled app's, for a poll under way that
+    schedules its next."""
     with db.atomic():
         App.update(disabled_at=utcnow()).where(App.id == app.id).execute()
         revoked = revoke_all(app)
+        end_console_sessions(app)
         ConnectorClient.update(next_poll_at=None).where(ConnectorClient.app == app.id).execute()
     token_cache.forget_app(app.id)
     return revoked
@@ -77,13 +85,13 @@ def enable(app: App) -> None:
 
 
 def prune_tokens(now: datetime.datetime | None = None) -> int:
-    """Delete revoked tokens and expired ones: neither can authenticate anything again. Token
-    lifetimes are few (one per setting of THINGBRIDGE_TOKEN_EXPIRES_IN), so each is one
-    portable DELETE by creation time."""
+    """Delete revoked tokens and expired ones, and console sign-ins that have ended: none
+    can authenticate anything again. Token lifetimes are few (one per setting of
+    THINGBRIDGE_TOKEN_EXPIRES_IN), so each is one portable DELETE by creation time."""
     now = now or utcnow()
     pruned = delete_in_batches(AccessToken, AccessToken.revoked == True)  # noqa: E712
     lifetimes = [row.expires_in for row in AccessToken.select(AccessToken.expires_in).distinct()]
     for seconds in lifetimes:
         pruned += delete_in_batches(AccessToken, (AccessToken.expires_in == seconds) & (
             AccessToken.created_at <= now - datetime.timedelta(seconds=seconds)))
-    return pruned
+    return pruned + delete_in_batches(ConsoleSession, ConsoleSession.expires_at <= now)

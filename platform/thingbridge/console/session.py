@@ -1,32 +1,51 @@
-"""Signing in with the app's client id and secret, and out again."""
+"""Signing in with the app's client id and secret, and out again. A sign-in is a row on the
+server (``ConsoleSession``) that the cookie names, so it ends for every copy of the cookie:
+at sign-out, at its lifetime's end, and when the app's secret changes or the app is
+disabled (``credentials``)."""
 
 from __future__ import annotations
 
-import hashlib
+import datetime
+import secrets
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 
 from thingbridge.auth import credentials
 from thingbridge.console import bp
+from thingbridge.db import utcnow
 from thingbridge.errors import ApiError
-from thingbridge.models import APP_PLAIN, App
+from thingbridge.models import APP_PLAIN, App, ConsoleSession, token_hash
 from thingbridge.schemas.common import unstorable
 
 CLIENT_ID_LENGTH = App.client_id.max_length
 
 
-def _fingerprint(app: App) -> str:
-    """Changes when the app's secret does: rotating a secret signs its sessions out."""
-    return hashlib.sha256(app.client_secret_hash.encode()).hexdigest()[:32]
-
-
 def signed_in_app() -> App | None:
-    app_id = session.get("app_id")
-    app = App.select(*APP_PLAIN).where(App.id == app_id).first() if app_id else None
-    if app is None or app.disabled_at is not None \
-            or session.get("fingerprint") != _fingerprint(app):
-        return None  # signed out by a new secret, or the app was disabled
-    return app
+    """The app whose sign-in the cookie names, if that sign-in has not ended."""
+    token = session.get("token")
+    if not isinstance(token, str):
+        return None
+    return App.select(*APP_PLAIN).join(ConsoleSession).where(
+        (ConsoleSession.token_hash == token_hash(token))
+        & (ConsoleSession.expires_at > utcnow()) & App.disabled_at.is_null()).first()
+
+
+def _start(app: App) -> None:
+    token = secrets.token_urlsafe(32)
+    lifetime = datetime.timedelta(seconds=current_app.config["CONSOLE_SESSION_LIFETIME"])
+    now = utcnow()
+    ConsoleSession.create(token_hash=token_hash(token), app=app.id, created_at=now,
+                          expires_at=now + lifetime)
+    session.clear()
+    session.permanent = True
+    session["token"] = token
+
+
+def _end() -> None:
+    token = session.get("token")
+    if isinstance(token, str):
+        ConsoleSession.delete().where(ConsoleSession.token_hash == token_hash(token)).execute()
+    session.clear()
 
 
 def _safe_next(target: str | None) -> str:
@@ -52,9 +71,7 @@ def login():
         return render_template("console/login.html", next=request.form.get("next", ""),
                                client_id=client_id), 429, refused.data["headers"]
     if app.check_client_secret(secret):
-        session.clear()
-        session.permanent = True
-        session.update(app_id=app.id, fingerprint=_fingerprint(app))
+        _start(app)
         return redirect(_safe_next(request.form.get("next")))
     flash("Unknown client id or wrong secret.", "error")
     return render_template("console/login.html", next=request.form.get("next", ""),
@@ -63,6 +80,6 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    session.clear()
+    _end()
     flash("Signed out.", "info")
     return redirect(url_for("console.login"))

@@ -1,7 +1,14 @@
 """All tables, in dependency order (migrations and tests create them in this order)."""
 
 from thingbridge.models.actions import ACTION_STATUSES, ActionRequest
-from thingbridge.models.apps import ALL_SCOPES, APP_PLAIN, AccessToken, App, token_hash
+from thingbridge.models.apps import (
+    ALL_SCOPES,
+    APP_PLAIN,
+    AccessToken,
+    App,
+    ConsoleSession,
+    token_hash,
+)
 from thingbridge.models.connectors import (
     CLIENT_STATUSES,
     ConnectorClient,
@@ -34,12 +41,12 @@ ALL_MODELS = [
     App, AccessToken, ConnectorDescription, ConnectorInstance, ConnectorClient, OAuthState,
     RateBudget, PollTally, Thing, Component, Property, Action, ThingMapping, ActionRequest,
     EventCounter, Event, PublisherCursor, WebhookEndpoint, WebhookDelivery, WebhookAttempt,
-    RateWindow,
+    RateWindow, ConsoleSession,
 ]
 
 __all__ = [
     "ACTION_STATUSES", "ALL_MODELS", "ALL_SCOPES", "APP_PLAIN", "AccessToken", "Action",
-    "ActionRequest", "App",
+    "ActionRequest", "App", "ConsoleSession",
     "CLIENT_STATUSES", "Component", "ConnectorClient", "ConnectorDescription", "ConnectorInstance",
     "DELIVERY_STATUSES", "ENDPOINT_PLAIN", "Event", "EventCounter", "OAuthState",
     "PROPERTY_TYPES", "Property",

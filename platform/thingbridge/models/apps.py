@@ -146,3 +146,12 @@ class AccessToken(BaseModel, TokenMixin):
 
     def is_revoked(self):
         return self.revoked
+
+
+class ConsoleSession(BaseModel):
+    """A console sign-in. The cookie carries a random token naming it (stored hashed, as
+    access tokens are), so signing out deletes it for every copy of the cookie; it ends at
+    ``expires_at`` (THINGBRIDGE_CONSOLE_SESSION_LIFETIME after sign-in), and with its app."""
+    token_hash = CharField(max_length=64, primary_key=True)
+    app = ForeignKeyField(App, on_delete="CASCADE")
+    expires_at = DateTimeField(index=True)
