@@ -64,6 +64,26 @@ def test_polls_provider_answers_and_clients_are_measured(http, api, owm_sim):
     assert not [key for key in after if any(v in ("alice", "bob", started) for _, v in key[1:])]
 
 
+
+def test_the_poll_backlog_is_measured(http, api, owm_sim):
+    """How many clients are due and not sent to a worker yet, and how long the longest-waiting
+    has been due: an operator's measure of workers (or a dispatcher) falling behind."""
+    late, sent, soon = (owm_client(api.as_subject(who), city) for who, city in (
+        ("alice", "Berlin"), ("bob", "Paris"), ("carol", "Rome")))
+    now = utcnow()
+    for client_id, fields in ((late, dict(next_poll_at=now - datetime.timedelta(seconds=90))),
+                              (sent, dict(next_poll_at=now - datetime.timedelta(minutes=5),
+                                          lease_token="claimed",
+                                          leased_until=now + datetime.timedelta(minutes=1))),
+                              (soon, dict(next_poll_at=now + datetime.timedelta(minutes=1)))):
+        ConnectorClient.update(**fields).where(ConnectorClient.id == client_id).execute()
+    samples = scrape(http)
+    assert sample(samples, "thingbridge_polls_waiting_clients", connector="openweathermap") == 1
+    assert 90 <= sample(samples, "thingbridge_poll_wait_seconds", connector="openweathermap") \
+        < 150
+    assert ("thingbridge_polls_waiting_clients", ("connector", "netatmo")) in samples
+    assert sample(samples, "thingbridge_poll_wait_seconds", connector="netatmo") == 0
+
 def test_staleness_is_the_oldest_success_among_started_clients(http, api, owm_sim):
     client_id = owm_client(api)
     assert polling.poll(client_id) == "ok"

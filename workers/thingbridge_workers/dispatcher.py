@@ -18,6 +18,7 @@ from peewee import JOIN, Select, fn
 from thingbridge import tasks
 from thingbridge.connectors import lifecycle
 from thingbridge.connectors.registry import poll_interval
+from thingbridge.connectors.service import due
 from thingbridge.db import db, is_postgres, locking, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import App, ConnectorClient
@@ -26,11 +27,6 @@ from thingbridge.models import App, ConnectorClient
 def claim_lease(type_id: str) -> float:
     """Seconds a dispatched poll may wait in the queue before its client is sent again."""
     return min(poll_interval(type_id), current_app.config["TASK_LEASE"])
-
-
-def _due(client, now):
-    return ((client.next_poll_at <= now) & (client.status != "ERROR")
-            & Lease(client, 0).free(now))
 
 
 def _in_turns(now, limit: int):
@@ -43,7 +39,7 @@ def _in_turns(now, limit: int):
     if is_postgres():
         client = ConnectorClient.alias("due")
         oldest = (client.select(client.id, client.app, client.next_poll_at)
-                  .where((client.app == App.id) & _due(client, now))
+                  .where((client.app == App.id) & due(client, now))
                   .order_by(client.next_poll_at).limit(limit))
         source = (App.select(oldest.c.id, oldest.c.app_id, oldest.c.next_poll_at)
                   .join(oldest, JOIN.LATERAL).where(App.disabled_at.is_null()))
@@ -51,7 +47,7 @@ def _in_turns(now, limit: int):
         client = ConnectorClient
         disabled = App.select(App.id).where(App.disabled_at.is_null(False))
         source = client.select(client.id, client.app, client.next_poll_at).where(
-            _due(client, now) & client.app.not_in(disabled))
+            due(client, now) & client.app.not_in(disabled))
     source = source.alias("due_by_app")
     turn = fn.ROW_NUMBER().over(partition_by=[source.c.app_id],
                                 order_by=[source.c.next_poll_at])
@@ -72,7 +68,7 @@ def claim_due(limit: int) -> tuple[list[str], str]:
     with db.atomic():
         query = (ConnectorClient.select(ConnectorClient.id, ConnectorClient.type_id)
                  .where(ConnectorClient.id.in_(_in_turns(now, limit))
-                        & _due(ConnectorClient, now)))
+                        & due(ConnectorClient, now)))
         rows = sorted(locking(query, skip_locked=True), key=lambda row: row.type_id)
         for type_id, group in itertools.groupby(rows, key=lambda row: row.type_id):
             Lease(ConnectorClient, claim_lease(type_id)).take(

@@ -13,6 +13,7 @@ from peewee import JOIN, SQL, Case, fn, prefetch
 
 from thingbridge.db import is_postgres, utcnow
 from thingbridge.errors import ApiError, found, not_found
+from thingbridge.lease import Lease
 from thingbridge.models import (
     ConnectorClient,
     ConnectorDescription,
@@ -204,6 +205,22 @@ def client_counts(app=None) -> list[tuple[str, str, int, datetime.datetime | Non
     if app is not None:
         query = query.where(ConnectorClient.app == app)
     return list(query.group_by(ConnectorClient.type_id, ConnectorClient.status).tuples())
+
+
+def due(client, now: datetime.datetime):
+    """``client`` (the model, or an alias of it) is due for a poll and no poll holds it or was
+    sent for it: what the dispatcher claims, and the backlog the metrics count."""
+    return ((client.next_poll_at <= now) & (client.status != "ERROR")
+            & Lease(client, 0).free(now))
+
+
+def poll_backlog() -> list[tuple[str, int, datetime.datetime]]:
+    """(connector, clients due and not sent yet, the earliest due time among them): one
+    grouped query."""
+    return list(ConnectorClient.select(ConnectorClient.type_id, fn.COUNT(ConnectorClient.id),
+                                       fn.MIN(ConnectorClient.next_poll_at))
+                .where(due(ConnectorClient, utcnow()))
+                .group_by(ConnectorClient.type_id).tuples())
 
 
 def freshness(app, intervals: dict[str, float]) -> dict[str, int]:

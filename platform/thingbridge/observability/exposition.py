@@ -123,7 +123,7 @@ class DatabaseGauges:
 
     def collect(self):
         from thingbridge.connectors.registry import connector_classes, poll_interval
-        from thingbridge.connectors.service import client_counts
+        from thingbridge.connectors.service import client_counts, poll_backlog
         from thingbridge.models import CLIENT_STATUSES
         from thingbridge.outbox import publishers, publishing, webhooks
 
@@ -143,6 +143,14 @@ class DatabaseGauges:
                                      else 0.0 for t in types})
         yield _gauge("thingbridge_poll_interval_seconds", "Configured seconds between polls",
                      ["connector"], {(t,): poll_interval(t, self.app) for t in types})
+        backlog = {type_id: (clients, earliest) for type_id, clients, earliest in poll_backlog()}
+        yield _gauge("thingbridge_polls_waiting_clients",
+                     "Clients due for a poll that the dispatcher has not sent yet",
+                     ["connector"], {(t,): backlog.get(t, (0, None))[0] for t in types})
+        yield _gauge("thingbridge_poll_wait_seconds",
+                     "How long the longest-waiting of those clients has been due",
+                     ["connector"], {(t,): (now - backlog[t][1]).total_seconds()
+                                     if t in backlog else 0.0 for t in types})
         lag = {("webhooks",): webhooks.lag()}
         for name in publishers.configured_names(self.app.config.get("EVENT_BROKERS")):
             lag[(name,)] = publishing.lag(name)
