@@ -274,3 +274,20 @@ def test_a_client_stopped_by_its_instance_says_what_repairs_it(console, netatmo_
     assert polled.status_code == 302
     assert "until the instance&#39;s configuration is fixed" in http.get(
         f"/console/clients/{client_id}").text
+
+
+def test_a_console_url_no_page_has_is_answered_with_a_page(console, live_api):
+    """A mistyped console URL, or a form's URL with the wrong method: the console's own error
+    page (its headers too), not the API's JSON."""
+    http, _ = console
+    for resp, code in ((http.get("/console/no-such-page"), 404),
+                       (Browser(live_api).get("/console/no/such/page"), 404),
+                       (http.post("/console/clients"), 405)):
+        assert resp.status_code == code
+        assert resp.headers["Content-Type"].startswith("text/html")
+        assert f"<h1>{code}</h1>" in resp.text
+        assert resp.headers["X-Frame-Options"] == "DENY"
+    assert "GET" in resp.headers["Allow"]
+    api_miss = http.get("/api/v1/no-such-resource")
+    assert api_miss.status_code == 404 and api_miss.json()["error"] == "NOT_FOUND"
+    assert http.get("/consoles").json()["error"] == "NOT_FOUND"  # not under /console

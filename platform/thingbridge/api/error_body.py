@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import flask_smorest
+from flask import request
 from gunicorn.http.errors import ParseException
 from peewee import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -60,6 +61,9 @@ class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorBodySchema
 
     def init_app(self, app, **kwargs):
+        # Path prefix -> the view answering a URL under it that no route matched (a 404 or 405
+        # raised before any blueprint took the request): pages answer with a page.
+        self.page_errors = {}
         super().init_app(app, **kwargs)
         app.register_error_handler(IntegrityError, self.handle_conflict)
         app.register_error_handler(DataError, self.handle_unstorable)
@@ -68,6 +72,10 @@ class Api(flask_smorest.Api):
         app.register_error_handler(Exception, self.handle_unexpected)
 
     def handle_http_exception(self, error: HTTPException):
+        if request.blueprint is None:
+            for prefix, page in self.page_errors.items():
+                if request.path == prefix or request.path.startswith(prefix + "/"):
+                    return page(error)
         data = getattr(error, "data", None) or {}
         headers = dict(data.get("headers") or {})
         if getattr(error, "valid_methods", None):

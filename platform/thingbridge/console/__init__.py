@@ -58,6 +58,8 @@ def init_app(app) -> None:
     )
     csrf.init_app(app)
     app.register_blueprint(bp)
+    # A console URL no route matches is the console's page too, not the API's JSON.
+    app.extensions["flask-smorest"]["apis"][""]["ext_obj"].page_errors["/console"] = _error
 
 
 @bp.before_request
@@ -83,7 +85,11 @@ def _error(error: HTTPException):
     message = error.description
     if isinstance(error, CSRFError):
         message = f"{message} Reload the page and try again."
-    return render_template("console/error.html", code=error.code, message=message), error.code
+    headers = dict(SECURITY_HEADERS)
+    if getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return (render_template("console/error.html", code=error.code, message=message),
+            error.code, headers)
 
 
 @bp.errorhandler(DataError)
