@@ -166,7 +166,12 @@ def _classify(exc: Exception):
         if exc.error in ("invalid_client", "unauthorized_client"):
             return InstanceRefused(f"the token endpoint refused the OAuth client ({exc.error})")
         return TransientError(f"token endpoint error: {exc.error}")
-    return TransientError(f"token endpoint unreachable: {exc}")
+    if isinstance(exc, requests.RequestException):
+        # The kind of failure, as the connectors say it: the exception's text holds the
+        # provider's URL and the platform's socket details, which the app reads.
+        return TransientError(f"token endpoint unreachable: {exc.__class__.__name__}")
+    return TransientError(f"token endpoint answered something that is not a token: "
+                          f"{exc.__class__.__name__}")
 
 
 def exchange_code(connector: Connector, instance_config: dict, oauth_state: OAuthState,
