@@ -81,7 +81,9 @@ def test_console_sign_ins_spend_the_same_count_per_client_id(api, make_app, limi
     assert answers[0].status_code == 401
     refused = next(resp for resp in answers if resp.status_code == 429)
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
-    assert "THINGBRIDGE_TOKEN_REQUESTS_PER_MINUTE" in refused.get_data(as_text=True)
+    page = refused.get_data(as_text=True)
+    assert "THINGBRIDGE_TOKEN_REQUESTS_PER_MINUTE" in page
+    assert "Too many secret checks" in page  # a sentence of its own on the page
     checked = len(checks)
     assert sign_in(api.secret).status_code == 429 and len(checks) == checked
     assert_429(http.post("/oauth2/token", data={"grant_type": "client_credentials"},

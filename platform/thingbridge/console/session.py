@@ -67,7 +67,8 @@ def login():
     try:
         app = credentials.signing_in(client_id)  # the count the token endpoint spends
     except ApiError as refused:
-        flash(f"{refused.description}. Try again later.", "error")
+        flash(f"{refused.description[:1].upper()}{refused.description[1:]}. Try again later.",
+              "error")
         return render_template("console/login.html", next=request.form.get("next", ""),
                                client_id=client_id), 429, refused.data["headers"]
     if app.check_client_secret(secret):
