@@ -114,3 +114,36 @@ def test_the_dispatcher_keeps_one_batch_waiting_in_the_broker(clean_db, flask_ap
     assert dispatch() == 4 and tasks.waiting() == 10
     assert _claimed(small) == small  # their turn came before the backlog's next two
     assert _claimed(backlog) == backlog[:12]
+
+
+def test_action_retries_take_turns_between_apps(database, flask_app, monkeypatch):
+    """The action dispatcher sends due requests (retries, and first attempts a broker outage
+    left to it) in turns too: an app with a backlog of retries, each a delivery into a
+    receiver that keeps failing, does not hold another app's back until its deadline."""
+    from thingbridge.actions import service
+    from thingbridge.models import ActionRequest, Thing
+
+    sent = []
+    monkeypatch.setattr(service, "enqueue", lambda task, request_id, token: sent.append(
+        request_id))
+    now = utcnow()
+
+    def requests_of(name, count, first_due):
+        app, _ = App.register(name)
+        thing = Thing.create(app=app, external_subject_id="alice", created_by=app,
+                             main_component_id="c")
+        ids = []
+        for i in range(count):
+            request = service.record_request(app, "alice", thing, "c", "a", {}, deliver=True)
+            ActionRequest.update(next_attempt_at=first_due + datetime.timedelta(seconds=i)) \
+                .where(ActionRequest.id == request.id).execute()
+            ids.append(request.id)
+        return ids
+
+    with flask_app.app_context():
+        backlog = requests_of("backlog", 12, now - datetime.timedelta(seconds=50))
+        small = requests_of("small", 2, now - datetime.timedelta(seconds=5))
+        assert service.dispatch_due(5) == 5
+        assert sorted(sent) == sorted(small + backlog[:3])
+        sent.clear()
+        assert service.dispatch_due(100) == 9 and sorted(sent) == sorted(backlog[3:])

@@ -16,7 +16,7 @@ from functools import cache
 from flask import current_app
 from peewee import JOIN, IntegrityError, fn
 
-from thingbridge import sql
+from thingbridge import sql, turns
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, is_postgres, locking, retry_idempotent, utcnow
@@ -32,7 +32,7 @@ from thingbridge.models import (
     Thing,
     ThingMapping,
 )
-from thingbridge.models.actions import PENDING
+from thingbridge.models.actions import pending
 from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
@@ -224,15 +224,22 @@ def release_delivery(request: ActionRequest, awaiting_app: bool) -> None:
         (ActionRequest.id == request.id) & held_by(request)).execute()
 
 
+def _due(request, now: datetime.datetime):
+    return pending(request) & (request.next_attempt_at <= now) & Lease(request, 0).free(now)
+
+
 def dispatch_due(limit: int) -> int:
-    """Send every due PENDING request no task holds (beat). Concurrent dispatchers never
-    claim the same one."""
+    """Send up to ``limit`` due PENDING requests no task holds (beat), in turns between apps
+    (``turns.py``): one app's backlog of retries does not hold back another app's until
+    their deadlines pass. Concurrent dispatchers never claim the same one: the rows are
+    locked (skipping those another holds) and the conditions checked again on them."""
     now, token = utcnow(), str(uuid.uuid4())
     lease = Lease(ActionRequest, CLAIM_LEASE)
     with db.atomic():
-        query = (ActionRequest.select(ActionRequest.id)
-                 .where(PENDING & (ActionRequest.next_attempt_at <= now) & lease.free(now))
-                 .order_by(ActionRequest.next_attempt_at).limit(limit))
+        query = ActionRequest.select(ActionRequest.id).where(
+            ActionRequest.id.in_(turns.in_turns(ActionRequest, lambda r: _due(r, now),
+                                                "next_attempt_at", limit))
+            & _due(ActionRequest, now))
         ids = [row.id for row in locking(query, skip_locked=True)]
         if ids:
             lease.take(ActionRequest.id.in_(ids), now, token)

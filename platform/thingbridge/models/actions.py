@@ -50,10 +50,17 @@ class ActionRequest(BaseModel):
 # count never reads an app's finished requests.
 ActionRequest.add_index(ActionRequest.index(ActionRequest.app, ActionRequest.delivering_until,
                                             where=ActionRequest.delivering_until.is_null(False)))
-# A literal, not a parameter: a planner uses the partial index of due requests for a statement
-# whose condition it can prove implies the index's, and a generic plan knows no parameter's value.
-PENDING = ActionRequest.status == SQL("'PENDING'")
-# The due requests, found by the dispatcher: only PENDING rows, so a finished request (which
-# keeps the time it was due) leaves the index, and finding the due ones never walks an app's
-# history.
-ActionRequest.add_index(ActionRequest.index(ActionRequest.next_attempt_at, where=PENDING))
+
+
+def pending(table=ActionRequest):
+    """``table`` (the model or an alias of it) is PENDING, as a literal, not a parameter: a
+    planner uses the partial index of due requests for a statement whose condition it can
+    prove implies the index's, and a generic plan knows no parameter's value."""
+    return table.status == SQL("'PENDING'")
+
+
+# The due requests, found by the dispatcher app by app: only PENDING rows, so a finished
+# request (which keeps the time it was due) leaves the index, and finding the due ones never
+# walks an app's history.
+ActionRequest.add_index(ActionRequest.index(ActionRequest.app, ActionRequest.next_attempt_at,
+                                            where=pending()))
