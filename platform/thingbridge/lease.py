@@ -49,6 +49,10 @@ class Lease:
                     .returning(self.model).execute())
         return rows[0] if rows else None
 
+    def release(self, where, token: str) -> int:
+        """Let go at once of the rows matching ``where`` that ``token`` holds."""
+        return self.model.update(**self.RELEASED).where(where & self.held(token)).execute()
+
     def renewal(self, now: datetime.datetime | None = None) -> dict:
         """Fields that extend a held lease from now (merge into the holder's UPDATE)."""
         return {"leased_until": (now or utcnow()) + self.duration}

@@ -8,15 +8,19 @@ from collections.abc import Callable
 
 from celery import Celery, Task
 from flask import Flask, current_app
+from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from thingbridge import redis_transport
 from thingbridge.config import var_dir
 from thingbridge.db import DatabaseUnavailable
+from thingbridge.lease import Lease
 from thingbridge.observability import logs
 
 log = logging.getLogger(__name__)
 BROKER_SOCKET_TIMEOUT = 2  # seconds a Redis broker may take to answer a command
+DEFAULT_QUEUE, POLL_QUEUE = "celery", "thingbridge.polls"
+_EXCHANGE = Exchange(DEFAULT_QUEUE, "direct")  # Celery's default exchange
 # A send that may fail (the broker is down) tries this hard before giving up on it.
 SOON_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0,
                      "interval_max": 0.2}
@@ -86,6 +90,13 @@ def celery_init_app(app: Flask) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=4,
         timezone="UTC",
+        # Polls have a queue of their own: the dispatcher counts what waits in it (waiting())
+        # and sends more only while there is room, whatever else the workers have queued.
+        # A worker takes from both (in turn, on Redis).
+        task_queues=(Queue(DEFAULT_QUEUE, _EXCHANGE, routing_key=DEFAULT_QUEUE),
+                     Queue(POLL_QUEUE, _EXCHANGE, routing_key=POLL_QUEUE)),
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={"thingbridge.poll_client": {"queue": POLL_QUEUE}},
     )
     celery.set_default()
     app.extensions["celery"] = celery
@@ -118,12 +129,24 @@ def enqueue_many(task_name: str, arg_lists: list[tuple], **options) -> None:
                              **options)
 
 
-def waiting() -> int:
-    """Tasks waiting in the broker for a worker to take them (Celery's queue; what workers
-    have taken and not finished is not counted). The queue is declared as the workers declare
-    it, so asking never fails on a queue no worker has declared yet."""
+def send_claimed(task_name: str, model, ids: list[str], token: str) -> None:
+    """Send one task per row a dispatcher claimed under ``token``. If the broker fails, the
+    claims are let go at once rather than held for their lease with nothing sent (a task
+    sent before the failure finds its row free and due, and takes it all the same); then
+    the failure is raised."""
+    try:
+        enqueue_many(task_name, [(row_id, token) for row_id in ids])
+    except BrokerUnavailable:
+        Lease(model, 0).release(model.id.in_(ids), token)
+        raise
+
+
+def waiting(queue_name: str = POLL_QUEUE) -> int:
+    """Tasks waiting in a queue of the broker for a worker to take them (what workers have
+    taken and not finished is not counted). The queue is declared as the workers declare it,
+    so asking never fails on a queue no worker has declared yet."""
     celery = current_app.extensions["celery"]
-    queue = celery.amqp.queues[celery.conf.task_default_queue]
+    queue = celery.amqp.queues[queue_name]
     with celery.connection_or_acquire() as connection:
         return queue.bind(connection.default_channel).queue_declare().message_count
 

@@ -5,12 +5,25 @@ work by a batch at most, not by the whole backlog."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 from peewee import JOIN, Expression, Select, fn
 
-from thingbridge.db import is_postgres
+from thingbridge.db import db, is_postgres
 from thingbridge.models import App
+
+
+@contextlib.contextmanager
+def claiming() -> Iterator[None]:
+    """The transaction a dispatcher claims a batch in. PostgreSQL's JIT would compile the
+    claim: the planner expects ``limit`` rows from every app, so with a thousand apps the
+    estimate passes JIT's threshold, and compiling took 240-300 ms of a claim that runs in
+    15 ms without it."""
+    with db.atomic():
+        if is_postgres():
+            db.execute_sql("SET LOCAL jit = off")
+        yield
 
 
 def in_turns(model, due: Callable[[type], Expression], waited: str, limit: int,

@@ -10,6 +10,7 @@ import re
 import pytest
 import requests
 from flows import owm_client
+from helpers import waiting_on
 from werkzeug.security import generate_password_hash
 
 from thingbridge.db import utcnow
@@ -291,3 +292,41 @@ def test_a_console_url_no_page_has_is_answered_with_a_page(console, live_api):
     api_miss = http.get("/api/v1/no-such-resource")
     assert api_miss.status_code == 404 and api_miss.json()["error"] == "NOT_FOUND"
     assert http.get("/consoles").json()["error"] == "NOT_FOUND"  # not under /console
+
+
+def test_signing_in_again_ends_the_sign_in_this_browser_had(console, live_api):
+    http, api = console
+    copy = Browser(live_api)
+    copy.session.cookies.update(http.session.cookies)
+    _sign_in(http, api)
+    assert http.get("/console/").status_code == 200
+    assert copy.get("/console/").status_code == 302
+    assert ConsoleSession.select().count() == 1
+
+
+@pytest.mark.parametrize("token", ["\ud800", 5, ["x"], {"a": 1}, "x" * 100_000, "a\x00b"],
+                         ids=["lone-surrogate", "int", "list", "dict", "huge", "nul"])
+def test_a_cookie_naming_no_sign_in_is_signed_out(live_api, flask_app, token):
+    """A cookie only a holder of the secret keys can sign, with a token no sign-in has: the
+    sign-in page, never a 500."""
+    forged = flask_app.session_interface.get_signing_serializer(flask_app).dumps(
+        {"token": token})
+    http = Browser(live_api)
+    http.session.cookies.set("thingbridge_console", forged, path="/console")
+    resp = http.get("/console/")
+    assert resp.status_code == 302 and "/console/login" in resp.headers["Location"]
+
+
+def test_a_sign_in_racing_a_new_secret_does_not_outlive_it(live_api, make_app, flask_app):
+    """The secret is rotated after the sign-in checked it, before the sign-in is stored: the
+    sign-in waits for the rotation and fails, rather than start a session the rotation (which
+    ends the sessions it finds) never saw."""
+    api, http = make_app("app-a"), Browser(live_api)
+    form = {"client_id": api.client_id, "client_secret": api.secret,
+            "csrf_token": _csrf(http.get("/console/login"))}
+    with waiting_on(flask_app, "UPDATE app SET client_secret_hash = %s WHERE id = %s",
+                    ("sha256$rotated", api.model.id), lambda: http.post("/console/login", form),
+                    "INSERT") as (_, answers):
+        pass
+    assert answers[0].status_code == 401
+    assert ConsoleSession.select().count() == 0

@@ -10,6 +10,7 @@ import redis
 from flows import CLIENTS, client_row, netatmo_instance, owm_client, owm_instance
 from helpers import BROKER_URL
 
+from thingbridge import tasks
 from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, ConnectorInstance, OAuthState
@@ -172,7 +173,8 @@ def test_polls_after_a_burst_of_actions_are_one_poll_after_a_settle(api, owm_sim
     due = client_row(client_id).next_poll_at
     assert start + datetime.timedelta(seconds=lifecycle.REFRESH_SETTLE) <= due < (
         start + datetime.timedelta(hours=1))
-    [sent] = [json.loads(m) for m in redis.Redis.from_url(BROKER_URL).lrange("celery", 0, -1)]
+    [sent] = [json.loads(m) for m in redis.Redis.from_url(BROKER_URL).lrange(tasks.POLL_QUEUE,
+                                                                              0, -1)]
     assert sent["headers"]["task"] == lifecycle.POLL_TASK and sent["headers"]["eta"]
 
 

@@ -8,6 +8,7 @@ import re
 import psycopg
 import pytest
 
+from thingbridge import tasks
 from thingbridge.actions import service
 from thingbridge.db import db
 from thingbridge.models import App, Thing
@@ -87,7 +88,7 @@ def test_the_dispatcher_reads_the_due_requests_not_the_finished_ones(clean_db, s
     _seed_requests(app, thing, "'COMPLETED'")
     due = [service.record_request(app, "alice", thing, "c", "a", {}, deliver=True).id
            for _ in range(3)]
-    monkeypatch.setattr(service, "enqueue", lambda *args: None)
+    monkeypatch.setattr(tasks, "enqueue_many", lambda *args: None)
     sent.clear()
     assert service.dispatch_due(200) == 3
     sql, params = next((s, p) for s, p in sent if s.startswith("SELECT"))

@@ -65,7 +65,7 @@ def test_polls_provider_answers_and_clients_are_measured(http, api, owm_sim):
 
 
 
-def test_the_poll_backlog_is_measured(http, api, owm_sim):
+def test_the_poll_backlog_is_measured(http, api, make_app, owm_sim):
     """How many clients are due and not sent to a worker yet, and how long the longest-waiting
     has been due: an operator's measure of workers (or a dispatcher) falling behind."""
     late, sent, soon = (owm_client(api.as_subject(who), city) for who, city in (
@@ -77,6 +77,12 @@ def test_the_poll_backlog_is_measured(http, api, owm_sim):
                                           leased_until=now + datetime.timedelta(minutes=1))),
                               (soon, dict(next_poll_at=now + datetime.timedelta(minutes=1)))):
         ConnectorClient.update(**fields).where(ConnectorClient.id == client_id).execute()
+    from thingbridge.auth import credentials
+    stopped = make_app("stopped")
+    stopped_client = owm_client(stopped)
+    credentials.disable(stopped.model)
+    ConnectorClient.update(next_poll_at=now - datetime.timedelta(days=2)).where(
+        ConnectorClient.id == stopped_client).execute()  # the dispatcher sends it not
     samples = scrape(http)
     assert sample(samples, "thingbridge_polls_waiting_clients", connector="openweathermap") == 1
     assert 90 <= sample(samples, "thingbridge_poll_wait_seconds", connector="openweathermap") \

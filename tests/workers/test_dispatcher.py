@@ -4,6 +4,7 @@ back another app's clients coming due behind it."""
 import datetime
 
 import psycopg
+import pytest
 from helpers import DATABASE_URL, OWM_KEY
 
 from thingbridge import tasks
@@ -101,6 +102,10 @@ def test_the_dispatcher_keeps_one_batch_waiting_in_the_broker(clean_db, flask_ap
     monkeypatch.setitem(flask_app.config, "DISPATCH_BATCH", 10)
     now = utcnow()
     backlog = _app_with_clients("backlog", 25, now - datetime.timedelta(hours=1), "b")
+    # Other work queued (action deliveries, webhook lanes) has its own queue: it does not
+    # stop the polls.
+    tasks.enqueue_many("thingbridge.deliver_action", [("no-such-request", "x")] * 30)
+    assert tasks.waiting(tasks.DEFAULT_QUEUE) == 30
     assert dispatch() == 10 and tasks.waiting() == 10
     assert dispatch() == 0 and tasks.waiting() == 10
     assert _claimed(backlog) == backlog[:10]  # the others wait unclaimed, due
@@ -108,7 +113,7 @@ def test_the_dispatcher_keeps_one_batch_waiting_in_the_broker(clean_db, flask_ap
     small = _app_with_clients("small", 2, now - datetime.timedelta(seconds=5), "s")
     celery = flask_app.extensions["celery"]
     with celery.connection_or_acquire() as connection:
-        queue = connection.SimpleQueue(celery.conf.task_default_queue)
+        queue = connection.SimpleQueue(tasks.POLL_QUEUE)
         for _ in range(4):  # a worker takes four
             queue.get(timeout=5).ack()
     assert dispatch() == 4 and tasks.waiting() == 10
@@ -124,8 +129,8 @@ def test_action_retries_take_turns_between_apps(database, flask_app, monkeypatch
     from thingbridge.models import ActionRequest, Thing
 
     sent = []
-    monkeypatch.setattr(service, "enqueue", lambda task, request_id, token: sent.append(
-        request_id))
+    monkeypatch.setattr(tasks, "enqueue_many", lambda task, arg_lists: sent.extend(
+        request_id for request_id, _ in arg_lists))
     now = utcnow()
 
     def requests_of(name, count, first_due):
@@ -147,3 +152,42 @@ def test_action_retries_take_turns_between_apps(database, flask_app, monkeypatch
         assert sorted(sent) == sorted(small + backlog[:3])
         sent.clear()
         assert service.dispatch_due(100) == 9 and sorted(sent) == sorted(backlog[3:])
+
+
+def test_a_client_of_a_connector_no_longer_installed_stops_nobodys_polls(clean_db, flask_app):
+    """Its type has no poll interval: the claim failed on it and sent nothing for any app, at
+    every dispatch (with turns, it is in every batch). It is claimed like the others, and its
+    poll says what is wrong."""
+    from thingbridge_workers.polling import poll
+
+    now = utcnow()
+    others = _app_with_clients("others", 3, now - datetime.timedelta(minutes=1), "o")
+    [gone] = _app_with_clients("gone", 1, now - datetime.timedelta(minutes=2), "g")
+    ConnectorClient.update(type_id="uninstalled").where(ConnectorClient.id == gone).execute()
+    claimed, token = claim_due(10)
+    assert sorted(claimed) == sorted(others + [gone])
+    assert poll(gone, token) == "error"
+    client = ConnectorClient.get_by_id(gone)
+    assert (client.status, client.status_reason) == ("ERROR",
+                                                     "connector uninstalled is not installed")
+
+
+def test_claims_the_broker_refused_to_take_are_let_go_at_once(clean_db, flask_app,
+                                                               monkeypatch):
+    """The broker fails between the count and the sends (it stopped, or its memory is full):
+    the claims are released, so the next dispatch after the broker is back sends them,
+    rather than wait out their leases (up to a minute) with nothing sent."""
+    from kombu.exceptions import OperationalError
+
+    now = utcnow()
+    ids = _app_with_clients("app", 3, now - datetime.timedelta(minutes=1), "c")
+
+    def refused(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker")
+
+    monkeypatch.setattr(tasks, "enqueue_many", refused)
+    with pytest.raises(OperationalError):
+        dispatch()
+    assert _claimed(ids) == []
+    monkeypatch.undo()
+    assert dispatch() == 3 and _claimed(ids) == ids

@@ -16,16 +16,20 @@ from flask import current_app
 
 from thingbridge import tasks, turns
 from thingbridge.connectors import lifecycle
-from thingbridge.connectors.registry import poll_interval
+from thingbridge.connectors.registry import connector_classes, poll_interval
 from thingbridge.connectors.service import due
-from thingbridge.db import db, locking, utcnow
+from thingbridge.db import locking, utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import App, ConnectorClient
 
 
 def claim_lease(type_id: str) -> float:
-    """Seconds a dispatched poll may wait in the queue before its client is sent again."""
-    return min(poll_interval(type_id), current_app.config["TASK_LEASE"])
+    """Seconds a dispatched poll may wait in the queue before its client is sent again. A
+    client of a connector no longer installed is sent all the same: its poll says so (ERROR)."""
+    lease = current_app.config["TASK_LEASE"]
+    if type_id not in connector_classes():
+        return lease
+    return min(poll_interval(type_id), lease)
 
 
 def claim_due(limit: int) -> tuple[list[str], str]:
@@ -36,7 +40,7 @@ def claim_due(limit: int) -> tuple[list[str], str]:
     disabling took them off the schedule, and a poll under way then that schedules its next
     must not bring them back."""
     now, token = utcnow(), str(uuid.uuid4())
-    with db.atomic():
+    with turns.claiming():
         query = (ConnectorClient.select(ConnectorClient.id, ConnectorClient.type_id)
                  .where(ConnectorClient.id.in_(turns.in_turns(
                      ConnectorClient, lambda client: due(client, now), "next_poll_at", limit,
@@ -57,5 +61,5 @@ def dispatch() -> int:
     if room <= 0:
         return 0
     ids, token = claim_due(room)
-    tasks.enqueue_many(lifecycle.POLL_TASK, [(client_id, token) for client_id in ids])
+    tasks.send_claimed(lifecycle.POLL_TASK, ConnectorClient, ids, token)
     return len(ids)

@@ -16,7 +16,7 @@ from functools import cache
 from flask import current_app
 from peewee import JOIN, IntegrityError, fn
 
-from thingbridge import sql, turns
+from thingbridge import sql, tasks, turns
 from thingbridge.connectors.plugin_call import call_plugin
 from thingbridge.connectors.registry import build_connector
 from thingbridge.db import db, is_postgres, locking, retry_idempotent, utcnow
@@ -37,7 +37,6 @@ from thingbridge.observability import metrics
 from thingbridge.outbox import events
 from thingbridge.schemas.things import check_value
 from thingbridge.sql import Statement, param
-from thingbridge.tasks import enqueue
 from thingbridge.things.poll_sql import from_row, row_parts
 
 DELIVER_TASK = "thingbridge.deliver_action"
@@ -235,7 +234,7 @@ def dispatch_due(limit: int) -> int:
     locked (skipping those another holds) and the conditions checked again on them."""
     now, token = utcnow(), str(uuid.uuid4())
     lease = Lease(ActionRequest, CLAIM_LEASE)
-    with db.atomic():
+    with turns.claiming():
         query = ActionRequest.select(ActionRequest.id).where(
             ActionRequest.id.in_(turns.in_turns(ActionRequest, lambda r: _due(r, now),
                                                 "next_attempt_at", limit))
@@ -243,8 +242,7 @@ def dispatch_due(limit: int) -> int:
         ids = [row.id for row in locking(query, skip_locked=True)]
         if ids:
             lease.take(ActionRequest.id.in_(ids), now, token)
-    for request_id in ids:
-        enqueue(DELIVER_TASK, request_id, token)
+    tasks.send_claimed(DELIVER_TASK, ActionRequest, ids, token)
     return len(ids)
 
 

@@ -17,7 +17,7 @@ from flask import current_app
 from thingbridge import backoff, crypto
 from thingbridge.connectors.contract import MAX_REASON, ConnectorError, InstanceRefused
 from thingbridge.connectors.registry import installed, poll_interval
-from thingbridge.db import db, is_postgres, locking, utcnow
+from thingbridge.db import db, is_postgres, locking, utcnow, write_transaction
 from thingbridge.models import ConnectorClient, ConnectorInstance, Thing
 from thingbridge.outbox import events
 from thingbridge.outbox.events import Pending
@@ -218,7 +218,7 @@ def record_error(client: ConnectorClient, exc: ConnectorError) -> bool:
     if not isinstance(exc, InstanceRefused):
         set_status(client, "ERROR", reason, next_poll_at=None, last_polled_at=now, **RELEASED)
         return True
-    with db.atomic():
+    with write_transaction():
         # Read before the client row is locked, as the repair writes the instance before it
         # locks its clients: one waits for the other, so either the repair finds this client
         # in ERROR and starts it again, or this finds the new configuration.

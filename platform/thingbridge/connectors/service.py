@@ -15,6 +15,7 @@ from thingbridge.db import is_postgres, utcnow
 from thingbridge.errors import ApiError, found, not_found
 from thingbridge.lease import Lease
 from thingbridge.models import (
+    App,
     ConnectorClient,
     ConnectorDescription,
     ConnectorInstance,
@@ -215,11 +216,12 @@ def due(client, now: datetime.datetime):
 
 
 def poll_backlog() -> list[tuple[str, int, datetime.datetime]]:
-    """(connector, clients due and not sent yet, the earliest due time among them): one
-    grouped query."""
+    """(connector, clients due and not sent yet, the earliest due time among them), of the
+    apps the dispatcher serves (not a disabled one's): one grouped query."""
+    disabled = App.select(App.id).where(App.disabled_at.is_null(False))
     return list(ConnectorClient.select(ConnectorClient.type_id, fn.COUNT(ConnectorClient.id),
                                        fn.MIN(ConnectorClient.next_poll_at))
-                .where(due(ConnectorClient, utcnow()))
+                .where(due(ConnectorClient, utcnow()) & ConnectorClient.app.not_in(disabled))
                 .group_by(ConnectorClient.type_id).tuples())
 
 

@@ -9,10 +9,11 @@ import datetime
 import secrets
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
+from peewee import Value
 
 from thingbridge.auth import credentials
 from thingbridge.console import bp
-from thingbridge.db import utcnow
+from thingbridge.db import locking, utcnow
 from thingbridge.errors import ApiError
 from thingbridge.models import APP_PLAIN, App, ConsoleSession, token_hash
 from thingbridge.schemas.common import unstorable
@@ -20,30 +21,46 @@ from thingbridge.schemas.common import unstorable
 CLIENT_ID_LENGTH = App.client_id.max_length
 
 
+def _token() -> str | None:
+    """The sign-in token the cookie names, if it can be one (it is ASCII)."""
+    token = session.get("token")
+    return token if isinstance(token, str) and token.isascii() else None
+
+
 def signed_in_app() -> App | None:
     """The app whose sign-in the cookie names, if that sign-in has not ended."""
-    token = session.get("token")
-    if not isinstance(token, str):
+    token = _token()
+    if token is None:
         return None
     return App.select(*APP_PLAIN).join(ConsoleSession).where(
         (ConsoleSession.token_hash == token_hash(token))
         & (ConsoleSession.expires_at > utcnow()) & App.disabled_at.is_null()).first()
 
 
-def _start(app: App) -> None:
+def _start(app: App) -> bool:
+    """Sign in as ``app``, whose secret was just checked, in place of this browser's earlier
+    sign-in; False if the secret changed or the app was disabled since the check. The app row
+    is read FOR SHARE: a rotation or disabling under way finishes first (and the sign-in
+    fails), or waits for this one and then ends it."""
+    _end()
     token = secrets.token_urlsafe(32)
     lifetime = datetime.timedelta(seconds=current_app.config["CONSOLE_SESSION_LIFETIME"])
     now = utcnow()
-    ConsoleSession.create(token_hash=token_hash(token), app=app.id, created_at=now,
-                          expires_at=now + lifetime)
-    session.clear()
+    still = locking(App.select(Value(token_hash(token)), App.id, Value(now),
+                               Value(now + lifetime)).where(
+        (App.id == app.id) & (App.client_secret_hash == app.client_secret_hash)
+        & App.disabled_at.is_null()), share=True)
+    fields = [ConsoleSession.token_hash, ConsoleSession.app, ConsoleSession.created_at,
+              ConsoleSession.expires_at]
+    if not ConsoleSession.insert_from(still, fields).as_rowcount().execute():
+        return False
     session.permanent = True
     session["token"] = token
+    return True
 
 
 def _end() -> None:
-    token = session.get("token")
-    if isinstance(token, str):
+    if (token := _token()) is not None:
         ConsoleSession.delete().where(ConsoleSession.token_hash == token_hash(token)).execute()
     session.clear()
 
@@ -71,8 +88,7 @@ def login():
               "error")
         return render_template("console/login.html", next=request.form.get("next", ""),
                                client_id=client_id), 429, refused.data["headers"]
-    if app.check_client_secret(secret):
-        _start(app)
+    if app.check_client_secret(secret) and _start(app):
         return redirect(_safe_next(request.form.get("next")))
     flash("Unknown client id or wrong secret.", "error")
     return render_template("console/login.html", next=request.form.get("next", ""),

@@ -87,9 +87,11 @@ class App(BaseModel, ClientMixin):
         if not secret_hash.matches(self.client_secret_hash, client_secret):
             return False
         if secret_hash.outdated(self.client_secret_hash):
-            App.update(client_secret_hash=secret_hash.make(client_secret)).where(
-                (App.id == self.id) & (App.client_secret_hash == self.client_secret_hash)
-            ).execute()
+            stored = secret_hash.make(client_secret)
+            if App.update(client_secret_hash=stored).where(
+                    (App.id == self.id) & (App.client_secret_hash == self.client_secret_hash)
+            ).execute():
+                self.client_secret_hash = stored
         return True
 
     def check_endpoint_auth_method(self, method, endpoint):
