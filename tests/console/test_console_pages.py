@@ -330,3 +330,18 @@ def test_a_sign_in_racing_a_new_secret_does_not_outlive_it(live_api, make_app, f
         pass
     assert answers[0].status_code == 401
     assert ConsoleSession.select().count() == 0
+
+
+def test_a_page_with_the_database_gone_says_when_to_try_again(second_app):
+    """The database is unreachable: the console's 503 page, with the API's Retry-After."""
+    from helpers import PUBLIC_BASE_URL, SECRET_KEY
+
+    down = second_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/test",
+                       "SECRET_KEYS": SECRET_KEY, "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                       "DATABASE_CONNECT_TIMEOUT": 1})
+    signed = down.session_interface.get_signing_serializer(down).dumps({"token": "t" * 43})
+    client = down.test_client()
+    client.set_cookie("thingbridge_console", signed, path="/console")
+    resp = client.get("/console/")
+    assert resp.status_code == 503 and resp.content_type.startswith("text/html")
+    assert resp.headers["Retry-After"] and resp.headers["X-Frame-Options"] == "DENY"

@@ -85,7 +85,7 @@ def _error(error: HTTPException):
     message = error.description
     if isinstance(error, CSRFError):
         message = f"{message} Reload the page and try again."
-    headers = dict(SECURITY_HEADERS)
+    headers = {**SECURITY_HEADERS, **((getattr(error, "data", None) or {}).get("headers") or {})}
     if getattr(error, "valid_methods", None):
         headers["Allow"] = ", ".join(error.valid_methods)
     return (render_template("console/error.html", code=error.code, message=message),
