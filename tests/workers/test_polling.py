@@ -268,6 +268,32 @@ def test_a_refusal_waits_for_a_repair_under_way(api, owm_sim, flask_app):
     assert said == ["retry"]
     assert client_row(client_id).status == "STARTED"
 
+
+def test_a_refusal_of_a_client_configuration_changed_meanwhile_stops_nothing(api, owm_sim,
+                                                                             monkeypatch):
+    """The same for the client's own configuration: the app moves the client to a location
+    the provider knows while a poll for the old one waits for the provider's 404."""
+    from thingbridge_workers.polling import poll
+
+    client_id = owm_client(api)
+    ConnectorClient.update(configuration={"city": "Atlantis"}).where(
+        ConnectorClient.id == client_id).execute()  # accepted once, unknown to the provider now
+    fetch, cities = owm_client_module.current_weather, []
+
+    def changed_meanwhile(session, base_url, app_key, location, *args, **kwargs):
+        cities.append(location.get("q"))
+        if len(cities) == 1:
+            resp = api.patch(f"{CLIENTS}/{client_id}", json={"configuration": {"city": "Paris"}})
+            assert resp.status_code == 200, resp.json
+        return fetch(session, base_url, app_key, location, *args, **kwargs)
+
+    monkeypatch.setattr(owm_client_module, "current_weather", changed_meanwhile)
+    assert poll_due(client_id) == "retry"
+    client = client_row(client_id)
+    assert (client.status, client.next_poll_at <= utcnow()) == ("STARTING", True)
+    assert poll(client_id) == "ok" and client_row(client_id).status == "STARTED"
+    assert cities[0] == "Atlantis" and cities[-1] == "Paris"
+
 def _postponed(client_id) -> ConnectorClient | None:
     """The worker's recorded rate-limited outcome: never polled, no failure counted, next poll
     in the future (a new client is due at once)."""

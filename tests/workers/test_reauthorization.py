@@ -11,6 +11,7 @@ from flows import (
     client_row,
     consent,
     owm_client,
+    poll_due,
     reauthorize,
     repoll,
     sim_stats,
@@ -80,6 +81,55 @@ def test_revoked_grant_is_repaired_in_place_with_the_same_things(api, netatmo_si
     later = {e["type"] for e in _events(api, mark)}
     assert not later & {"thing.created", "thing.deleted", "connector.client.deleted"}
 
+
+
+def test_a_reauthorization_made_while_a_poll_is_refused_stops_nothing(api, netatmo_sim,
+                                                                      monkeypatch):
+    """The end user reauthorizes (their grant was revoked) while a poll with the old grant
+    is being refused: the refusal, recorded after the new grant was stored, does not stop
+    the client the reauthorization just started again; it is polled again at once."""
+    from thingbridge.connectors import lifecycle
+    from thingbridge_workers.polling import poll
+
+    client_id = consent(api, login=ALICE)["client_id"]
+    assert poll_due(client_id) == "ok"
+    requests.post(f"{netatmo_sim}/_sim/revoke", timeout=5)
+    record = lifecycle.record_error
+
+    def reauthorized_meanwhile(client, exc):
+        assert reauthorize(api, client_id, login=ALICE)["status"] == "STARTING"
+        return record(client, exc)
+
+    monkeypatch.setattr(lifecycle, "record_error", reauthorized_meanwhile)
+    assert poll_due(client_id) == "retry"
+    monkeypatch.undo()
+    client = client_row(client_id)
+    assert (client.status, client.next_poll_at <= utcnow()) == ("STARTING", True)
+    assert poll(client_id) == "ok" and client_row(client_id).status == "STARTED"
+
+
+def test_a_poll_that_refreshed_its_own_token_records_its_refusal(api, netatmo_sim,
+                                                                 monkeypatch):
+    """The tokens a poll refreshed itself are not someone else's reauthorization: its
+    refusal is recorded (ERROR), not taken for stale and polled again (which, with tokens
+    refreshed at every poll, would poll it again at every dispatch for ever)."""
+    from thingbridge.connectors.contract import ConfigError
+    from thingbridge_netatmo.connector import NetatmoConnector
+
+    client_id = consent(api, login=ALICE)["client_id"]
+    assert poll_due(client_id) == "ok"
+    ConnectorClient.update(token_expires_at=utcnow()).where(
+        ConnectorClient.id == client_id).execute()  # the next poll refreshes first
+    before = client_row(client_id).tokens
+
+    def refused(self, ctx):
+        raise ConfigError("home not found")
+
+    monkeypatch.setattr(NetatmoConnector, "fetch", refused)
+    assert poll_due(client_id) == "error"
+    client = client_row(client_id)
+    assert client.tokens != before  # refreshed by this poll
+    assert (client.status, client.status_reason) == ("ERROR", "home not found")
 
 def test_a_denied_reauthorization_keeps_the_grant_that_still_works(api, netatmo_sim,
                                                                    start_worker):

@@ -16,6 +16,7 @@ polls of a client fetch at once and none runs twice for one due time.
 
 from __future__ import annotations
 
+import copy
 import logging
 
 from thingbridge.connectors import lifecycle, rate_budget
@@ -77,7 +78,7 @@ def poll_held(client: ConnectorClient) -> str:
     try:
         payload = call_plugin(connector, client, connector.fetch, lease_budget())
         specs = spec_fit.fit(connector, guarded(connector, connector.map_things, payload,
-                                                client.configuration or {}))
+                                                copy.deepcopy(client.configuration or {})))
     except TransientError as exc:
         lifecycle.record_transient_failure(client, exc.reason, exc.retry_after)
         log.info("poll %s transient failure: %s", client.id, exc.reason)

@@ -210,21 +210,28 @@ def error_reason(exc: ConnectorError, context: str = "") -> str:
 
 def record_error(client: ConnectorClient, exc: ConnectorError) -> bool:
     """A poll the app or the end user must act on (grant revoked, configuration refused): ERROR
-    with the reason, and no poll until they do (reauthorize, PATCH the configuration). False,
-    and the client due again at once, if the provider refused an instance configuration the
-    app has replaced since the poll read it: a repair made while the poll ran must not be
-    undone by the answer to the old configuration."""
+    with the reason, and no poll until they do (reauthorize, PATCH the configuration).
+
+    False, and the client due again at once, if what the poll sent the provider was replaced
+    while it ran: the instance's configuration (the app repaired it), the client's own (the
+    app changed it) or its tokens (the end user reauthorized; the poll's own refreshes are
+    on ``client``). The answer to the old ones must not undo the repair, which found the
+    client working and so started nothing again."""
     reason, now = error_reason(exc), utcnow()
-    if not isinstance(exc, InstanceRefused):
-        set_status(client, "ERROR", reason, next_poll_at=None, last_polled_at=now, **RELEASED)
-        return True
     with write_transaction():
-        # Read before the client row is locked, as the repair writes the instance before it
-        # locks its clients: one waits for the other, so either the repair finds this client
-        # in ERROR and starts it again, or this finds the new configuration.
+        # The instance is read before the client row is locked, as its repair writes it
+        # before it locks its clients: one waits for the other, so either the repair finds
+        # this client in ERROR and starts it again, or this finds the new configuration.
         instance = locking(ConnectorInstance.select(ConnectorInstance.configuration).where(
             ConnectorInstance.id == client.instance.id), share=True).first()
-        if instance is not None and instance.configuration != client.instance.configuration:
+        current = locking(ConnectorClient.select(
+            ConnectorClient.configuration, ConnectorClient.tokens).where(
+            ConnectorClient.id == client.id)).first()
+        if current is None:
+            return True  # deleted meanwhile: nothing to record
+        if (instance is not None and instance.configuration != client.instance.configuration
+                or current.configuration != client.configuration
+                or current.tokens != client.tokens):
             release(client, last_polled_at=now, next_poll_at=now)
             return False
         events.emit_many(client.app_id, transition(

@@ -205,13 +205,16 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
     committed before anyone uses it, and a second worker waiting on the lock sees the new pair
     instead of refreshing with a dead token.
     """
-    client = client or ConnectorClient.get_by_id(client_id)  # callers may pass a fresh row
+    given = client  # a caller's row learns the tokens it goes on with (a poll compares them)
+    client = client or ConnectorClient.get_by_id(client_id)
     if not force_refresh and fresh(client):
         return client.tokens["access_token"]
     stale = (client.tokens or {}).get("access_token")
     with write_transaction():
         client = _lock(client_id)
         tokens = client.tokens or {}
+        if given is not None:
+            given.tokens, given.token_expires_at = client.tokens, client.token_expires_at
         if "refresh_token" not in tokens:
             raise ReauthRequired("reauthorization required")
         # Someone refreshed while we waited for the lock: use theirs.
@@ -232,6 +235,8 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
         ConnectorClient.update(tokens=record, token_expires_at=expires_at,
                                updated_at=utcnow()).where(
             ConnectorClient.id == client_id).execute()
+        if given is not None:
+            given.tokens, given.token_expires_at = record, expires_at
     if "access_token" not in record:
         metrics.token_refreshed(connector.type_id, error := _no_access_token())
         raise error

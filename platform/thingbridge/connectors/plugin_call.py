@@ -13,6 +13,7 @@ crashed task retried at full speed or a 500.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -83,7 +84,9 @@ def call_plugin(connector: Connector, client: ConnectorClient,
 def _call(connector: Connector, client: ConnectorClient,
           operation: Callable[[ClientContext], Result], refresh: bool) -> Result:
     instance_config = client.instance.configuration
-    ctx = ClientContext(instance_config, client.configuration or {})
+    # Copies: what the poll read must stay as read (record_error compares it with what is
+    # stored), whatever a plugin does with its own.
+    ctx = ClientContext(copy.deepcopy(instance_config), copy.deepcopy(client.configuration or {}))
     if connector.auth_kind != "oauth2":
         return guarded(connector, operation, ctx)
     if not refresh and not oauth.fresh(client):
