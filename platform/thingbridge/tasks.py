@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from thingbridge import redis_transport
 from thingbridge.config import var_dir
-from thingbridge.db import DatabaseUnavailable
+from thingbridge.db import DatabaseUnavailable, utcnow
 from thingbridge.lease import Lease
 from thingbridge.observability import logs
 
@@ -129,15 +130,17 @@ def enqueue_many(task_name: str, arg_lists: list[tuple], **options) -> None:
                              **options)
 
 
-def send_claimed(task_name: str, model, ids: list[str], token: str) -> None:
-    """Send one task per row a dispatcher claimed under ``token``. If the broker fails, the
-    claims are let go at once rather than held for their lease with nothing sent (a task
-    sent before the failure finds its row free and due, and takes it all the same); then
-    the failure is raised."""
+def send_claimed(task_name: str, model, ids: list[str], token: str, lease: float) -> None:
+    """Send one task per row a dispatcher claimed under ``token`` for at most ``lease``
+    seconds. If the broker fails, the claims nobody took yet are let go at once rather than
+    held with nothing sent; then the failure is raised. A claim a worker took (from a task
+    sent before the failure) is left alone: its take renewed the lease from a later time, so
+    it ends after any claim of this batch."""
+    claims_end = utcnow() + datetime.timedelta(seconds=lease)
     try:
         enqueue_many(task_name, [(row_id, token) for row_id in ids])
     except BrokerUnavailable:
-        Lease(model, 0).release(model.id.in_(ids), token)
+        Lease(model, 0).release(model.id.in_(ids) & (model.leased_until <= claims_end), token)
         raise
 
 
@@ -167,10 +170,20 @@ def enqueue_soon(task_name: str, *args, countdown: float | None = None) -> bool:
         retry_policy=SOON_RETRY_POLICY))
 
 
-def enqueue_soon_many(task_name: str, arg_lists: list[tuple]) -> bool:
-    """``enqueue_soon`` for one task per argument tuple, over one producer. True if sent."""
-    return _soon(task_name, lambda celery: enqueue_many(task_name, arg_lists,
-                                                        retry_policy=SOON_RETRY_POLICY))
+def enqueue_polls_soon(task_name: str, arg_lists: list[tuple]) -> bool:
+    """``enqueue_soon`` for one poll per argument tuple, over one producer, as many as the
+    polls' queue has room for under DISPATCH_BATCH: the others are due in the database
+    already, where the dispatcher sends them taking turns with other apps' clients. So a
+    burst sent directly (an app creating thousands of clients, an instance repaired) does
+    not fill the queue ahead of the turns. True if every one was sent."""
+    sent = []
+
+    def send(celery):
+        room = current_app.config["DISPATCH_BATCH"] - waiting()
+        sent.extend(arg_lists[:max(room, 0)])
+        enqueue_many(task_name, sent, retry_policy=SOON_RETRY_POLICY)
+
+    return _soon(task_name, send) and len(sent) == len(arg_lists)
 
 
 def _soon(task_name: str, send: Callable[[Celery], object]) -> bool:

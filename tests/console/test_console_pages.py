@@ -294,6 +294,17 @@ def test_a_console_url_no_page_has_is_answered_with_a_page(console, live_api):
     assert http.get("/consoles").json()["error"] == "NOT_FOUND"  # not under /console
 
 
+
+def test_two_sign_ins_upgrading_an_old_form_hash_both_succeed(live_api, make_app):
+    """Two sign-ins at once with a secret stored in the old form: the one whose upgrade finds
+    the hash already upgraded still signs in (it holds the same new hash)."""
+    api = make_app("app-a")
+    App.update(client_secret_hash=generate_password_hash(api.secret)).where(
+        App.id == api.model.id).execute()
+    first, second = App.get_by_id(api.model.id), App.get_by_id(api.model.id)
+    assert first.check_client_secret(api.secret) and second.check_client_secret(api.secret)
+    assert second.client_secret_hash == App.get_by_id(api.model.id).client_secret_hash
+
 def test_signing_in_again_ends_the_sign_in_this_browser_had(console, live_api):
     http, api = console
     copy = Browser(live_api)

@@ -47,13 +47,13 @@ def sends(monkeypatch):
     """The clients whose polls were sent after the commit (the broker is real: they are sent
     too)."""
     sent = []
-    enqueue = tasks.enqueue_soon_many
+    enqueue = tasks.enqueue_polls_soon
 
     def spy(task_name, arg_lists):
         sent.extend(args[0] for args in arg_lists)
         return enqueue(task_name, arg_lists)
 
-    monkeypatch.setattr(lifecycle, "enqueue_soon_many", spy)
+    monkeypatch.setattr(lifecycle, "enqueue_polls_soon", spy)
     return sent
 
 

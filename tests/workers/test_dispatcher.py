@@ -9,6 +9,7 @@ from helpers import DATABASE_URL, OWM_KEY
 
 from thingbridge import tasks
 from thingbridge.auth import credentials
+from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
 from thingbridge.models import App, ConnectorClient, ConnectorInstance
 from thingbridge_workers.dispatcher import claim_due, dispatch
@@ -175,19 +176,45 @@ def test_a_client_of_a_connector_no_longer_installed_stops_nobodys_polls(clean_d
 def test_claims_the_broker_refused_to_take_are_let_go_at_once(clean_db, flask_app,
                                                                monkeypatch):
     """The broker fails between the count and the sends (it stopped, or its memory is full):
-    the claims are released, so the next dispatch after the broker is back sends them,
-    rather than wait out their leases (up to a minute) with nothing sent."""
+    the claims no worker took are released, so the next dispatch after the broker is back
+    sends them, rather than wait out their leases (up to a minute) with nothing sent. One a
+    worker took from a task sent before the failure keeps its lease: released, it would be
+    claimed and polled a second time while its poll runs."""
     from kombu.exceptions import OperationalError
 
     now = utcnow()
     ids = _app_with_clients("app", 3, now - datetime.timedelta(minutes=1), "c")
 
-    def refused(*args, **kwargs):
+    taken = []
+
+    def refused(task_name, arg_lists):
+        # The first task went out and a worker took its client; then the broker failed.
+        client_id, token = arg_lists[0]
+        taken.append(lifecycle.take(client_id, token).id)
         raise OperationalError("Error 111 connecting to the broker")
 
     monkeypatch.setattr(tasks, "enqueue_many", refused)
     with pytest.raises(OperationalError):
         dispatch()
-    assert _claimed(ids) == []
+    assert _claimed(ids) == taken  # the poll under way keeps its lease; the others are free
+    lifecycle.release(ConnectorClient.get_by_id(taken[0]), next_poll_at=now)
     monkeypatch.undo()
     assert dispatch() == 3 and _claimed(ids) == ids
+
+
+def test_polls_sent_at_once_respect_the_room_in_the_queue_too(api, flask_app, monkeypatch,
+                                                              owm_sim):
+    """A client's first poll is sent at its creation, but not into a full polls queue: an app
+    creating thousands of clients at once would put their polls ahead of every other app's.
+    It stays due, for the dispatcher's turns."""
+    from flows import owm_client
+
+    monkeypatch.setitem(flask_app.config, "DISPATCH_BATCH", 2)
+    first = owm_client(api, "Berlin")
+    assert tasks.waiting() == 1
+    owm_client(api.as_subject("bob"), "Paris")
+    assert tasks.waiting() == 2
+    third = owm_client(api.as_subject("carol"), "Rome")
+    assert tasks.waiting() == 2  # full: left to the dispatcher
+    assert ConnectorClient.get_by_id(third).next_poll_at <= utcnow()
+    assert ConnectorClient.get_by_id(first).next_poll_at <= utcnow()

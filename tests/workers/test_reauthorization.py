@@ -5,6 +5,8 @@ never finished turns ERROR `consent not completed`; a bad configuration is fixed
 
 from __future__ import annotations
 
+import datetime
+
 import requests
 from flows import (
     ORIGIN,
@@ -130,6 +132,52 @@ def test_a_poll_that_refreshed_its_own_token_records_its_refusal(api, netatmo_si
     client = client_row(client_id)
     assert client.tokens != before  # refreshed by this poll
     assert (client.status, client.status_reason) == ("ERROR", "home not found")
+
+
+def test_a_refusal_after_another_process_refreshed_the_tokens_is_recorded(api, netatmo_sim,
+                                                                          monkeypatch):
+    """Another process (an action's delivery) refreshed the client's tokens while a poll was
+    refused: that is no new grant (the client was not started again), so the refusal stands.
+    Counted as a change, it would poll the client again at once for as long as others keep
+    refreshing."""
+    from thingbridge.connectors import lifecycle
+    from thingbridge.connectors.contract import ConfigError
+    from thingbridge_netatmo.connector import NetatmoConnector
+
+    client_id = consent(api, login=ALICE)["client_id"]
+    assert poll_due(client_id) == "ok"
+    record = lifecycle.record_error
+
+    def refreshed_meanwhile(client, exc):
+        tokens = {**client.tokens, "access_token": "refreshed-elsewhere"}
+        ConnectorClient.update(tokens=tokens).where(ConnectorClient.id == client_id).execute()
+        return record(client, exc)
+
+    def refused(self, ctx):
+        raise ConfigError("home not found")
+
+    monkeypatch.setattr(NetatmoConnector, "fetch", refused)
+    monkeypatch.setattr(lifecycle, "record_error", refreshed_meanwhile)
+    assert poll_due(client_id) == "error"
+    assert client_row(client_id).status == "ERROR"
+
+
+def test_a_new_grant_stored_while_waiting_for_the_refresh_lock_is_used(api, netatmo_sim):
+    """A refresh that finds, once it holds the client's lock, a new access token stored
+    meanwhile (a reauthorization; a provider may issue no refresh token) uses it, rather than
+    say the grant is gone because that one has no refresh token."""
+    from thingbridge.connectors import oauth
+    from thingbridge.connectors.registry import build_connector
+
+    client_id = consent(api, login=ALICE)["client_id"]
+    stale = client_row(client_id)
+    stale.token_expires_at = utcnow()  # what the caller read: due for a refresh
+    ConnectorClient.update(tokens={"access_token": "new-grant"},
+                           token_expires_at=utcnow() + datetime.timedelta(hours=1)).where(
+        ConnectorClient.id == client_id).execute()
+    token = oauth.access_token(client_id, build_connector("netatmo"),
+                               stale.instance.configuration, client=stale)
+    assert token == "new-grant" and stale.tokens == {"access_token": "new-grant"}
 
 def test_a_denied_reauthorization_keeps_the_grant_that_still_works(api, netatmo_sim,
                                                                    start_worker):

@@ -61,5 +61,6 @@ def dispatch() -> int:
     if room <= 0:
         return 0
     ids, token = claim_due(room)
-    tasks.send_claimed(lifecycle.POLL_TASK, ConnectorClient, ids, token)
+    tasks.send_claimed(lifecycle.POLL_TASK, ConnectorClient, ids, token,
+                       current_app.config["TASK_LEASE"])  # claim_lease's longest
     return len(ids)

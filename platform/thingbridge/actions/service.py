@@ -242,7 +242,7 @@ def dispatch_due(limit: int) -> int:
         ids = [row.id for row in locking(query, skip_locked=True)]
         if ids:
             lease.take(ActionRequest.id.in_(ids), now, token)
-    tasks.send_claimed(DELIVER_TASK, ActionRequest, ids, token)
+    tasks.send_claimed(DELIVER_TASK, ActionRequest, ids, token, CLAIM_LEASE)
     return len(ids)
 
 

@@ -23,7 +23,7 @@ from thingbridge.outbox import events
 from thingbridge.outbox.events import Pending
 from thingbridge.schemas.common import storable
 from thingbridge.sql import Statement, param
-from thingbridge.tasks import enqueue_soon, enqueue_soon_many
+from thingbridge.tasks import enqueue_polls_soon, enqueue_soon
 from thingbridge.things import poll_sql, sync
 from thingbridge.things.poll_sql import RELEASED
 
@@ -95,8 +95,12 @@ def _refresh(postgres: bool) -> Statement:
 def poll_soon(client: ConnectorClient, countdown: float | None = None) -> None:
     """After the commit that made the client due (``countdown``: due that many seconds from
     now): send its poll, so its things appear without waiting for the dispatcher, which still
-    finds it if the broker is down."""
-    enqueue_soon(POLL_TASK, client.id, str(uuid.uuid4()), countdown=countdown)
+    finds it if the broker is down or the polls' queue is full. A poll a countdown delays
+    (after an action) waits in a worker, not in the queue."""
+    if countdown is None:
+        enqueue_polls_soon(POLL_TASK, [(client.id, str(uuid.uuid4()))])
+    else:
+        enqueue_soon(POLL_TASK, client.id, str(uuid.uuid4()), countdown=countdown)
 
 
 def take(client_id: str, token: str | None) -> ConnectorClient | None:
@@ -214,24 +218,26 @@ def record_error(client: ConnectorClient, exc: ConnectorError) -> bool:
 
     False, and the client due again at once, if what the poll sent the provider was replaced
     while it ran: the instance's configuration (the app repaired it), the client's own (the
-    app changed it) or its tokens (the end user reauthorized; the poll's own refreshes are
-    on ``client``). The answer to the old ones must not undo the repair, which found the
+    app changed it), or its tokens by a new grant (the end user reauthorized, which started
+    the client again; a refresh by another process does not count, nor the poll's own, which
+    are on ``client``). The answer to the old ones must not undo the repair, which found the
     client working and so started nothing again."""
     reason, now = error_reason(exc), utcnow()
     with write_transaction():
-        # The instance is read before the client row is locked, as its repair writes it
-        # before it locks its clients: one waits for the other, so either the repair finds
-        # this client in ERROR and starts it again, or this finds the new configuration.
-        instance = locking(ConnectorInstance.select(ConnectorInstance.configuration).where(
-            ConnectorInstance.id == client.instance.id), share=True).first()
         current = locking(ConnectorClient.select(
-            ConnectorClient.configuration, ConnectorClient.tokens).where(
+            ConnectorClient.status, ConnectorClient.configuration, ConnectorClient.tokens).where(
             ConnectorClient.id == client.id)).first()
         if current is None:
             return True  # deleted meanwhile: nothing to record
+        # Read after the client row is locked (a lock a token refresh may hold for its call),
+        # and FOR SHARE: a repair writes the instance before it looks for stopped clients, so
+        # either it finds this client in ERROR and starts it again, or this waits for it and
+        # finds the new configuration.
+        instance = locking(ConnectorInstance.select(ConnectorInstance.configuration).where(
+            ConnectorInstance.id == client.instance.id), share=True).first()
         if (instance is not None and instance.configuration != client.instance.configuration
                 or current.configuration != client.configuration
-                or current.tokens != client.tokens):
+                or current.tokens != client.tokens and current.status != client.status):
             release(client, last_polled_at=now, next_poll_at=now)
             return False
         events.emit_many(client.app_id, transition(
@@ -277,7 +283,7 @@ def reconfigure_instance(instance: ConnectorInstance, configuration: dict) -> No
     # As many as the dispatcher sends at a time: sending each costs the request about half a
     # millisecond, and the dispatcher sends the others (they are due now).
     first = restarted[:current_app.config["DISPATCH_BATCH"]]
-    enqueue_soon_many(POLL_TASK, [(client.id, str(uuid.uuid4())) for client in first])
+    enqueue_polls_soon(POLL_TASK, [(client.id, str(uuid.uuid4())) for client in first])
 
 
 def postpone(client: ConnectorClient, until) -> None:

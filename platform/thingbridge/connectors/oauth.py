@@ -215,11 +215,11 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
         tokens = client.tokens or {}
         if given is not None:
             given.tokens, given.token_expires_at = client.tokens, client.token_expires_at
-        if "refresh_token" not in tokens:
-            raise ReauthRequired("reauthorization required")
-        # Someone refreshed while we waited for the lock: use theirs.
+        # Someone refreshed (or a new grant came) while we waited for the lock: use theirs.
         if tokens.get("access_token") != stale and fresh(client):
             return tokens["access_token"]
+        if "refresh_token" not in tokens:
+            raise ReauthRequired("reauthorization required")
         session = _session(connector, instance_config)
         try:
             token = session.refresh_token(connector.oauth2_endpoints().token_url,

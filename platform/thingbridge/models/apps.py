@@ -87,11 +87,12 @@ class App(BaseModel, ClientMixin):
         if not secret_hash.matches(self.client_secret_hash, client_secret):
             return False
         if secret_hash.outdated(self.client_secret_hash):
+            # The new form is the secret's SHA-256: a sign-in racing this one stores the same.
             stored = secret_hash.make(client_secret)
-            if App.update(client_secret_hash=stored).where(
-                    (App.id == self.id) & (App.client_secret_hash == self.client_secret_hash)
-            ).execute():
-                self.client_secret_hash = stored
+            App.update(client_secret_hash=stored).where(
+                (App.id == self.id) & (App.client_secret_hash == self.client_secret_hash)
+            ).execute()
+            self.client_secret_hash = stored
         return True
 
     def check_endpoint_auth_method(self, method, endpoint):
