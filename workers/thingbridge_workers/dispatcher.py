@@ -53,7 +53,7 @@ def claim_due(limit: int) -> tuple[list[str], str]:
 
 
 def dispatch() -> int:
-    """Send polls until DISPATCH_BATCH tasks wait in the broker. When the workers fall
+    """Send polls until DISPATCH_BATCH wait in the polls' queue. When the workers fall
     behind, the backlog stays in the database, where the apps take turns and nothing is
     claimed, rather than in the broker's queue, where each app's polls would wait in line
     behind the others' and past their claims (and be sent again)."""
