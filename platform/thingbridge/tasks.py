@@ -147,11 +147,16 @@ def send_claimed(task_name: str, model, ids: list[str], token: str, lease: float
 def waiting(queue_name: str = POLL_QUEUE) -> int:
     """Tasks waiting in a queue of the broker for a worker to take them (what workers have
     taken and not finished is not counted). The queue is declared as the workers declare it,
-    so asking never fails on a queue no worker has declared yet."""
+    so asking never fails on a queue no worker has declared yet; a broker that cannot be
+    reached is ``BrokerUnavailable``."""
     celery = current_app.extensions["celery"]
     queue = celery.amqp.queues[queue_name]
     with celery.connection_or_acquire() as connection:
-        return queue.bind(connection.default_channel).queue_declare().message_count
+        try:
+            return queue.bind(connection.default_channel).queue_declare().message_count
+        except connection.connection_errors + connection.channel_errors as exc:
+            # The transport's own error (redis' ConnectionError, say), as a send raises it.
+            raise BrokerUnavailable(str(exc)) from exc
 
 
 def sends_paused() -> float:
