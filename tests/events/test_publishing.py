@@ -373,3 +373,19 @@ def test_a_failing_broker_is_tried_once_per_pause_not_once_per_app(servers, make
         assert all(cursor(app_id).failures == 1 for app_id in apps)
     finally:
         publishers.close_all()
+
+
+def test_the_amqp_connection_sets_only_the_tcp_options_it_means_to():
+    """py-amqp read every TCP option of a new socket and wrote it back; on a busy machine the
+    kernel refused one of those writes now and then (EINVAL) and the attempt failed at once
+    (the trickle test above saw it). Only its own settings are written now: nothing is read
+    back (the socket is not even needed to know them)."""
+    import socket
+
+    from amqp.transport import DEFAULT_SOCKET_SETTINGS
+
+    from thingbridge.outbox.publishers.amqp import _Connection
+
+    transport = _Connection(host="127.0.0.1:1").Transport("127.0.0.1:1", 1)
+    assert transport._get_tcp_socket_defaults(None) == {
+        getattr(socket, name): value for name, value in DEFAULT_SOCKET_SETTINGS.items()}

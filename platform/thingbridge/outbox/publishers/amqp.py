@@ -7,11 +7,13 @@ collected together (RabbitMQ acks them cumulatively).
 
 from __future__ import annotations
 
+import socket
 import time
 from urllib.parse import unquote
 
 import amqp
 from amqp import spec
+from amqp.transport import DEFAULT_SOCKET_SETTINGS, SSLTransport, TCPTransport
 
 from thingbridge.http.watchdog import shut
 from thingbridge.outbox.events import body
@@ -28,12 +30,41 @@ class BrokerBlocked(ConnectionError):
     """RabbitMQ stopped reading what this connection publishes (a memory or disk alarm)."""
 
 
+# The TCP options py-amqp means to set, by their socket constants.
+_TCP_OPTIONS = {getattr(socket, name): value for name, value in DEFAULT_SOCKET_SETTINGS.items()
+                if hasattr(socket, name)}
+
+
+class _OwnOptionsOnly:
+    """py-amqp also reads every other TCP option the kernel knows and writes it back; on a
+    busy machine one of those writes is refused now and then (EINVAL), and the connection
+    failed. Only the options it means to set are set."""
+
+    def _get_tcp_socket_defaults(self, sock):
+        return dict(_TCP_OPTIONS)
+
+
+class _TCPTransport(_OwnOptionsOnly, TCPTransport):
+    pass
+
+
+class _SSLTransport(_OwnOptionsOnly, SSLTransport):
+    pass
+
+
 class _Connection(amqp.Connection):
     """py-amqp's connection, reading connection.blocked's reason, which it drops: RabbitMQ
-    says there which alarm holds publishers back ("low on memory", "low on disk")."""
+    says there which alarm holds publishers back ("low on memory", "low on disk"); and
+    setting only the TCP options it means to (``_OwnOptionsOnly``)."""
 
     _METHODS = {**amqp.Connection._METHODS,
                 spec.Connection.Blocked: spec.method(spec.Connection.Blocked, "s")}
+
+    def Transport(self, host, connect_timeout, ssl=False, read_timeout=None,  # noqa: N802
+                  write_timeout=None, **kwargs):  # py-amqp's name and arguments
+        transport = _SSLTransport if ssl else _TCPTransport
+        return transport(host, connect_timeout=connect_timeout, ssl=ssl,
+                         read_timeout=read_timeout, write_timeout=write_timeout, **kwargs)
 
     def _on_blocked(self, reason: str = "no reason given") -> None:
         if self.on_blocked:
