@@ -20,9 +20,10 @@ import requests
 sys.path.insert(0, os.path.dirname(__file__))
 from common import (  # noqa: E402
     cpu_seconds,
+    platform,
     platform_env,
     scratch_database,
-    start_simulator,
+    simulators,
     start_workers,
     stop,
 )
@@ -103,35 +104,27 @@ def main() -> None:
     parser.add_argument("--wait", choices=("notify", "poll"), default="notify",
                         help="how the bench learns an action ended (see NOTIFY_ON_END)")
     args = parser.parse_args()
-    net_proc, netatmo = start_simulator("thingbridge_netatmo.simulator")
     workers = []
-    try:
-        with scratch_database() as url:
-            # The in-process API keeps the outside-call slots `thingbridge api` gives its 3
-            # workers (2: the first attempt of an action may take one of them).
-            env = platform_env(url, THINGBRIDGE_NETATMO_BASE_URL=netatmo,
-                               THINGBRIDGE_NETATMO_RATE_LIMIT="0",
-                               THINGBRIDGE_API_OUTSIDE_CALLS="2")
-            os.environ.update(env)
-            from thingbridge import create_app, db
-            from thingbridge.connectors.registry import sync_descriptions
-            from thingbridge.db import utcnow
-            from thingbridge.models import (
-                ActionRequest,
-                App,
-                ConnectorClient,
-                ConnectorInstance,
-                Thing,
-            )
-            from thingbridge_workers.polling import poll
+    with simulators("netatmo") as (sims, providers), scratch_database() as url:
+        net_proc, netatmo = sims["netatmo"]
+        # The in-process API keeps the outside-call slots `thingbridge api` gives its 3
+        # workers (2: the first attempt of an action may take one of them).
+        env = platform_env(url, THINGBRIDGE_API_OUTSIDE_CALLS="2", **providers)
+        try:
+            # No connection: the in-process API closes the connection after each request (as
+            # under gunicorn) and autoconnect reopens it.
+            with platform(env, connection=False) as app:
+                from thingbridge import db
+                from thingbridge.db import utcnow
+                from thingbridge.models import (
+                    ActionRequest,
+                    App,
+                    ConnectorClient,
+                    ConnectorInstance,
+                    Thing,
+                )
+                from thingbridge_workers.polling import poll
 
-            app = create_app()
-            # No connection_context: the in-process API closes the connection after each
-            # request (as under gunicorn) and autoconnect reopens it.
-            with app.app_context():
-                db.migrate_up()
-                sync_descriptions(app)
-                app.extensions["celery"].control.purge()
                 owner, secret = App.register("bench")
                 instance = ConnectorInstance.create(app=owner, type_id="netatmo", configuration={
                     "client_id": "thingbridge-demo", "client_secret": "demo-secret",
@@ -182,8 +175,8 @@ def main() -> None:
                 stored = [(r.updated_at - r.created_at).total_seconds()
                           for r in ActionRequest.select(ActionRequest.created_at,
                                                         ActionRequest.updated_at)]
-    finally:
-        stop(workers + [net_proc])
+        finally:
+            stop(workers)
     d50, d99 = percentiles(direct)
     l50, l99 = percentiles(looped)
     r50, r99 = percentiles(rounds)

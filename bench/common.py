@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import psycopg
 from cryptography.fernet import Fernet
@@ -52,6 +52,45 @@ def start_simulator(module: str) -> tuple[subprocess.Popen, str]:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{module} did not start")
+
+
+SIMULATORS = {"openweathermap": "thingbridge_openweathermap.simulator",
+              "netatmo": "thingbridge_netatmo.simulator"}
+
+
+@contextmanager
+def simulators(*types: str):
+    """The given providers' simulators, started and stopped; yields {type: (process, base URL)}
+    and the settings that point the platform at them with the provider budgets lifted (the
+    simulators have none)."""
+    started: dict[str, tuple[subprocess.Popen, str]] = {}
+    try:
+        for type_id in types:
+            started[type_id] = start_simulator(SIMULATORS[type_id])
+        settings = {}
+        for type_id, (_proc, url) in started.items():
+            settings[f"THINGBRIDGE_{type_id.upper()}_BASE_URL"] = url
+            settings[f"THINGBRIDGE_{type_id.upper()}_RATE_LIMIT"] = "0"
+        yield started, settings
+    finally:
+        stop([proc for proc, _url in started.values()])
+
+
+@contextmanager
+def platform(env: dict, connection: bool = True):
+    """This process as the platform under ``env`` (from ``platform_env``): its Flask app in
+    context, the schema migrated, the descriptions synced and the broker's queues purged.
+    ``connection=False`` leaves the database connection to each request, as under gunicorn."""
+    os.environ.update(env)
+    from thingbridge import create_app, db
+    from thingbridge.connectors.registry import sync_descriptions
+
+    app = create_app()
+    with app.app_context(), db.db.connection_context() if connection else nullcontext():
+        db.migrate_up()
+        sync_descriptions(app)
+        app.extensions["celery"].control.purge()
+        yield app
 
 
 def platform_env(database_url: str, **extra: str) -> dict:

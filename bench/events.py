@@ -23,6 +23,7 @@ import requests
 sys.path.insert(0, os.path.dirname(__file__))
 from common import (  # noqa: E402
     free_port,
+    platform,
     platform_env,
     scratch_database,
     start_workers,
@@ -193,17 +194,10 @@ def main() -> None:
             env = platform_env(url, THINGBRIDGE_EVENT_PUMP_INTERVAL="0.5",
                                THINGBRIDGE_OUTBOUND_ALLOW="127.0.0.0/8")
             os.makedirs(env["THINGBRIDGE_VAR_DIR"], exist_ok=True)
-            os.environ.update(env)
-            from thingbridge import create_app, db
-            from thingbridge.connectors.registry import sync_descriptions
-            from thingbridge.models import App, WebhookDelivery, WebhookEndpoint
-            from thingbridge.outbox import webhook_signing
+            with platform(env, connection=False):
+                from thingbridge.models import App, WebhookDelivery, WebhookEndpoint
+                from thingbridge.outbox import webhook_signing
 
-            app = create_app()
-            with app.app_context():
-                db.migrate_up()
-                sync_descriptions(app)
-                app.extensions["celery"].control.purge()
                 owner, _ = App.register("bench")
                 fill_outbox(owner.id, args.events, args.subjects)
                 items = envelopes(owner.id, args.events)

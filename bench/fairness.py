@@ -22,9 +22,10 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from common import (  # noqa: E402
     check_alive,
+    platform,
     platform_env,
     scratch_database,
-    start_simulator,
+    simulators,
     start_workers,
     stop,
 )
@@ -87,23 +88,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    owm_proc, owm = start_simulator("thingbridge_openweathermap.simulator")
     workers = []
-    try:
-        with scratch_database() as url:
-            env = platform_env(url, THINGBRIDGE_OPENWEATHERMAP_BASE_URL=owm,
-                               THINGBRIDGE_OPENWEATHERMAP_RATE_LIMIT="0",
-                               THINGBRIDGE_DISPATCH_BATCH=str(args.batch))
-            os.environ.update(env)
-            from thingbridge import create_app, db
-            from thingbridge.connectors.registry import sync_descriptions
-            from thingbridge.db import utcnow
+    with simulators("openweathermap") as (_started, providers), scratch_database() as url:
+        env = platform_env(url, THINGBRIDGE_DISPATCH_BATCH=str(args.batch), **providers)
+        try:
+            with platform(env):
+                from thingbridge.db import utcnow
 
-            app = create_app()
-            with app.app_context(), db.db.connection_context():
-                db.migrate_up()
-                sync_descriptions(app)
-                app.extensions["celery"].control.purge()
                 small, large = make_app("small", args.small), make_app("large", args.backlog)
                 workers = start_workers(env, 2, "threads", 8)
                 time.sleep(3)
@@ -119,8 +110,8 @@ def main() -> None:
                                            "large": (large, now)}, args.interval)
                 drained = time.perf_counter() - start
                 check_alive(workers)
-    finally:
-        stop(workers + [owm_proc])
+        finally:
+            stop(workers)
     print(f"backlog {args.backlog} clients, small app {args.small}, "
           f"DISPATCH_BATCH {args.batch} every {args.interval:g} s")
     print(f"small app's wait alone:            median {statistics.median(alone):5.1f} s, "

@@ -30,9 +30,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import (  # noqa: E402
     check_alive,
     cpu_seconds,
+    platform,
     platform_env,
     scratch_database,
-    start_simulator,
+    simulators,
     start_workers,
     stop,
     tree_rss_mb,
@@ -135,25 +136,13 @@ def measure_round(n: int, label: str) -> float:
 
 
 def run(n: int, args) -> dict:
-    owm_proc, owm = start_simulator("thingbridge_openweathermap.simulator")
-    net_proc, netatmo = start_simulator("thingbridge_netatmo.simulator")
     workers = []
-    try:
-        with scratch_database() as url:
-            env = platform_env(url, THINGBRIDGE_OPENWEATHERMAP_BASE_URL=owm,
-                               THINGBRIDGE_NETATMO_BASE_URL=netatmo,
-                               THINGBRIDGE_OPENWEATHERMAP_RATE_LIMIT="0",
-                               THINGBRIDGE_NETATMO_RATE_LIMIT="0",
-                               THINGBRIDGE_DISPATCH_BATCH="2000")
-            os.environ.update(env)
-            from thingbridge import create_app, db
-            from thingbridge.connectors.registry import sync_descriptions
-
-            app = create_app()
-            with app.app_context(), db.db.connection_context():
-                db.migrate_up()
-                sync_descriptions(app)
-                app.extensions["celery"].control.purge()
+    with simulators("openweathermap", "netatmo") as (started, providers), \
+            scratch_database() as url:
+        (owm_proc, owm), (net_proc, netatmo) = started["openweathermap"], started["netatmo"]
+        env = platform_env(url, THINGBRIDGE_DISPATCH_BATCH="2000", **providers)
+        try:
+            with platform(env):
                 grants = setup(n, owm, netatmo)
                 plans = [client_urls(i, owm, netatmo, grants.get(i))
                          for i in range(min(n, args.raw_sample))]
@@ -180,8 +169,8 @@ def run(n: int, args) -> dict:
                     rounds.append({"label": label, "rate": rate, "raw": raws[-2:],
                                    "cpu": {k: (after[k] - before[k]) * 1000 / n for k in after}})
                 rss = tree_rss_mb([w.pid for w in workers])
-    finally:
-        stop(workers + [owm_proc, net_proc])
+        finally:
+            stop(workers)
     return {"n": n, "rounds": rounds, "rss": rss}
 
 

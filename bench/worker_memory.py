@@ -18,9 +18,10 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from common import (  # noqa: E402
     check_alive,
+    platform,
     platform_env,
     scratch_database,
-    start_simulator,
+    simulators,
     start_workers,
     stop,
     tree_rss_mb,
@@ -84,16 +85,9 @@ def bare_worker_rss(env: dict, args) -> float:
 
 def platform_worker_rss(env: dict, args, owm: str, netatmo: str) -> tuple[float, float]:
     """RSS when started (idle), and after the polling rounds."""
-    from thingbridge import create_app, db
-    from thingbridge.connectors.registry import sync_descriptions
-
-    app = create_app()
     workers = []
     try:
-        with app.app_context(), db.db.connection_context():
-            db.migrate_up()
-            sync_descriptions(app)
-            app.extensions["celery"].control.purge()
+        with platform(env):
             setup(args.clients, owm, netatmo)
             workers = start_workers(env, 1, args.pool, args.concurrency)
             time.sleep(4)
@@ -115,20 +109,14 @@ def main() -> None:
     parser.add_argument("--pool", default="threads")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    owm_proc, owm = start_simulator("thingbridge_openweathermap.simulator")
-    net_proc, netatmo = start_simulator("thingbridge_netatmo.simulator")
-    try:
-        with scratch_database() as url:
-            env = platform_env(url, THINGBRIDGE_OPENWEATHERMAP_BASE_URL=owm,
-                               THINGBRIDGE_NETATMO_BASE_URL=netatmo,
-                               THINGBRIDGE_OPENWEATHERMAP_RATE_LIMIT="0",
-                               THINGBRIDGE_NETATMO_RATE_LIMIT="0")
-            os.environ.update(env)
-            costs = import_costs(env)
-            bare = bare_worker_rss(env, args)
-            started, polled = platform_worker_rss(env, args, owm, netatmo)
-    finally:
-        stop([owm_proc, net_proc])
+    with simulators("openweathermap", "netatmo") as (sims, providers), \
+            scratch_database() as url:
+        env = platform_env(url, **providers)
+        os.environ.update(env)
+        costs = import_costs(env)
+        bare = bare_worker_rss(env, args)
+        started, polled = platform_worker_rss(env, args, sims["openweathermap"][1],
+                                              sims["netatmo"][1])
     print("MiB added by each import (fresh interpreter, in this order):")
     for line in costs:
         print("   ", line)
