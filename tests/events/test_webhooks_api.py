@@ -230,6 +230,7 @@ def test_out_of_range_ids_are_4xx_not_500(api):
     huge = 2**64
     assert api.get(f"/api/v1/events?after={huge}").status_code == 400
     assert api.get(f"{HOOKS}/{hook['id']}/deliveries?after={huge}").status_code == 400
+    assert api.get(f"{HOOKS}/{hook['id']}/deliveries?limit=%D9%A5").status_code == 400
     assert api.get(f"{HOOKS}/{hook['id']}/deliveries/{huge}").status_code == 404
     assert api.post(f"{HOOKS}/{hook['id']}/deliveries/{huge}/redeliver").status_code == 404
     assert api.post(f"{HOOKS}/{hook['id']}/replay", json={"after": huge}).status_code == 400

@@ -64,7 +64,8 @@ def test_an_empty_page_keeps_the_cursor(api):
 
 
 @pytest.mark.parametrize("query", [
-    "limit=0", "limit=1001", "limit=x", "after=%25%25", "after=bm90LWEtY3Vyc29y",
+    "limit=0", "limit=1001", "limit=x", "limit=%D9%A5", "limit=%2B5", "limit=%205", "limit=1_0",
+    "after=%25%25", "after=bm90LWEtY3Vyc29y",
     "after=1.a.b", "after=" + "1" * 18 + ".a"])
 def test_bad_page_arguments_are_400(api, query):
     resp = api.get(f"{THINGS}?{query}")

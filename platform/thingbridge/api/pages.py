@@ -15,7 +15,7 @@ import datetime
 from marshmallow import Schema, fields, validate
 from peewee import Tuple
 
-from thingbridge.schemas.common import FullMatch
+from thingbridge.schemas.common import FullMatch, QueryInteger
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 # 17 digits of microseconds reach the year 5138: every cursor of this shape is a valid time.
@@ -24,7 +24,7 @@ _EPOCH = datetime.datetime(1970, 1, 1)
 
 
 class PageQuery(Schema):
-    limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
+    limit = QueryInteger(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
         "description": f"Items per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}); with "
                        "limit or after the answer is a page object, without both the plain "
                        "array of every item"})

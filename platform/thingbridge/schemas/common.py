@@ -89,6 +89,18 @@ VALUE_DOC = {"anyOf": [{"type": "string", "maxLength": MAX_VALUE}, {"type": "num
                        {"type": "boolean"}]}
 
 
+class QueryInteger(fields.Integer):
+    """An integer query parameter as a client writes one: ASCII digits, a minus sign for a
+    negative. Python's ``int`` alone would also read ``+5``, `` 5``, ``1_000`` and ``٥``."""
+
+    _DIGITS = re.compile(r"-?[0-9]+")
+
+    def _validated(self, value):
+        if isinstance(value, str) and not self._DIGITS.fullmatch(value):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class ValueString(fields.Field):
     """Values on the wire are strings; JSON numbers and booleans are taken as their string
     form (``true``, ``21.5``), anything else is refused. At most ``MAX_VALUE`` characters."""

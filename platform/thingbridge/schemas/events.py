@@ -3,6 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from thingbridge.outbox.events import EVENT_TYPES, MAX_ID, envelope
+from thingbridge.schemas.common import QueryInteger
 
 
 class EventOut(Schema):
@@ -29,9 +30,9 @@ class Envelope(fields.Nested):
 
 
 class EventsQuery(Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID), metadata={
+    after = QueryInteger(load_default=0, validate=validate.Range(min=0, max=MAX_ID), metadata={
         "description": "Return events with id greater than this (the last id you processed)"})
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class EventPage(Schema):

@@ -4,7 +4,7 @@ from marshmallow import Schema, fields, post_dump, validate
 
 from thingbridge.models import DELIVERY_STATUSES, WebhookEndpoint
 from thingbridge.outbox.events import EVENT_PATTERNS, MAX_ID
-from thingbridge.schemas.common import Timestamp, fits
+from thingbridge.schemas.common import QueryInteger, Timestamp, fits
 
 TYPES_DOC = ("Event types to receive: exact (`thing.created`), a family (`thing.*`) or `*`; "
              "default all")
@@ -88,9 +88,9 @@ class DeliveryOut(Schema):
 
 class DeliveriesQuery(Schema):
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID),
+    after = QueryInteger(load_default=0, validate=validate.Range(min=0, max=MAX_ID),
                            metadata={"description": "Delivery id cursor"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    limit = QueryInteger(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class DeliveryPage(Schema):
