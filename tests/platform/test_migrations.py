@@ -18,7 +18,7 @@ ALL_MIGRATIONS = ["0001_initial", "0002_events", "0003_lean_indexes",
                   "0010_deliveries_in_flight", "0011_due_actions",
                   "0012_newest_requests", "0013_endpoint_deliveries",
                   "0014_endpoint_last_error", "0015_due_work_by_app",
-                  "0016_console_sessions"]
+                  "0016_console_sessions", "0017_client_granted_at"]
 
 
 @pytest.fixture

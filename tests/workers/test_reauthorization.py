@@ -110,6 +110,29 @@ def test_a_reauthorization_made_while_a_poll_is_refused_stops_nothing(api, netat
     assert poll(client_id) == "ok" and client_row(client_id).status == "STARTED"
 
 
+def test_a_reauthorization_during_the_first_poll_stops_nothing(api, netatmo_sim, monkeypatch):
+    """The same during the client's first poll: the consent leaves it STARTING as it was, so
+    only the grant's own time tells the new grant from the refused one."""
+    from thingbridge.connectors import lifecycle
+
+    client_id = consent(api, login=ALICE)["client_id"]
+    first = client_row(client_id)
+    assert (first.status, first.granted_at is not None) == ("STARTING", True)
+    requests.post(f"{netatmo_sim}/_sim/revoke", timeout=5)
+    record = lifecycle.record_error
+
+    def reauthorized_meanwhile(client, exc):
+        assert reauthorize(api, client_id, login=ALICE)["status"] == "STARTING"
+        return record(client, exc)
+
+    monkeypatch.setattr(lifecycle, "record_error", reauthorized_meanwhile)
+    assert poll_due(client_id) == "retry"
+    monkeypatch.undo()
+    client = client_row(client_id)
+    assert client.status == "STARTING" and client.granted_at > first.granted_at
+    assert poll_due(client_id) == "ok" and client_row(client_id).status == "STARTED"
+
+
 def test_a_poll_that_refreshed_its_own_token_records_its_refusal(api, netatmo_sim,
                                                                  monkeypatch):
     """The tokens a poll refreshed itself are not someone else's reauthorization: its

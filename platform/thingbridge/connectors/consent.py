@@ -80,7 +80,7 @@ def finish(state: str, args) -> Outcome:
     if client.instance.configuration.get("confirm_consent"):
         return Outcome(client, client.status, confirmation=retry_idempotent(
             oauth.hold_for_confirmation)(client, granted))
-    retry_idempotent(lifecycle.restart)(client, lifecycle.CONSENT_GIVEN, **granted)
+    retry_idempotent(lifecycle.grant)(client, granted)
     return Outcome(client, "STARTING")
 
 
@@ -94,7 +94,7 @@ def confirm(app, subject: str, client_id: str, code: str) -> ConnectorClient:
     if granted is None:
         raise ApiError(400, "unknown, used or expired confirmation code; reauthorize to start "
                             "again", "INVALID_CONFIRMATION")
-    lifecycle.restart(client, lifecycle.CONSENT_GIVEN, **granted)
+    lifecycle.grant(client, granted)
     return client
 
 

@@ -218,14 +218,13 @@ def record_error(client: ConnectorClient, exc: ConnectorError) -> bool:
 
     False, and the client due again at once, if what the poll sent the provider was replaced
     while it ran: the instance's configuration (the app repaired it), the client's own (the
-    app changed it), or its tokens by a new grant (the end user reauthorized, which started
-    the client again; a refresh by another process does not count, nor the poll's own, which
-    are on ``client``). The answer to the old ones must not undo the repair, which found the
-    client working and so started nothing again."""
+    app changed it), or its grant (the end user consented again, which started the client
+    again; a refresh changes the tokens, not the grant). The answer to the old ones must not
+    undo the repair, which found the client working and so started nothing again."""
     reason, now = error_reason(exc), utcnow()
     with write_transaction():
         current = locking(ConnectorClient.select(
-            ConnectorClient.status, ConnectorClient.configuration, ConnectorClient.tokens).where(
+            ConnectorClient.configuration, ConnectorClient.granted_at).where(
             ConnectorClient.id == client.id)).first()
         if current is None:
             return True  # deleted meanwhile: nothing to record
@@ -237,7 +236,7 @@ def record_error(client: ConnectorClient, exc: ConnectorError) -> bool:
             ConnectorInstance.id == client.instance.id), share=True).first()
         if (instance is not None and instance.configuration != client.instance.configuration
                 or current.configuration != client.configuration
-                or current.tokens != client.tokens and current.status != client.status):
+                or current.granted_at != client.granted_at):
             release(client, last_polled_at=now, next_poll_at=now)
             return False
         events.emit_many(client.app_id, transition(
@@ -252,6 +251,11 @@ def restart(client: ConnectorClient, reason: str, **fields) -> None:
         events.emit_many(client.app_id, transition(client, "STARTING", reason, failure_count=0,
                                                    next_poll_at=utcnow(), **fields) or [])
     poll_soon(client)
+
+
+def grant(client: ConnectorClient, granted: dict) -> None:
+    """The end user's consent (``granted``: the tokens it brought) starts the client again."""
+    restart(client, CONSENT_GIVEN, granted_at=utcnow(), **granted)
 
 
 def reconfigure_instance(instance: ConnectorInstance, configuration: dict) -> None:

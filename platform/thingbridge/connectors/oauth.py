@@ -205,7 +205,7 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
     committed before anyone uses it, and a second worker waiting on the lock sees the new pair
     instead of refreshing with a dead token.
     """
-    given = client  # a caller's row learns the tokens it goes on with (a poll compares them)
+    given = client  # a caller's row learns the grant it goes on with (a poll compares them)
     client = client or ConnectorClient.get_by_id(client_id)
     if not force_refresh and fresh(client):
         return client.tokens["access_token"]
@@ -215,6 +215,7 @@ def access_token(client_id: str, connector: Connector, instance_config: dict,
         tokens = client.tokens or {}
         if given is not None:
             given.tokens, given.token_expires_at = client.tokens, client.token_expires_at
+            given.granted_at = client.granted_at
         # Someone refreshed (or a new grant came) while we waited for the lock: use theirs.
         if tokens.get("access_token") != stale and fresh(client):
             return tokens["access_token"]

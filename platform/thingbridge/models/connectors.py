@@ -46,6 +46,9 @@ class ConnectorClient(BaseModel):
     status_since = DateTimeField(default=utcnow)
     tokens = EncryptedJSONField(null=True)
     token_expires_at = DateTimeField(null=True)
+    # The end user's latest consent: a poll refused under an older grant must not stop a
+    # client this one started again (a refresh changes the tokens, not this).
+    granted_at = DateTimeField(null=True)
     next_poll_at = DateTimeField(null=True)
     last_polled_at = DateTimeField(null=True)  # the provider was last asked, with any outcome
     last_success_at = DateTimeField(null=True)
