@@ -3,9 +3,10 @@ connector things."""
 
 import copy
 import datetime
+import functools
 
 import pytest
-from helpers import LAMP
+from helpers import LAMP, waiting_on
 
 from thingbridge.models import Property
 
@@ -169,3 +170,22 @@ def test_expanded_things_take_one_query_however_many(api, caplog):
     thing = f"{THINGS}/{expand().json[3]['id']}"
     assert _queries(caplog, lambda: api.get(thing)) == 1
 
+
+
+def _change(api, thing_id: str, change: str):
+    if change == "status":
+        return api.patch(f"{THINGS}/{thing_id}", json={"status": "UNAVAILABLE"})
+    return api.put(f"{THINGS}/{thing_id}/components/switch/properties/on", json={"value": "true"})
+
+
+@pytest.mark.parametrize("change", ["status", "value"])
+def test_a_change_that_waited_for_a_delete_is_a_404(api, flask_app, change):
+    """A PATCH or PUT that found the thing, then waited for its row while a DELETE of it
+    committed, has nothing left to change: 404, as if it had come a moment later."""
+    thing_id = create(api)
+    with waiting_on(flask_app, "DELETE FROM thing WHERE id = %s", (thing_id,),
+                    functools.partial(_change, api, thing_id, change), "SELECT") as (_, answers):
+        pass
+    assert answers[0].status_code == 404, answers[0].json
+    assert answers[0].json["description"] == ("thing not found" if change == "status"
+                                              else "property not found")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 import requests
 from flows import (
     ORIGIN,
@@ -201,6 +202,22 @@ def test_a_new_grant_stored_while_waiting_for_the_refresh_lock_is_used(api, neta
     token = oauth.access_token(client_id, build_connector("netatmo"),
                                stale.instance.configuration, client=stale)
     assert token == "new-grant" and stale.tokens == {"access_token": "new-grant"}
+
+def test_a_refresh_for_a_client_deleted_meanwhile_says_so(api, netatmo_sim):
+    """The app deleted the client while its poll or action was on its way to a refresh: a
+    connector error (the poll records nothing, the action fails), not an unexpected one."""
+    from thingbridge.connectors import oauth
+    from thingbridge.connectors.contract import ConfigError
+    from thingbridge.connectors.registry import build_connector
+
+    client_id = consent(api, login=ALICE)["client_id"]
+    stale = client_row(client_id)
+    stale.token_expires_at = utcnow()  # what the caller read: due for a refresh
+    ConnectorClient.delete().where(ConnectorClient.id == client_id).execute()
+    with pytest.raises(ConfigError, match="the connector client was deleted"):
+        oauth.access_token(client_id, build_connector("netatmo"), stale.instance.configuration,
+                           client=stale)
+
 
 def test_a_denied_reauthorization_keeps_the_grant_that_still_works(api, netatmo_sim,
                                                                    start_worker):

@@ -149,8 +149,9 @@ class ThingById(MethodView):
         thing = writable_thing(g.app, subject_id(), thing_id)
         with db.atomic():
             # The old value is read under the row lock, so concurrent writers each see the
-            # value the other left and no change goes without its event.
-            thing = locking(Thing.select().where(Thing.id == thing.id)).get()
+            # value the other left and no change goes without its event; a DELETE that
+            # committed while this waited for the lock leaves nothing to change.
+            thing = found(locking(Thing.select().where(Thing.id == thing.id)).first(), "thing")
             Thing.update(status=body["status"], updated_at=utcnow()).where(
                 Thing.id == thing.id).execute()
             if thing.status != body["status"]:
@@ -201,7 +202,8 @@ class PropertyById(MethodView):
             raise ApiError(400, f"invalid value: {problem}")
         now = utcnow()
         with db.atomic():
-            prop = locking(Property.select().where(Property.id == prop.id)).get()
+            prop = found(locking(Property.select().where(Property.id == prop.id)).first(),
+                         "property")
             Property.update(value=body["value"], last_update=now).where(
                 Property.id == prop.id).execute()
             if prop.value != body["value"]:

@@ -20,6 +20,7 @@ from flask import current_app
 
 from thingbridge.config import TRUE, provider_setting
 from thingbridge.connectors.contract import (
+    ConfigError,
     Connector,
     InstanceRefused,
     ReauthRequired,
@@ -193,8 +194,10 @@ def exchange_code(connector: Connector, instance_config: dict, oauth_state: OAut
 
 
 def _lock(client_id: str) -> ConnectorClient:
-    query = ConnectorClient.select().where(ConnectorClient.id == client_id)
-    return locking(query).get()
+    client = locking(ConnectorClient.select().where(ConnectorClient.id == client_id)).first()
+    if client is None:  # deleted while its poll or action ran: nothing left to call for
+        raise ConfigError("the connector client was deleted")
+    return client
 
 
 def access_token(client_id: str, connector: Connector, instance_config: dict,
