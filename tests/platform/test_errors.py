@@ -75,6 +75,10 @@ def test_nul_characters_are_400_in_bodies_and_queries_and_404_in_paths(api):
     "/api/v1/connectors/descriptions/2147483648",
     f"/api/v1/things/{'a' * 37}",
     "/api/v1/webhooks/x/deliveries/9223372036854775808",
+    # Digits of other scripts are no id (int() reads them: one resource, many URLs).
+    "/api/v1/connectors/descriptions/%D9%A1",
+    "/api/v1/connectors/descriptions/%EF%BC%91",
+    "/api/v1/connectors/clients/%00/reauthorize",
 ])
 def test_ids_beyond_what_storage_holds_are_404(api, path):
     resp = api.get(path)

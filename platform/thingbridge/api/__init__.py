@@ -17,7 +17,7 @@ from thingbridge.api import (
     things,
     webhooks,
 )
-from thingbridge.api.common import KeyConverter
+from thingbridge.api.common import AsciiIntegerConverter, KeyConverter
 from thingbridge.api.error_body import Api
 from thingbridge.auth import server as auth_server
 from thingbridge.observability.exposition import METRICS_OPERATION
@@ -44,6 +44,7 @@ def init_app(app) -> None:
         },
     )
     app.url_map.converters["key"] = KeyConverter
+    app.url_map.converters["int"] = AsciiIntegerConverter  # the console's routes too
     app.before_request(bodies.read_whole)
     api = Api(app)
     for blp in BLUEPRINTS:

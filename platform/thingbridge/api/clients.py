@@ -119,7 +119,7 @@ class ClientById(MethodView):
         lifecycle.delete_client(own_client(g.app, subject_id(), client_id))
 
 
-@blp.route("/<client_id>/reauthorize", endpoint="reauthorize")
+@blp.route(f"/<{ID}:client_id>/reauthorize", endpoint="reauthorize")
 class Reauthorize(MethodView):
     @protected(blp, SCOPE, subject=True, errors=(400, 404, 409))
     @blp.response(303, ClientCreatedSchema,
@@ -133,7 +133,7 @@ class Reauthorize(MethodView):
         return _to_consent(client, location)
 
 
-@blp.route("/<client_id>/confirm", endpoint="confirm")
+@blp.route(f"/<{ID}:client_id>/confirm", endpoint="confirm")
 class Confirm(MethodView):
     @protected(blp, SCOPE, subject=True, errors=(400, 404))
     @blp.arguments(ClientConfirmSchema)

@@ -6,7 +6,7 @@ import flask_smorest
 from flask import request
 from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
-from werkzeug.routing import UnicodeConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
 from thingbridge.errors import ApiError
@@ -73,6 +73,13 @@ class KeyConverter(UnicodeConverter):
     def __init__(self, map, *args, **kwargs):
         super().__init__(map, *args, **kwargs)
         self.regex = self.regex.replace("[^/]", "[^/\\x00]", 1)
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    """``int`` of ASCII digits: werkzeug's ``\\d+`` also matches other scripts' digits, which
+    ``int`` reads, so ``/deliveries/١`` was delivery 1 (one resource, many URLs)."""
+
+    regex = r"[0-9]+"
 
 
 class Blueprint(flask_smorest.Blueprint):
