@@ -3,10 +3,11 @@
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import OWM_KEY, sync_things
+from helpers import OWM_KEY, sync_things, waiting_on
 
 from thingbridge.connectors.contract import ComponentSpec, PropertySpec, ThingSpec
-from thingbridge.models import ConnectorClient, OAuthState, ThingMapping
+from thingbridge.models import ConnectorClient, ConnectorInstance, OAuthState, ThingMapping
+from thingbridge.schemas.common import ISO
 
 CLIENTS = "/api/v1/connectors/clients"
 OWM_CLIENT = {"connector_type_id": "openweathermap", "configuration": {"city": "Berlin"}}
@@ -48,6 +49,19 @@ def test_no_instance_is_400(api):
     assert resp.status_code == 400 and resp.json["error"] == "NO_INSTANCE"
 
 
+def test_an_instance_deleted_while_its_client_is_created_is_400_no_instance(owm, flask_app):
+    """The instance's DELETE commits while the client's INSERT waits for its row: the
+    foreign key refuses the client, which is no other client of the subject (409)."""
+    instance_id = ConnectorInstance.get().id
+    with waiting_on(flask_app, "DELETE FROM connector_instance WHERE id = %s", (instance_id,),
+                    lambda: owm.as_subject("fresh").post(CLIENTS, json=OWM_CLIENT),
+                    "INSERT") as (_, answers):
+        pass
+    assert answers[0].status_code == 400, answers[0].json
+    assert answers[0].json["error"] == "NO_INSTANCE"
+    assert ConnectorClient.select().count() == 0
+
+
 def test_invalid_client_configuration_is_400(owm):
     resp = owm.post(CLIENTS, json={"connector_type_id": "openweathermap",
                                    "configuration": {"lat": 95, "lon": 10}})
@@ -86,7 +100,9 @@ def test_a_client_with_its_mappings_is_read_in_one_statement(owm, caplog):
         for m in sorted(stored, key=lambda m: m.connector_thing_id)]
     assert [m["connector_thing_id"] for m in shown["mappings"]] == [
         "station-1", "station-2", "station-3"]
-    assert shown["status_since"] == client.status_since.isoformat()
+    # Every time the API shows is UTC and says so (RFC 3339).
+    assert shown["status_since"] == client.status_since.strftime(ISO)
+    assert shown["next_poll_at"].endswith("Z") and shown["last_polled_at"] is None
 
 
 def test_other_app_same_subject_gets_404(owm, make_app):

@@ -44,6 +44,18 @@ def test_integers_of_more_digits_than_python_converts_are_400(api):
     _assert_400(api.post(f"{HOOKS}/{hook}/replay", json={"after": 1.5}))  # not read as 1
 
 
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_numbers_json_has_not_are_400(api, flask_app, token):
+    """Python's json reads NaN and Infinity, and 1e400 as infinity; a STRING property took
+    them as "nan" and "inf"."""
+    thing = {"name": "n", "maincomponentid": "c", "components": [{"id": "c", "properties": [
+        {"id": "s", "type": "STRING", "value": "__"}]}]}
+    body = json.dumps(thing).replace('"__"', token)
+    _assert_400(api.post(THINGS, data=body, headers={"Content-Type": "application/json"}))
+    with pytest.raises(ValueError):  # what Flask's get_json answers with a 400
+        flask_app.json.loads(body)
+
+
 def test_lone_surrogates_are_400_wherever_text_goes(api):
     thing = api.post(THINGS, json=LAMP).json["Id"]
     hook = api.post(HOOKS, json={"url": "https://example.com/hook"}).json["id"]

@@ -34,6 +34,11 @@ blp = Blueprint("clients", __name__, url_prefix="/api/v1/connectors/clients",
                 description="Connector clients: one end user's connection to a provider")
 
 
+def _no_instance(type_id: str) -> ApiError:
+    return ApiError(400, f"this app has no instance of {type_id}; create one first",
+                    "NO_INSTANCE")
+
+
 def _to_consent(client: ConnectorClient, location: str, warnings=()):
     """303 to the provider's consent page, the URL also in the body for API clients."""
     return ({"client_id": client.id, "href": location, "warnings": warnings}, 303,
@@ -57,8 +62,7 @@ class Clients(MethodView):
         instance = ConnectorInstance.get_or_none((ConnectorInstance.app == g.app)
                                                  & (ConnectorInstance.type_id == type_id))
         if instance is None:
-            raise ApiError(400, f"this app has no instance of {type_id}; create one first",
-                           "NO_INSTANCE")
+            raise _no_instance(type_id)
         checked = validate_config(installed(type_id), "client", body["configuration"])
         oauth = consent.uses_consent(type_id)
         try:
@@ -70,6 +74,8 @@ class Clients(MethodView):
                 location = consent.begin(client) if oauth else None
                 lifecycle.created(client, poll_now=not oauth)
         except IntegrityError as exc:
+            if not ConnectorInstance.select().where(ConnectorInstance.id == instance.id).exists():
+                raise _no_instance(type_id) from exc  # deleted while the client was created
             raise ApiError(409, f"subject {subject!r} already has a {type_id} client") from exc
         if location:
             return _to_consent(client, location, checked.warnings)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import flask_smorest
 from flask import request
 from marshmallow import ValidationError
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
+from thingbridge.api import json_provider
 from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
 from thingbridge.errors import ApiError
 from thingbridge.schemas.common import ErrorBodySchema, unstorable
@@ -48,11 +50,16 @@ class _Parser(FlaskParser):
             raise ValidationError(problem)
         return data
 
+    def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return core.missing
+        return json_provider.loads(req.get_data(cache=True))
+
     def load_json(self, req, schema):
         try:
             return super().load_json(req, schema)
-        # Valid JSON the parser still refuses: nested deeper than it recurses, or an integer
-        # of more digits than Python converts.
+        # What json_provider.loads refuses (NaN, Infinity, 1e400, nested deeper than it
+        # recurses), and an integer of more digits than Python converts.
         except (RecursionError, ValueError) as exc:
             return self._handle_invalid_json_error(exc, req)
 

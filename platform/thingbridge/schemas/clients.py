@@ -3,7 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from thingbridge.models import CLIENT_STATUSES
-from thingbridge.schemas.common import WithWarnings
+from thingbridge.schemas.common import Timestamp, WithWarnings
 from thingbridge.schemas.instances import ConnectorTypeField
 from thingbridge.schemas.links import DescriptionLink, InstanceLink
 
@@ -47,10 +47,10 @@ class ClientSchema(WithWarnings):
     status_reason = fields.String(allow_none=True, metadata={
         "description": "Why the client is in its status (ERROR: what the app or end user must "
                        "fix; STARTED: the last transient failure, if any)"})
-    status_since = fields.DateTime(required=True, metadata={
+    status_since = Timestamp(required=True, metadata={
         "description": "When the client entered its status (UTC)"})
-    last_polled_at = fields.DateTime(allow_none=True, metadata={
+    last_polled_at = Timestamp(allow_none=True, metadata={
         "description": "When the provider was last asked, with any outcome (UTC)"})
-    next_poll_at = fields.DateTime(allow_none=True, metadata={
+    next_poll_at = Timestamp(allow_none=True, metadata={
         "description": "When the next poll is due (UTC); null while the client waits for the "
                        "app or the end user"})
