@@ -109,6 +109,19 @@ def test_garbage_token_is_401(api):
     assert resp.status_code == 401
 
 
+def test_401_and_403_carry_the_bearer_challenge(api, make_app):
+    """RFC 6750 3: the challenge alone without credentials, with the error with them."""
+    path = "/api/v1/connectors/instances"
+    missing = api.__class__(api.http, None).get(path)
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="thingbridge"'
+    garbage = api.__class__(api.http, "not-a-token").get(path)
+    assert garbage.headers["WWW-Authenticate"] == (
+        'Bearer realm="thingbridge", error="invalid_token"')
+    reader = make_app("reader", token_scopes=["connctd.things.read"])
+    assert reader.get(path).headers["WWW-Authenticate"] == (
+        'Bearer realm="thingbridge", error="insufficient_scope", scope="connctd.connector"')
+
+
 def test_expired_token_is_401(api):
     AccessToken.update(created_at=AccessToken.created_at - datetime.timedelta(hours=2)).execute()
     assert api.get("/api/v1/connectors/instances").status_code == 401

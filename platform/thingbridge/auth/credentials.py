@@ -4,6 +4,7 @@ and enabled again, and the tokens nobody can use any more pruned."""
 from __future__ import annotations
 
 import datetime
+import functools
 import secrets
 
 from thingbridge.auth import secret_hash, token_cache
@@ -15,16 +16,36 @@ from thingbridge.schemas.common import unstorable
 
 
 def signing_in(client_id: str) -> App | NoApp:
-    """The active app whose secret is checked next (a stand-in for an id no app has), once
-    the id has spent from its count (429 past it). Every check of a secret goes through here,
-    wherever it is tried (a token, a revocation: authlib's client lookup, on the id authlib
-    itself read; the console's sign-in), the id known or not: guessing a secret costs at most
-    the limit a minute."""
+    """The active app whose secret is checked next (a stand-in for an id no app has), set to
+    count the check's outcome. Every check of a secret goes through here, wherever it is tried
+    (a token, a revocation: authlib's client lookup, on the id authlib itself read; the
+    console's sign-in), the id known or not.
+
+    A right secret spends the app's own count, a wrong one the id's count of wrong secrets
+    (each 429 past ``TOKEN_REQUESTS_PER_MINUTE``): whoever knows a client id and sends wrong
+    secrets under it spends only the second, and the app goes on signing in. A secret is 256
+    random bits, so no rate makes guessing one worth trying; a check against a hash of the
+    slow form of before (100 ms of CPU) spends the wrong secrets' count before it runs, so such
+    checks stay bounded, and a new secret ends that."""
     if unstorable(client_id):
         return NoApp()  # no app has it, and no count can be kept under it
-    quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
-                "secret checks for this client id (token, revoke, console sign-in)").check()
-    return App.signing_in(client_id)
+    app = App.signing_in(client_id)
+    if isinstance(app, App) and secret_hash.outdated(app.client_secret_hash):
+        _checks(client_id, right=False).check()
+    app.counted = functools.partial(_counted, client_id)
+    return app
+
+
+def _checks(client_id: str, right: bool) -> quotas.Rate:
+    if right:
+        return quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token:{client_id}",
+                           "sign-ins for this client id (token, revoke, console)")
+    return quotas.Rate("TOKEN_REQUESTS_PER_MINUTE", f"token-refused:{client_id}",
+                       "wrong secrets for this client id")
+
+
+def _counted(client_id: str, right: bool) -> None:
+    _checks(client_id, right).check()
 
 
 def find(client_id: str) -> App | None:

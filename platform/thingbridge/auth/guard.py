@@ -45,10 +45,15 @@ def require_scope(scope: str):
             try:
                 token = protector.acquire_token([scope])
             except InsufficientScopeError as exc:
-                raise ApiError(403, f"token lacks scope {scope}", "insufficient_scope") from exc
+                raise _challenged(ApiError(403, f"token lacks scope {scope}",
+                                           "insufficient_scope"),
+                                  f'error="insufficient_scope", scope="{scope}"') from exc
             except OAuth2Error as exc:
-                raise ApiError(401, "missing, invalid or expired bearer token",
-                               "UNAUTHORIZED") from exc
+                # RFC 6750: a request that sent no credentials gets the challenge alone.
+                raise _challenged(ApiError(401, "missing, invalid or expired bearer token",
+                                           "UNAUTHORIZED"),
+                                  'error="invalid_token"' if request.headers.get("Authorization")
+                                  else "") from exc
             g.app = token.app
             return view(*args, **kwargs)
 
@@ -56,6 +61,13 @@ def require_scope(scope: str):
         return wrapper
 
     return decorator
+
+
+def _challenged(error: ApiError, params: str) -> ApiError:
+    """The error with the ``WWW-Authenticate`` challenge RFC 6750 asks 401 and 403 to carry."""
+    challenge = f'Bearer realm="thingbridge"{", " + params if params else ""}'
+    error.data = {"headers": {"WWW-Authenticate": challenge}}
+    return error
 
 
 def has_valid_token() -> bool:

@@ -82,13 +82,14 @@ def login():
     if unstorable(client_id) or len(client_id) > CLIENT_ID_LENGTH:
         client_id = ""  # no app has it: not shown back, checked as an unknown id is
     try:
-        app = credentials.signing_in(client_id)  # the count the token endpoint spends
+        app = credentials.signing_in(client_id)  # the counts the token endpoint spends
+        right = app.check_client_secret(secret)
     except ApiError as refused:
         flash(f"{refused.description[:1].upper()}{refused.description[1:]}. Try again later.",
               "error")
         return render_template("console/login.html", next=request.form.get("next", ""),
                                client_id=client_id), 429, refused.data["headers"]
-    if app.check_client_secret(secret) and _start(app):
+    if right and _start(app):
         return redirect(_safe_next(request.form.get("next")))
     flash("Unknown client id or wrong secret.", "error")
     return render_template("console/login.html", next=request.form.get("next", ""),

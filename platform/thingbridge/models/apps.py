@@ -83,8 +83,13 @@ class App(BaseModel, ClientMixin):
     def check_redirect_uri(self, redirect_uri):
         return False
 
+    def counted(self, right: bool) -> None:
+        """Spend the check's outcome from its count (``credentials.signing_in`` sets it)."""
+
     def check_client_secret(self, client_secret):
-        if not secret_hash.matches(self.client_secret_hash, client_secret):
+        right = secret_hash.matches(self.client_secret_hash, client_secret)
+        self.counted(right)
+        if not right:
             return False
         if secret_hash.outdated(self.client_secret_hash):
             # The new form is the secret's SHA-256: a sign-in racing this one stores the same.
@@ -116,8 +121,12 @@ class NoApp(ClientMixin):
     check like an app's and always fails, so neither the time taken nor the answer tells an
     existing client id from an unknown one."""
 
+    def counted(self, right: bool) -> None:
+        """As ``App.counted``."""
+
     def check_client_secret(self, client_secret):
         secret_hash.matches(secret_hash.NO_SECRET, client_secret)
+        self.counted(False)
         return False
 
     def check_endpoint_auth_method(self, method, endpoint):
