@@ -218,6 +218,10 @@ def test_the_subject_header_is_read_as_utf8(api, live_api):
 @pytest.mark.parametrize("subject, problem", [
     ("a\tb", "control character"), ("a\x1bb", "control character"),
     ("a\x7fb", "control character"), (_wire("a\u0085b"), "control character"),
+    # A line break to JavaScript and log viewers, a bidi override ("alice" shown backwards),
+    # a zero-width space (a second "alice"), and a lone NEL, which strip() would take away.
+    (_wire("a\u2028b"), "control character"), (_wire("\u202eecila"), "control character"),
+    (_wire("alice\u200b"), "control character"), (_wire("\u0085"), "control character"),
     ("caf\xe9", "not UTF-8"), ("\xff\xfe", "not UTF-8")])
 def test_subject_headers_that_are_not_utf8_text_are_400(api, subject, problem):
     resp = api.as_subject(subject).get(THINGS)

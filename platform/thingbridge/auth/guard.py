@@ -15,6 +15,8 @@ from thingbridge.auth import token_cache
 from thingbridge.errors import ApiError
 
 SUBJECT_HEADER = "X-External-Subject-Id"
+# Control (Cc), format (Cf), line and paragraph separator (Zl, Zp) characters.
+_UNSEEN = frozenset(("Cc", "Cf", "Zl", "Zp"))
 
 
 class _Validator(BearerTokenValidator):
@@ -84,15 +86,18 @@ def subject_id() -> str:
     gives header bytes decoded as Latin-1, and apps send UTF-8 (or ASCII, the same either
     way): the bytes are read again as UTF-8, so `café` is stored as sent, not as `cafÃ©`."""
     try:
-        value = (request.headers.get(SUBJECT_HEADER) or "").encode("latin-1").decode().strip()
+        value = (request.headers.get(SUBJECT_HEADER) or "").encode("latin-1").decode()
     except UnicodeError:
         raise ApiError(400, f"header {SUBJECT_HEADER} is not UTF-8") from None
+    # A subject is copied into every event and webhook and shown in the console: a tab or a
+    # line break (U+2028 too) would split it in logs and line-based receivers, and an
+    # invisible format character (a bidi override, a zero-width space) would make one subject
+    # look like another. Checked before the blanks are stripped, which would take some away.
+    if any(unicodedata.category(char) in _UNSEEN for char in value):
+        raise ApiError(400, f"header {SUBJECT_HEADER} holds a control character")
+    value = value.strip()
     if not value:
         raise ApiError(400, f"header {SUBJECT_HEADER} is required", "MISSING_SUBJECT")
     if len(value) > 255:
         raise ApiError(400, f"header {SUBJECT_HEADER} is longer than 255 characters")
-    # A subject is copied into every event and webhook: a tab or line break there would
-    # split it in logs and in line-based receivers.
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ApiError(400, f"header {SUBJECT_HEADER} holds a control character")
     return value
