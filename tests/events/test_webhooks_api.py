@@ -98,6 +98,20 @@ def test_rotation_signs_with_both_secrets_for_the_overlap(api):
                                       headers["webhook-signature"], body)
 
 
+def test_rotations_in_a_row_keep_the_newest_previous_secrets_only(api):
+    """Every live secret signs every delivery: 300 rotations made a 14 kB signature header,
+    which receivers refuse. The current secret and the newest earlier ones sign."""
+    hook = register(api)
+    secrets = [hook["secret"]] + [api.post(f"{HOOKS}/{hook['id']}/rotate-secret").json["secret"]
+                                  for _ in range(webhook_signing.MAX_PREVIOUS + 3)]
+    stored = WebhookEndpoint.get_by_id(hook["id"]).secrets
+    headers = webhook_signing.headers(stored, "1", b"{}", utcnow())
+    signing = [secret for secret in secrets if webhook_signing.verify(
+        secret, "1", headers["webhook-timestamp"], headers["webhook-signature"], b"{}")]
+    assert signing == secrets[-1 - webhook_signing.MAX_PREVIOUS:]
+    assert len(headers["webhook-signature"]) < 300
+
+
 def test_signature_rejects_tampering_and_stale_timestamps():
     secret = webhook_signing.new_secret()
     headers = webhook_signing.headers([{"secret": secret, "expires_at": None}], "7", b"{}",

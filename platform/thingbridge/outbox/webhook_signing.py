@@ -33,6 +33,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
                                     ).decode()
 
 
+MAX_PREVIOUS = 4  # rotated-out secrets that still sign, at most
+
+
 def live_secrets(stored: list[dict], now: datetime.datetime) -> list[str]:
     """Secrets that still sign: the current one and any rotated-out one within its overlap."""
     return [s["secret"] for s in stored
@@ -42,12 +45,16 @@ def live_secrets(stored: list[dict], now: datetime.datetime) -> list[str]:
 
 def rotate(stored: list[dict], now: datetime.datetime, overlap: datetime.timedelta
            ) -> tuple[str, list[dict]]:
-    """A new current secret; the previous one keeps signing until ``now + overlap``."""
+    """A new current secret; the previous one keeps signing until ``now + overlap``, and so do
+    the ones before it still within theirs, the newest ``MAX_PREVIOUS``: every delivery carries
+    one signature per live secret, and an app rotating in a loop made headers of kilobytes
+    that receivers refuse."""
     fresh = new_secret()
+    live = live_secrets(stored, now)
     kept = [{"secret": s["secret"],
              "expires_at": s.get("expires_at") or (now + overlap).isoformat()}
-            for s in stored if s["secret"] in live_secrets(stored, now)]
-    return fresh, [{"secret": fresh, "expires_at": None}, *kept]
+            for s in stored if s["secret"] in live]
+    return fresh, [{"secret": fresh, "expires_at": None}, *kept[:MAX_PREVIOUS]]
 
 
 def headers(stored: list[dict], msg_id: str, body: bytes, now: datetime.datetime,
