@@ -139,6 +139,21 @@ def test_oauth_client_is_303_to_provider_with_single_use_state(api, flask_app):
     assert 590 <= ttl <= 610
 
 
+def test_a_reauthorization_racing_the_clients_delete_is_a_404(api, flask_app):
+    """The reauthorization takes the client's row before its consent states, as the DELETE
+    does: the one that comes second waits, and finds the client gone (a 404), where the two
+    orders met in a deadlock (503) every time."""
+    assert api.post("/api/v1/connectors/instances", json=NETATMO_INSTANCE).status_code == 201
+    client_id = api.post(CLIENTS, json={"connector_type_id": "netatmo"}).json["client_id"]
+    with waiting_on(flask_app, "DELETE FROM connector_client WHERE id = %s", (client_id,),
+                    lambda: api.post(f"{CLIENTS}/{client_id}/reauthorize"),
+                    "SELECT") as (_, answers):
+        pass
+    assert answers[0].status_code == 404, answers[0].json
+    assert answers[0].json["description"] == "connector client not found"
+    assert not OAuthState.select().exists()
+
+
 def test_links_and_redirect_uri_follow_a_public_base_url_with_a_path(api, flask_app,
                                                                      monkeypatch):
     assert api.post("/api/v1/connectors/instances", json=NETATMO_INSTANCE).status_code == 201

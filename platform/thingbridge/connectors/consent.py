@@ -15,7 +15,7 @@ from thingbridge.connectors.contract import ConnectorError
 from thingbridge.connectors.registry import build_connector, connector_classes, installed
 from thingbridge.connectors.service import own_client
 from thingbridge.db import db, locking, retry_idempotent, utcnow
-from thingbridge.errors import ApiError
+from thingbridge.errors import ApiError, found
 from thingbridge.models import ConnectorClient, OAuthState
 from thingbridge.outbox import events
 from thingbridge.schemas.common import storable
@@ -46,6 +46,10 @@ def reauthorize(app, subject: str, client_id: str) -> tuple[ConnectorClient, str
         raise ApiError(409, f"{client.type_id} clients connect without the end user's consent; "
                             "fix the configuration with PATCH instead", "NOT_OAUTH")
     with db.atomic():
+        # The client's row before its consent states, the order a DELETE of the client takes
+        # them in (the states go with it): racing, one waits for the other, neither deadlocks.
+        found(locking(ConnectorClient.select(ConnectorClient.id).where(
+            ConnectorClient.id == client.id), share=True).first(), "connector client")
         return client, begin(client)
 
 
