@@ -169,6 +169,14 @@ def test_an_empty_path_segment_is_404_not_a_redirect_elsewhere(api):
     assert api.get(f"{HOOKS}/{hook}").status_code == 200  # the DELETE reached nothing
 
 
+def test_slash_redirects_name_no_host_the_client_sent(http):
+    """A cache keeping werkzeug's ``/docs`` -> ``http://<Host>/docs/`` would send everyone to
+    the host one client named."""
+    for path in ("/docs", "/console"):
+        resp = http.get(path, headers={"Host": "evil.example"})
+        assert resp.status_code == 308 and resp.headers["Location"] == f"{path}/", path
+
+
 def test_a_body_that_is_not_json_is_415(api):
     """Taken as no body it would fire the action without its parameters and answer a PATCH
     that changed nothing; an empty body, or JSON under any JSON media type, is as before."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from thingbridge.api import (
@@ -46,6 +47,7 @@ def init_app(app) -> None:
     app.url_map.converters["key"] = KeyConverter
     app.url_map.converters["int"] = AsciiIntegerConverter  # the console's routes too
     app.before_request(bodies.read_whole)
+    app.after_request(_redirect_within_host)
     api = Api(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
@@ -55,3 +57,13 @@ def init_app(app) -> None:
     # Swagger UI assets ship inside the package: the docs page works offline.
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json",
                                                    config={"app_name": "Thingbridge API"}))
+
+
+def _redirect_within_host(response):
+    """werkzeug's slash redirects (``/docs`` to ``/docs/``, 308) say only the path: they wrote
+    the ``Host`` the client sent into ``Location``, so a cache or proxy keeping the answer
+    would send others to a host anyone can name."""
+    location = response.headers.get("Location", "")
+    if response.status_code == 308 and location.startswith(request.host_url):
+        response.headers["Location"] = "/" + location[len(request.host_url):]
+    return response
