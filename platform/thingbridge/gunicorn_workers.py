@@ -13,9 +13,11 @@ import json
 import sys
 
 from gunicorn.config import KNOWN_SETTINGS
+from gunicorn.http.errors import InvalidHeader
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
+from thingbridge.auth.guard import SUBJECT_HEADER
 from thingbridge.errors import CODES
 
 # gunicorn's default limits, which `thingbridge api` keeps.
@@ -27,13 +29,33 @@ DESCRIPTIONS = {
 }
 
 
-def json_error(answer: bytes) -> bytes:
+class RepeatedSubject(InvalidHeader):
+    """The subject header sent twice names no one end user: WSGI joins the values
+    (``alice,bob``, a third subject), while a proxy reading the first one sees ``alice``."""
+
+    description = f"header {SUBJECT_HEADER} sent more than once"
+
+    def __init__(self):
+        super().__init__(SUBJECT_HEADER)
+
+
+_SUBJECT = SUBJECT_HEADER.upper()  # as gunicorn holds header names
+
+
+def refuse_repeated_subject(worker, req) -> None:
+    """gunicorn's ``pre_request`` hook: the headers as sent, before WSGI joins them."""
+    if sum(name.upper() == _SUBJECT for name, _value in req.headers) > 1:
+        raise RepeatedSubject()
+
+
+def json_error(answer: bytes, description: str | None = None) -> bytes:
     """gunicorn's HTML error answer rewritten with the standard JSON error body."""
     status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
     _, code, reason = (status_line.split(" ", 2) + ["", ""])[:3]
     status = int(code) if code.isdigit() else 500
     body = json.dumps({"status": status, "error": CODES.get(status, "ERROR"),
-                       "description": DESCRIPTIONS.get(status, reason.lower() or "error")},
+                       "description": description or DESCRIPTIONS.get(
+                           status, reason.lower() or "error")},
                       separators=(",", ":")).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
@@ -43,19 +65,24 @@ def json_error(answer: bytes) -> bytes:
 class _JsonErrorSocket:
     """The client's socket, but what is sent on it is gunicorn's error answer: sent as JSON."""
 
-    def __init__(self, sock):
-        self._sock = sock
+    def __init__(self, sock, description: str | None):
+        self._sock, self._description = sock, description
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
 
     def sendall(self, data):
-        return self._sock.sendall(json_error(bytes(data)))
+        return self._sock.sendall(json_error(bytes(data), self._description))
 
 
 class _JsonErrors:
+    def init_process(self):
+        self.cfg.set("pre_request", refuse_repeated_subject)
+        super().init_process()
+
     def handle_error(self, req, client, addr, exc):
-        super().handle_error(req, _JsonErrorSocket(client), addr, exc)
+        description = exc.description if isinstance(exc, RepeatedSubject) else None
+        super().handle_error(req, _JsonErrorSocket(client, description), addr, exc)
 
 
 class JsonErrorSyncWorker(_JsonErrors, SyncWorker):

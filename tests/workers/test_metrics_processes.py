@@ -96,6 +96,11 @@ def test_what_gunicorn_cannot_frame_is_answered_in_the_error_body(run, api, thre
         status, content_type, body = _raw(port, request)
         assert (status, content_type) == (expected, "application/json"), request[:80]
         assert body["status"] == expected and body["error"] and body["description"]
+    # WSGI would join a repeated subject header into a third subject ("alice,bob").
+    twice = b"x-external-subject-id: alice\r\nX-External-Subject-Id: bob\r\n"
+    status, _, body = _raw(port, hello + twice + b"\r\n")
+    assert (status, body["description"]) == (
+        400, "header X-External-Subject-Id sent more than once")
 
 
 def test_apis_on_one_host_share_no_gunicorn_control_socket(run, clean_db, tmp_path):
