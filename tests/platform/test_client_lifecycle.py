@@ -14,6 +14,7 @@ from thingbridge import tasks
 from thingbridge.connectors import lifecycle
 from thingbridge.db import utcnow
 from thingbridge.models import ConnectorClient, ConnectorInstance, OAuthState
+from thingbridge.schemas.common import ISO
 
 
 @pytest.fixture
@@ -68,8 +69,8 @@ def test_a_client_shows_why_and_since_when(api, owm_sim):
     row = ConnectorClient.get_by_id(client_id)
     assert shown["status"] == "STARTING"
     assert shown["status_reason"] == "waiting for the first poll"
-    assert shown["status_since"] == row.status_since.isoformat()
-    assert shown["next_poll_at"] == row.next_poll_at.isoformat()
+    assert shown["status_since"] == row.status_since.strftime(ISO)
+    assert shown["next_poll_at"] == row.next_poll_at.strftime(ISO)
     assert shown["last_polled_at"] is None
 
 
