@@ -112,6 +112,62 @@ def rabbitmq_stopped():
         wait_until(lambda: port_open(port), timeout=60, message="RabbitMQ back")
 
 
+@contextlib.contextmanager
+def rabbitmq_vhost():
+    """A RabbitMQ virtual host of the test's own (guest may use it), deleted after: queues
+    such as Celery's fixed ``celery`` stay out of everyone else's."""
+    name = unique("thingbridge-test")
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, timeout=60)
+    try:
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*",
+                        ".*"], check=True, timeout=60)
+        yield name
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=True, timeout=60)
+
+
+class FreezableProxy:
+    """A TCP proxy to ``port`` on this machine that can freeze: it stops passing bytes either
+    way and keeps every connection open, as a stopped process or a link that drops packets
+    would. ``close`` ends every connection."""
+
+    def __init__(self, port: int):
+        self.target, self._frozen, self._sockets = port, threading.Event(), []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+
+    def start(self) -> FreezableProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def freeze(self) -> None:
+        self._frozen.set()
+
+    def close(self) -> None:
+        for sock in [self._listener, *self._sockets]:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if self._frozen.is_set():
+                    return  # dropped, and nothing more is read: both ends stay open
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)  # the peer ended its side: so does the proxy
+
+
 # --- Redis -------------------------------------------------------------------------------
 
 def stream_envelopes(url: str, stream: str) -> list[dict]:

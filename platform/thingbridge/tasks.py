@@ -19,7 +19,7 @@ from thingbridge.lease import Lease
 from thingbridge.observability import logs
 
 log = logging.getLogger(__name__)
-BROKER_SOCKET_TIMEOUT = 2  # seconds a Redis broker may take to answer a command
+BROKER_SOCKET_TIMEOUT = 2  # seconds the broker may take to answer a command
 DEFAULT_QUEUE, POLL_QUEUE = "celery", "thingbridge.polls"
 _EXCHANGE = Exchange(DEFAULT_QUEUE, "direct")  # Celery's default exchange
 # A send that may fail (the broker is down) tries this hard before giving up on it.
@@ -32,6 +32,14 @@ _waiting_for_database: set[str] = set()
 
 
 def _broker_options(url: str, visibility_timeout: int) -> dict:
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        # py-amqp sets no timeout on its socket: a send, or the dispatcher's count of waiting
+        # polls, on a connection RabbitMQ stopped answering (a frozen link, a stopped process)
+        # waited until the operating system gave the connection up. Its read and write
+        # timeouts bound them. The workers' consumer is not cut by them when idle: kombu's
+        # event loop reads it only when the socket has data, without waiting.
+        return {"connect_timeout": 3, "read_timeout": BROKER_SOCKET_TIMEOUT,
+                "write_timeout": BROKER_SOCKET_TIMEOUT}
     if not url.startswith("filesystem://"):
         # A broker that does not answer (a connect, or a command on a connection it stopped
         # reading: a stopped or wedged Redis, a half-open link) fails a send after seconds, not
