@@ -13,6 +13,7 @@ from thingbridge.outbox import webhook_endpoints
 from thingbridge.outbox.events import MAX_ID
 
 PAGE = 50
+bp.add_app_template_global(webhook_endpoints.RECENT_DELIVERIES, "recent_deliveries")
 
 
 @bp.route("/webhooks")
@@ -32,7 +33,8 @@ def webhook(webhook_id):
     return render_template("console/webhook.html", endpoint=endpoint, status=status,
                            statuses=DELIVERY_STATUSES,
                            deliveries=webhook_endpoints.with_attempts(newest),
-                           health=webhook_endpoints.delivery_health(g.app).get(endpoint.id, {}))
+                           health=webhook_endpoints.delivery_health(
+                               g.app, endpoint.id).get(endpoint.id, {}))
 
 
 @bp.route(f"/webhooks/<{ID}:webhook_id>/deliveries/<int:delivery_id>/redeliver",

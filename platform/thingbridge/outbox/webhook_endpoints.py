@@ -4,7 +4,7 @@ and replay."""
 
 from __future__ import annotations
 
-from peewee import fn, prefetch
+from peewee import SQL, fn, prefetch
 
 from thingbridge import db
 from thingbridge.db import locking, utcnow
@@ -122,13 +122,22 @@ def replays_in_flight(app) -> int:
         & ((WebhookEndpoint.cursor < WebhookEndpoint.replay_until) | fn.EXISTS(pending))).count()
 
 
-def delivery_health(app) -> dict[str, dict[str, int]]:
-    """Per endpoint id of the app: how many deliveries are PENDING, DELIVERED and DEAD."""
+RECENT_DELIVERIES = 1000  # what the console's delivery health counts, per endpoint
+
+
+def delivery_health(app, endpoint_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Per endpoint id of the app (or only ``endpoint_id``): how many of its newest
+    ``RECENT_DELIVERIES`` deliveries are PENDING, DELIVERED and DEAD. Each count reads at
+    most that many, newest first along the endpoint's own index: counting every delivery
+    kept (7 days of them) took 350 ms per console page at 2 million."""
+    endpoints = WebhookEndpoint.select(WebhookEndpoint.id).where(WebhookEndpoint.app == app)
+    if endpoint_id is not None:
+        endpoints = endpoints.where(WebhookEndpoint.id == endpoint_id)
     health: dict[str, dict[str, int]] = {}
-    rows = (WebhookDelivery.select(WebhookDelivery.endpoint, WebhookDelivery.status,
-                                   fn.COUNT(WebhookDelivery.id))
-            .join(WebhookEndpoint).where(WebhookEndpoint.app == app)
-            .group_by(WebhookDelivery.endpoint, WebhookDelivery.status).tuples())
-    for endpoint_id, status, count in rows:
-        health.setdefault(endpoint_id, {})[status] = count
+    for (endpoint,) in endpoints.tuples():
+        newest = (WebhookDelivery.select(WebhookDelivery.status)
+                  .where(WebhookDelivery.endpoint == endpoint)
+                  .order_by(WebhookDelivery.id.desc()).limit(RECENT_DELIVERIES).alias("newest"))
+        health[endpoint] = dict(WebhookDelivery.select(newest.c.status, fn.COUNT(SQL("*")))
+                                .from_(newest).group_by(newest.c.status).tuples())
     return health
