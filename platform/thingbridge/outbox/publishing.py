@@ -32,6 +32,7 @@ PUBLISH_TASK = "thingbridge.publish_events"
 BATCH = 100
 TIME_SLICE = 20.0  # seconds a task publishes before handing the rest to a new task
 RETRY_BASE, MAX_BACKOFF = 0.5, 60.0
+TURN_WAIT = 2.0  # seconds a batch waits for another thread's batch to the same broker
 
 
 def _lease() -> Lease:
@@ -140,9 +141,6 @@ def drain(name: str, app_id: str, token: str) -> int:
         log.warning("publisher %s is not configured in this worker", name)
         release(name, app_id, token)
         return 0
-    if why := publishers.failing(name):
-        fail(name, app_id, token, f"not tried: this worker's last attempt failed ({why})")
-        return 0
     until, published = time.monotonic() + TIME_SLICE, 0
     while True:
         batch = next_batch(name, app_id, token)
@@ -151,13 +149,28 @@ def drain(name: str, app_id: str, token: str) -> int:
         if not batch:
             release(name, app_id, token)
             return published
+        # Another thread of this process publishing to the broker (another app's batch) has
+        # its turn: this pair waits a little, then goes back to the dispatcher, which sends it
+        # again at its next run. A broker that does not answer so holds one thread per process
+        # for an attempt, not one per app.
+        if not publisher.turn.acquire(timeout=TURN_WAIT):
+            release(name, app_id, token)
+            return published
         try:
+            if why := publishers.failing(name):  # the attempt this one waited for, say
+                fail(name, app_id, token, f"not tried: this worker's last attempt failed ({why})")
+                return published
+            if publisher.abandoned:  # cut at its deadline: the next dispatch builds a new one
+                release(name, app_id, token)
+                return published
             publisher.publish([events.envelope(event) for event in batch])
         except Exception as exc:
             log.warning("publishing to %s failed for app %s: %s", name, app_id, exc)
             publishers.failed(name, f"{type(exc).__name__}: {exc}")
             fail(name, app_id, token, f"{type(exc).__name__}: {exc}")
             return published
+        finally:
+            publisher.turn.release()
         publishers.succeeded(name)
         if not advance(name, app_id, token, batch[-1].seq):
             return published

@@ -12,6 +12,7 @@ builds a new one, and the old one closes what it still holds once its thread end
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -49,6 +50,9 @@ class Publisher:
     def __init__(self, url: str):
         self.url = url
         self.name = redact(url)
+        # One batch at a time: the process's threads share this publisher, and a client's
+        # connection (py-amqp's above all) is not theirs to share; see publishing.drain.
+        self.turn = threading.Lock()
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         self.params = {k: v for k, v in query if k in self.options}
