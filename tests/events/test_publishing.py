@@ -21,6 +21,7 @@ from broker_helpers import (
     unique,
 )
 from helpers import AMQP_URL, wait_until
+from prometheus_client.parser import text_string_to_metric_families
 from raw_receivers import amqp_broker_that_blocks
 
 from thingbridge.db import utcnow
@@ -126,7 +127,7 @@ def test_one_holder_per_publisher_and_app(brokers, api):
     assert publishing.claim(name, api.model.id, utcnow())
 
 
-def test_backoff_doubles_up_to_a_minute_with_jitter(brokers, api):
+def test_backoff_doubles_up_to_a_minute_with_jitter(brokers, api, http):
     emit(api.model.id, 1)
     name = publishers.configured_names(brokers.amqp_url)[0]
     delays = []
@@ -141,6 +142,13 @@ def test_backoff_doubles_up_to_a_minute_with_jitter(brokers, api):
     assert row.lease_token is None and row.last_seq == 0
     assert all(later > earlier for earlier, later in zip(delays[:6], delays[1:7], strict=True))
     assert max(delays) <= 60.0 and delays[-1] > 30.0
+    # Operators see it without reading the table: one app fails on that broker, none on
+    # the others.
+    scraped = {(s.name, s.labels.get("publisher")): s.value
+               for family in text_string_to_metric_families(http.get("/metrics").text)
+               for s in family.samples if s.name == "thingbridge_publisher_failing_apps"}
+    assert scraped == {("thingbridge_publisher_failing_apps", publisher): float(publisher == name)
+                       for publisher in publishers.configured_names(brokers.setting)}
 
 
 # --- outages: a down broker delays, records, then gets the backlog ---------------------------

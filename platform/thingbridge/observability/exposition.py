@@ -152,11 +152,17 @@ class DatabaseGauges:
                      ["connector"], {(t,): (now - backlog[t][1]).total_seconds()
                                      if t in backlog else 0.0 for t in types})
         lag = {("webhooks",): webhooks.lag()}
-        for name in publishers.configured_names(self.app.config.get("EVENT_BROKERS")):
+        names = publishers.configured_names(self.app.config.get("EVENT_BROKERS"))
+        for name in names:
             lag[(name,)] = publishing.lag(name)
         yield _gauge("thingbridge_outbox_lag_events",
                      "Events a consumer has not delivered yet (webhooks: not fanned out "
                      "plus pending deliveries; brokers: not published)", ["consumer"], lag)
+        failing = publishing.failing_apps()
+        yield _gauge("thingbridge_publisher_failing_apps",
+                     "Apps whose last attempt to publish to the broker failed (its "
+                     "publisher_cursor.last_error says why)", ["publisher"],
+                     {(name,): failing.get(name, 0) for name in names})
 
 
 def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> GaugeMetricFamily:

@@ -88,6 +88,13 @@ def dispatch() -> int:
     return len(claimed)
 
 
+def failing_apps() -> dict[str, int]:
+    """Per publisher name: apps whose last attempt to publish to it failed."""
+    return dict(PublisherCursor.select(PublisherCursor.publisher, fn.COUNT(PublisherCursor.id))
+                .where(PublisherCursor.failures > 0).group_by(PublisherCursor.publisher)
+                .tuples())
+
+
 def lag(name: str) -> int:
     """Events the publisher ``name`` has not published yet, over every app (by id)."""
     cursor = PublisherCursor
