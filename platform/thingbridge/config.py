@@ -29,6 +29,7 @@ from thingbridge.db import supported_scheme
 from thingbridge.http import addresses
 from thingbridge.outbox import publishers
 from thingbridge.outbox.publishers.base import ATTEMPT as PUBLISH_ATTEMPT
+from thingbridge.outbox.publishers.base import TURN_WAIT
 
 PREFIX = "THINGBRIDGE_"
 PROVIDER_SETTINGS = ("_BASE_URL", "_POLL_INTERVAL", "_RATE_LIMIT", "_PKCE", "_SIMULATOR_PORT")
@@ -216,10 +217,11 @@ class Settings(Schema):
                 f"must be longer than THINGBRIDGE_WEBHOOK_TIMEOUT ({webhook_timeout:g}) "
                 f"plus {WEBHOOK_RUN_SECONDS:g} s, or a lane's sender loses it while a receiver "
                 "is still answering and a second sender sends the same events"]
-        if data["PUBLISHER_LEASE"] <= PUBLISH_ATTEMPT:
+        if data["PUBLISHER_LEASE"] <= PUBLISH_ATTEMPT + TURN_WAIT:
             problems["PUBLISHER_LEASE"] = [
-                f"must be longer than a publish attempt may take ({PUBLISH_ATTEMPT:g} s), or "
-                "a second publisher takes a broker's events over while the first still sends"]
+                f"must be longer than a publish attempt may take with the wait for its turn "
+                f"({PUBLISH_ATTEMPT + TURN_WAIT:g} s), or a second publisher takes a broker's "
+                "events over while the first still sends"]
         if data["TASK_LEASE"] <= data["OUTBOUND_TIMEOUT"]:
             problems["TASK_LEASE"] = [
                 f"must be longer than THINGBRIDGE_OUTBOUND_TIMEOUT "

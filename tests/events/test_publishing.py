@@ -412,6 +412,44 @@ def test_a_failing_broker_is_tried_once_per_pause_not_once_per_app(servers, make
         publishers.close_all()
 
 
+def test_a_pair_that_waits_for_a_silent_brokers_attempt_steps_aside(servers, make_app,
+                                                                      flask_app, monkeypatch):
+    """Another app's batch holds the process's turn at a broker that does not answer: this
+    pair waits its TURN_WAIT, then steps aside until that attempt ends (no failure noted),
+    instead of coming back at every dispatch and holding a worker thread each time."""
+    def silent(conn):
+        conn.recv(1024)
+        time.sleep(30)
+
+    server = servers(silent)
+    url = f"redis://127.0.0.1:{server.port}/0"
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", url)
+    monkeypatch.setattr(base, "ATTEMPT", 6)
+    first, second = (make_app(f"app-{n}").model.id for n in range(2))
+    emit(first, 1)
+    emit(second, 1)
+    claimed = {app_id: (name, app_id, token) for name, app_id, token in publishing.claim_due()}
+
+    def drain_first():
+        with flask_app.app_context():
+            publishing.drain(*claimed[first])
+
+    holder = threading.Thread(target=drain_first)
+    holder.start()
+    try:
+        wait_until(lambda: server.connections == 1, message="the first attempt under way")
+        before = utcnow()
+        assert publishing.drain(*claimed[second]) == 0
+        row = cursor(second)
+        assert (row.failures, row.last_error, row.lease_token) == (0, None, None)
+        assert row.next_attempt_at > before + datetime.timedelta(seconds=2)  # its attempt's end
+        assert second not in {app_id for _, app_id, _ in publishing.claim_due()}
+    finally:
+        holder.join(30)
+        publishers.close_all()
+    assert "no confirmation within 6s" in cursor(first).last_error
+
+
 def test_the_amqp_connection_sets_only_the_tcp_options_it_means_to():
     """py-amqp read every TCP option of a new socket and wrote it back; on a busy machine the
     kernel refused one of those writes now and then (EINVAL) and the attempt failed at once

@@ -208,7 +208,7 @@ def test_a_bad_callback_timeout_is_named_once_and_publishers_outlast_an_attempt(
     assert str(refused.value).splitlines()[1:] == [
         "  THINGBRIDGE_OUTBOUND_TIMEOUT=ten: Not a valid number."]
     environment.delenv("THINGBRIDGE_OUTBOUND_TIMEOUT")
-    environment.setenv("THINGBRIDGE_PUBLISHER_LEASE", "5")
-    with pytest.raises(ConfigError, match="PUBLISHER_LEASE=5: must be longer than a publish "
-                                          "attempt may take"):
+    environment.setenv("THINGBRIDGE_PUBLISHER_LEASE", "31")  # 30 s attempt, 2 s turn
+    with pytest.raises(ConfigError, match="PUBLISHER_LEASE=31: must be longer than a publish "
+                                          "attempt may take with the wait for its turn"):
         load_settings()

@@ -25,6 +25,7 @@ from thingbridge.db import utcnow
 from thingbridge.lease import Lease
 from thingbridge.models import Event, EventCounter, PublisherCursor
 from thingbridge.outbox import events, publishers
+from thingbridge.outbox.publishers.base import TURN_WAIT
 from thingbridge.tasks import enqueue
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ PUBLISH_TASK = "thingbridge.publish_events"
 BATCH = 100
 TIME_SLICE = 20.0  # seconds a task publishes before handing the rest to a new task
 RETRY_BASE, MAX_BACKOFF = 0.5, 60.0
-TURN_WAIT = 2.0  # seconds a batch waits for another thread's batch to the same broker
 
 
 def _lease() -> Lease:
@@ -140,6 +140,21 @@ def release(name: str, app_id: str, token: str) -> None:
     PublisherCursor.update(**Lease.RELEASED).where(_held(name, app_id, token)).execute()
 
 
+def postpone(name: str, app_id: str, token: str, seconds: float) -> None:
+    """Give the lease back and leave the pair alone for ``seconds``, with no failure noted."""
+    PublisherCursor.update(next_attempt_at=utcnow() + datetime.timedelta(seconds=seconds),
+                           **Lease.RELEASED).where(_held(name, app_id, token)).execute()
+
+
+def _published(publisher: publishers.Publisher, batch: list[Event]) -> str | None:
+    """Publish ``batch``; None once the broker confirmed it all, else what failed."""
+    try:
+        publisher.publish([events.envelope(event) for event in batch])
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def drain(name: str, app_id: str, token: str) -> int:
     """Publish the app's backlog to one broker while holding the lease; returns how many
     events the broker confirmed."""
@@ -147,6 +162,9 @@ def drain(name: str, app_id: str, token: str) -> int:
     if publisher is None:  # beat and this worker disagree about EVENT_BROKERS
         log.warning("publisher %s is not configured in this worker", name)
         release(name, app_id, token)
+        return 0
+    if why := publishers.failing(name):
+        fail(name, app_id, token, f"not tried: this worker's last attempt failed ({why})")
         return 0
     until, published = time.monotonic() + TIME_SLICE, 0
     while True:
@@ -156,28 +174,28 @@ def drain(name: str, app_id: str, token: str) -> int:
         if not batch:
             release(name, app_id, token)
             return published
-        # Another thread of this process publishing to the broker (another app's batch) has
-        # its turn: this pair waits a little, then goes back to the dispatcher, which sends it
-        # again at its next run. A broker that does not answer so holds one thread per process
-        # for an attempt, not one per app.
+        # The process's threads take turns on its publisher (another app's batch may be
+        # under way). A healthy batch takes milliseconds: one that held the turn for
+        # TURN_WAIT is at a slow or silent broker, and this pair waits for that attempt's
+        # end away from the worker's threads, rather than come back at every dispatch.
         if not publisher.turn.acquire(timeout=TURN_WAIT):
-            release(name, app_id, token)
+            postpone(name, app_id, token, publisher.attempt_left())
             return published
         try:
-            if why := publishers.failing(name):  # the attempt this one waited for, say
-                fail(name, app_id, token, f"not tried: this worker's last attempt failed ({why})")
-                return published
-            if publisher.abandoned:  # cut at its deadline: the next dispatch builds a new one
-                release(name, app_id, token)
-                return published
-            publisher.publish([events.envelope(event) for event in batch])
-        except Exception as exc:
-            log.warning("publishing to %s failed for app %s: %s", name, app_id, exc)
-            publishers.failed(name, f"{type(exc).__name__}: {exc}")
-            fail(name, app_id, token, f"{type(exc).__name__}: {exc}")
-            return published
+            # The attempt this one waited for may have failed, or been given up.
+            skipped = publishers.failing(name) or (
+                "given up at its deadline" if publisher.abandoned else None)
+            error = None if skipped else _published(publisher, batch)
         finally:
             publisher.turn.release()
+        if skipped:
+            fail(name, app_id, token, f"not tried: this worker's last attempt failed ({skipped})")
+            return published
+        if error:
+            log.warning("publishing to %s failed for app %s: %s", name, app_id, error)
+            publishers.failed(name, error)
+            fail(name, app_id, token, error)
+            return published
         publishers.succeeded(name)
         if not advance(name, app_id, token, batch[-1].seq):
             return published

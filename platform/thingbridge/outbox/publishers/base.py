@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 TIMEOUT = 10.0
 # Seconds a whole attempt may take: connect, send, confirmations, and one reconnection.
 ATTEMPT = 3 * TIMEOUT
+# Seconds a batch waits for its turn on the process's publisher (see publishing.drain).
+TURN_WAIT = 2.0
 
 
 def redact(url: str) -> str:
@@ -68,14 +70,20 @@ class Publisher:
         return f"<{type(self).__name__} {self.name}>"
 
     abandoned = False
+    attempt_ends = 0.0  # time.monotonic() by which the attempt under way ends, at the latest
+
+    def attempt_left(self) -> float:
+        """Seconds until the attempt under way ends, at the latest (at least ``TURN_WAIT``)."""
+        return max(self.attempt_ends - time.monotonic(), TURN_WAIT)
 
     def publish(self, envelopes: list[dict]) -> None:
         """Send ``envelopes`` and return once the broker confirmed each; raise otherwise,
         TimeoutError after ``ATTEMPT`` seconds (the publisher is then abandoned)."""
         if not envelopes:
             return
+        self.attempt_ends = time.monotonic() + ATTEMPT
         try:
-            run_until(time.monotonic() + ATTEMPT, lambda: self._attempt(envelopes),
+            run_until(self.attempt_ends, lambda: self._attempt(envelopes),
                       f"publish {self.name}", then=self._close_if_abandoned)
         except Unfinished:
             self.abandoned = True
