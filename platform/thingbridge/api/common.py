@@ -10,14 +10,13 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from thingbridge.api import json_provider
-from thingbridge.auth.guard import SUBJECT_HEADER, require_scope
+from thingbridge.auth.guard import REFUSED_IN_SUBJECT, SUBJECT_HEADER, require_scope
 from thingbridge.errors import ApiError
 from thingbridge.schemas.common import ErrorBodySchema, unstorable
 
-# Not blank, and no control character (C0, DEL, C1, the common format characters, line and
-# paragraph separators) anywhere: what ``guard.subject_id`` refuses, as far as a pattern says.
-_CONTROL = r"\x00-\x1f\x7f-\x9f\xad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
-_NO_CONTROL, _VISIBLE = f"[^{_CONTROL}]", f"[^\\s{_CONTROL}]"
+# Not blank, and nothing ``guard.subject_id`` refuses anywhere.
+_NO_CONTROL = f"[^{REFUSED_IN_SUBJECT}]"
+_VISIBLE = f"[^\\s{REFUSED_IN_SUBJECT}]"
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
                  "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                             "pattern": f"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"},
