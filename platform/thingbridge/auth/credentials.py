@@ -26,13 +26,15 @@ def signing_in(client_id: str) -> App | NoApp:
     secrets under it spends only the second, and the app goes on signing in. A secret is 256
     random bits, so no rate makes guessing one worth trying; a check against a hash of the
     slow form of before (100 ms of CPU) spends the wrong secrets' count before it runs, so such
-    checks stay bounded, and a new secret ends that."""
+    checks stay bounded (the app's own sign-ins too, while wrong secrets keep coming: a new
+    secret, stored in the fast form, ends that)."""
     if unstorable(client_id):
         return NoApp()  # no app has it, and no count can be kept under it
     app = App.signing_in(client_id)
-    if isinstance(app, App) and secret_hash.outdated(app.client_secret_hash):
+    spent = isinstance(app, App) and secret_hash.outdated(app.client_secret_hash)
+    if spent:
         _checks(client_id, right=False).check()
-    app.counted = functools.partial(_counted, client_id)
+    app.counted = functools.partial(_counted, client_id, spent)
     return app
 
 
@@ -44,8 +46,11 @@ def _checks(client_id: str, right: bool) -> quotas.Rate:
                        "wrong secrets for this client id")
 
 
-def _counted(client_id: str, right: bool) -> None:
-    _checks(client_id, right).check()
+def _counted(client_id: str, spent: bool, right: bool) -> None:
+    """After a check: a right secret spends the app's count; a wrong one the wrong secrets'
+    count, unless it was spent before the check (a wrong secret costs one, whatever the id)."""
+    if right or not spent:
+        _checks(client_id, right).check()
 
 
 def find(client_id: str) -> App | None:
