@@ -173,8 +173,9 @@ def test_slash_redirects_name_no_host_the_client_sent(http):
     """A cache keeping werkzeug's ``/docs`` -> ``http://<Host>/docs/`` would send everyone to
     the host one client named."""
     for path in ("/docs", "/console"):
-        resp = http.get(path, headers={"Host": "evil.example"})
-        assert resp.status_code == 308 and resp.headers["Location"] == f"{path}/", path
+        for host in ("evil.example", "xn--pple-43d.com", "evil.example:8443"):
+            resp = http.get(path, headers={"Host": host})
+            assert resp.status_code == 308 and resp.headers["Location"] == f"{path}/", host
 
 
 def test_a_body_that_is_not_json_is_415(api):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import request
+from urllib.parse import urlsplit, urlunsplit
+
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from thingbridge.api import (
@@ -63,7 +64,10 @@ def _redirect_within_host(response):
     """werkzeug's slash redirects (``/docs`` to ``/docs/``, 308) say only the path: they wrote
     the ``Host`` the client sent into ``Location``, so a cache or proxy keeping the answer
     would send others to a host anyone can name."""
-    location = response.headers.get("Location", "")
-    if response.status_code == 308 and location.startswith(request.host_url):
-        response.headers["Location"] = "/" + location[len(request.host_url):]
+    if response.status_code == 308 and "Location" in response.headers:
+        # Whatever host it names (an IDNA one is written otherwise than request.host_url):
+        # werkzeug's slash redirects never leave the host.
+        parts = urlsplit(response.headers["Location"])
+        response.headers["Location"] = urlunsplit(("", "", "/" + parts.path.lstrip("/"),
+                                                   parts.query, ""))
     return response
