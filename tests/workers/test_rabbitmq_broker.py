@@ -6,13 +6,14 @@ within seconds, where they waited until the operating system gave the connection
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from urllib.parse import urlsplit
 
 from broker_helpers import FreezableProxy, rabbitmq_vhost
 from flows import owm_client, wait_status
-from helpers import AMQP_URL, DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY
+from helpers import AMQP_URL, DATABASE_URL, PUBLIC_BASE_URL, SECRET_KEY, wait_until
 
 from thingbridge import tasks
 from thingbridge.tasks import BrokerUnavailable
@@ -26,6 +27,21 @@ def _platform(second_app, simulators, broker_url: str):
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "HTTP_TIMEOUT": 3,
         "OPENWEATHERMAP_BASE_URL": simulators["openweathermap"],
         "NETATMO_BASE_URL": simulators["netatmo"]})
+
+
+def _connections(vhost: str) -> set[str]:
+    """The client ends (address:port) of RabbitMQ's connections to ``vhost``."""
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_connections", "-p", vhost, "peer_port",
+                             "--no-table-headers"], capture_output=True, text=True, timeout=60,
+                            check=True).stdout
+    return set(listed.split())
+
+
+def _settled_connections(vhost: str) -> set[str]:
+    """The connections, once the same ones are listed twice a second apart (else empty)."""
+    first = _connections(vhost)
+    time.sleep(1)
+    return first if first and _connections(vhost) == first else set()
 
 
 def _ended_within(app, call, seconds: float):
@@ -53,8 +69,12 @@ def test_a_worker_on_rabbitmq_polls_after_sitting_idle(api, second_app, simulato
         url = f"amqp://guest:guest@127.0.0.1:{RABBITMQ_PORT}/{vhost}"
         app = _platform(second_app, simulators, url)
         start_worker(env={"THINGBRIDGE_BROKER_URL": url})
-        # Idle past the socket timeout: the consumer's connection must not be cut by it.
+        connected = wait_until(lambda: _settled_connections(vhost), timeout=60,
+                               message="the worker connected to RabbitMQ")
+        # Idle past the socket timeout: the worker's connections are the same ones after it
+        # (one cut by the timeout would have been opened again, under another port).
         time.sleep(3 * tasks.BROKER_SOCKET_TIMEOUT)
+        assert _connections(vhost) == connected
         with app.app_context():
             from thingbridge_workers.dispatcher import dispatch
 
