@@ -77,7 +77,13 @@ class _JsonErrorSocket:
 
 class _JsonErrors:
     def init_process(self):
-        self.cfg.set("pre_request", refuse_repeated_subject)
+        configured = self.cfg.pre_request  # a gunicorn config file's own hook runs after
+
+        def pre_request(worker, req):
+            refuse_repeated_subject(worker, req)
+            configured(worker, req)
+
+        self.cfg.set("pre_request", pre_request)
         super().init_process()
 
     def handle_error(self, req, client, addr, exc):
