@@ -384,18 +384,24 @@ def test_a_rabbitmq_alarm_is_recorded_as_broker_blocked(servers, make_app, flask
     assert row.last_error == "BrokerBlocked: broker blocked: low on memory"
 
 
-def test_a_failing_broker_is_tried_once_per_pause_not_once_per_app(servers, make_app,
-                                                                    flask_app, monkeypatch):
-    """Each (broker, app) pair made an attempt of its own: a broker that does not answer took
-    the worker processes that polls and webhooks share, up to an attempt's deadline each."""
+def silent_broker(servers, flask_app, monkeypatch, attempt: float):
+    """A Redis broker that takes a connection and never answers, the only one configured,
+    with publish attempts cut after ``attempt`` seconds."""
     def silent(conn):
         conn.recv(1024)
         time.sleep(30)
 
     server = servers(silent)
-    url = f"redis://127.0.0.1:{server.port}/0"
-    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", url)
-    monkeypatch.setattr(base, "ATTEMPT", 1)
+    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", f"redis://127.0.0.1:{server.port}/0")
+    monkeypatch.setattr(base, "ATTEMPT", attempt)
+    return server
+
+
+def test_a_failing_broker_is_tried_once_per_pause_not_once_per_app(servers, make_app,
+                                                                    flask_app, monkeypatch):
+    """Each (broker, app) pair made an attempt of its own: a broker that does not answer took
+    the worker processes that polls and webhooks share, up to an attempt's deadline each."""
+    server = silent_broker(servers, flask_app, monkeypatch, attempt=1)
     apps = [make_app(f"app-{n}").model.id for n in range(3)]
     for app_id in apps:
         emit(app_id, 1)
@@ -417,14 +423,7 @@ def test_a_pair_that_waits_for_a_silent_brokers_attempt_steps_aside(servers, mak
     """Another app's batch holds the process's turn at a broker that does not answer: this
     pair waits its TURN_WAIT, then steps aside until that attempt ends (no failure noted),
     instead of coming back at every dispatch and holding a worker thread each time."""
-    def silent(conn):
-        conn.recv(1024)
-        time.sleep(30)
-
-    server = servers(silent)
-    url = f"redis://127.0.0.1:{server.port}/0"
-    monkeypatch.setitem(flask_app.config, "EVENT_BROKERS", url)
-    monkeypatch.setattr(base, "ATTEMPT", 6)
+    server = silent_broker(servers, flask_app, monkeypatch, attempt=6)
     first, second = (make_app(f"app-{n}").model.id for n in range(2))
     emit(first, 1)
     emit(second, 1)

@@ -86,16 +86,11 @@ def test_revoked_grant_is_repaired_in_place_with_the_same_things(api, netatmo_si
 
 
 
-def test_a_reauthorization_made_while_a_poll_is_refused_stops_nothing(api, netatmo_sim,
-                                                                      monkeypatch):
-    """The end user reauthorizes (their grant was revoked) while a poll with the old grant
-    is being refused: the refusal, recorded after the new grant was stored, does not stop
-    the client the reauthorization just started again; it is polled again at once."""
+def _refused_while_reauthorized(api, netatmo_sim, client_id: str, monkeypatch) -> None:
+    """The grant revoked, a poll refused, and the end user reauthorizing while the refusal is
+    being recorded: the poll says "retry"."""
     from thingbridge.connectors import lifecycle
-    from thingbridge_workers.polling import poll
 
-    client_id = consent(api, login=ALICE)["client_id"]
-    assert poll_due(client_id) == "ok"
     requests.post(f"{netatmo_sim}/_sim/revoke", timeout=5)
     record = lifecycle.record_error
 
@@ -106,6 +101,18 @@ def test_a_reauthorization_made_while_a_poll_is_refused_stops_nothing(api, netat
     monkeypatch.setattr(lifecycle, "record_error", reauthorized_meanwhile)
     assert poll_due(client_id) == "retry"
     monkeypatch.undo()
+
+
+def test_a_reauthorization_made_while_a_poll_is_refused_stops_nothing(api, netatmo_sim,
+                                                                      monkeypatch):
+    """The end user reauthorizes (their grant was revoked) while a poll with the old grant
+    is being refused: the refusal, recorded after the new grant was stored, does not stop
+    the client the reauthorization just started again; it is polled again at once."""
+    from thingbridge_workers.polling import poll
+
+    client_id = consent(api, login=ALICE)["client_id"]
+    assert poll_due(client_id) == "ok"
+    _refused_while_reauthorized(api, netatmo_sim, client_id, monkeypatch)
     client = client_row(client_id)
     assert (client.status, client.next_poll_at <= utcnow()) == ("STARTING", True)
     assert poll(client_id) == "ok" and client_row(client_id).status == "STARTED"
@@ -114,21 +121,10 @@ def test_a_reauthorization_made_while_a_poll_is_refused_stops_nothing(api, netat
 def test_a_reauthorization_during_the_first_poll_stops_nothing(api, netatmo_sim, monkeypatch):
     """The same during the client's first poll: the consent leaves it STARTING as it was, so
     only the grant's own time tells the new grant from the refused one."""
-    from thingbridge.connectors import lifecycle
-
     client_id = consent(api, login=ALICE)["client_id"]
     first = client_row(client_id)
     assert (first.status, first.granted_at is not None) == ("STARTING", True)
-    requests.post(f"{netatmo_sim}/_sim/revoke", timeout=5)
-    record = lifecycle.record_error
-
-    def reauthorized_meanwhile(client, exc):
-        assert reauthorize(api, client_id, login=ALICE)["status"] == "STARTING"
-        return record(client, exc)
-
-    monkeypatch.setattr(lifecycle, "record_error", reauthorized_meanwhile)
-    assert poll_due(client_id) == "retry"
-    monkeypatch.undo()
+    _refused_while_reauthorized(api, netatmo_sim, client_id, monkeypatch)
     client = client_row(client_id)
     assert client.status == "STARTING" and client.granted_at > first.granted_at
     assert poll_due(client_id) == "ok" and client_row(client_id).status == "STARTED"
