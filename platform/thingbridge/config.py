@@ -217,11 +217,13 @@ class Settings(Schema):
                 f"must be longer than THINGBRIDGE_WEBHOOK_TIMEOUT ({webhook_timeout:g}) "
                 f"plus {WEBHOOK_RUN_SECONDS:g} s, or a lane's sender loses it while a receiver "
                 "is still answering and a second sender sends the same events"]
-        if data["PUBLISHER_LEASE"] <= PUBLISH_ATTEMPT + TURN_WAIT:
+        # The attempt, the wait for its turn, and a few seconds for its database round trips.
+        publish_takes = PUBLISH_ATTEMPT + TURN_WAIT + 5
+        if data["PUBLISHER_LEASE"] <= publish_takes:
             problems["PUBLISHER_LEASE"] = [
                 f"must be longer than a publish attempt may take with the wait for its turn "
-                f"({PUBLISH_ATTEMPT + TURN_WAIT:g} s), or a second publisher takes a broker's "
-                "events over while the first still sends"]
+                f"({publish_takes:g} s), or a second publisher takes a broker's events over "
+                "while the first still sends"]
         if data["TASK_LEASE"] <= data["OUTBOUND_TIMEOUT"]:
             problems["TASK_LEASE"] = [
                 f"must be longer than THINGBRIDGE_OUTBOUND_TIMEOUT "

@@ -14,12 +14,15 @@ from thingbridge.auth.guard import REFUSED_IN_SUBJECT, SUBJECT_HEADER, require_s
 from thingbridge.errors import ApiError
 from thingbridge.schemas.common import ErrorBodySchema, unstorable
 
-# Not blank, and nothing ``guard.subject_id`` refuses anywhere.
+# Not blank, and nothing ``guard.subject_id`` refuses anywhere. The blanks are those Python's
+# strip() takes (``\s`` differs between regex dialects), and the end is where nothing follows
+# (Python's ``$`` also matches before a final line break).
+_BLANK = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _NO_CONTROL = f"[^{REFUSED_IN_SUBJECT}]"
-_VISIBLE = f"[^\\s{REFUSED_IN_SUBJECT}]"
+_VISIBLE = f"[^{_BLANK}{REFUSED_IN_SUBJECT}]"
 SUBJECT_PARAM = {"in": "header", "name": SUBJECT_HEADER, "required": True,
                  "schema": {"type": "string", "minLength": 1, "maxLength": 255,
-                            "pattern": f"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"},
+                            "pattern": f"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*(?![\\s\\S])"},
                  "description": "The app's end user this request acts for (UTF-8)"}
 # Path converters bounded by what the ids can be: a longer one matches no route (404).
 ID = "key(maxlength=36)"  # the platform's own ids (UUIDs)

@@ -174,18 +174,20 @@ def drain(name: str, app_id: str, token: str) -> int:
         if not batch:
             release(name, app_id, token)
             return published
-        # The process's threads take turns on its publisher (another app's batch may be
-        # under way). A healthy batch takes milliseconds: one that held the turn for
-        # TURN_WAIT is at a slow or silent broker, and this pair waits for that attempt's
-        # end away from the worker's threads, rather than come back at every dispatch.
+        # The process's threads take turns on its publisher (other apps' batches may be
+        # under way). A healthy batch takes milliseconds: an attempt that held the turn for
+        # all of TURN_WAIT is at a slow or silent broker, and this pair waits for its end away
+        # from the worker's threads, rather than come back at every dispatch.
         if not publisher.turn.acquire(timeout=TURN_WAIT):
-            postpone(name, app_id, token, publisher.attempt_left())
+            postpone(name, app_id, token, publisher.step_aside())
             return published
         try:
             # The attempt this one waited for may have failed, or been given up.
             skipped = publishers.failing(name) or (
                 "given up at its deadline" if publisher.abandoned else None)
             error = None if skipped else _published(publisher, batch)
+            if error:
+                publishers.failed(name, error)  # before the next thread takes the turn
         finally:
             publisher.turn.release()
         if skipped:
@@ -193,7 +195,6 @@ def drain(name: str, app_id: str, token: str) -> int:
             return published
         if error:
             log.warning("publishing to %s failed for app %s: %s", name, app_id, error)
-            publishers.failed(name, error)
             fail(name, app_id, token, error)
             return published
         publishers.succeeded(name)

@@ -70,26 +70,33 @@ class Publisher:
         return f"<{type(self).__name__} {self.name}>"
 
     abandoned = False
-    attempt_ends = 0.0  # time.monotonic() by which the attempt under way ends, at the latest
+    attempt_started: float | None = None  # time.monotonic() of the attempt under way
 
-    def attempt_left(self) -> float:
-        """Seconds until the attempt under way ends, at the latest (at least ``TURN_WAIT``)."""
-        return max(self.attempt_ends - time.monotonic(), TURN_WAIT)
+    def step_aside(self) -> float:
+        """Seconds a batch that waited ``TURN_WAIT`` for its turn leaves its pair alone: until
+        the attempt under way ends, if that one attempt held the turn all along (a slow or
+        silent broker), else a moment (it queued behind several healthy batches)."""
+        started, now = self.attempt_started, time.monotonic()
+        if started is not None and now - started >= TURN_WAIT:
+            return max(started + ATTEMPT - now, TURN_WAIT)
+        return TURN_WAIT / 2
 
     def publish(self, envelopes: list[dict]) -> None:
         """Send ``envelopes`` and return once the broker confirmed each; raise otherwise,
         TimeoutError after ``ATTEMPT`` seconds (the publisher is then abandoned)."""
         if not envelopes:
             return
-        self.attempt_ends = time.monotonic() + ATTEMPT
+        self.attempt_started = started = time.monotonic()
         try:
-            run_until(self.attempt_ends, lambda: self._attempt(envelopes),
+            run_until(started + ATTEMPT, lambda: self._attempt(envelopes),
                       f"publish {self.name}", then=self._close_if_abandoned)
         except Unfinished:
             self.abandoned = True
             self.cut()
             raise TimeoutError(f"no confirmation within {ATTEMPT:g}s (the whole attempt)") \
                 from None
+        finally:
+            self.attempt_started = None
 
     def _close_if_abandoned(self) -> None:
         if self.abandoned:
