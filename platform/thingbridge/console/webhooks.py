@@ -18,9 +18,8 @@ bp.add_app_template_global(webhook_endpoints.RECENT_DELIVERIES, "recent_deliveri
 
 @bp.route("/webhooks")
 def webhooks():
-    return render_template("console/webhooks.html",
-                           endpoints=list(webhook_endpoints.app_endpoints(g.app)),
-                           health=webhook_endpoints.delivery_health(g.app))
+    endpoints, health = webhook_endpoints.with_health(g.app)
+    return render_template("console/webhooks.html", endpoints=endpoints, health=health)
 
 
 @bp.route(f"/webhooks/<{ID}:webhook_id>")
@@ -33,8 +32,7 @@ def webhook(webhook_id):
     return render_template("console/webhook.html", endpoint=endpoint, status=status,
                            statuses=DELIVERY_STATUSES,
                            deliveries=webhook_endpoints.with_attempts(newest),
-                           health=webhook_endpoints.delivery_health(
-                               g.app, endpoint.id).get(endpoint.id, {}))
+                           health=webhook_endpoints.delivery_health(endpoint.id))
 
 
 @bp.route(f"/webhooks/<{ID}:webhook_id>/deliveries/<int:delivery_id>/redeliver",
