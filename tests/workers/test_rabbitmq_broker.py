@@ -30,7 +30,7 @@ def _platform(second_app, simulators, broker_url: str):
 
 
 def _connections(vhost: str) -> set[str]:
-    """The client ends (address:port) of RabbitMQ's connections to ``vhost``."""
+    """The client ports of RabbitMQ's connections to ``vhost`` (a new connection has a new one)."""
     listed = subprocess.run(["rabbitmqctl", "-q", "list_connections", "-p", vhost, "peer_port",
                              "--no-table-headers"], capture_output=True, text=True, timeout=60,
                             check=True).stdout
